@@ -1,0 +1,6 @@
+//! deliver-maildir: not written yet (stub).
+
+fn main() {
+    pipemail::exit::set_prog("deliver-maildir", false);
+    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+}

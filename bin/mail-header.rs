@@ -1,0 +1,6 @@
+//! mail-header: not written yet (stub).
+
+fn main() {
+    pipemail::exit::set_prog("mail-header", false);
+    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+}

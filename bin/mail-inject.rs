@@ -1,0 +1,6 @@
+//! mail-inject: not written yet (stub).
+
+fn main() {
+    pipemail::exit::set_prog("mail-inject", false);
+    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+}

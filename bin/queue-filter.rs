@@ -1,0 +1,6 @@
+//! queue-filter: not written yet (stub).
+
+fn main() {
+    pipemail::exit::set_prog("queue-filter", false);
+    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+}

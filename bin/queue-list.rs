@@ -1,0 +1,6 @@
+//! queue-list: not written yet (stub).
+
+fn main() {
+    pipemail::exit::set_prog("queue-list", false);
+    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+}

@@ -1,0 +1,6 @@
+//! queue-run: not written yet (stub).
+
+fn main() {
+    pipemail::exit::set_prog("queue-run", false);
+    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+}

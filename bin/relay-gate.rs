@@ -1,0 +1,6 @@
+//! relay-gate: not written yet (stub).
+
+fn main() {
+    pipemail::exit::set_prog("relay-gate", false);
+    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+}

@@ -1,0 +1,6 @@
+//! sendmail: not written yet (stub).
+
+fn main() {
+    pipemail::exit::set_prog("sendmail", false);
+    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+}

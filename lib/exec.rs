@@ -1,0 +1,58 @@
+//! Running other programs: finding a sibling pipemail program next to our
+//! own executable, chain-loading argv (exit 126/127 when exec fails), and
+//! naming replacements through the environment (`QMAILQUEUE`, ...).
+
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+/// The path of pipemail program `name`: the directory of our own
+/// executable, so a cargo tree and an installed tree both work.
+pub fn sibling(name: &str) -> PathBuf {
+    let dir = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.to_path_buf()));
+    match dir {
+        Some(d) => d.join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+/// `$VAR` when set and non-empty, else the sibling program `name`.
+pub fn program(var: &str, name: &str) -> PathBuf {
+    match std::env::var_os(var) {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => sibling(name),
+    }
+}
+
+fn cstrings(args: &[OsString]) -> io::Result<Vec<CString>> {
+    args.iter().map(|a| crate::sys::cstr(a.as_bytes())).collect()
+}
+
+/// execvp(argv). Returns only on failure, with the errno.
+pub fn exec(argv: &[OsString]) -> io::Error {
+    if argv.is_empty() {
+        return io::Error::from_raw_os_error(libc::EINVAL);
+    }
+    let c = match cstrings(argv) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let mut p: Vec<*const libc::c_char> = c.iter().map(|s| s.as_ptr()).collect();
+    p.push(std::ptr::null());
+    unsafe { libc::execvp(p[0], p.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// Chain-loads argv; on failure dies with 127 (not found) or 126.
+pub fn chain(argv: &[OsString]) -> ! {
+    let e = exec(argv);
+    let name = argv.first().map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+    let code = if e.kind() == io::ErrorKind::NotFound { crate::exit::EXEC_NOENT } else { crate::exit::EXEC_FAIL };
+    crate::exit::die_sys(code, &[b"unable to run ", &name], &e)
+}
+
+/// The rest of the command line as raw OsStrings (for chain-loaders).
+pub fn os_args(v: Vec<Vec<u8>>) -> Vec<OsString> {
+    v.into_iter().map(OsString::from_vec).collect()
+}

@@ -1,0 +1,111 @@
+//! Exit codes and the one-line diagnostics every program writes to fd 2.
+//!
+//! Grammar (skalibs/qmail): `PROG: fatal: unable to VERB OBJECT: errno text`.
+//! Per-connection programs call [`set_prog`] with `pid = true` so every line
+//! reads `PROG: pid N: LEVEL: ...`. Each line is one write(2).
+
+use std::io;
+use std::sync::OnceLock;
+
+pub const OK: i32 = 0;
+pub const STOP: i32 = 99;
+pub const PERM: i32 = 100;
+pub const TEMP: i32 = 111;
+pub const EXEC_FAIL: i32 = 126;
+pub const EXEC_NOENT: i32 = 127;
+
+static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// Names the program in every diagnostic; with `pid`, adds `pid N:`.
+pub fn set_prog(prog: &str, pid: bool) {
+    let mut p = prog.as_bytes().to_vec();
+    p.extend_from_slice(b": ");
+    if pid {
+        p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
+    }
+    let _ = PREFIX.set(p);
+}
+
+fn prefix() -> &'static [u8] {
+    PREFIX.get().map(|v| v.as_slice()).unwrap_or(b"pipemail: ")
+}
+
+/// One line to fd 2 in a single write: prefix, level, the parts, newline.
+/// Bytes that are not printable ASCII are escaped; the line is cut at 1000.
+pub fn log(level: &str, parts: &[&[u8]]) {
+    let mut line = Vec::with_capacity(128);
+    line.extend_from_slice(prefix());
+    line.extend_from_slice(level.as_bytes());
+    line.extend_from_slice(b": ");
+    for p in parts {
+        crate::log::escape_into(&mut line, p);
+    }
+    line.truncate(999);
+    line.push(b'\n');
+    crate::sys::write_all(2, &line).ok();
+}
+
+pub fn info(parts: &[&[u8]]) {
+    log("info", parts);
+}
+
+pub fn warn(parts: &[&[u8]]) {
+    log("warning", parts);
+}
+
+/// Writes `fatal: parts` and exits with `code`.
+pub fn die(code: i32, parts: &[&[u8]]) -> ! {
+    log("fatal", parts);
+    std::process::exit(code)
+}
+
+/// Writes `fatal: parts: errno text` and exits with `code`.
+pub fn die_sys(code: i32, parts: &[&[u8]], e: &io::Error) -> ! {
+    let t = errtext(e);
+    let mut v: Vec<&[u8]> = parts.to_vec();
+    v.push(b": ");
+    v.push(t.as_bytes());
+    die(code, &v)
+}
+
+/// `PROG: usage: USAGE` and exit 100.
+pub fn usage(text: &str) -> ! {
+    log("usage", &[text.as_bytes()]);
+    std::process::exit(PERM)
+}
+
+/// Lower-case errno text without Rust's " (os error N)" suffix.
+pub fn errtext(e: &io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
+        None => s,
+    }
+}
+
+/// qmail's error_temp: is this errno worth retrying?
+pub fn is_temp(e: &io::Error) -> bool {
+    match e.raw_os_error() {
+        Some(n) => !matches!(
+            n,
+            libc::ENOENT | libc::EACCES | libc::EPERM | libc::ENOTDIR | libc::EISDIR | libc::ELOOP
+                | libc::ENAMETOOLONG | libc::EINVAL | libc::ENOEXEC
+        ),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn errtext_is_lower_case_without_suffix() {
+        let e = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(errtext(&e), "no such file or directory");
+    }
+}
