@@ -13,3 +13,4 @@ pub mod parse;
 pub mod qq;
 pub mod queue;
 pub mod sys;
+pub mod users;

@@ -3,3 +3,11 @@
 
 mod common;
 mod inject;
+mod smtp;
+mod tcpserve;
+mod deliver;
+mod queuerun;
+mod remote;
+mod pop3;
+mod submit;
+mod imap;
