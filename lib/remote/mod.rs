@@ -315,7 +315,8 @@ fn session(
                 ]),
             ));
         }
-        let size = data.len() as u64;
+        // RFC 1870: CR LF counted, the final dot not.
+        let size = (data.len() - 3) as u64;
         if let Some(max) = ext.size.filter(|&m| m > 0 && size > m) {
             return Err((
                 b'D',

@@ -1,7 +1,8 @@
 //! Which addresses to try, in which order, for a host.
 //!
 //! control/smtproutes first: a relay named there is looked up by A/AAAA and
-//! tried as given (no MX, no loop check: the administrator asked for it,
+//! tried as given (no MX, no loop check: the administrator asked for it;
+//! a bare IP works as `[ip]` does;
 //! e.g. a content filter on 127.0.0.1:10025). Otherwise `[ip]` literals
 //! are used as they are and domains by MX: lowest preference first, random
 //! order among equal preferences, A then AAAA records of each exchanger;
@@ -94,7 +95,10 @@ pub fn targets(cfg: &Config, r: &Resolver, host: &[u8]) -> Result<(Vec<IpAddr>, 
     };
     let port = route.as_ref().and_then(|r| r.port).unwrap_or(cfg.port);
     if let Some(relay) = route.and_then(|r| r.relay) {
-        if let Some(ip) = literal(&relay) {
+        let bare = std::str::from_utf8(&relay)
+            .ok()
+            .and_then(|s| s.parse::<IpAddr>().ok());
+        if let Some(ip) = literal(&relay).or(bare) {
             return Ok((vec![ip], port));
         }
         return match addrs(r, &relay) {

@@ -93,9 +93,6 @@ impl Tcpto {
             .filter(|e| now.saturating_sub(e.time) < 86400)
             .collect();
         let old = v.iter().position(|e| e.ip == ip).map(|i| v.remove(i));
-        if !timed_out && old.is_none() {
-            return;
-        }
         if timed_out {
             let count = old.map(|e| e.count).unwrap_or(0) + 1;
             v.push(Entry {
@@ -106,7 +103,7 @@ impl Tcpto {
         }
         let skip = v.len().saturating_sub(MAX_LINES);
         let out = format(&v[skip..]);
-        if f.set_len(0).is_ok() && f.rewind().is_ok() {
+        if out != text && f.set_len(0).is_ok() && f.rewind().is_ok() {
             let _ = f.write_all(&out);
         }
     }
