@@ -189,6 +189,7 @@ enum Mode {
 struct Peer {
     port: u16,
     got: Arc<Mutex<Vec<u8>>>,
+    from: Arc<Mutex<Vec<std::net::IpAddr>>>,
 }
 
 fn peer(addr: &str, port: u16, mode: Mode) -> Option<Peer> {
@@ -196,14 +197,19 @@ fn peer(addr: &str, port: u16, mode: Mode) -> Option<Peer> {
     let port = l.local_addr().unwrap().port();
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
+    let from = Arc::new(Mutex::new(Vec::new()));
+    let f = from.clone();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(s) = s else { return };
+            if let Ok(a) = s.peer_addr() {
+                f.lock().unwrap().push(a.ip());
+            }
             let g = g.clone();
             std::thread::spawn(move || serve(s, mode, g));
         }
     });
-    Some(Peer { port, got })
+    Some(Peer { port, got, from })
 }
 
 fn serve(mut s: TcpStream, mode: Mode, got: Arc<Mutex<Vec<u8>>>) {
@@ -399,6 +405,14 @@ fn helo_fallback_and_usage() {
         "hSorry, the recipient address has bytes SMTP cannot carry. (#5.1.3)\n"
     );
     assert!(r[2].starts_with('K'));
+    // control/outgoingip: the source address
+    control(&h, "outgoingip", "127.0.0.5\n");
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    assert!(r[1].starts_with('K'));
+    assert_eq!(
+        p.from.lock().unwrap().last().unwrap().to_string(),
+        "127.0.0.5"
+    );
 }
 
 #[test]
