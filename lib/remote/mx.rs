@@ -48,8 +48,8 @@ pub fn order(mut mxs: Vec<(u16, Vec<u8>)>) -> Vec<(u16, Vec<u8>)> {
 }
 
 /// The addresses of `name`: A first (a broken IPv6 route costs a connect
-/// timeout; IPv4 rarely does), then AAAA. Err(true) when a lookup failed
-/// temporarily and nothing was found.
+/// timeout; IPv4 rarely does), then AAAA. When nothing is found: the
+/// temporary failure if a lookup had one, else the permanent one.
 fn addrs(r: &Resolver, name: &[u8]) -> Result<Vec<IpAddr>, Fail> {
     let mut v = Vec::new();
     let mut soft = None;
