@@ -6,11 +6,13 @@
 
 pub mod control;
 pub mod date;
+pub mod dns;
 pub mod exec;
 pub mod exit;
 pub mod log;
 pub mod parse;
 pub mod qq;
 pub mod queue;
+pub mod remote;
 pub mod sys;
 pub mod users;

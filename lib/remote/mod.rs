@@ -1,0 +1,482 @@
+//! Remote delivery: remote-send's logic (remote-send(8)).
+//!
+//! [`deliver`] takes the host, the envelope and the stored message and
+//! returns qmail-remote's report: one `r`/`h`/`s` record per recipient it
+//! got to, then one `K`/`Z`/`D` record for the message, each ending in NUL.
+//! It never fails: every problem is a `Z` or `D` record.
+
+pub mod ipme;
+pub mod message;
+pub mod mx;
+pub mod routes;
+pub mod smtp;
+pub mod tcpto;
+
+use crate::control;
+use smtp::{Conn, Ext, Reply};
+use std::net::IpAddr;
+
+/// The report being built.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub recips: Vec<(u8, Vec<u8>)>,
+    pub message: (u8, Vec<u8>),
+}
+
+impl Report {
+    fn done(letter: u8, text: Vec<u8>) -> Report {
+        Report {
+            recips: Vec::new(),
+            message: (letter, text),
+        }
+    }
+
+    /// The bytes written to fd 1.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (l, t) in self.recips.iter().chain(std::iter::once(&self.message)) {
+            out.push(*l);
+            out.extend(t.iter().map(|&c| if c == 0 { b'?' } else { c }));
+            out.push(0);
+        }
+        out
+    }
+}
+
+/// The settings remote-send reads (pipemail-control(5)).
+pub struct Config {
+    pub helo: Vec<u8>,
+    pub timeout_connect: u64,
+    pub timeout_remote: u64,
+    pub outgoing_ip: Option<IpAddr>,
+    pub routes: Vec<Vec<u8>>,
+    /// The port when smtproutes names none: `$SMTPPORT`, else 25.
+    pub port: u16,
+    pub ipme: ipme::IpMe,
+}
+
+impl Config {
+    pub fn load() -> Result<Config, control::ControlError> {
+        let me = control::me()?;
+        let ip = control::line("outgoingip", b"")?;
+        let outgoing_ip = if ip.is_empty() {
+            None
+        } else {
+            Some(
+                std::str::from_utf8(&ip)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| control::ControlError {
+                        file: control::path("control/outgoingip"),
+                        line: 1,
+                        what: "not an IP address".into(),
+                    })?,
+            )
+        };
+        let routes = control::lines("smtproutes")?.unwrap_or_default();
+        if let Err((n, why)) = routes::find(&routes, b"") {
+            return Err(control::ControlError {
+                file: control::path("control/smtproutes"),
+                line: n,
+                what: why.into(),
+            });
+        }
+        let port = std::env::var("SMTPPORT")
+            .ok()
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|&p| p > 0)
+            .unwrap_or(25);
+        Ok(Config {
+            helo: control::line("helohost", &me)?,
+            timeout_connect: control::number("timeoutconnect", 60)?.max(1),
+            timeout_remote: control::number("timeoutremote", 1200)?.max(1),
+            outgoing_ip,
+            routes,
+            port,
+            ipme: ipme::IpMe::load()?,
+        })
+    }
+}
+
+fn text(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// `(#x.y.z)`: the peer's enhanced code when it gave one, else `default`.
+fn status(r: &Reply, default: &[u8]) -> Vec<u8> {
+    let code = r.enhanced().unwrap_or_else(|| default.to_vec());
+    text(&[b" (#", &code, b")"])
+}
+
+/// Bytes an envelope address may not carry into an SMTP command.
+fn bad_addr(a: &[u8]) -> bool {
+    a.len() > crate::queue::MAX_ADDR
+        || a.iter()
+            .any(|&c| c < 0x20 || c == 0x7f || c == b'<' || c == b'>')
+}
+
+/// remote-send's whole job: the message from fd 0, the control files,
+/// the delivery. Problems before the delivery are `Z` reports.
+pub fn run(host: &[u8], sender: &[u8], recips: &[Vec<u8>]) -> Report {
+    let mut msg = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut msg) {
+        let t = format!(
+            "Unable to read the message: {}. (#4.3.0)\n",
+            crate::exit::errtext(&e)
+        );
+        return Report {
+            recips: Vec::new(),
+            message: (b'Z', t.into_bytes()),
+        };
+    }
+    let cfg = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            let t = [
+                &b"Unable to read control files: "[..],
+                &e.text(),
+                b". (#4.3.0)\n",
+            ]
+            .concat();
+            return Report {
+                recips: Vec::new(),
+                message: (b'Z', t),
+            };
+        }
+    };
+    deliver(
+        &cfg,
+        &crate::dns::Resolver::from_env(),
+        &host.to_ascii_lowercase(),
+        sender,
+        recips,
+        &msg,
+    )
+}
+
+/// Delivers `msg` (LF line ends, as stored) for `recips` to `host`.
+pub fn deliver(
+    cfg: &Config,
+    resolver: &crate::dns::Resolver,
+    host: &[u8],
+    sender: &[u8],
+    recips: &[Vec<u8>],
+    msg: &[u8],
+) -> Report {
+    if bad_addr(sender) {
+        return Report::done(
+            b'D',
+            b"Sorry, the sender address has bytes SMTP cannot carry. (#5.1.7)\n".to_vec(),
+        );
+    }
+    let (targets, port) = match mx::targets(cfg, resolver, host) {
+        Ok(t) => t,
+        Err((letter, t)) => return Report::done(letter, t),
+    };
+    let tcpto = tcpto::Tcpto::open();
+    let data = message::encode(msg);
+    let mut tried: Vec<u8> = Vec::new();
+    let mut greeting_failed = None;
+    let mut skipped = 0;
+    for ip in &targets {
+        let ip = *ip;
+        let ipt = ip.to_string().into_bytes();
+        if tcpto.skip(ip) {
+            skipped += 1;
+            continue;
+        }
+        let mut c = match Conn::connect(
+            ip,
+            port,
+            cfg.outgoing_ip,
+            cfg.timeout_connect,
+            cfg.timeout_remote,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    tcpto.record(ip, true);
+                }
+                tried.extend(text(&[
+                    &ipt,
+                    b": ",
+                    crate::exit::errtext(&e).as_bytes(),
+                    b"\n",
+                ]));
+                continue;
+            }
+        };
+        match c.reply() {
+            Ok(r) if r.class() == 2 => {
+                tcpto.record(ip, false);
+                return session(cfg, c, &ipt, sender, recips, msg, &data);
+            }
+            Ok(r) => {
+                let _ = c.send(b"QUIT\r\n");
+                greeting_failed = Some(text(&[
+                    b"Connected to ",
+                    &ipt,
+                    b" but greeting failed.",
+                    &status(&r, b"4.4.2"),
+                    b"\n",
+                    &r.said(),
+                ]));
+            }
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    tcpto.record(ip, true);
+                }
+                tried.extend(text(&[
+                    &ipt,
+                    b": no greeting: ",
+                    crate::exit::errtext(&e).as_bytes(),
+                    b"\n",
+                ]));
+            }
+        }
+    }
+    if let Some(t) = greeting_failed {
+        return Report::done(b'Z', t);
+    }
+    let mut t = b"Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n".to_vec();
+    t.extend_from_slice(&tried);
+    if skipped > 0 {
+        t.extend(text(&[
+            &crate::parse::fmt(skipped),
+            b" address(es) skipped: they timed out recently (queue/tcpto).\n",
+        ]));
+    }
+    Report::done(b'Z', t)
+}
+
+/// After a 2xx greeting: EHLO/HELO, the transaction, QUIT.
+fn session(
+    cfg: &Config,
+    mut c: Conn,
+    ip: &[u8],
+    sender: &[u8],
+    recips: &[Vec<u8>],
+    msg: &[u8],
+    data: &[u8],
+) -> Report {
+    let mut rep = Report::default();
+    let died = |dot: bool, what: &[u8], e: &std::io::Error| {
+        let dup: &[u8] = if dot { b" Possible duplicate!" } else { b"" };
+        let why = crate::exit::errtext(e);
+        (
+            b'Z',
+            text(&[
+                b"Connected to ",
+                ip,
+                b" but connection died.",
+                dup,
+                b" (#4.4.2)\n",
+                what,
+                b": ",
+                why.as_bytes(),
+                b"\n",
+            ]),
+        )
+    };
+    let result = (|| -> Result<(u8, Vec<u8>), (u8, Vec<u8>)> {
+        let io = |what: &'static [u8]| move |e: std::io::Error| died(false, what, &e);
+        c.send(&text(&[b"EHLO ", &cfg.helo, b"\r\n"]))
+            .map_err(io(b"sending EHLO"))?;
+        let r = c.reply().map_err(io(b"reading the reply to EHLO"))?;
+        let ext = if r.class() == 2 {
+            Ext::parse(&r)
+        } else {
+            c.send(&text(&[b"HELO ", &cfg.helo, b"\r\n"]))
+                .map_err(io(b"sending HELO"))?;
+            let r = c.reply().map_err(io(b"reading the reply to HELO"))?;
+            if r.class() != 2 {
+                return Err((
+                    b'Z',
+                    text(&[
+                        b"Connected to ",
+                        ip,
+                        b" but my name was rejected.",
+                        &status(&r, b"4.3.0"),
+                        b"\n",
+                        &r.said(),
+                    ]),
+                ));
+            }
+            Ext::default()
+        };
+        let utf8 = !sender.is_ascii() || recips.iter().any(|r| !r.is_ascii());
+        if utf8 && !ext.smtputf8 {
+            return Err((
+                b'D',
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but it does not offer SMTPUTF8, which the addresses need. (#5.6.7)\n",
+                ]),
+            ));
+        }
+        // RFC 1870: CR LF counted, the final dot not.
+        let size = (data.len() - 3) as u64;
+        if let Some(max) = ext.size.filter(|&m| m > 0 && size > m) {
+            return Err((
+                b'D',
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but the message is too big for it: it takes ",
+                    &crate::parse::fmt(max),
+                    b" bytes, the message has ",
+                    &crate::parse::fmt(size),
+                    b". (#5.3.4)\n",
+                ]),
+            ));
+        }
+        let mut mail = text(&[b"MAIL FROM:<", sender, b">"]);
+        if ext.size.is_some() {
+            mail.extend(text(&[b" SIZE=", &crate::parse::fmt(size)]));
+        }
+        if ext.eightbit && message::is_8bit(msg) {
+            mail.extend_from_slice(b" BODY=8BITMIME");
+        }
+        if utf8 {
+            mail.extend_from_slice(b" SMTPUTF8");
+        }
+        mail.extend_from_slice(b"\r\n");
+        let rcpts: Vec<Vec<u8>> = recips
+            .iter()
+            .map(|r| text(&[b"RCPT TO:<", r, b">\r\n"]))
+            .collect();
+        let ok_rcpt: Vec<bool> = recips.iter().map(|r| !bad_addr(r)).collect();
+        // MAIL
+        if ext.pipelining {
+            let mut all = mail.clone();
+            for (cmd, ok) in rcpts.iter().zip(&ok_rcpt) {
+                if *ok {
+                    all.extend_from_slice(cmd);
+                }
+            }
+            all.extend_from_slice(b"DATA\r\n");
+            c.send(&all).map_err(io(b"sending MAIL, RCPT and DATA"))?;
+        } else {
+            c.send(&mail).map_err(io(b"sending MAIL"))?;
+        }
+        let r = c.reply().map_err(io(b"reading the reply to MAIL"))?;
+        if r.class() != 2 {
+            let (l, d): (u8, &[u8]) = if r.class() == 5 {
+                (b'D', b"5.1.7")
+            } else {
+                (b'Z', b"4.1.7")
+            };
+            return Err((
+                l,
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but sender was rejected.",
+                    &status(&r, d),
+                    b"\n",
+                    &r.said(),
+                ]),
+            ));
+        }
+        // RCPT, one record per recipient in argv order.
+        let mut accepted = 0;
+        for (i, cmd) in rcpts.iter().enumerate() {
+            if !ok_rcpt[i] {
+                rep.recips.push((
+                    b'h',
+                    b"Sorry, the recipient address has bytes SMTP cannot carry. (#5.1.3)\n"
+                        .to_vec(),
+                ));
+                continue;
+            }
+            if !ext.pipelining {
+                c.send(cmd).map_err(io(b"sending RCPT"))?;
+            }
+            let r = c.reply().map_err(io(b"reading the reply to RCPT"))?;
+            if r.class() == 2 {
+                accepted += 1;
+                rep.recips.push((b'r', Vec::new()));
+            } else {
+                let (l, d): (u8, &[u8]) = if r.class() == 5 {
+                    (b'h', b"5.1.1")
+                } else {
+                    (b's', b"4.0.0")
+                };
+                rep.recips.push((
+                    l,
+                    text(&[
+                        ip,
+                        b" does not like recipient.",
+                        &status(&r, d),
+                        b"\n",
+                        &r.said(),
+                    ]),
+                ));
+            }
+        }
+        // DATA
+        if !ext.pipelining {
+            if accepted == 0 {
+                return Err((b'D', text(&[b"Giving up on ", ip, b".\n"])));
+            }
+            c.send(b"DATA\r\n").map_err(io(b"sending DATA"))?;
+        }
+        let r = c.reply().map_err(io(b"reading the reply to DATA"))?;
+        if accepted == 0 {
+            if r.class() == 3 {
+                let _ = c.send(b".\r\n").and_then(|_| c.reply().map(|_| ()));
+            }
+            return Err((b'D', text(&[b"Giving up on ", ip, b".\n"])));
+        }
+        if r.class() != 3 {
+            let (l, d): (u8, &[u8]) = if r.class() == 5 {
+                (b'D', b"5.0.0")
+            } else {
+                (b'Z', b"4.0.0")
+            };
+            return Err((
+                l,
+                text(&[
+                    ip,
+                    b" failed on DATA command.",
+                    &status(&r, d),
+                    b"\n",
+                    &r.said(),
+                ]),
+            ));
+        }
+        c.send(data).map_err(io(b"sending the message"))?;
+        let r = c
+            .reply()
+            .map_err(|e| died(true, b"reading the reply to the message", &e))?;
+        match r.class() {
+            2 => Ok((b'K', text(&[ip, b" accepted message.\n", &r.said()]))),
+            5 => Err((
+                b'D',
+                text(&[
+                    ip,
+                    b" failed after I sent the message.",
+                    &status(&r, b"5.0.0"),
+                    b"\n",
+                    &r.said(),
+                ]),
+            )),
+            _ => Err((
+                b'Z',
+                text(&[
+                    ip,
+                    b" failed after I sent the message.",
+                    &status(&r, b"4.0.0"),
+                    b"\n",
+                    &r.said(),
+                ]),
+            )),
+        }
+    })();
+    let _ = c.send(b"QUIT\r\n");
+    rep.message = match result {
+        Ok(m) | Err(m) => m,
+    };
+    rep
+}

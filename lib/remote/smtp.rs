@@ -1,0 +1,279 @@
+//! The client side of one SMTP connection: connect with a timeout (and an
+//! optional source address), send bytes, read replies (multi-line, limited),
+//! and what EHLO offered.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+const MAX_LINE: usize = 2048;
+const MAX_LINES: usize = 100;
+
+/// One reply: its code (0 when the peer's text has none) and its lines,
+/// without CR LF.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<Vec<u8>>,
+}
+
+impl Reply {
+    pub fn class(&self) -> u16 {
+        self.code / 100
+    }
+
+    /// The enhanced status code (RFC 3463) of the first line, when it has
+    /// one whose class matches the reply code: `5.1.1`.
+    pub fn enhanced(&self) -> Option<Vec<u8>> {
+        let l = self.lines.first()?;
+        let rest = l.get(4..)?;
+        let end = rest.iter().position(|&c| c == b' ').unwrap_or(rest.len());
+        let code = &rest[..end];
+        let parts: Vec<&[u8]> = code.split(|&c| c == b'.').collect();
+        let ok = parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.len() <= 3 && p.iter().all(u8::is_ascii_digit))
+            && parts[0].len() == 1
+            && (parts[0][0] - b'0') as u16 == self.class();
+        ok.then(|| code.to_vec())
+    }
+
+    /// `Remote host said: LINE\nLINE\n...`, control bytes as `?`.
+    pub fn said(&self) -> Vec<u8> {
+        let mut out = b"Remote host said: ".to_vec();
+        for l in &self.lines {
+            out.extend(
+                l.iter()
+                    .take(512)
+                    .map(|&c| if c < 0x20 || c == 0x7f { b'?' } else { c }),
+            );
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
+/// What the peer's EHLO reply offered.
+#[derive(Debug, Default, Clone)]
+pub struct Ext {
+    pub pipelining: bool,
+    pub size: Option<u64>,
+    pub eightbit: bool,
+    pub smtputf8: bool,
+}
+
+impl Ext {
+    pub fn parse(r: &Reply) -> Ext {
+        let mut e = Ext::default();
+        for l in r.lines.iter().skip(1) {
+            let kw = l.get(4..).unwrap_or(b"");
+            let mut w = kw.split(|&c| c == b' ');
+            let name = w.next().unwrap_or(b"").to_ascii_uppercase();
+            match &name[..] {
+                b"PIPELINING" => e.pipelining = true,
+                b"8BITMIME" => e.eightbit = true,
+                b"SMTPUTF8" => e.smtputf8 = true,
+                b"SIZE" => e.size = Some(w.next().and_then(crate::parse::number).unwrap_or(0)),
+                _ => {}
+            }
+        }
+        e
+    }
+}
+
+pub struct Conn {
+    fd: i32,
+    buf: Vec<u8>,
+    timeout: u64,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        crate::sys::close(self.fd);
+    }
+}
+
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(v) => {
+            let s = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            s.sin_family = libc::AF_INET as libc::sa_family_t;
+            s.sin_port = v.port().to_be();
+            s.sin_addr.s_addr = u32::from_ne_bytes(v.ip().octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v) => {
+            let s = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            s.sin6_port = v.port().to_be();
+            s.sin6_addr.s6_addr = v.ip().octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+impl Conn {
+    /// Connects to `ip:port` within `connect_timeout` seconds, from `bind`
+    /// when it is of the same family. Replies are awaited `timeout` seconds.
+    pub fn connect(
+        ip: IpAddr,
+        port: u16,
+        bind: Option<IpAddr>,
+        connect_timeout: u64,
+        timeout: u64,
+    ) -> io::Result<Conn> {
+        use crate::sys::cvt;
+        let fam = if ip.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        let fd = cvt(unsafe {
+            libc::socket(
+                fam,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        })?;
+        let c = Conn {
+            fd,
+            buf: Vec::new(),
+            timeout,
+        };
+        if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
+            let (ss, len) = sockaddr(SocketAddr::new(b, 0));
+            cvt(unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) })?;
+        }
+        let (ss, len) = sockaddr(SocketAddr::new(ip, port));
+        if unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(e);
+            }
+            if !crate::sys::wait_fd(fd, true, connect_timeout)? {
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+            let mut err: libc::c_int = 0;
+            let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            cvt(unsafe {
+                libc::getsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_ERROR,
+                    &mut err as *mut _ as *mut libc::c_void,
+                    &mut l,
+                )
+            })?;
+            if err != 0 {
+                return Err(io::Error::from_raw_os_error(err));
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn send(&mut self, b: &[u8]) -> io::Result<()> {
+        crate::sys::write_timeout(self.fd, b, self.timeout)
+    }
+
+    fn line(&mut self) -> io::Result<Vec<u8>> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf) {
+                let mut l: Vec<u8> = self.buf.drain(..=i).collect();
+                l.pop();
+                if l.last() == Some(&b'\r') {
+                    l.pop();
+                }
+                return Ok(l);
+            }
+            if self.buf.len() > MAX_LINE {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "reply line too long",
+                ));
+            }
+            let mut chunk = [0u8; 4096];
+            let n = match crate::sys::read_timeout(self.fd, &mut chunk, self.timeout) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => r?,
+            };
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Reads one reply (all its lines).
+    pub fn reply(&mut self) -> io::Result<Reply> {
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line()?;
+            let code = match l.get(..3) {
+                Some(d) if d.iter().all(u8::is_ascii_digit) && (b'2'..=b'5').contains(&d[0]) => {
+                    crate::parse::number(d).unwrap_or(0) as u16
+                }
+                _ => 0,
+            };
+            let more = l.get(3) == Some(&b'-') && code != 0;
+            lines.push(l);
+            if !more || lines.len() >= MAX_LINES {
+                let first = lines[0]
+                    .get(..3)
+                    .and_then(crate::parse::number)
+                    .unwrap_or(0) as u16;
+                let code = if (200..600).contains(&first) {
+                    first
+                } else {
+                    0
+                };
+                return Ok(Reply { code, lines });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn r(code: u16, lines: &[&str]) -> Reply {
+        Reply {
+            code,
+            lines: lines.iter().map(|l| l.as_bytes().to_vec()).collect(),
+        }
+    }
+    #[test]
+    fn enhanced_codes() {
+        assert_eq!(
+            r(550, &["550 5.1.1 no such user"]).enhanced(),
+            Some(b"5.1.1".to_vec())
+        );
+        assert_eq!(r(550, &["550 4.1.1 wrong class"]).enhanced(), None);
+        assert_eq!(r(550, &["550 no code"]).enhanced(), None);
+        assert_eq!(r(451, &["451 4.3.0"]).enhanced(), Some(b"4.3.0".to_vec()));
+        assert_eq!(
+            r(550, &["550-5.7.1 a\x01", "550 b"]).said(),
+            b"Remote host said: 550-5.7.1 a?\n550 b\n"
+        );
+    }
+    #[test]
+    fn ehlo_keywords() {
+        let e = Ext::parse(&r(
+            250,
+            &[
+                "250-mx hello",
+                "250-PIPELINING",
+                "250-SIZE 1000",
+                "250-8bitmime",
+                "250 SMTPUTF8",
+            ],
+        ));
+        assert!(e.pipelining && e.eightbit && e.smtputf8);
+        assert_eq!(e.size, Some(1000));
+        assert_eq!(Ext::parse(&r(250, &["250 hi"])).size, None);
+    }
+}
