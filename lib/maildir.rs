@@ -47,6 +47,7 @@ impl Sizes {
 }
 
 /// The name in new/ for a message.
+#[allow(clippy::too_many_arguments)]
 pub fn unique_name(
     secs: u64,
     usec: u64,

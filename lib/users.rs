@@ -201,10 +201,10 @@ impl Assign {
 /// users/assign of the current home, read once per process.
 static ASSIGN: Mutex<Option<(PathBuf, Arc<Assign>)>> = Mutex::new(None);
 
-/// users/assign under the current home, cached after the first read
-/// (re-read only when `$PIPEMAIL_HOME` names another directory).
-pub fn assign() -> Result<Arc<Assign>, ControlError> {
-    let file = crate::control::path("users/assign");
+/// users/assign under `home`, cached after the first read (re-read only
+/// when asked for another home).
+pub fn assign(home: &Path) -> Result<Arc<Assign>, ControlError> {
+    let file = home.join("users/assign");
     let mut g = ASSIGN.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((f, a)) = g.as_ref() {
         if *f == file {
@@ -281,8 +281,8 @@ pub fn system_account(local: &[u8]) -> Result<Option<Account>, ControlError> {
 
 /// The alias user: home `$PIPEMAIL_HOME/alias`, the owner's uid and gid,
 /// dash `-`, ext = the whole local part. Ok(None) without an alias/ dir.
-pub fn alias_account(local: &[u8]) -> Result<Option<Account>, ControlError> {
-    let home = crate::control::path("alias");
+pub fn alias_account(pmhome: &Path, local: &[u8]) -> Result<Option<Account>, ControlError> {
+    let home = pmhome.join("alias");
     match std::fs::metadata(&home) {
         Ok(m) if m.is_dir() => Ok(Some(Account {
             user: b"alias".to_vec(),
@@ -302,16 +302,21 @@ pub fn alias_account(local: &[u8]) -> Result<Option<Account>, ControlError> {
 /// system accounts, then the alias user. Ok(None): nobody takes it
 /// (an empty local part, or no alias/ directory).
 pub fn lookup(local: &[u8]) -> Result<Option<Account>, ControlError> {
+    lookup_in(&crate::control::home(), local)
+}
+
+/// [`lookup`] under the pipemail home `home`.
+pub fn lookup_in(home: &Path, local: &[u8]) -> Result<Option<Account>, ControlError> {
     if local.is_empty() {
         return Ok(None);
     }
-    if let Some(a) = assign()?.find(local) {
+    if let Some(a) = assign(home)?.find(local) {
         return Ok(Some(a));
     }
     if let Some(a) = system_account(local)? {
         return Ok(Some(a));
     }
-    alias_account(local)
+    alias_account(home, local)
 }
 
 /// Whether a local address would be accepted by deliver-local (an account,
@@ -323,8 +328,13 @@ pub fn lookup(local: &[u8]) -> Result<Option<Account>, ControlError> {
 /// may not look into the home (EACCES), the answer is yes: deliver-local
 /// decides later.
 pub fn recipient_exists(local: &[u8], domain: &[u8]) -> Result<bool, ControlError> {
+    recipient_exists_in(&crate::control::home(), local, domain)
+}
+
+/// [`recipient_exists`] under the pipemail home `home`.
+pub fn recipient_exists_in(home: &Path, local: &[u8], domain: &[u8]) -> Result<bool, ControlError> {
     let _ = domain;
-    let Some(a) = lookup(local)? else {
+    let Some(a) = lookup_in(home, local)? else {
         return Ok(false);
     };
     if a.dash.is_empty() {

@@ -181,9 +181,19 @@ fn numbered(env: &mut Vec<(Vec<u8>, Vec<u8>)>, host: &[u8], ext: &[u8]) {
     }
 }
 
+/// A dot-file found for an address.
+struct DotFile {
+    name: Vec<u8>,
+    /// What `default` stood for, when a -default form matched.
+    default: Option<Vec<u8>>,
+    text: Vec<u8>,
+    /// The user-execute bit: forwards only.
+    xbit: bool,
+}
+
 /// Opens the first dot-file that exists. Ok(None): none does.
 /// Err: unreadable, or group/world-writable (temporary, #4.7.0).
-fn find_dotfile(a: &Account) -> Result<Option<(Vec<u8>, Option<Vec<u8>>, Vec<u8>, bool)>, Fail> {
+fn find_dotfile(a: &Account) -> Result<Option<DotFile>, Fail> {
     for (name, def) in dotqmail::candidates(&a.dash, &a.ext) {
         let p = Path::new(OsStr::from_bytes(&name));
         let f = match std::fs::File::open(p) {
@@ -214,7 +224,12 @@ fn find_dotfile(a: &Account) -> Result<Option<(Vec<u8>, Option<Vec<u8>>, Vec<u8>
         if text.len() > dotqmail::MAX_FILE {
             return Err(Fail::temp(b"Uh-oh: .qmail file is too big. (#4.7.0)"));
         }
-        return Ok(Some((name, def, text, m.mode() & 0o100 != 0)));
+        return Ok(Some(DotFile {
+            name,
+            default: def,
+            text,
+            xbit: m.mode() & 0o100 != 0,
+        }));
     }
     Ok(None)
 }
@@ -369,6 +384,27 @@ fn new_sender(sender: &[u8], local: &[u8], domain: &[u8], dotfile: Option<&[u8]>
         }
     }
     sender.to_vec()
+}
+
+/// `value` ending in exactly one newline (an empty value stays empty).
+pub fn line_end(mut v: Vec<u8>) -> Vec<u8> {
+    if !v.is_empty() && !v.ends_with(b"\n") {
+        v.push(b'\n');
+    }
+    v
+}
+
+/// The values of the environment variables `names` (as deliver-local sets
+/// RPLINE, DTLINE), each ending in a newline; unset ones add nothing.
+pub fn env_lines(names: &[&str]) -> Vec<u8> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut v = Vec::new();
+    for n in names {
+        if let Some(x) = std::env::var_os(n) {
+            v.extend_from_slice(&line_end(x.into_vec()));
+        }
+    }
+    v
 }
 
 #[cfg(test)]
