@@ -295,13 +295,13 @@ fn run(sender: &[u8], recipient: &[u8]) -> Result<Vec<u8>, Fail> {
     }
     let now = crate::sys::now();
     let (instrs, default_part, found) = match find_dotfile(&a)? {
-        Some((name, def, text, xbit)) => {
-            let i = if text.is_empty() {
+        Some(d) => {
+            let i = if d.text.is_empty() {
                 dotqmail::parse(&default_delivery, false)?
             } else {
-                dotqmail::parse(&text, xbit)?
+                dotqmail::parse(&d.text, d.xbit)?
             };
-            (i, def, Some(name))
+            (i, d.default, Some(d.name))
         }
         None if !a.dash.is_empty() => {
             return Err(Fail::perm(b"Sorry, no mailbox here by that name. (#5.1.1)"))
