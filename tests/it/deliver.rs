@@ -924,7 +924,7 @@ fn lookup_and_recipient_exists() {
     put(&t.home.join("alias/.qmail-default"), b"./Maildir/\n", 0o644);
     assert!(ex("nosuch"));
     assert!(
-        ex("joe-zzz") == false,
+        !ex("joe-zzz"),
         "joe's own -default decides, not the alias user's"
     );
     // A malformed users/assign is an error naming the file and line.
