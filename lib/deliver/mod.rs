@@ -237,6 +237,10 @@ fn find_dotfile(a: &Account) -> Result<Option<DotFile>, Fail> {
 /// The in-process deliver-local: delivers the message on fd 0 to
 /// `recipient` (`local@domain`, after routing) from `sender`.
 /// Returns the exit code (0, 100, 111) and the one-line report.
+///
+/// It changes the calling process for good (uid and gid when root, the
+/// working directory, fd 0 when that is a pipe, SIGXFSZ ignored): call it
+/// in a child that exits with the returned code, as local-spawn does.
 pub fn deliver_local(sender: &[u8], recipient: &[u8]) -> (i32, Vec<u8>) {
     match run(sender, recipient) {
         Ok(r) => (crate::exit::OK, r),
