@@ -37,6 +37,22 @@ fn put(p: &Path, text: &[u8], mode: u32) {
     chown(p);
 }
 
+/// Writes an executable script from a child process (bin() joins an absolute path as is), so no fd of ours
+/// open for writing can leak into a concurrent fork (ETXTBSY at exec).
+fn put_script(p: &Path, text: &[u8]) {
+    let o = run(
+        "/bin/sh",
+        &[
+            "-c",
+            "cat > \"$0\" && chmod 755 \"$0\"",
+            p.to_str().unwrap(),
+        ],
+        &[],
+        text,
+    );
+    assert!(o.status.success(), "{:?}", o);
+}
+
 fn maildir(p: &Path) {
     for d in ["", "tmp", "new", "cur"] {
         let x = p.join(d);
@@ -380,7 +396,7 @@ fn forward_program_through_qmailqueue() {
         "#!/bin/sh\ncat > {d}/msg\nexec cat 0<&1 > {d}/env\n",
         d = d.display()
     );
-    put(&script, text.as_bytes(), 0o755);
+    put_script(&script, text.as_bytes());
     let qq = script.to_str().unwrap();
     let o = run(
         "forward",
@@ -417,7 +433,7 @@ fn forward_program_through_qmailqueue() {
     );
     assert_eq!(std::fs::read(d.join("msg")).unwrap(), b"b2\n");
     // The queue's verdict: 11..40 permanent, others temporary.
-    put(&script, b"#!/bin/sh\ncat >/dev/null\nexit 31\n", 0o755);
+    put_script(&script, b"#!/bin/sh\ncat >/dev/null\nexit 31\n");
     assert_eq!(
         run(
             "forward",
@@ -429,7 +445,7 @@ fn forward_program_through_qmailqueue() {
         .code(),
         Some(100)
     );
-    put(&script, b"#!/bin/sh\ncat >/dev/null\nexit 53\n", 0o755);
+    put_script(&script, b"#!/bin/sh\ncat >/dev/null\nexit 53\n");
     assert_eq!(
         run(
             "forward",
