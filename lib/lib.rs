@@ -6,10 +6,13 @@
 
 pub mod control;
 pub mod date;
+pub mod deliver;
 pub mod dns;
 pub mod exec;
 pub mod exit;
 pub mod log;
+pub mod maildir;
+pub mod mbox;
 pub mod parse;
 pub mod qq;
 pub mod queue;
