@@ -120,6 +120,16 @@ mod tests {
         assert!(!verify(b"pw two", &h));
     }
     #[test]
+    fn bcrypt_and_yescrypt_settings() {
+        for prefix in [&b"$2b$"[..], b"$y$", b"$6$"] {
+            let s = gensalt(prefix).unwrap();
+            let h = hash_with(b"pw", &s).unwrap();
+            assert!(h.starts_with(prefix));
+            assert!(verify(b"pw", &h));
+            assert!(!verify(b"pW", &h));
+        }
+    }
+    #[test]
     fn constant_time_equality() {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
