@@ -139,7 +139,7 @@ pub fn scan(md: &Path) -> io::Result<Vec<Msg>> {
             });
         }
     }
-    v.sort_by(|a, b| (stamp(a.uid()), a.uid()).cmp(&(stamp(b.uid()), b.uid())));
+    v.sort_by_cached_key(|m| (stamp(m.uid()), m.uid().to_vec()));
     let mut cache: Option<HashMap<Vec<u8>, u64>> = None;
     let mut fresh = HashMap::new();
     let mut changed = false;
@@ -255,11 +255,12 @@ pub fn seen_name(name: &[u8]) -> Vec<u8> {
 /// deletions failed.
 pub fn update(md: &Path, msgs: &[Msg]) -> usize {
     let mut failed = 0;
+    let mut changed = false;
     for m in msgs {
         let from = m.path(md);
         if m.deleted {
             match std::fs::remove_file(&from) {
-                Ok(()) => {}
+                Ok(()) => changed = true,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     failed += 1;
@@ -287,10 +288,13 @@ pub fn update(md: &Path, msgs: &[Msg]) -> usize {
         if !m.new && to == m.name {
             continue;
         }
-        let _ = std::fs::rename(&from, md.join("cur").join(std::ffi::OsStr::from_bytes(&to)));
+        changed |=
+            std::fs::rename(&from, md.join("cur").join(std::ffi::OsStr::from_bytes(&to))).is_ok();
     }
-    for d in ["new", "cur"] {
-        let _ = crate::sys::fsync_dir(&md.join(d));
+    if changed {
+        for d in ["new", "cur"] {
+            let _ = crate::sys::fsync_dir(&md.join(d));
+        }
     }
     failed
 }
