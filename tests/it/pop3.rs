@@ -791,3 +791,57 @@ fn pop3d_lists_many_messages_fast() {
     ));
     assert!(el < std::time::Duration::from_secs(3), "{:?}", el);
 }
+
+#[test]
+fn pop3_over_tcp_with_fetchmail() {
+    if Command::new("fetchmail")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("fetchmail missing: skipping");
+        return;
+    }
+    let uh = user_home("p3fm");
+    let md = uh.join("Maildir");
+    put(&md, "new", N1, M1);
+    let h = auth_home("p3fm", &uh);
+    let Some(srv) = serve(&h) else { return };
+    let dir = uh.parent().unwrap();
+    let out = dir.join("fetched");
+    let rc = dir.join("fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "poll 127.0.0.1 service {} protocol pop3 user \"ann\" password \"pw one\" sslproto \"\" mda \"cat > {}\" no keep\n",
+            srv.port,
+            out.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = Command::new("fetchmail")
+        .arg("-f")
+        .arg(&rc)
+        .args(["--nosyslog", "--timeout", "10"])
+        .env("FETCHMAILHOME", dir)
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // fetchmail adds its Received: line and hands LF lines to the MDA.
+    let got = std::fs::read(&out).unwrap();
+    assert!(got.ends_with(M1), "{}", String::from_utf8_lossy(&got));
+    assert!(got.starts_with(b"Received: "));
+    assert_eq!(crate::common::files(&md.join("new")), Vec::<String>::new());
+    assert_eq!(crate::common::files(&md.join("cur")), Vec::<String>::new());
+    drop(srv);
+}
