@@ -4,6 +4,7 @@
 //! dates, running programs, and the queue's submission side. Each protocol
 //! or delivery area has its own module below.
 
+pub mod auth;
 pub mod control;
 pub mod date;
 pub mod deliver;
@@ -14,6 +15,7 @@ pub mod log;
 pub mod maildir;
 pub mod mbox;
 pub mod parse;
+pub mod pop3;
 pub mod qq;
 pub mod queue;
 pub mod remote;
