@@ -56,8 +56,10 @@ pub fn clean(b: &[u8]) -> Vec<u8> {
 
 /// The exit code for a refusal: 82 with `D`/`Z` text on fd 6 when there is
 /// text and fd 6 takes it, else `fallback` (31 or 71).
-pub fn refuse(perm: bool, text: &[u8], fallback: i32) -> i32 {
-    if text.is_empty() {
+/// `fd6` says whether descriptor 6 was open when we started (else a file
+/// of ours may have taken its number).
+pub fn refuse(fd6: bool, perm: bool, text: &[u8], fallback: i32) -> i32 {
+    if text.is_empty() || !fd6 {
         return fallback;
     }
     let mut v = vec![if perm { b'D' } else { b'Z' }];
@@ -89,9 +91,9 @@ fn temp_file() -> io::Result<File> {
     Ok(f)
 }
 
-fn temp(text: &str, code: i32) -> i32 {
+fn temp(fd6: bool, text: &str, code: i32) -> i32 {
     crate::exit::warn(&[text.as_bytes()]);
-    refuse(false, format!("{} (#4.3.0)", text).as_bytes(), code)
+    refuse(fd6, false, format!("{} (#4.3.0)", text).as_bytes(), code)
 }
 
 /// Reads fd 1 up to the end of a well-formed envelope. Err is an exit code.
@@ -120,9 +122,9 @@ fn read_envelope() -> Result<Vec<u8>, i32> {
 /// The whole program; returns the exit code.
 pub fn run() -> i32 {
     // Our fd 6 is for our caller only, never for the filter.
-    let _ = crate::sys::set_cloexec(6, true);
+    let fd6 = crate::sys::set_cloexec(6, true).is_ok();
     let Some(cmd) = std::env::var_os("QUEUE_FILTER").filter(|c| !c.is_empty()) else {
-        return temp("QUEUE_FILTER is not set", 55);
+        return temp(fd6, "QUEUE_FILTER is not set", 55);
     };
     let next = std::env::var_os("QUEUE_FILTER_NEXT").filter(|c| !c.is_empty());
     // Neither the filter nor the next program may loop back into us.
@@ -132,7 +134,7 @@ pub fn run() -> i32 {
 
     let (mut msg, mut out, mut err) = match (temp_file(), temp_file(), temp_file()) {
         (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        _ => return temp("unable to create a temporary file", 53),
+        _ => return temp(fd6, "unable to create a temporary file", 53),
     };
     let mut buf = vec![0u8; 65536];
     loop {
@@ -140,7 +142,7 @@ pub fn run() -> i32 {
             Ok(0) => break,
             Ok(n) => {
                 if msg.write_all(&buf[..n]).is_err() {
-                    return temp("unable to write a temporary file", 53);
+                    return temp(fd6, "unable to write a temporary file", 53);
                 }
             }
             Err(_) => return crate::queue::code::READ,
@@ -155,9 +157,11 @@ pub fn run() -> i32 {
         recipients: vec![],
     });
     let mut rcpts = Vec::new();
-    for r in &env.recipients {
+    for (i, r) in env.recipients.iter().enumerate() {
+        if i > 0 {
+            rcpts.push(b'\n');
+        }
         rcpts.extend_from_slice(r);
-        rcpts.push(b'\n');
     }
     use std::os::unix::ffi::OsStringExt;
     let mut spawn = || -> io::Result<std::process::ExitStatus> {
@@ -174,7 +178,7 @@ pub fn run() -> i32 {
     };
     let status = match spawn() {
         Ok(s) => s,
-        Err(_) => return temp("unable to run the filter", 71),
+        Err(_) => return temp(fd6, "unable to run the filter", 71),
     };
     let mut said = Vec::new();
     let _ = err
@@ -189,7 +193,7 @@ pub fn run() -> i32 {
         }
         Verdict::Perm(t) => {
             crate::exit::info(&[b"filter rejected the message permanently: ", &t]);
-            return refuse(true, &t, 31);
+            return refuse(fd6, true, &t, 31);
         }
         Verdict::Temp(t) => {
             let how = match (code, status.signal()) {
@@ -197,15 +201,15 @@ pub fn run() -> i32 {
                 (None, Some(s)) => format!("filter killed by signal {}: ", s),
                 _ => "filter failed: ".to_string(),
             };
-            crate::exit::warn(&[how.as_bytes(), &t]);
-            return refuse(false, &t, 71);
+            crate::exit::warn(&[how.as_bytes(), if t.is_empty() { b"no text" } else { &t }]);
+            return refuse(fd6, false, &t, 71);
         }
     }
     if out.seek(SeekFrom::End(0)).unwrap_or(0) == 0 {
-        return temp("the filter wrote no message", 71);
+        return temp(fd6, "the filter wrote no message", 71);
     }
     if out.seek(SeekFrom::Start(0)).is_err() {
-        return temp("unable to read a temporary file", 54);
+        return temp(fd6, "unable to read a temporary file", 54);
     }
     let q = match next {
         Some(p) => Queue::program(p),
@@ -213,20 +217,20 @@ pub fn run() -> i32 {
     };
     let mut q = match q {
         Ok(q) => q,
-        Err(_) => return temp("unable to run the next queue program", 71),
+        Err(_) => return temp(fd6, "unable to run the next queue program", 71),
     };
     loop {
         match out.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => q.write(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return temp("unable to read a temporary file", 54),
+            Err(_) => return temp(fd6, "unable to read a temporary file", 54),
         }
     }
     match q.finish(&envelope) {
         Outcome::Queued(_) => 0,
-        Outcome::Perm(t) => refuse(true, &t, 31),
-        Outcome::Temp(t) => refuse(false, &t, 71),
+        Outcome::Perm(t) => refuse(fd6, true, &t, 31),
+        Outcome::Temp(t) => refuse(fd6, false, &t, 71),
     }
 }
 

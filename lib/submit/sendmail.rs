@@ -79,6 +79,9 @@ pub fn parse(mut p: lexopt::Parser) -> Result<Action, String> {
             other => return Err(other.unexpected().to_string()),
         }
     }
+    if action.is_none() && opts.mode == Mode::Args && opts.recipients.is_empty() {
+        return Err("no recipients (give them as arguments, or use -t)".to_string());
+    }
     Ok(action.unwrap_or(Action::Submit { opts, verbose }))
 }
 
