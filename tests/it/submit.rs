@@ -555,6 +555,17 @@ fn mail_header_prints_fields() {
     assert!(out
         .stderr
         .starts_with(b"mail-header: fatal: unable to read message: "));
+    // A file on stdin gets its offset back: a script can read the message again.
+    let dir = scratch("mh-seek");
+    std::fs::write(dir.join("m"), b"Subject: again\n\nbody\n").unwrap();
+    let script = format!("'{}' Subject && cat", bin("mail-header").display());
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::fs::File::open(dir.join("m")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(s(&out.stdout), "again\nSubject: again\n\nbody\n");
     // It stops at the end of the header: an endless body is never read.
     let mut c = Command::new(bin("mail-header"))
         .arg("Subject")
