@@ -757,6 +757,32 @@ mod tests {
     }
 
     #[test]
+    fn random_garbage_does_not_panic() {
+        const ALPHA: &[u8] = b"()<>[]:;@,.\"\\=?_ \t\r\naqBQ\xc3\xff\x00From ";
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..20000 {
+            let mut v = Vec::new();
+            for _ in 0..(x % 40) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                v.push(ALPHA[(x % ALPHA.len() as u64) as usize]);
+            }
+            x = x.wrapping_add(1);
+            for a in addresses(&v) {
+                assert!(a.end <= v.len());
+            }
+            let _ = qualify(&v, b"d");
+            let _ = decode(&v);
+            let _ = header_end(&v, x % 2 == 0);
+            for f in fields(&v) {
+                let _ = unfold(f.value);
+            }
+            let _ = read_header(&v[..]);
+        }
+    }
+
+    #[test]
     fn qualifies_bare_addresses_in_place() {
         assert_eq!(
             qualify(b" joe, Bob <bob>, c@d, g: x;", b"ex.org"),

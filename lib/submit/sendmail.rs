@@ -130,7 +130,7 @@ mod tests {
         };
         assert_eq!(opts.recipients, vec![b"a@b".to_vec(), b"-c@d".to_vec()]);
         assert_eq!(opts.mode, Mode::Args);
-        assert!(opts.dot == false);
+        assert!(!opts.dot);
         let Ok(Action::Submit { opts, verbose }) = parse_v(&["-v", "-fx@y", "-N", "never", "u"])
         else {
             panic!()
