@@ -774,7 +774,7 @@ mod tests {
             }
             let _ = qualify(&v, b"d");
             let _ = decode(&v);
-            let _ = header_end(&v, x % 2 == 0);
+            let _ = header_end(&v, x & 1 == 0);
             for f in fields(&v) {
                 let _ = unfold(f.value);
             }

@@ -331,10 +331,12 @@ pub fn envelope(opts: &Options, id: &Identity, h: &Header) -> Result<Envelope, E
         }
     };
     check_addr(&sender)?;
+    // An argument is an address list too: `a@b, Name <c@d>` gives two.
     let args: Vec<Vec<u8>> = opts
         .recipients
         .iter()
-        .map(|r| qualify_addr(r, dom))
+        .flat_map(|r| header::addresses(r))
+        .map(|a| qualify_addr(&a.addr, dom))
         .collect();
     let mut list: Vec<Vec<u8>> = match opts.mode {
         Mode::Args => args,
@@ -603,10 +605,18 @@ mod tests {
         };
         assert_eq!(envelope(&o, &id, &h2).unwrap().sender, b"joe@host.example");
         let o = Options {
-            recipients: vec![b"a\nb@c".to_vec()],
+            recipients: vec![b"a\x01b@c".to_vec()],
             ..Options::default()
         };
         assert!(matches!(envelope(&o, &id, &h2), Err(Error::Data(_))));
+        let o = Options {
+            recipients: vec![b"a@b, Name <c@d>".to_vec(), b"a@b".to_vec()],
+            ..Options::default()
+        };
+        assert_eq!(
+            envelope(&o, &id, &h2).unwrap().recipients,
+            vec![b"a@b".to_vec(), b"c@d".to_vec()]
+        );
     }
 
     #[test]
