@@ -206,7 +206,8 @@ fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<(IpAddr, u16)> {
     }
 }
 
-fn sock_name(fd: i32, peer: bool) -> io::Result<(IpAddr, u16)> {
+/// The address of a socket's peer (`peer`) or its own end, IPv4-mapped shown as IPv4.
+pub fn sock_name(fd: i32, peer: bool) -> io::Result<(IpAddr, u16)> {
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let p = &mut ss as *mut _ as *mut libc::sockaddr;
