@@ -273,7 +273,7 @@ impl Rules {
         for (k, n) in &self.entries {
             if let Key::Cidr(net, bits) = k {
                 let same = net.is_ipv4() == ip.is_ipv4();
-                if same && mask(ip, *bits) == *net && best.map_or(true, |(b, _)| *bits > b) {
+                if same && mask(ip, *bits) == *net && best.is_none_or(|(b, _)| *bits > b) {
                     best = Some((*bits, *n));
                 }
             }
