@@ -14,3 +14,4 @@ pub mod qq;
 pub mod queue;
 pub mod sys;
 pub mod users;
+pub mod smtp;
