@@ -12,6 +12,6 @@ pub mod log;
 pub mod parse;
 pub mod qq;
 pub mod queue;
-pub mod smtp;
 pub mod sys;
 pub mod users;
+pub mod smtp;

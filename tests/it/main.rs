@@ -2,12 +2,12 @@
 //! per area, to keep the link step short on small machines).
 
 mod common;
-mod deliver;
-mod imap;
 mod inject;
-mod pop3;
+mod smtp;
+mod tcpserve;
+mod deliver;
 mod queuerun;
 mod remote;
-mod smtp;
+mod pop3;
 mod submit;
-mod tcpserve;
+mod imap;
