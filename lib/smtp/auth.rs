@@ -37,7 +37,7 @@ pub fn b64encode(b: &[u8]) -> Vec<u8> {
 
 /// Strict base64 (padding required); None on anything else.
 pub fn b64decode(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| B64.iter().position(|&x| x == c).map(|p| p as u32);

@@ -239,7 +239,7 @@ mod tests {
             assert_eq!(addr(bad), Err(PathError::Syntax), "{}", String::from_utf8_lossy(bad));
         }
         let mut long = b"<".to_vec();
-        long.extend(std::iter::repeat(b'a').take(900));
+        long.extend(std::iter::repeat_n(b'a', 900));
         long.extend_from_slice(b"@b>");
         assert_eq!(addr(&long), Err(PathError::TooLong));
     }
