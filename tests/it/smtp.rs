@@ -41,6 +41,18 @@ fn fakes() -> &'static PathBuf {
         for f in ["fakeq", "checkpw"] {
             let st = Command::new("chmod").arg("755").arg(d.join(f)).status().unwrap();
             assert!(st.success());
+            // Another thread's fork may briefly hold the file open for
+            // writing (ETXTBSY); once it ran, nobody can hold it any more.
+            for _ in 0..100 {
+                let r = Command::new(d.join(f)).env("FAKEQ", "/nonexistent").stdin(Stdio::null()).output();
+                match r {
+                    Ok(_) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(10))
+                    }
+                    Err(e) => panic!("cannot run {}: {}", f, e),
+                }
+            }
         }
         d
     })
