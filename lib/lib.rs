@@ -27,3 +27,4 @@ pub mod submit;
 pub mod sys;
 pub mod tcpserve;
 pub mod users;
+pub mod smtp;
