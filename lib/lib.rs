@@ -12,5 +12,6 @@ pub mod log;
 pub mod parse;
 pub mod qq;
 pub mod queue;
+pub mod queuerun;
 pub mod sys;
 pub mod users;
