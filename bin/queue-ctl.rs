@@ -10,9 +10,16 @@ const USAGE: &str = "queue-ctl retry|hold|release|delete|bounce id...|all, queue
 
 fn main() {
     exit::set_prog(PROG, false);
-    let args: Vec<Vec<u8>> = std::env::args_os().skip(1).map(|a| a.as_bytes().to_vec()).collect();
-    let Some((verb, rest)) = args.split_first() else { exit::usage(USAGE) };
-    let Some(letter) = ctl::verb_letter(verb) else { exit::usage(USAGE) };
+    let args: Vec<Vec<u8>> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    let Some((verb, rest)) = args.split_first() else {
+        exit::usage(USAGE)
+    };
+    let Some(letter) = ctl::verb_letter(verb) else {
+        exit::usage(USAGE)
+    };
     if rest.is_empty() {
         exit::usage(USAGE);
     }
@@ -28,7 +35,11 @@ fn main() {
             exit::die(exit::PERM, &[b"bad argument: ", a]);
         }
         out.push(letter);
-        out.extend_from_slice(if a == b"all" && letter != b'E' { b"*" } else { a });
+        out.extend_from_slice(if a == b"all" && letter != b'E' {
+            b"*"
+        } else {
+            a
+        });
         out.push(b'\n');
     }
     // Each line is short: one write per argument keeps them whole in the fifo.

@@ -18,9 +18,14 @@ fn main() {
         }
     }
     let d = Dirs::new();
-    let jobs = ctl::list(&d).unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to read the queue"], &e));
+    let jobs = ctl::list(&d)
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to read the queue"], &e));
     let now = pipemail::queuerun::now();
-    let out = if counts { ctl::format_counts(&jobs, ctl::unprocessed(&d), now) } else { ctl::format_long(&jobs, now) };
+    let out = if counts {
+        ctl::format_counts(&jobs, ctl::unprocessed(&d), now)
+    } else {
+        ctl::format_long(&jobs, now)
+    };
     if let Err(e) = sys::write_all(1, &out) {
         exit::die_sys(exit::TEMP, &[b"unable to write output"], &e);
     }

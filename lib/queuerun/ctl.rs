@@ -26,7 +26,9 @@ pub struct Listed {
 pub fn list(d: &Dirs) -> io::Result<Vec<Listed>> {
     let mut out = Vec::new();
     for id in d.ids("info")? {
-        let Ok(info) = store::load_info(d, &id) else { continue };
+        let Ok(info) = store::load_info(d, &id) else {
+            continue;
+        };
         let recs = store::load_state(&d.state(&id), false).unwrap_or_default();
         let n = info.rcpts.len();
         let mut states = vec![RState::Pending { last: None }; n];
@@ -38,7 +40,9 @@ pub fn list(d: &Dirs) -> io::Result<Vec<Listed>> {
                 Rec::Removed(i) if i < n => states[i] = RState::Removed,
                 Rec::Deferred(i, at, t) if i < n => {
                     if let RState::Pending { .. } = states[i] {
-                        states[i] = RState::Pending { last: Some((at, t)) };
+                        states[i] = RState::Pending {
+                            last: Some((at, t)),
+                        };
                     }
                 }
                 Rec::Hold => held = true,
@@ -46,7 +50,12 @@ pub fn list(d: &Dirs) -> io::Result<Vec<Listed>> {
                 _ => {}
             }
         }
-        out.push(Listed { id, info, held, states });
+        out.push(Listed {
+            id,
+            info,
+            held,
+            states,
+        });
     }
     Ok(out)
 }
@@ -54,7 +63,11 @@ pub fn list(d: &Dirs) -> io::Result<Vec<Listed>> {
 /// Submissions in drop/ not yet taken over (None when drop/ is unreadable).
 pub fn unprocessed(d: &Dirs) -> Option<usize> {
     let r = std::fs::read_dir(d.drop_dir()).ok()?;
-    Some(r.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".env")).count())
+    Some(
+        r.filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".env"))
+            .count(),
+    )
 }
 
 /// `1d02h03m04s` style.
@@ -100,14 +113,30 @@ pub fn format_long(jobs: &[Listed], now: u64) -> Vec<u8> {
         o.extend_from_slice(&oneline(&j.info.sender));
         o.extend_from_slice(if j.held { b">  held\n" } else { b">\n" });
         for (r, s) in j.info.rcpts.iter().zip(&j.states) {
-            o.extend_from_slice(if r.local.is_some() { b"  local  " } else { b"  remote " });
+            o.extend_from_slice(if r.local.is_some() {
+                b"  local  "
+            } else {
+                b"  remote "
+            });
             o.extend_from_slice(&oneline(&r.addr));
             match s {
                 RState::Pending { last: None } => o.extend_from_slice(b"  pending"),
-                RState::Pending { last: Some((at, t)) } => {
-                    let c = if r.local.is_some() { super::sched::LOCAL } else { super::sched::REMOTE };
+                RState::Pending {
+                    last: Some((at, t)),
+                } => {
+                    let c = if r.local.is_some() {
+                        super::sched::LOCAL
+                    } else {
+                        super::sched::REMOTE
+                    };
                     let next = super::sched::next_retry(j.info.birth, *at, c);
-                    o.extend_from_slice(format!("  deferred, next try in {}: ", age(next.saturating_sub(now))).as_bytes());
+                    o.extend_from_slice(
+                        format!(
+                            "  deferred, next try in {}: ",
+                            age(next.saturating_sub(now))
+                        )
+                        .as_bytes(),
+                    );
                     o.extend_from_slice(&oneline(t));
                 }
                 RState::Delivered => o.extend_from_slice(b"  delivered"),
@@ -142,7 +171,14 @@ pub fn format_counts(jobs: &[Listed], unprocessed: Option<usize>, now: u64) -> V
             }
         }
     }
-    let mut s = format!("messages {} local {} remote {} held {} oldest {}", jobs.len(), local, remote, held, oldest);
+    let mut s = format!(
+        "messages {} local {} remote {} held {} oldest {}",
+        jobs.len(),
+        local,
+        remote,
+        held,
+        oldest
+    );
     if let Some(u) = unprocessed {
         s.push_str(&format!(" unprocessed {}", u));
     }
@@ -155,7 +191,12 @@ pub fn format_counts(jobs: &[Listed], unprocessed: Option<usize>, now: u64) -> V
 pub fn send(line: &[u8]) -> io::Result<()> {
     let p = Dirs::new().sub("ctl");
     let c = crate::sys::cpath(&p)?;
-    let fd = crate::sys::cvt(unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+    let fd = crate::sys::cvt(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    })?;
     let r = crate::sys::write_all(fd, line);
     crate::sys::close(fd);
     r
@@ -182,7 +223,12 @@ pub fn etrn(domain: &[u8]) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let c = crate::sys::cpath(&crate::queue::trigger_path())?;
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Ok(());
     }

@@ -11,10 +11,10 @@ pub fn isqrt(n: u64) -> u64 {
         return n;
     }
     let mut x = (n as f64).sqrt() as u64;
-    while x.saturating_mul(x) > n {
+    while x.checked_mul(x).map_or(true, |y| y > n) {
         x -= 1;
     }
-    while (x + 1).saturating_mul(x + 1) <= n {
+    while (x + 1).checked_mul(x + 1).is_some_and(|y| y <= n) {
         x += 1;
     }
     x
