@@ -28,6 +28,9 @@ extern "C" fn on_signal(s: libc::c_int) {
     }
 }
 
+const ADMIN_BOUNCE: &[u8] =
+    b"This message was removed from the queue by the administrator. (#5.0.0)";
+
 /// The rescan period for drop/ (and the longest poll).
 pub const SCAN_SECS: u64 = 60;
 
@@ -45,6 +48,9 @@ struct Job {
     bounced: bool,
     fails: Vec<Failure>,
     bounce_next: u64,
+    /// queue-ctl delete (`X`) or bounce (`B`) given while deliveries were in
+    /// flight: their temporary failures get the same treatment.
+    doom: Option<u8>,
 }
 
 struct Flight {
@@ -265,6 +271,7 @@ impl Manager {
             bounced: false,
             fails: Vec::new(),
             bounce_next: 0,
+            doom: None,
         };
         if recovered {
             match store::load_state(&self.d.state(&id), true) {
@@ -690,7 +697,32 @@ impl Manager {
                 b"\nI'm not going to try again; this message has been in the queue too long.",
             );
         }
+        if letter == b'Z' && j.doom == Some(b'B') {
+            letter = b'D';
+            text = ADMIN_BOUNCE.to_vec();
+        }
         let addr = j.info.rcpts[i].addr.clone();
+        if letter == b'Z' && j.doom == Some(b'X') {
+            if let Err(e) = store::append(&path, &Rec::Removed(i), true) {
+                exit::warn(&[
+                    b"unable to record in state/",
+                    id.as_bytes(),
+                    b": ",
+                    exit::errtext(&e).as_bytes(),
+                ]);
+            }
+            j.st[i] = St::Done;
+            log(&[
+                b"delivery ",
+                &crate::parse::fmt(did),
+                b": deferral: ",
+                &addr,
+                b": ",
+                &oneline(&text),
+                b" (deleted)",
+            ]);
+            return;
+        }
         let (rec, what): (Rec, &[u8]) = match letter {
             b'K' => (Rec::Done(i), b"success"),
             b'D' => (Rec::Failed(i, text.clone()), b"failure"),
@@ -966,7 +998,7 @@ impl Manager {
                         if verb == b'X' {
                             rec(Rec::Removed(i));
                         } else {
-                            let t = b"This message was removed from the queue by the administrator. (#5.0.0)".to_vec();
+                            let t = ADMIN_BOUNCE.to_vec();
                             rec(Rec::Failed(i, t.clone()));
                             j.fails.push(Failure {
                                 addr: j.info.rcpts[i].addr.clone(),
@@ -976,6 +1008,7 @@ impl Manager {
                         j.st[i] = St::Done;
                     }
                 }
+                j.doom = Some(verb);
                 if verb == b'X' {
                     rec(Rec::Bounced);
                     j.bounced = true;
