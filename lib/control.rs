@@ -23,7 +23,13 @@ pub struct ControlError {
 impl fmt::Display for ControlError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         if self.line > 0 {
-            write!(f, "{} line {}: {}", self.file.display(), self.line, self.what)
+            write!(
+                f,
+                "{} line {}: {}",
+                self.file.display(),
+                self.line,
+                self.what
+            )
         } else {
             write!(f, "{}: {}", self.file.display(), self.what)
         }
@@ -60,7 +66,11 @@ pub fn read_raw(name: &str) -> Result<Option<Vec<u8>>, ControlError> {
     match std::fs::read(&p) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(err(p, 0, format!("unable to read: {}", crate::exit::errtext(&e)))),
+        Err(e) => Err(err(
+            p,
+            0,
+            format!("unable to read: {}", crate::exit::errtext(&e)),
+        )),
     }
 }
 
@@ -78,7 +88,9 @@ pub fn lines(name: &str) -> Result<Option<Vec<Vec<u8>>>, ControlError> {
 
 /// The first line of control/NAME, or `default` when the file is missing or empty.
 pub fn line(name: &str, default: &[u8]) -> Result<Vec<u8>, ControlError> {
-    Ok(lines(name)?.and_then(|v| v.into_iter().next()).unwrap_or_else(|| default.to_vec()))
+    Ok(lines(name)?
+        .and_then(|v| v.into_iter().next())
+        .unwrap_or_else(|| default.to_vec()))
 }
 
 /// A number in control/NAME; a malformed one is an error naming the file.
@@ -88,7 +100,11 @@ pub fn number(name: &str, default: u64) -> Result<u64, ControlError> {
         Some(v) => match v.first() {
             None => Ok(default),
             Some(l) => crate::parse::number(l).ok_or_else(|| {
-                err(path(&format!("control/{}", name)), 1, format!("not a number: {}", String::from_utf8_lossy(l)))
+                err(
+                    path(&format!("control/{}", name)),
+                    1,
+                    format!("not a number: {}", String::from_utf8_lossy(l)),
+                )
             }),
         },
     }
@@ -118,6 +134,9 @@ mod tests {
     #[test]
     fn error_names_file_and_line() {
         let e = super::err("/h/control/databytes".into(), 1, "not a number: x".into());
-        assert_eq!(e.to_string(), "/h/control/databytes line 1: not a number: x");
+        assert_eq!(
+            e.to_string(),
+            "/h/control/databytes line 1: not a number: x"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! RFC 5322 dates (`Sun, 29 Nov 2026 07:09:07 +0000`) in local time.
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// The date for Unix time `t` in the local zone.
 pub fn rfc5322(t: u64) -> String {

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 /// The path of pipemail program `name`: the directory of our own
 /// executable, so a cargo tree and an installed tree both work.
 pub fn sibling(name: &str) -> PathBuf {
-    let dir = std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.to_path_buf()));
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()));
     match dir {
         Some(d) => d.join(name),
         None => PathBuf::from(name),
@@ -26,7 +28,9 @@ pub fn program(var: &str, name: &str) -> PathBuf {
 }
 
 fn cstrings(args: &[OsString]) -> io::Result<Vec<CString>> {
-    args.iter().map(|a| crate::sys::cstr(a.as_bytes())).collect()
+    args.iter()
+        .map(|a| crate::sys::cstr(a.as_bytes()))
+        .collect()
 }
 
 /// execvp(argv). Returns only on failure, with the errno.
@@ -47,8 +51,15 @@ pub fn exec(argv: &[OsString]) -> io::Error {
 /// Chain-loads argv; on failure dies with 127 (not found) or 126.
 pub fn chain(argv: &[OsString]) -> ! {
     let e = exec(argv);
-    let name = argv.first().map(|a| a.as_bytes().to_vec()).unwrap_or_default();
-    let code = if e.kind() == io::ErrorKind::NotFound { crate::exit::EXEC_NOENT } else { crate::exit::EXEC_FAIL };
+    let name = argv
+        .first()
+        .map(|a| a.as_bytes().to_vec())
+        .unwrap_or_default();
+    let code = if e.kind() == io::ErrorKind::NotFound {
+        crate::exit::EXEC_NOENT
+    } else {
+        crate::exit::EXEC_FAIL
+    };
     crate::exit::die_sys(code, &[b"unable to run ", &name], &e)
 }
 

@@ -93,8 +93,15 @@ pub fn is_temp(e: &io::Error) -> bool {
     match e.raw_os_error() {
         Some(n) => !matches!(
             n,
-            libc::ENOENT | libc::EACCES | libc::EPERM | libc::ENOTDIR | libc::EISDIR | libc::ELOOP
-                | libc::ENAMETOOLONG | libc::EINVAL | libc::ENOEXEC
+            libc::ENOENT
+                | libc::EACCES
+                | libc::EPERM
+                | libc::ENOTDIR
+                | libc::EISDIR
+                | libc::ELOOP
+                | libc::ENAMETOOLONG
+                | libc::EINVAL
+                | libc::ENOEXEC
         ),
         None => true,
     }

@@ -24,6 +24,9 @@ pub fn field(b: &[u8]) -> Vec<u8> {
 mod tests {
     #[test]
     fn escapes_control_bytes() {
-        assert_eq!(super::field(b"a\r\n\x00\xff\\"), b"a\\x0d\\x0a\\x00\\xff\\x5c".to_vec());
+        assert_eq!(
+            super::field(b"a\r\n\x00\xff\\"),
+            b"a\\x0d\\x0a\\x00\\xff\\x5c".to_vec()
+        );
     }
 }

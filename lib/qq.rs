@@ -43,7 +43,9 @@ impl Outcome {
 pub fn outcome(code: Option<i32>, fd6: &[u8]) -> Outcome {
     let z = |t: &str| Outcome::Temp(t.as_bytes().to_vec());
     let d = |t: &str| Outcome::Perm(t.as_bytes().to_vec());
-    let Some(code) = code else { return z("qq crashed (#4.3.0)") };
+    let Some(code) = code else {
+        return z("qq crashed (#4.3.0)");
+    };
     match code {
         0 => Outcome::Queued(Vec::new()),
         11 | 115 => d("envelope address too long for qq (#5.1.3)"),
@@ -81,7 +83,13 @@ pub fn outcome(code: Option<i32>, fd6: &[u8]) -> Outcome {
 pub enum Queue {
     /// The linked queue code, or the exit code it already failed with.
     Linked(Result<crate::queue::Inject, i32>),
-    Program { child: Child, msg: Option<std::fs::File>, env: std::fs::File, fd6: std::fs::File, broken: bool },
+    Program {
+        child: Child,
+        msg: Option<std::fs::File>,
+        env: std::fs::File,
+        fd6: std::fs::File,
+        broken: bool,
+    },
 }
 
 fn pipe_files() -> io::Result<(std::fs::File, std::fs::File)> {
@@ -105,7 +113,8 @@ impl Queue {
         let (e6_r, e6_w) = pipe_files()?;
         let e6_fd = std::os::fd::AsRawFd::as_raw_fd(&e6_w);
         let mut cmd = Command::new(&prog);
-        cmd.stdin(Stdio::from(OwnedFd::from(msg_r))).stdout(Stdio::from(OwnedFd::from(env_r)));
+        cmd.stdin(Stdio::from(OwnedFd::from(msg_r)))
+            .stdout(Stdio::from(OwnedFd::from(env_r)));
         unsafe {
             cmd.pre_exec(move || {
                 if e6_fd != 6 {
@@ -118,7 +127,13 @@ impl Queue {
         }
         let child = cmd.spawn()?;
         drop(e6_w);
-        Ok(Queue::Program { child, msg: Some(msg_w), env: env_w, fd6: e6_r, broken: false })
+        Ok(Queue::Program {
+            child,
+            msg: Some(msg_w),
+            env: env_w,
+            fd6: e6_r,
+            broken: false,
+        })
     }
 
     /// Sends message bytes. A queue program that stopped reading is not an
@@ -151,7 +166,13 @@ impl Queue {
                 Err(c) => outcome(Some(c), b""),
             },
             Queue::Linked(Err(c)) => outcome(Some(c), b""),
-            Queue::Program { child, msg, mut env, mut fd6, .. } => {
+            Queue::Program {
+                child,
+                msg,
+                mut env,
+                mut fd6,
+                ..
+            } => {
                 drop(msg);
                 let _ = env.write_all(envelope);
                 drop(env);
@@ -195,10 +216,19 @@ mod tests {
         assert!(matches!(outcome(Some(25), b""), Outcome::Perm(_)));
         assert!(matches!(outcome(Some(71), b""), Outcome::Temp(_)));
         assert!(matches!(outcome(None, b""), Outcome::Temp(_)));
-        assert_eq!(outcome(Some(82), b"Dno spam here (#5.7.1)"), Outcome::Perm(b"no spam here (#5.7.1)".to_vec()));
-        assert_eq!(outcome(Some(82), b"Ztry later"), Outcome::Temp(b"try later".to_vec()));
+        assert_eq!(
+            outcome(Some(82), b"Dno spam here (#5.7.1)"),
+            Outcome::Perm(b"no spam here (#5.7.1)".to_vec())
+        );
+        assert_eq!(
+            outcome(Some(82), b"Ztry later"),
+            Outcome::Temp(b"try later".to_vec())
+        );
         assert!(matches!(outcome(Some(82), b"x"), Outcome::Temp(_)));
-        assert_eq!(outcome(Some(82), b"Dno spam here (#5.7.1)").status(), b"5.7.1");
+        assert_eq!(
+            outcome(Some(82), b"Dno spam here (#5.7.1)").status(),
+            b"5.7.1"
+        );
         assert_eq!(outcome(Some(53), b"").status(), b"4.3.0");
     }
 }

@@ -56,7 +56,11 @@ pub fn trigger_path() -> PathBuf {
 
 /// The `Received:` line queue-inject prepends for a submission by `uid`.
 pub fn received_line(pid: u32, uid: u32, date: &str) -> Vec<u8> {
-    format!("Received: (pipemail {} invoked by uid {}); {}\n", pid, uid, date).into_bytes()
+    format!(
+        "Received: (pipemail {} invoked by uid {}); {}\n",
+        pid, uid, date
+    )
+    .into_bytes()
 }
 
 /// The uid named by a `Received: (pipemail PID invoked by uid UID); ...`
@@ -102,7 +106,9 @@ pub fn parse_envelope(b: &[u8]) -> Result<Envelope, i32> {
     let mut fields = Vec::new();
     let mut rest = b;
     loop {
-        let Some(nul) = memchr::memchr(0, rest) else { return Err(code::ENVELOPE) };
+        let Some(nul) = memchr::memchr(0, rest) else {
+            return Err(code::ENVELOPE);
+        };
         let f = &rest[..nul];
         rest = &rest[nul + 1..];
         if f.is_empty() {
@@ -119,7 +125,10 @@ pub fn parse_envelope(b: &[u8]) -> Result<Envelope, i32> {
     if fields[0][0] != b'F' || fields[1..].iter().any(|f| f[0] != b'T' || f.len() < 2) {
         return Err(code::ENVELOPE);
     }
-    Ok(Envelope { sender: fields[0][1..].to_vec(), recipients: fields[1..].iter().map(|f| f[1..].to_vec()).collect() })
+    Ok(Envelope {
+        sender: fields[0][1..].to_vec(),
+        recipients: fields[1..].iter().map(|f| f[1..].to_vec()).collect(),
+    })
 }
 
 /// Where the envelope ends in `b` (index after the final NUL), if it does.
@@ -137,7 +146,12 @@ pub fn envelope_end(b: &[u8]) -> Option<usize> {
 /// Wakes queue-run through `queue/trigger`; silent when nobody listens.
 pub fn pull_trigger() {
     if let Ok(c) = crate::sys::cpath(&trigger_path()) {
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+            )
+        };
         if fd >= 0 {
             let _ = unsafe { libc::write(fd, b"x".as_ptr() as *const libc::c_void, 1) };
             crate::sys::close(fd);
@@ -154,7 +168,12 @@ pub struct Inject {
 }
 
 fn open_new(p: &Path) -> io::Result<File> {
-    let f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).custom_flags(libc::O_CLOEXEC).open(p)?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(p)?;
     // The umask must not make the file unreadable for queue-run.
     f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
     Ok(f)
@@ -170,10 +189,20 @@ impl Inject {
         let dir = drop_dir();
         let pid = std::process::id();
         for _ in 0..5 {
-            let id = format!("{}.{}.{}", crate::sys::now(), pid, crate::sys::random_hex(8));
+            let id = format!(
+                "{}.{}.{}",
+                crate::sys::now(),
+                pid,
+                crate::sys::random_hex(8)
+            );
             match open_new(&dir.join(&id)) {
                 Ok(f) => {
-                    let mut inj = Inject { id, dir, out: io::BufWriter::with_capacity(65536, f), committed: false };
+                    let mut inj = Inject {
+                        id,
+                        dir,
+                        out: io::BufWriter::with_capacity(65536, f),
+                        committed: false,
+                    };
                     let line = received_line(pid, crate::sys::geteuid(), &crate::date::now());
                     inj.write(&line)?;
                     return Ok(inj);

@@ -62,7 +62,11 @@ pub fn wait_fd(fd: i32, write: bool, secs: u64) -> io::Result<bool> {
         if left == 0 {
             return Ok(false);
         }
-        let mut p = libc::pollfd { fd, events: if write { libc::POLLOUT } else { libc::POLLIN }, revents: 0 };
+        let mut p = libc::pollfd {
+            fd,
+            events: if write { libc::POLLOUT } else { libc::POLLIN },
+            revents: 0,
+        };
         let r = unsafe { libc::poll(&mut p, 1, left.min(i32::MAX as u64) as i32) };
         if r > 0 {
             return Ok(true);
@@ -121,7 +125,12 @@ pub fn syncfs(f: &std::fs::File) -> io::Result<()> {
 /// Makes a directory's entries durable: open it and fsync it.
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     let c = cpath(dir)?;
-    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
+    let fd = cvt(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
     let r = fsync(fd);
     close(fd);
     r
@@ -131,7 +140,13 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
 pub fn random(buf: &mut [u8]) {
     let mut off = 0;
     while off < buf.len() {
-        let r = unsafe { libc::getrandom(buf[off..].as_mut_ptr() as *mut libc::c_void, buf.len() - off, 0) };
+        let r = unsafe {
+            libc::getrandom(
+                buf[off..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - off,
+                0,
+            )
+        };
         if r > 0 {
             off += r as usize;
         } else if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
@@ -161,7 +176,10 @@ pub fn now_ms() -> u64 {
 }
 
 pub fn now_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
@@ -180,7 +198,11 @@ pub fn hostname() -> Vec<u8> {
     if unsafe { libc::uname(&mut u) } != 0 {
         return b"localhost".to_vec();
     }
-    u.nodename.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect()
+    u.nodename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect()
 }
 
 /// An account from the system user database.
@@ -201,7 +223,13 @@ unsafe fn passwd_from(p: *const libc::passwd) -> Passwd {
             std::ffi::CStr::from_ptr(c).to_bytes().to_vec()
         }
     };
-    Passwd { name: s((*p).pw_name), uid: (*p).pw_uid, gid: (*p).pw_gid, dir: s((*p).pw_dir), shell: s((*p).pw_shell) }
+    Passwd {
+        name: s((*p).pw_name),
+        uid: (*p).pw_uid,
+        gid: (*p).pw_gid,
+        dir: s((*p).pw_dir),
+        shell: s((*p).pw_shell),
+    }
 }
 
 /// getpwnam_r: Ok(None) when there is no such user.
@@ -227,7 +255,11 @@ pub fn getpwuid(uid: u32) -> io::Result<Option<Passwd>> {
     let mut res: *mut libc::passwd = std::ptr::null_mut();
     let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
     if res.is_null() {
-        return if r == 0 { Ok(None) } else { Err(io::Error::from_raw_os_error(r)) };
+        return if r == 0 {
+            Ok(None)
+        } else {
+            Err(io::Error::from_raw_os_error(r))
+        };
     }
     Ok(Some(unsafe { passwd_from(res) }))
 }
@@ -243,7 +275,11 @@ pub fn getgrnam(name: &[u8]) -> io::Result<Option<u32>> {
     let mut res: *mut libc::group = std::ptr::null_mut();
     let r = unsafe { libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut res) };
     if res.is_null() {
-        return if r == 0 { Ok(None) } else { Err(io::Error::from_raw_os_error(r)) };
+        return if r == 0 {
+            Ok(None)
+        } else {
+            Err(io::Error::from_raw_os_error(r))
+        };
     }
     Ok(Some(gr.gr_gid))
 }
@@ -251,7 +287,11 @@ pub fn getgrnam(name: &[u8]) -> io::Result<Option<u32>> {
 /// Drops root for good in OpenSMTPD's order: groups, gid, uid.
 /// `groups` are the supplementary groups to keep (usually just `gid`).
 pub fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
-    let g: Vec<libc::gid_t> = if groups.is_empty() { vec![gid] } else { groups.to_vec() };
+    let g: Vec<libc::gid_t> = if groups.is_empty() {
+        vec![gid]
+    } else {
+        groups.to_vec()
+    };
     cvt(unsafe { libc::setgroups(g.len(), g.as_ptr()) })?;
     cvt(unsafe { libc::setgid(gid) })?;
     cvt(unsafe { libc::setuid(uid) })?;
@@ -264,7 +304,11 @@ pub fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
 /// Sets FD_CLOEXEC on or off.
 pub fn set_cloexec(fd: i32, on: bool) -> io::Result<()> {
     let f = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
-    let nf = if on { f | libc::FD_CLOEXEC } else { f & !libc::FD_CLOEXEC };
+    let nf = if on {
+        f | libc::FD_CLOEXEC
+    } else {
+        f & !libc::FD_CLOEXEC
+    };
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, nf) }).map(|_| ())
 }
 

@@ -37,17 +37,26 @@ pub fn route(addr: &[u8]) -> Result<Route, ControlError> {
     let (local, domain) = crate::parse::split_addr(addr);
     let dom = domain.to_ascii_lowercase();
     if crate::control::locals()?.iter().any(|l| *l == dom) {
-        return Ok(Route::Local { local: local.to_vec(), domain: domain.to_vec() });
+        return Ok(Route::Local {
+            local: local.to_vec(),
+            domain: domain.to_vec(),
+        });
     }
     let vd = crate::control::lines("virtualdomains")?.unwrap_or_default();
     let lowaddr = addr.to_ascii_lowercase();
     let mut best: Option<(usize, Vec<u8>)> = None;
     for l in &vd {
-        let Some(c) = memchr::memchr(b':', l) else { continue };
+        let Some(c) = memchr::memchr(b':', l) else {
+            continue;
+        };
         let (key, prepend) = (l[..c].to_ascii_lowercase(), l[c + 1..].to_vec());
         // Exact address beats exact domain beats the longest .suffix beats ":".
         let rank = if key.contains(&b'@') {
-            if key == lowaddr { Some(usize::MAX) } else { None }
+            if key == lowaddr {
+                Some(usize::MAX)
+            } else {
+                None
+            }
         } else if key == dom {
             Some(usize::MAX - 1)
         } else if key.is_empty() {
@@ -68,7 +77,10 @@ pub fn route(addr: &[u8]) -> Result<Route, ControlError> {
             let mut l = p;
             l.push(b'-');
             l.extend_from_slice(local);
-            Ok(Route::Local { local: l, domain: domain.to_vec() })
+            Ok(Route::Local {
+                local: l,
+                domain: domain.to_vec(),
+            })
         }
         _ => Ok(Route::Remote),
     }

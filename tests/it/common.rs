@@ -20,7 +20,12 @@ pub fn bin(name: &str) -> PathBuf {
 /// A fresh scratch directory under the system temp dir.
 pub fn scratch(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let d = std::env::temp_dir().join(format!("pipemail-test-{}-{}-{}", tag, std::process::id(), n));
+    let d = std::env::temp_dir().join(format!(
+        "pipemail-test-{}-{}-{}",
+        tag,
+        std::process::id(),
+        n
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -29,7 +34,10 @@ pub fn scratch(tag: &str) -> PathBuf {
 /// A scratch home laid out by scripts/make-home, with control/me.
 pub fn home(tag: &str) -> PathBuf {
     let h = scratch(tag).join("home");
-    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home")).arg(&h).status().unwrap();
+    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
+        .arg(&h)
+        .status()
+        .unwrap();
     assert!(st.success());
     std::fs::write(h.join("control/me"), "mail.example.org\n").unwrap();
     h
@@ -48,7 +56,9 @@ pub fn run(prog: &str, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Out
     for (k, v) in env {
         c.env(k, v);
     }
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
@@ -63,7 +73,9 @@ pub fn run(prog: &str, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Out
 /// Files in `dir` (names), sorted; empty when it does not exist.
 pub fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(r) => r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Ok(r) => r
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(_) => Vec::new(),
     };
     v.sort();
@@ -73,7 +85,10 @@ pub fn files(dir: &Path) -> Vec<String> {
 /// Environment for a program working in `home`.
 pub fn home_env(home: &Path) -> HashMap<String, String> {
     let mut m = HashMap::new();
-    m.insert("PIPEMAIL_HOME".to_string(), home.to_string_lossy().into_owned());
+    m.insert(
+        "PIPEMAIL_HOME".to_string(),
+        home.to_string_lossy().into_owned(),
+    );
     m
 }
 

@@ -10,7 +10,11 @@ use std::process::{Command, Stdio};
 fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<i32> {
     let (er, mut ew) = std::io::pipe().unwrap();
     let mut c = Command::new(bin("queue-inject"));
-    c.env_clear().env("PIPEMAIL_HOME", home).stdin(Stdio::piped()).stdout(er).stderr(Stdio::piped());
+    c.env_clear()
+        .env("PIPEMAIL_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(er)
+        .stderr(Stdio::piped());
     if let Some(u) = uid {
         c.uid(u).gid(u);
     }
@@ -24,17 +28,31 @@ fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<
 }
 
 fn committed(home: &Path) -> Vec<String> {
-    files(&home.join("queue/drop")).into_iter().filter(|f| f.ends_with(".env")).collect()
+    files(&home.join("queue/drop"))
+        .into_iter()
+        .filter(|f| f.ends_with(".env"))
+        .collect()
 }
 
 #[test]
 fn queues_message_and_envelope() {
     let h = home("inject");
-    assert_eq!(inject(&h, b"Subject: hi\n\nbody\n", b"Fa@b.example\0Tc@d.example\0\0", None), Some(0));
+    assert_eq!(
+        inject(
+            &h,
+            b"Subject: hi\n\nbody\n",
+            b"Fa@b.example\0Tc@d.example\0\0",
+            None
+        ),
+        Some(0)
+    );
     let envs = committed(&h);
     assert_eq!(envs.len(), 1);
     let id = envs[0].trim_end_matches(".env");
-    assert_eq!(std::fs::read(h.join("queue/drop").join(&envs[0])).unwrap(), b"Fa@b.example\0Tc@d.example\0\0");
+    assert_eq!(
+        std::fs::read(h.join("queue/drop").join(&envs[0])).unwrap(),
+        b"Fa@b.example\0Tc@d.example\0\0"
+    );
     let m = std::fs::read(h.join("queue/drop").join(id)).unwrap();
     let uid = unsafe { libc::geteuid() };
     let first = format!("Received: (pipemail ");
@@ -42,7 +60,11 @@ fn queues_message_and_envelope() {
     let nl = m.iter().position(|&c| c == b'\n').unwrap();
     assert!(String::from_utf8_lossy(&m[..nl]).contains(&format!(" invoked by uid {});", uid)));
     assert_eq!(&m[nl + 1..], b"Subject: hi\n\nbody\n");
-    assert_eq!(files(&h.join("queue/drop")).len(), 2, "no temporary files left");
+    assert_eq!(
+        files(&h.join("queue/drop")).len(),
+        2,
+        "no temporary files left"
+    );
 }
 
 #[test]
@@ -64,10 +86,18 @@ fn bad_envelopes_get_exact_codes_and_queue_nothing() {
         (&long, 11),
     ];
     for (env, code) in cases {
-        assert_eq!(inject(&h, b"x\n", env, None), Some(code), "envelope {:?}", String::from_utf8_lossy(env));
+        assert_eq!(
+            inject(&h, b"x\n", env, None),
+            Some(code),
+            "envelope {:?}",
+            String::from_utf8_lossy(env)
+        );
     }
     assert!(files(&h.join("queue/drop")).is_empty());
-    assert_eq!(run("queue-inject", &["arg"], &[], b"").status.code(), Some(100));
+    assert_eq!(
+        run("queue-inject", &["arg"], &[], b"").status.code(),
+        Some(100)
+    );
 }
 
 #[test]
@@ -89,7 +119,12 @@ fn unprivileged_uid_can_submit() {
     let m = std::fs::read(h.join("queue/drop").join(id)).unwrap();
     assert!(String::from_utf8_lossy(&m).contains("invoked by uid 65534);"));
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(h.join("queue/drop").join(id)).unwrap().uid(), 65534);
+    assert_eq!(
+        std::fs::metadata(h.join("queue/drop").join(id))
+            .unwrap()
+            .uid(),
+        65534
+    );
 }
 
 #[test]
@@ -128,5 +163,8 @@ fn killed_injections_never_look_whole() {
         let m = std::fs::read(h.join("queue/drop").join(id)).unwrap();
         assert!(m.ends_with(&body), "committed message {} is whole", id);
     }
-    assert!(committed(&h).len() >= whole, "every exit 0 left a committed message");
+    assert!(
+        committed(&h).len() >= whole,
+        "every exit 0 left a committed message"
+    );
 }

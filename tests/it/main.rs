@@ -2,12 +2,12 @@
 //! per area, to keep the link step short on small machines).
 
 mod common;
-mod inject;
-mod smtp;
-mod tcpserve;
 mod deliver;
+mod imap;
+mod inject;
+mod pop3;
 mod queuerun;
 mod remote;
-mod pop3;
+mod smtp;
 mod submit;
-mod imap;
+mod tcpserve;
