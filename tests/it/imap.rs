@@ -1,1 +1,345 @@
-//! Tests for the imap area.
+//! imapd and imap-login: exact bytes over pipes on scratch Maildirs, the
+//! checkpassword split with a fake program, concurrency, IDLE, and real
+//! clients (Python imaplib, curl) over 127.0.0.1 through tcpserver.
+
+use crate::common::{bin, run, scratch};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const T0: i64 = 1_000_000_000; // 09-Sep-2001 01:46:40 +0000
+
+const PLAIN: &str = "From: Alice <alice@example.org>\nTo: bob@example.org, \"Carol C\" <carol@example.org>\nSubject: =?utf-8?q?caf=C3=A9?= plans\nDate: Tue, 1 Jul 2003 10:52:37 +0200\nMessage-ID: <m1@example.org>\n\nLet us meet at noon.\nSee you.\n";
+
+const MULTI: &str = "From: Dave <dave@example.net>\nSubject: report\nDate: Wed, 2 Jul 2003 09:00:00 +0000\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B1\"\n\npreamble\n--B1\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nK=F6ln is=20nice\n--B1\nContent-Type: message/rfc822\n\nSubject: inner\nFrom: eve@example.com\nContent-Type: multipart/alternative; boundary=B2\n\n--B2\n\nplain inner\n--B2\nContent-Type: text/html\n\n<p>html inner</p>\n--B2--\n--B1\nContent-Type: application/octet-stream; name=\"data.bin\"\nContent-Disposition: attachment; filename*=utf-8''d%C3%A4ta.bin\nContent-Transfer-Encoding: base64\n\nc2VjcmV0IHdvcmQ=\n--B1--\nepilogue\n";
+
+fn crlf(s: &str) -> Vec<u8> {
+    s.replace('\n', "\r\n").into_bytes()
+}
+
+fn lf_to_crlf_len(s: &str) -> usize {
+    s.len() + s.matches('\n').count()
+}
+
+/// A scratch Maildir with a fixed UIDVALIDITY (42) so output is exact.
+fn maildir(tag: &str) -> PathBuf {
+    let md = scratch(tag).join("Maildir");
+    for s in ["cur", "new", "tmp"] {
+        fs::create_dir_all(md.join(s)).unwrap();
+    }
+    fs::write(md.join("pipemail-uidlist"), "1 V42 N1\n").unwrap();
+    md
+}
+
+fn set_mtime(p: &Path, t: i64) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let tv = [libc::timeval {
+        tv_sec: t as libc::time_t,
+        tv_usec: 0,
+    }; 2];
+    assert_eq!(unsafe { libc::utimes(c.as_ptr(), tv.as_ptr()) }, 0);
+}
+
+/// Writes a message file `sub/base[,S=..,W=..][:2,info]` with mtime `t`.
+fn put(md: &Path, sub: &str, base: &str, info: Option<&str>, body: &str, t: i64) -> PathBuf {
+    let mut name = format!("{},S={},W={}", base, body.len(), lf_to_crlf_len(body));
+    if let Some(i) = info {
+        name.push_str(":2,");
+        name.push_str(i);
+    }
+    let p = md.join(sub).join(name);
+    fs::write(&p, body).unwrap();
+    set_mtime(&p, t);
+    p
+}
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![("TZ", "UTC")]
+}
+
+fn imapd(md: &Path, input: &str) -> Vec<u8> {
+    let out = run("imapd", &[md.to_str().unwrap()], &env(), &crlf(input));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn check(got: &[u8], want: &str) {
+    let w = crlf(want);
+    if got != &w[..] {
+        panic!(
+            "--- got:\n{}\n--- want:\n{}",
+            String::from_utf8_lossy(got),
+            want
+        );
+    }
+}
+
+const CAPS: &str =
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN";
+
+fn two_messages(tag: &str) -> PathBuf {
+    let md = maildir(tag);
+    put(&md, "new", "1000000000.M1P1.host", None, PLAIN, T0);
+    put(
+        &md,
+        "cur",
+        "1000000001.M2P2.host",
+        Some("S"),
+        MULTI,
+        T0 + 60,
+    );
+    md
+}
+
+#[test]
+fn greeting_capability_noop_logout() {
+    let md = maildir("imap-basic");
+    let got = imapd(&md, "a CAPABILITY\nb NOOP\nc ID NIL\nd NAMESPACE\ne ENABLE CONDSTORE\nf LOGIN a b\ng LOGOUT\nh NOOP\n");
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {c}] imapd ready\n* CAPABILITY {c}\na OK Capability completed.\nb OK NOOP completed.\n* ID (\"name\" \"pipemail\")\nc OK ID completed.\n* NAMESPACE ((\"\" \".\")) NIL NIL\nd OK Namespace completed.\n* ENABLED\ne OK Enabled.\nf BAD Already logged in\n* BYE Logging out\ng OK Logout completed.\n",
+            c = CAPS
+        ),
+    );
+}
+
+#[test]
+fn select_fetch_and_flags() {
+    let md = two_messages("imap-fetch");
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)\nc FETCH 1 (ENVELOPE BODY[TEXT] BODY.PEEK[HEADER.FIELDS (Subject To)])\nd FETCH 1 FLAGS\ne FETCH 1 (BODY.PEEK[]<0.10> RFC822.HEADER)\nf UID FETCH 2 (FLAGS)\ng STORE 1 +FLAGS (\\Flagged $Work)\nh STORE 1 -FLAGS.SILENT (\\Seen)\ni UID STORE 2 FLAGS (\\Deleted \\Answered)\nj FETCH 1:2 FLAGS\nk EXPUNGE\nl FETCH 1 (UID FLAGS)\nm LOGOUT\n",
+    );
+    let m1 = lf_to_crlf_len(PLAIN);
+    let m2 = lf_to_crlf_len(MULTI);
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 2 EXISTS
+* 1 RECENT
+* OK [UNSEEN 1] First unseen.
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+a OK [READ-WRITE] Select completed.
+* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE {m1} INTERNALDATE \"09-Sep-2001 01:46:40 +0000\")
+* 2 FETCH (UID 2 FLAGS (\\Seen) RFC822.SIZE {m2} INTERNALDATE \"09-Sep-2001 01:47:40 +0000\")
+b OK Fetch completed.
+* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003 10:52:37 +0200\" \"=?utf-8?q?caf=C3=A9?= plans\" ((\"Alice\" NIL \"alice\" \"example.org\")) ((\"Alice\" NIL \"alice\" \"example.org\")) ((\"Alice\" NIL \"alice\" \"example.org\")) ((NIL NIL \"bob\" \"example.org\")(\"Carol C\" NIL \"carol\" \"example.org\")) NIL NIL NIL \"<m1@example.org>\") BODY[TEXT] {{32}}
+Let us meet at noon.
+See you.
+ BODY[HEADER.FIELDS (SUBJECT TO)] {{92}}
+To: bob@example.org, \"Carol C\" <carol@example.org>
+Subject: =?utf-8?q?caf=C3=A9?= plans
+
+ FLAGS (\\Seen \\Recent))
+c OK Fetch completed.
+* 1 FETCH (FLAGS (\\Seen \\Recent))
+d OK Fetch completed.
+* 1 FETCH (BODY[]<0> {{10}}
+From: Alic RFC822.HEADER {{193}}
+From: Alice <alice@example.org>
+To: bob@example.org, \"Carol C\" <carol@example.org>
+Subject: =?utf-8?q?caf=C3=A9?= plans
+Date: Tue, 1 Jul 2003 10:52:37 +0200
+Message-ID: <m1@example.org>
+
+)
+e OK Fetch completed.
+* 2 FETCH (UID 2 FLAGS (\\Seen))
+f OK Fetch completed.
+* 1 FETCH (FLAGS (\\Flagged \\Seen $Work \\Recent))
+g OK Store completed.
+h OK Store completed.
+* 2 FETCH (UID 2 FLAGS (\\Answered \\Deleted))
+i OK Store completed.
+* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))
+* 2 FETCH (FLAGS (\\Answered \\Deleted))
+j OK Fetch completed.
+* 2 EXPUNGE
+k OK Expunge completed.
+* 1 FETCH (UID 1 FLAGS (\\Flagged $Work \\Recent))
+l OK Fetch completed.
+* BYE Logging out
+m OK Logout completed.
+"
+        ),
+    );
+    // Flags live in the file name; the keyword in dovecot-keywords.
+    let cur: Vec<String> = crate::common::files(&md.join("cur"));
+    assert_eq!(
+        cur,
+        vec![format!(
+            "1000000000.M1P1.host,S={},W={}:2,Fa",
+            PLAIN.len(),
+            m1
+        )]
+    );
+    assert_eq!(
+        fs::read_to_string(md.join("dovecot-keywords")).unwrap(),
+        "0 $Work\n"
+    );
+    assert!(crate::common::files(&md.join("new")).is_empty());
+    // UIDs persist: a new session sees the same UID and the next one is 3.
+    put(&md, "new", "1000000002.M3P3.host", None, PLAIN, T0);
+    let got = imapd(
+        &md,
+        "a EXAMINE INBOX\nb FETCH 1:* (UID FLAGS)\nc STORE 1 +FLAGS \\Seen\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    assert!(s.contains("* 2 EXISTS\r\n* 1 RECENT\r\n"), "{}", s);
+    assert!(
+        s.contains(
+            "* OK [UIDNEXT 4] Predicted next UID\r\na OK [READ-ONLY] Examine completed.\r\n"
+        ),
+        "{}",
+        s
+    );
+    assert!(
+        s.contains(
+            "* 1 FETCH (UID 1 FLAGS (\\Flagged $Work))\r\n* 2 FETCH (UID 3 FLAGS (\\Recent))\r\n"
+        ),
+        "{}",
+        s
+    );
+    assert!(s.contains("c NO Mailbox is read-only.\r\n"), "{}", s);
+}
+
+#[test]
+fn errors_and_wrong_state() {
+    let md = two_messages("imap-errors");
+    let env = vec![("TZ", "UTC"), ("IMAPMAXLITERAL", "10")];
+    let input = crlf(
+        "a FETCH 1 FLAGS\nb EXPUNGE\nc UID FETCH 1 FLAGS\n\n* NOOP\nd FOO\ne SELECT\nf SELECT nosuch\ng SELECT INBOX\nh FETCH 0 FLAGS\ni FETCH 3 FLAGS\nj FETCH 1: FLAGS\nk FETCH 1 (FLAGS\nl FETCH 1 FOO\nm STORE 1 FLAGS (\\Bogus)\nn SEARCH FOO\no SEARCH CHARSET KOI8-R ALL\np APPEND INBOX {11}\nq UID FETCH 7:9 FLAGS\nr APPEND INBOX {3}\nabc extra\ns CREATE INBOX\nt CREATE a..b\nu DELETE INBOX\nv APPEND nosuch {1+}\nx\nw APPEND INBOX {11+}\n",
+    );
+    let out = run("imapd", &[md.to_str().unwrap()], &env, &input);
+    check(
+        &out.stdout,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+a BAD No mailbox selected
+b BAD No mailbox selected
+c BAD No mailbox selected
+* BAD invalid tag
+* BAD invalid tag
+d BAD unknown command
+e BAD missing argument
+f NO [NONEXISTENT] Mailbox doesn't exist: nosuch
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 2 EXISTS
+* 1 RECENT
+* OK [UNSEEN 1] First unseen.
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+g OK [READ-WRITE] Select completed.
+h BAD invalid sequence set
+i BAD Invalid messageset
+j BAD invalid sequence set
+k BAD missing argument
+l BAD unknown fetch attribute
+m BAD Invalid system flag
+n BAD unknown search key
+o NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset
+p NO [TOOBIG] literal too large
+q OK Fetch completed.
++ Ready for literal data
+r BAD unexpected extra arguments
+s NO [ALREADYEXISTS] Mailbox already exists
+t NO [CANNOT] Invalid mailbox name
+u NO [CANNOT] INBOX can't be deleted.
+v NO [TRYCREATE] Mailbox doesn't exist
+* BYE [TOOBIG] literal too large
+"
+        ),
+    );
+    // A line over the limit is refused and the session goes on.
+    let mut long = b"a NOOP ".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 70000));
+    long.extend_from_slice(b"\r\nb NOOP\r\n");
+    let out = run("imapd", &[md.to_str().unwrap()], &env, &long);
+    assert!(
+        out.stdout
+            .ends_with(b"a BAD command line too long\r\nb OK NOOP completed.\r\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A Maildir that is not there: BYE and exit 111.
+    let out = run("imapd", &["/nonexistent/Maildir"], &env, b"");
+    assert_eq!(out.status.code(), Some(111));
+    assert_eq!(
+        out.stdout,
+        b"* BYE [SERVERBUG] unable to open the Maildir\r\n"
+    );
+    assert!(out.stderr.starts_with(b"imapd: pid "));
+}
+
+#[test]
+fn mime_structure_and_sections() {
+    let md = two_messages("imap-mime");
+    let got = imapd(&md, "a EXAMINE INBOX\nb FETCH 2 (BODYSTRUCTURE)\nc FETCH 2 (BODY)\nd FETCH 2 (BODY[1] BODY[2.HEADER] BODY[2.2] BODY[2.2.MIME] BODY[3]<4.6> BODY[9])\ne FETCH 1 (BODYSTRUCTURE BODY[1] BODY[1.MIME])\n");
+    let s = String::from_utf8_lossy(&got).into_owned();
+    let want_bs = "* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 1 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\" ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) NIL NIL NIL NIL NIL) ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 11 1 NIL NIL NIL NIL)(\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 17 1 NIL NIL NIL NIL) \"ALTERNATIVE\" (\"BOUNDARY\" \"B2\") NIL NIL NIL) 12 NIL NIL NIL NIL)(\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"data.bin\") NIL NIL \"BASE64\" 16 NIL (\"ATTACHMENT\" (\"FILENAME*\" \"utf-8''d%C3%A4ta.bin\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"B1\") NIL NIL NIL))\r\n";
+    assert!(s.contains(want_bs), "{}", s);
+    assert!(s.contains("* 2 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 1)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\""), "{}", s);
+    assert!(s.contains("BODY[1] {16}\r\nK=F6ln is=20nice BODY[2.HEADER] {91}\r\nSubject: inner\r\nFrom: eve@example.com\r\nContent-Type: multipart/alternative; boundary=B2\r\n\r\n BODY[2.2] {17}\r\n<p>html inner</p> BODY[2.2.MIME] {27}\r\nContent-Type: text/html\r\n\r\n BODY[3]<4> {6}\r\ncmV0IH BODY[9] NIL)\r\nd OK Fetch completed.\r\n"), "{}", s);
+    assert!(s.contains("* 1 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 32 2 NIL NIL NIL NIL) BODY[1] {32}\r\nLet us meet at noon.\r\nSee you.\r\n BODY[1.MIME] {193}\r\nFrom: Alice"), "{}", s);
+    // Hostile MIME never crashes and still gives a structure.
+    let md = maildir("imap-mime-bad");
+    let mut deep = String::from("Subject: deep\n");
+    for i in 0..60 {
+        deep.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n"
+        ));
+    }
+    put(&md, "cur", "1.M1.h", Some(""), &deep, T0);
+    put(
+        &md,
+        "cur",
+        "2.M1.h",
+        Some(""),
+        "Content-Type: multipart/mixed\n\nno boundary",
+        T0 + 1,
+    );
+    put(
+        &md,
+        "cur",
+        "3.M1.h",
+        Some(""),
+        "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n!!!",
+        T0 + 2,
+    );
+    put(
+        &md,
+        "cur",
+        "4.M1.h",
+        Some(""),
+        "Content-Type: multipart/alternative; boundary=x\n\n--x\n",
+        T0 + 3,
+    );
+    put(
+        &md,
+        "cur",
+        "5.M1.h",
+        Some(""),
+        "\u{0}\u{1}garbage without header end",
+        T0 + 4,
+    );
+    let got = imapd(&md, "a SELECT INBOX\nb FETCH 1:* (BODYSTRUCTURE ENVELOPE BODY[1.2.3.MIME])\nc SEARCH TEXT nothing\n");
+    let s = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        s.contains("b OK Fetch completed.\r\n* SEARCH\r\nc OK Search completed.\r\n"),
+        "{}",
+        s
+    );
+    assert_eq!(s.matches(" FETCH (BODYSTRUCTURE (").count(), 5, "{}", s);
+}
