@@ -228,7 +228,7 @@ fn body_match(m: &[u8], p: &mime::Part, needle: &[u8]) -> bool {
         let e = &p.parts[0];
         return header_match_any(e.header(m), needle) || body_match(m, e, needle);
     }
-    if p.ctype != b"text" && p.ctype != b"message" {
+    if matches!(&p.ctype[..], b"image" | b"audio" | b"video") {
         return false;
     }
     let d = mime::decode_body(p.text(m), p.encoding.as_deref());

@@ -343,3 +343,147 @@ fn mime_structure_and_sections() {
     );
     assert_eq!(s.matches(" FETCH (BODYSTRUCTURE (").count(), 5, "{}", s);
 }
+
+#[test]
+fn folders_append_copy_move() {
+    let md = two_messages("imap-folders");
+    let got = imapd(
+        &md,
+        "a CREATE Sent\nb CREATE work.2024.\nc CREATE Entw&APw-rfe\nd CREATE Sent\ne LIST \"\" *\nf LIST \"\" %\ng LIST work. %\nh SUBSCRIBE Sent\ni SUBSCRIBE INBOX\nj LSUB \"\" *\nk RENAME work projects\nl LIST \"\" projects*\nm DELETE projects.2024\nn DELETE projects\no APPEND Sent (\\Seen $Done) \"14-Jul-2020 12:00:00 +0200\" {12}\nSubject: x\n\nq APPEND Sent {12+}\nSubject: y\n\nr STATUS Sent (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)\ns SELECT Sent\nt FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)\nu SELECT INBOX\nv COPY 1:2 Sent\nw UID MOVE 1 Sent\nx STATUS Sent (MESSAGES)\ny FETCH 1 UID\nz RENAME INBOX Old\nA SELECT Old\nB STATUS INBOX (MESSAGES)\nC UNSELECT\nD LOGOUT\n",
+    );
+    let s = String::from_utf8_lossy(&got).into_owned();
+    let v = fs::read_to_string(md.join(".Sent/pipemail-uidlist")).unwrap();
+    let validity = v.split_whitespace().nth(1).unwrap()[1..].to_string();
+    let want = format!(
+        "a OK Create completed.
+b OK Create completed.
+c OK Create completed.
+d NO [ALREADYEXISTS] Mailbox already exists
+* LIST (\\HasNoChildren) \".\" INBOX
+* LIST (\\HasNoChildren) \".\" Entw&APw-rfe
+* LIST (\\HasNoChildren \\Sent) \".\" Sent
+* LIST (\\Noselect \\HasChildren) \".\" work
+* LIST (\\HasNoChildren) \".\" work.2024
+e OK List completed.
+* LIST (\\HasNoChildren) \".\" INBOX
+* LIST (\\HasNoChildren) \".\" Entw&APw-rfe
+* LIST (\\HasNoChildren \\Sent) \".\" Sent
+* LIST (\\Noselect \\HasChildren) \".\" work
+f OK List completed.
+* LIST (\\HasNoChildren) \".\" work.2024
+g OK List completed.
+h OK Subscribe completed.
+i OK Subscribe completed.
+* LSUB () \".\" INBOX
+* LSUB () \".\" Sent
+j OK Lsub completed.
+k OK Rename completed.
+* LIST (\\Noselect \\HasChildren) \".\" projects
+* LIST (\\HasNoChildren) \".\" projects.2024
+l OK List completed.
+m OK Delete completed.
+n NO [NONEXISTENT] Mailbox doesn't exist: projects
++ Ready for literal data
+o OK [APPENDUID {validity} 1] Append completed.
+q OK [APPENDUID {validity} 2] Append completed.
+* STATUS Sent (MESSAGES 2 RECENT 0 UIDNEXT 3 UIDVALIDITY {validity} UNSEEN 1)
+r OK Status completed.
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done \\*)] Flags permitted.
+* 2 EXISTS
+* 0 RECENT
+* OK [UNSEEN 2] First unseen.
+* OK [UIDVALIDITY {validity}] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+s OK [READ-WRITE] Select completed.
+* 1 FETCH (UID 1 FLAGS (\\Seen $Done) INTERNALDATE \"14-Jul-2020 10:00:00 +0000\" RFC822.SIZE 12)
+"
+    );
+    assert!(s.contains(&want.replace('\n', "\r\n")), "{}", s);
+    assert!(s.contains(&format!("v OK [COPYUID {validity} 1:2 3:4] Copy completed.\r\n* OK [COPYUID {validity} 1 5] Moved.\r\n* 1 EXPUNGE\r\nw OK Move completed.\r\n* STATUS Sent (MESSAGES 5)\r\n")), "{}", s);
+    assert!(
+        s.contains("* 1 FETCH (UID 2)\r\ny OK Fetch completed.\r\nz OK Rename completed.\r\n"),
+        "{}",
+        s
+    );
+    assert!(s.contains("* 1 EXISTS\r\n"), "{}", s);
+    assert!(
+        s.contains(
+            "* STATUS INBOX (MESSAGES 0)\r\nB OK Status completed.\r\nC OK Unselect completed.\r\n"
+        ),
+        "{}",
+        s
+    );
+    // On disk: Maildir++ folders, subscriptions, the APPENDed file with LF ends.
+    assert!(md.join(".Entw&APw-rfe/maildirfolder").exists());
+    assert!(!md.join(".projects.2024").exists());
+    assert_eq!(
+        fs::read_to_string(md.join("subscriptions")).unwrap(),
+        "Sent\nINBOX\n"
+    );
+    let sent = crate::common::files(&md.join(".Sent/cur"));
+    assert!(
+        sent.iter().any(|n| n.ends_with(",S=11,W=12:2,Sa")),
+        "{:?}",
+        sent
+    );
+    assert_eq!(crate::common::files(&md.join(".Old/cur")).len(), 1);
+    assert!(crate::common::files(&md.join("tmp")).is_empty());
+}
+
+#[test]
+fn search_keys() {
+    let md = two_messages("imap-search");
+    put(&md, "cur", "1000000002.M3P3.host", Some("FT"), "From: zed@example.com\nSubject: big one\nDate: 3 Jul 2003 00:00:00 +0000\nX-Tag: Blue\n\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", T0 + 86400 * 3);
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb SEARCH ALL\nc SEARCH SUBJECT \"café\"\nd SEARCH CHARSET UTF-8 BODY \"köln\"\ne SEARCH BODY \"secret word\"\nf SEARCH TEXT \"html inner\"\ng SEARCH FROM ALICE\nh SEARCH TO carol CC nobody\ni SEARCH OR FLAGGED SEEN\nj SEARCH NOT OR FLAGGED SEEN\nk SEARCH DELETED UNANSWERED\nl SEARCH LARGER 300\nm SEARCH SMALLER 300\nn SEARCH SENTON 2-Jul-2003\no SEARCH SENTBEFORE 2-Jul-2003\np SEARCH SENTSINCE 2-Jul-2003\nq SEARCH ON 12-Sep-2001\nr SEARCH BEFORE 10-Sep-2001\ns SEARCH SINCE 10-Sep-2001\nt SEARCH HEADER X-Tag blue\nu SEARCH HEADER X-Tag \"\"\nv SEARCH 2:* UNSEEN\nw UID SEARCH UID 2:3\nx SEARCH RECENT\ny SEARCH NEW\nz SEARCH OLD\nA SEARCH (OR 1 3) NOT (UNDELETED)\nB SEARCH KEYWORD \\Seen\nC SEARCH UNKEYWORD $Nothing\nD SEARCH BCC x\nE SEARCH UNDRAFT UNFLAGGED\nF SEARCH BODY {4}\nnoon\n",
+    );
+    let s = String::from_utf8_lossy(&got).into_owned();
+    let mut want = String::new();
+    for (t, r) in [
+        ("b", "1 2 3"),
+        ("c", "1"),
+        ("d", "2"),
+        ("e", "2"),
+        ("f", "2"),
+        ("g", "1"),
+        ("h", ""),
+        ("i", "2 3"),
+        ("j", "1"),
+        ("k", "3"),
+        ("l", "2"),
+        ("m", "1 3"),
+        ("n", "2"),
+        ("o", "1"),
+        ("p", "2 3"),
+        ("q", "3"),
+        ("r", "1 2"),
+        ("s", "3"),
+        ("t", "3"),
+        ("u", "3"),
+        ("v", "3"),
+        ("w", "2 3"),
+        ("x", "1"),
+        ("y", "1"),
+        ("z", "2 3"),
+        ("A", "3"),
+        ("B", "2"),
+        ("C", "1 2 3"),
+        ("D", ""),
+        ("E", "1 2"),
+    ] {
+        want.push_str(&format!(
+            "* SEARCH{}{}\r\n{} OK Search completed.\r\n",
+            if r.is_empty() { "" } else { " " },
+            r,
+            t
+        ));
+    }
+    assert!(s.contains(&want), "{}", s);
+    assert!(
+        s.ends_with("+ Ready for literal data\r\n* SEARCH 1\r\nF OK Search completed.\r\n"),
+        "{}",
+        s
+    );
+}
