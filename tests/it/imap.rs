@@ -487,3 +487,359 @@ fn search_keys() {
         s
     );
 }
+
+/// A fake checkpassword program: `joe`/`secret` logs in (execs argv),
+/// anything else exits 1; `temp` exits 111.
+fn fake_checkpassword(dir: &Path) -> PathBuf {
+    let p = dir.join("fakecp");
+    fs::write(
+        &p,
+        "#!/bin/sh\ndata=$(tr '\\0' ' ' <&3)\ncase \"$data\" in\n  'joe secret '*) exec \"$@\" ;;\n  'temp '*) exit 111 ;;\n  *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+const LOGIN_CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN";
+
+#[test]
+fn login_split_with_checkpassword() {
+    let md = two_messages("imap-login");
+    let cp = fake_checkpassword(md.parent().unwrap());
+    let imapd = bin("imapd");
+    let args = [
+        cp.to_str().unwrap(),
+        imapd.to_str().unwrap(),
+        md.to_str().unwrap(),
+    ];
+    let env = vec![("TZ", "UTC"), ("IMAPLOGINDELAY", "0")];
+    // Wrong state, bad password, temporary failure, then LOGIN with literals.
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &crlf("a CAPABILITY\nb SELECT INBOX\nc LOGIN joe wrong\nd LOGIN temp x\ne LOGIN\nf AUTHENTICATE CRAM-MD5\ng LOGIN {3}\njoe {6+}\nsecret\nh SELECT INBOX\ni LOGOUT\n"),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    check(
+        &out.stdout,
+        &format!(
+            "* OK [CAPABILITY {LOGIN_CAPS}] pipemail IMAP ready.
+* CAPABILITY {LOGIN_CAPS}
+a OK Capability completed.
+b BAD Log in first.
+c NO [AUTHENTICATIONFAILED] Authentication failed.
+d NO [UNAVAILABLE] Temporary authentication failure.
+e BAD missing argument
+f NO [CANNOT] Unsupported authentication mechanism.
++ Ready for literal data
+g OK [CAPABILITY {CAPS}] Logged in
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 2 EXISTS
+* 1 RECENT
+* OK [UNSEEN 1] First unseen.
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+h OK [READ-WRITE] Select completed.
+* BYE Logging out
+i OK Logout completed.
+"
+        ),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("imap-login: pid "));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(": info: login failed user=joe"));
+    // AUTHENTICATE PLAIN: with an initial response, as a continuation,
+    // cancelled, and with a foreign authorization identity.
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &crlf("a AUTHENTICATE PLAIN\n*\nb AUTHENTICATE PLAIN AGpvZQB3cm9uZw==\nc AUTHENTICATE PLAIN YWRtaW4Aam9lAHNlY3JldA==\nd AUTHENTICATE PLAIN\nAGpvZQBzZWNyZXQ=\ne LOGOUT\n"),
+    );
+    check(
+        &out.stdout,
+        &format!(
+            "* OK [CAPABILITY {LOGIN_CAPS}] pipemail IMAP ready.
++ 
+a BAD Authentication aborted.
+b NO [AUTHENTICATIONFAILED] Authentication failed.
+c NO [AUTHORIZATIONFAILED] Proxy login is not supported.
++ 
+d OK [CAPABILITY {CAPS}] Logged in
+* BYE Logging out
+e OK Logout completed.
+"
+        ),
+    );
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &crlf("a AUTHENTICATE PLAIN am9lAGpvZQBzZWNyZXQ=\nb NOOP\n"),
+    );
+    assert!(out.stdout.ends_with(b"a OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN] Logged in\r\nb OK NOOP completed.\r\n"), "{}", String::from_utf8_lossy(&out.stdout));
+    // Three failures end the session; TLS required means LOGINDISABLED.
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &crlf("a LOGIN x y\nb LOGIN x y\nc LOGIN x y\nd NOOP\n"),
+    );
+    assert!(out.stdout.ends_with(b"c NO [AUTHENTICATIONFAILED] Authentication failed.\r\n* BYE Too many invalid login attempts.\r\n"));
+    let mut tls = env.clone();
+    tls.push(("UCSPITLS", "!"));
+    let out = run(
+        "imap-login",
+        &args,
+        &tls,
+        &crlf("a LOGIN joe secret\nb AUTHENTICATE PLAIN AGpvZQBzZWNyZXQ=\n"),
+    );
+    check(
+        &out.stdout,
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE LOGINDISABLED] pipemail IMAP ready.
+a NO [PRIVACYREQUIRED] Plaintext authentication disallowed.
+b NO [PRIVACYREQUIRED] Plaintext authentication disallowed.
+",
+    );
+    // The failure delay is real.
+    let t = std::time::Instant::now();
+    let out = run(
+        "imap-login",
+        &args,
+        &[("IMAPLOGINDELAY", "1")],
+        &crlf("a LOGIN joe nope\n"),
+    );
+    assert!(t.elapsed() >= std::time::Duration::from_millis(950));
+    assert!(out
+        .stdout
+        .ends_with(b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"));
+    // Usage.
+    let out = run("imap-login", &["x"], &[], b"");
+    assert_eq!(out.status.code(), Some(100));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).ends_with(": usage: imap-login checkprog prog...\n")
+    );
+}
+
+/// An interactive imapd session over pipes.
+struct Sess {
+    child: Child,
+    rd: BufReader<std::process::ChildStdout>,
+}
+
+impl Sess {
+    fn start(md: &Path) -> Sess {
+        let mut child = Command::new(bin("imapd"))
+            .arg(md)
+            .env_clear()
+            .env("TZ", "UTC")
+            .env("IMAPIDLEPOLL", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut rd = BufReader::new(child.stdout.take().unwrap());
+        let mut l = String::new();
+        rd.read_line(&mut l).unwrap();
+        assert!(l.starts_with("* PREAUTH"));
+        Sess { child, rd }
+    }
+    fn send(&mut self, s: &str) {
+        self.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(s.as_bytes())
+            .unwrap();
+        self.child.stdin.as_mut().unwrap().flush().unwrap();
+    }
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.rd.read_line(&mut l).unwrap();
+        l
+    }
+    /// Sends `tag cmd` and returns every line up to the tagged one.
+    fn cmd(&mut self, tag: &str, cmd: &str) -> String {
+        self.send(&format!("{} {}\r\n", tag, cmd));
+        let mut all = String::new();
+        loop {
+            let l = self.line();
+            assert!(!l.is_empty(), "eof after {}", all);
+            all.push_str(&l);
+            if l.starts_with(&format!("{} ", tag)) {
+                return all;
+            }
+        }
+    }
+}
+
+impl Drop for Sess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn idle_and_other_sessions_changes() {
+    let md = two_messages("imap-idle");
+    let mut a = Sess::start(&md);
+    let mut b = Sess::start(&md);
+    assert!(a.cmd("a1", "SELECT INBOX").contains("* 2 EXISTS"));
+    assert!(b.cmd("b1", "SELECT INBOX").contains("* 2 EXISTS"));
+    // B changes flags and expunges; A hears of it at NOOP.
+    b.cmd("b2", "STORE 2 +FLAGS (\\Deleted)");
+    b.cmd("b3", "STORE 1 +FLAGS (\\Answered)");
+    assert!(b.cmd("b4", "EXPUNGE").contains("* 2 EXPUNGE\r\n"));
+    let r = a.cmd("a2", "NOOP");
+    assert_eq!(
+        r,
+        "* 2 EXPUNGE\r\n* 1 FETCH (FLAGS (\\Answered \\Recent))\r\na2 OK NOOP completed.\r\n"
+    );
+    // IDLE: a delivery into new/ shows up without a command.
+    a.send("a3 IDLE\r\n");
+    assert_eq!(a.line(), "+ idling\r\n");
+    put(&md, "new", "1000000005.M9P9.host", None, PLAIN, T0 + 5);
+    assert_eq!(a.line(), "* 2 EXISTS\r\n");
+    assert_eq!(a.line(), "* 2 RECENT\r\n");
+    a.send("DONE\r\n");
+    assert_eq!(a.line(), "a3 OK Idle completed.\r\n");
+    // B sees it as not recent (A took it from new/), with UID 3.
+    assert_eq!(
+        b.cmd("b5", "NOOP"),
+        "* 2 EXISTS\r\n* 0 RECENT\r\nb5 OK NOOP completed.\r\n"
+    );
+    assert_eq!(
+        b.cmd("b6", "FETCH 2 (UID FLAGS)"),
+        "* 2 FETCH (UID 3 FLAGS ())\r\nb6 OK Fetch completed.\r\n"
+    );
+    assert_eq!(
+        a.cmd("a4", "IDLE\r\nDONE"),
+        "+ idling\r\na4 OK Idle completed.\r\n"
+    );
+    assert_eq!(
+        a.cmd("a5", "IDLE\r\nNOPE"),
+        "+ idling\r\na5 BAD Expected DONE.\r\n"
+    );
+}
+
+#[test]
+fn concurrent_sessions_and_deliveries() {
+    let md = maildir("imap-conc");
+    let n_deliver = 60;
+    let mdd = md.clone();
+    let deliver = std::thread::spawn(move || {
+        for i in 0..n_deliver {
+            let name = format!("{}.M{}P1.deliver", 1_100_000_000 + i, i);
+            let tmp = mdd.join("tmp").join(&name);
+            fs::write(&tmp, format!("Subject: m{}\n\nbody {}\n", i, i)).unwrap();
+            fs::rename(&tmp, mdd.join("new").join(&name)).unwrap();
+            if i % 7 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        }
+    });
+    let mut sessions: Vec<Sess> = (0..2).map(|_| Sess::start(&md)).collect();
+    let mut seen_uids: Vec<std::collections::BTreeMap<u32, String>> = vec![Default::default(); 2];
+    for (k, s) in sessions.iter_mut().enumerate() {
+        s.cmd("s", "SELECT INBOX");
+        let _ = k;
+    }
+    // Each session flags what it sees, with its own flag, while mail arrives.
+    for round in 0..15 {
+        for (k, s) in sessions.iter_mut().enumerate() {
+            s.cmd("n", "NOOP");
+            let flag = if k == 0 { "\\Flagged" } else { "\\Answered" };
+            s.cmd("f", &format!("STORE 1:* +FLAGS.SILENT ({})", flag));
+            if round % 5 == 4 {
+                let r = s.cmd("u", "FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+                for l in r.lines() {
+                    if let Some(rest) = l.strip_prefix("* ") {
+                        let uid: u32 = rest
+                            .split("UID ")
+                            .nth(1)
+                            .unwrap()
+                            .split(' ')
+                            .next()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        let subj = r
+                            .split(&format!("UID {} ", uid))
+                            .nth(1)
+                            .unwrap()
+                            .lines()
+                            .nth(1)
+                            .unwrap()
+                            .to_string();
+                        if let Some(old) = seen_uids[k].insert(uid, subj.clone()) {
+                            assert_eq!(old, subj, "UID {} changed meaning", uid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    deliver.join().unwrap();
+    for s in sessions.iter_mut() {
+        s.cmd("n", "NOOP");
+        s.cmd("f", "STORE 1:* +FLAGS.SILENT (\\Seen)");
+    }
+    let mut a = Sess::start(&md);
+    a.cmd("s", "SELECT INBOX");
+    let r = a.cmd(
+        "f",
+        "FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
+    assert_eq!(r.matches(" FETCH (").count(), n_deliver as usize, "{}", r);
+    let mut uids: Vec<u32> = r
+        .lines()
+        .filter_map(|l| l.split("UID ").nth(1))
+        .map(|x| x.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let before = uids.clone();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids, before, "UIDs ascending and unique");
+    assert_eq!(uids.len(), n_deliver as usize);
+    // Every message has \Seen; the two sessions' flags were not clobbered
+    // (each message one of them saw got its flag).
+    for l in r.lines().filter(|l| l.contains(" FETCH (")) {
+        assert!(l.contains("\\Seen"), "{}", l);
+    }
+    let both = r
+        .lines()
+        .filter(|l| l.contains("\\Flagged") && l.contains("\\Answered"))
+        .count();
+    assert!(both > 0, "{}", r);
+    // The same UIDs in both sessions' views.
+    for m in &seen_uids {
+        for (uid, subj) in m {
+            assert!(
+                r.contains(&format!("UID {} FLAGS", uid)),
+                "uid {} {}",
+                uid,
+                subj
+            );
+        }
+    }
+    // Expunged UIDs are never reused, even after the state file is rewritten.
+    a.cmd("d", "STORE 1:* +FLAGS.SILENT (\\Deleted)");
+    a.cmd("e", "EXPUNGE");
+    put(
+        &md,
+        "new",
+        "1200000000.M1P1.late",
+        None,
+        "Subject: late\n\nx\n",
+        T0,
+    );
+    let r = a.cmd("n", "NOOP");
+    assert!(r.contains("* 1 EXISTS"), "{}", r);
+    let r = a.cmd("u", "FETCH 1 UID");
+    assert!(r.contains(&format!("UID {})", n_deliver + 1)), "{}", r);
+}
