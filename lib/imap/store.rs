@@ -341,18 +341,13 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
             None => dropped = true,
         }
     }
-    let mut rest: Vec<(i64, Vec<u8>, Vec<u8>)> = cur
-        .into_iter()
-        .map(|(b, n)| {
-            let t = fs::metadata(p(dir, "cur", &n))
-                .map(|m| m.mtime())
-                .unwrap_or(0);
-            (t, b, n)
-        })
-        .collect();
+    // New names get UIDs in name order: Maildir names start with the
+    // delivery time, and ours carry zero-padded microseconds and a counter,
+    // so copies keep their order (COPYUID pairs source and target UIDs).
+    let mut rest: Vec<(Vec<u8>, Vec<u8>)> = cur.into_iter().collect();
     rest.sort();
     let mut added = Vec::new();
-    for (_, b, n) in rest {
+    for (b, n) in rest {
         let uid = ul.next;
         ul.next += 1;
         added.push((uid, b.clone()));
@@ -711,7 +706,7 @@ pub fn unique(lf_size: u64, crlf: u64) -> Vec<u8> {
         })
         .collect();
     let mut v = format!(
-        "{}.M{}P{}Q{}R{}.",
+        "{}.M{:06}P{}Q{:06}R{}.",
         now / 1_000_000,
         now % 1_000_000,
         std::process::id(),

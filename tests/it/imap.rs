@@ -843,3 +843,176 @@ fn concurrent_sessions_and_deliveries() {
     let r = a.cmd("u", "FETCH 1 UID");
     assert!(r.contains(&format!("UID {})", n_deliver + 1)), "{}", r);
 }
+
+/// tcpserver on 127.0.0.1, a free port, running imap-login per connection.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(md: &Path) -> Option<Server> {
+        if Command::new("tcpserver")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("tcpserver not installed: skipping");
+            return None;
+        }
+        let cp = fake_checkpassword(md.parent().unwrap());
+        let mut child = Command::new("tcpserver")
+            .args(["-1", "-q", "-H", "-R", "127.0.0.1", "0"])
+            .arg(bin("imap-login"))
+            .arg(cp)
+            .arg(bin("imapd"))
+            .arg(md)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("TZ", "UTC")
+            .env("IMAPLOGINDELAY", "0")
+            .env("IMAPIDLEPOLL", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut port = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+            port.push(b[0]);
+        }
+        let port = String::from_utf8(port).unwrap().trim().parse().unwrap();
+        Some(Server { child, port })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PY_CLIENT: &str = r#"
+import imaplib, sys, time, os, socket
+port = int(sys.argv[1]); md = sys.argv[2]
+M = imaplib.IMAP4('127.0.0.1', port)
+try:
+    M.login('joe', 'wrong'); print('bad login accepted'); sys.exit(1)
+except imaplib.IMAP4.error:
+    pass
+M.login('joe', 'secret')
+typ, data = M.list()
+assert typ == 'OK' and data == [b'(\\HasNoChildren) "." INBOX'], data
+assert M.create('Archive')[0] == 'OK'
+assert M.create('Tmp.Sub')[0] == 'OK'
+assert M.rename('Tmp', 'Old')[0] == 'OK'
+assert M.delete('Old.Sub')[0] == 'OK'
+names = sorted(l.decode() for l in M.list()[1])
+assert names == ['(\\HasNoChildren) "." Archive', '(\\HasNoChildren) "." INBOX'], names
+msg = b'From: py@example.org\r\nSubject: from python\r\n\r\nhello imaplib\r\n'
+typ, data = M.append('INBOX', '(\\Flagged)', imaplib.Time2Internaldate(time.time()), msg)
+assert typ == 'OK' and b'APPENDUID' in data[0], data
+typ, data = M.select('INBOX')
+assert typ == 'OK' and data == [b'3'], data
+# APPEND took UID 2; the message waiting in new/ got UID 3 at SELECT.
+typ, data = M.search(None, 'SUBJECT', '"from python"')
+assert data == [b'2'], data
+typ, data = M.search(None, 'FLAGGED')
+assert data == [b'2'], data
+typ, data = M.fetch('2', '(RFC822)')
+assert data[0][1] == msg, data
+typ, data = M.fetch('2', '(FLAGS)')
+assert b'\\Seen' in data[0] and b'\\Flagged' in data[0], data
+typ, data = M.uid('FETCH', '1:*', '(UID RFC822.SIZE)')
+assert len(data) == 3, data
+assert M.store('1', '+FLAGS', '\\Deleted')[0] == 'OK'
+typ, data = M.copy('2:3', 'Archive')
+assert typ == 'OK' and b'COPYUID' in data[0], data
+typ, data = M.expunge()
+assert data == [b'1'], data
+typ, data = M.status('Archive', '(MESSAGES)')
+assert data == [b'Archive (MESSAGES 2)'], data
+# IDLE by hand (imaplib has no idle before 3.14): a delivery wakes us.
+tag = M._new_tag().decode()
+M.send(('%s IDLE\r\n' % tag).encode())
+assert M.readline().startswith(b'+ '), 'no continuation'
+tmp = os.path.join(md, 'tmp', '1300000000.M1P1.py')
+open(tmp, 'w').write('Subject: idle\n\nx\n'); os.rename(tmp, os.path.join(md, 'new', '1300000000.M1P1.py'))
+line = M.readline()
+assert line == b'* 3 EXISTS\r\n', line
+M.send(b'DONE\r\n')
+while True:
+    line = M.readline()
+    if line.startswith(tag.encode()):
+        assert b'OK' in line, line
+        break
+M.close()
+M.logout()
+print('ok')
+"#;
+
+#[test]
+fn python_imaplib_and_curl() {
+    let md = two_messages("imap-py");
+    let srv = match Server::start(&md) {
+        Some(s) => s,
+        None => return,
+    };
+    let port = srv.port.to_string();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PY_CLIENT)
+        .arg(&port)
+        .arg(&md)
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(_) => {
+            eprintln!("python3 not installed: skipping");
+            return;
+        }
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // curl: list folders, fetch a message by UID, search.
+    let url = format!("imap://127.0.0.1:{}/", port);
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-s", "-S", "--max-time", "10", "-u", "joe:secret"])
+            .args(args)
+            .output()
+    };
+    let out = match curl(&[&url]) {
+        Ok(o) => o,
+        Err(_) => {
+            eprintln!("curl not installed: skipping");
+            return;
+        }
+    };
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        s.contains("* LIST (\\HasNoChildren) \".\" Archive\r\n") && s.contains("\".\" INBOX"),
+        "{} {}",
+        s,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = curl(&[&format!("{}Archive;UID=1", url)]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "From: py@example.org\r\nSubject: from python\r\n\r\nhello imaplib\r\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = curl(&[&format!("{}INBOX?SUBJECT%20idle", url)]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "* SEARCH 3\r\n");
+    let out = curl(&["-u", "joe:bad", &url]).unwrap();
+    assert!(!out.status.success());
+}
