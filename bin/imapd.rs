@@ -16,7 +16,7 @@ fn main() {
     let root = std::path::PathBuf::from(dir.unwrap_or_else(|| ".".into()));
     // The tag of the LOGIN that imap-login passed on; only tag characters.
     let tag = std::env::var_os("IMAPLOGINTAG")
-        .map(|t| std::os::unix::ffi::OsStringExt::into_vec(t))
+        .map(std::os::unix::ffi::OsStringExt::into_vec)
         .filter(|t| {
             !t.is_empty()
                 && t.len() <= 64
