@@ -1016,3 +1016,106 @@ fn python_imaplib_and_curl() {
     let out = curl(&["-u", "joe:bad", &url]).unwrap();
     assert!(!out.status.success());
 }
+
+/// Waits until `f` holds, at most `secs` seconds.
+fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn mutt_through_tmux() {
+    let have = |p: &str| {
+        Command::new(p)
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !have("mutt") || !have("tmux") {
+        eprintln!("mutt or tmux not installed: skipping");
+        return;
+    }
+    let md = maildir("imap-mutt");
+    fs::create_dir_all(md.join(".Archive/cur")).unwrap();
+    fs::create_dir_all(md.join(".Archive/new")).unwrap();
+    fs::create_dir_all(md.join(".Archive/tmp")).unwrap();
+    put(&md, "new", "1000000000.M1P1.host", None, "From: Alice <a@x.org>\nTo: joe@x.org\nSubject: hello mutt\nDate: Tue, 1 Jul 2003 10:52:37 +0200\n\nThe body of the mutt message.\n", T0);
+    let srv = match Server::start(&md) {
+        Some(s) => s,
+        None => return,
+    };
+    let dir = md.parent().unwrap().to_path_buf();
+    let rc = dir.join("muttrc");
+    fs::write(
+        &rc,
+        format!(
+            "set imap_user=joe\nset imap_pass=secret\nset folder=imap://127.0.0.1:{}/\nset spoolfile=+INBOX\nset confirmappend=no\nset confirmcreate=no\nset mail_check=1\nset timeout=1\nset header_cache=\nset message_cachedir=\nset ssl_starttls=no\nset ssl_force_tls=no\nset move=no\nset wait_key=no\n",
+            srv.port
+        ),
+    )
+    .unwrap();
+    let sock = format!("pipemail-imap-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&sock)
+            .args(args)
+            .env("HOME", &dir)
+            .output()
+            .unwrap()
+    };
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "m",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &format!("mutt -n -F {}", rc.display()),
+    ]);
+    let screen =
+        || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "m"]).stdout).into_owned();
+    let ok = (|| {
+        if !wait_for(10, || screen().contains("hello mutt")) {
+            return Err(format!("no index: {}", screen()));
+        }
+        tmux(&["send-keys", "-t", "m", "Enter"]);
+        if !wait_for(5, || screen().contains("The body of the mutt message.")) {
+            return Err(format!("no message: {}", screen()));
+        }
+        tmux(&["send-keys", "-t", "m", "q"]);
+        tmux(&["send-keys", "-t", "m", "s"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tmux(&["send-keys", "-t", "m", "=Archive", "Enter"]);
+        if !wait_for(5, || {
+            crate::common::files(&md.join(".Archive/cur")).len() == 1
+        }) {
+            return Err(format!("not saved: {}", screen()));
+        }
+        tmux(&["send-keys", "-t", "m", "$"]);
+        if !wait_for(5, || screen().contains("Purge")) {
+            return Err(format!("no purge prompt: {}", screen()));
+        }
+        tmux(&["send-keys", "-t", "m", "y"]);
+        if !wait_for(5, || crate::common::files(&md.join("cur")).is_empty()) {
+            return Err(format!("not moved: {}", screen()));
+        }
+        Ok(())
+    })();
+    tmux(&["send-keys", "-t", "m", "q"]);
+    tmux(&["kill-session", "-t", "m"]);
+    drop(srv);
+    ok.unwrap();
+    let saved = crate::common::files(&md.join(".Archive/cur"));
+    assert!(saved[0].ends_with(":2,S"), "{:?}", saved);
+}
