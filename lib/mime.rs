@@ -232,68 +232,75 @@ impl<'a> Lex<'a> {
 
     /// Next token; `dots` lets `.` be part of words (addresses).
     fn next(&mut self, tspecials: bool) -> Option<Tok> {
-        self.skip_cfws();
-        let c = *self.b.get(self.i)?;
-        if c == b'"' {
-            self.i += 1;
-            let mut v = Vec::new();
-            while self.i < self.b.len() {
-                let c = self.b[self.i];
+        loop {
+            self.skip_cfws();
+            let c = *self.b.get(self.i)?;
+            if c == b'"' {
                 self.i += 1;
-                match c {
-                    b'"' => break,
-                    b'\\' if self.i < self.b.len() => {
-                        v.push(self.b[self.i]);
+                let mut v = Vec::new();
+                while self.i < self.b.len() {
+                    let c = self.b[self.i];
+                    self.i += 1;
+                    match c {
+                        b'"' => break,
+                        b'\\' if self.i < self.b.len() => {
+                            v.push(self.b[self.i]);
+                            self.i += 1;
+                        }
+                        b'\r' | b'\n' => {}
+                        _ => v.push(c),
+                    }
+                }
+                return Some(Tok::Quoted(v));
+            }
+            let special = |c: u8| {
+                if tspecials {
+                    is_tspecial(c)
+                } else {
+                    matches!(
+                        c,
+                        b'(' | b')'
+                            | b'<'
+                            | b'>'
+                            | b'@'
+                            | b','
+                            | b';'
+                            | b':'
+                            | b'\\'
+                            | b'"'
+                            | b'['
+                            | b']'
+                    )
+                }
+            };
+            if special(c) {
+                self.i += 1;
+                if c == b'[' && !tspecials {
+                    // domain literal
+                    let s = self.i - 1;
+                    while self.i < self.b.len() && self.b[self.i] != b']' {
                         self.i += 1;
                     }
-                    b'\r' | b'\n' => {}
-                    _ => v.push(c),
+                    self.i = (self.i + 1).min(self.b.len());
+                    return Some(Tok::Word(self.b[s..self.i].to_vec()));
                 }
+                return Some(Tok::Special(c));
             }
-            return Some(Tok::Quoted(v));
-        }
-        let special = |c: u8| {
-            if tspecials {
-                is_tspecial(c)
-            } else {
-                matches!(
-                    c,
-                    b'(' | b')'
-                        | b'<'
-                        | b'>'
-                        | b'@'
-                        | b','
-                        | b';'
-                        | b':'
-                        | b'\\'
-                        | b'"'
-                        | b'['
-                        | b']'
-                )
-            }
-        };
-        if special(c) {
-            self.i += 1;
-            if c == b'[' && !tspecials {
-                // domain literal
-                let s = self.i - 1;
-                while self.i < self.b.len() && self.b[self.i] != b']' {
-                    self.i += 1;
+            let s = self.i;
+            while self.i < self.b.len() {
+                let c = self.b[self.i];
+                if c <= 0x20 || c == 0x7f || special(c) {
+                    break;
                 }
-                self.i = (self.i + 1).min(self.b.len());
-                return Some(Tok::Word(self.b[s..self.i].to_vec()));
+                self.i += 1;
             }
-            return Some(Tok::Special(c));
-        }
-        let s = self.i;
-        while self.i < self.b.len() {
-            let c = self.b[self.i];
-            if c <= 0x20 || c == 0x7f || special(c) {
-                break;
+            if s == self.i {
+                // A control byte: skip it as if it were a blank.
+                self.i += 1;
+                continue;
             }
-            self.i += 1;
+            return Some(Tok::Word(self.b[s..self.i].to_vec()));
         }
-        Some(Tok::Word(self.b[s..self.i].to_vec()))
     }
 }
 
@@ -1028,6 +1035,9 @@ mod tests {
             );
         }
         let _ = parse(&deep);
+        let nul = vec![0u8; 200_000];
+        assert!(addresses(&nul).is_empty());
+        let _ = content_type(&nul);
     }
 
     #[test]

@@ -525,3 +525,68 @@ mod tests {
         assert_eq!(e, b"(NIL \"hi\" ((\"A\" NIL \"a\" \"b.c\")) ((\"A\" NIL \"a\" \"b.c\")) ((\"A\" NIL \"a\" \"b.c\")) NIL NIL NIL NIL NIL)");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+
+    const M: &[u8] = b"From: \"A\" <a@b>, (c) d@e\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\n\r\nt\r\n--c\r\nContent-Type: text/html; name*0*=utf-8''%C3; name*1=x\r\nContent-Transfer-Encoding: base64\r\n\r\nPGI+\r\n--c--\r\n--b\r\nContent-Disposition: attachment; filename=\"=?utf-8?b?w7w=?=\"\r\n\r\nz\r\n--b--\r\n";
+
+    /// Truncations and byte changes of a nested message never panic.
+    #[test]
+    fn mutated_messages_never_panic() {
+        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let specials = b"-:;\"\\()<>@,=\r\n \x00\xff";
+        for _ in 0..3000 {
+            let mut m = M.to_vec();
+            for _ in 0..(rnd() % 6) {
+                let i = (rnd() as usize) % m.len();
+                m[i] = specials[(rnd() as usize) % specials.len()];
+            }
+            let cut = (rnd() as usize) % (m.len() + 1);
+            m.truncate(cut);
+            let p = crate::mime::parse(&m);
+            let mut out = Vec::new();
+            body_structure(&mut out, &m, &p, true);
+            envelope(&mut out, p.header(&m));
+            for parts in [
+                vec![],
+                vec![1],
+                vec![1, 1],
+                vec![1, 2],
+                vec![2],
+                vec![1, 2, 1],
+                vec![3, 1],
+            ] {
+                for kind in [
+                    Kind::All,
+                    Kind::Header,
+                    Kind::Text,
+                    Kind::Mime,
+                    Kind::Fields(vec![b"subject".to_vec()], true),
+                ] {
+                    if kind == Kind::Mime && parts.is_empty() {
+                        continue;
+                    }
+                    let _ = section_bytes(
+                        &m,
+                        &p,
+                        &Section {
+                            parts: parts.clone(),
+                            kind,
+                        },
+                    );
+                }
+            }
+            let _ = p.param(b"boundary");
+            let _ = crate::mime::addresses(&m);
+            let _ = crate::mime::decode_words(&m);
+        }
+    }
+}

@@ -1191,18 +1191,23 @@ pub fn matches(pat: &[u8], name: &[u8]) -> bool {
     } else {
         (pat.to_vec(), name)
     };
-    fn m(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|i| m(&p[1..], &n[i..])),
-            Some(b'%') => {
-                let stop = n.iter().position(|&c| c == b'.').unwrap_or(n.len());
-                (0..=stop).any(|i| m(&p[1..], &n[i..]))
-            }
-            Some(&c) => n.first() == Some(&c) && m(&p[1..], &n[1..]),
+    // Dynamic programming, not backtracking: a pattern of many wildcards
+    // costs len(pattern) * len(name), never more.
+    let (p, n) = (&pat[..], name);
+    let mut row = vec![false; n.len() + 1]; // matches of p[i..] against n[j..]
+    row[n.len()] = true;
+    for i in (0..p.len()).rev() {
+        let mut next = vec![false; n.len() + 1];
+        for j in (0..=n.len()).rev() {
+            next[j] = match p[i] {
+                b'*' => row[j] || (j < n.len() && next[j + 1]),
+                b'%' => row[j] || (j < n.len() && n[j] != b'.' && next[j + 1]),
+                c => j < n.len() && n[j] == c && row[j + 1],
+            };
         }
+        row = next;
     }
-    m(&pat, name)
+    row[0]
 }
 
 /// RFC 6154 attribute for well-known folder names.
@@ -1264,6 +1269,10 @@ mod tests {
         assert!(matches(b"a.%", b"a.b"));
         assert!(matches(b"inbox", b"INBOX"));
         assert!(!matches(b"x*", b"a"));
+        assert!(matches(b"a*b*%", b"a.x.b"));
+        assert!(!matches(b"a%b", b"a.b"));
+        let evil = [b'*'; 300].iter().chain(b"z").copied().collect::<Vec<u8>>();
+        assert!(!matches(&evil, &[b'a'; 500]));
     }
     #[test]
     fn uid_sets() {
