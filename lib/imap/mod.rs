@@ -5,6 +5,7 @@
 //! not-authenticated state with the checkpassword call ([`login`]) and
 //! modified UTF-7 mailbox names ([`utf7`]).
 
+pub mod cache;
 pub mod fetch;
 pub mod login;
 pub mod parse;

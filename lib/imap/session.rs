@@ -769,8 +769,22 @@ impl Session {
         let needs_data = items.iter().any(|i| i.needs_data());
         let f = self.sel.as_mut().unwrap();
         let sets_seen = !f.readonly && items.iter().any(|i| i.sets_seen());
+        // ENVELOPE, BODY and BODYSTRUCTURE may come from the cache file.
+        let kinds: Vec<u8> = items.iter().filter_map(cache_kind).collect();
+        let only_cacheable = items
+            .iter()
+            .all(|i| !i.needs_data() || cache_kind(i).is_some());
+        if !kinds.is_empty() && f.cache.is_none() {
+            let (c, n) = super::cache::load(&f.dir, f.validity);
+            if n > 2 * f.msgs.len() * kinds.len() + 100 {
+                let live: std::collections::HashSet<u32> = f.msgs.iter().map(|m| m.uid).collect();
+                let _ = super::cache::compact(&f.dir, f.validity, &c, &|u| live.contains(&u));
+            }
+            f.cache = Some(c);
+        }
         let mut gone = false;
         for i in idx {
+            let uid = f.msgs[i].uid;
             let mut flags_changed = false;
             if sets_seen && f.msgs[i].flags & store::SEEN == 0 {
                 let r = f.lock().and_then(|_l| f.set_flags(i, &|x| x | store::SEEN));
@@ -779,7 +793,12 @@ impl Session {
                     Err(e) => return sys_no("store flags", &e),
                 }
             }
-            let data = if needs_data {
+            let cached = only_cacheable
+                && f.cache
+                    .as_ref()
+                    .map(|c| kinds.iter().all(|k| c.contains_key(&(uid, *k))))
+                    .unwrap_or(false);
+            let data = if needs_data && !cached {
                 match f.read(i) {
                     Ok(Some(d)) => Some(store::to_crlf(&d)),
                     Ok(None) => {
@@ -837,16 +856,36 @@ impl Session {
                         v.extend_from_slice(b"RFC822.SIZE ");
                         v.extend_from_slice(s.to_string().as_bytes());
                     }
-                    Item::Envelope => {
-                        let (d, t) = (data.as_ref().unwrap(), tree.as_ref().unwrap());
-                        v.extend_from_slice(b"ENVELOPE ");
-                        fetch::envelope(&mut v, t.header(d));
-                    }
-                    Item::Body | Item::BodyStructure => {
-                        let (d, t) = (data.as_ref().unwrap(), tree.as_ref().unwrap());
-                        let ext = matches!(it, Item::BodyStructure);
-                        v.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                        fetch::body_structure(&mut v, d, t, ext);
+                    Item::Envelope | Item::Body | Item::BodyStructure => {
+                        let k = cache_kind(it).unwrap_or(b'E');
+                        v.extend_from_slice(match k {
+                            b'E' => b"ENVELOPE ",
+                            b'B' => b"BODY ",
+                            _ => b"BODYSTRUCTURE ",
+                        });
+                        if let Some(c) = f.cache.as_ref().and_then(|c| c.get(&(uid, k))) {
+                            v.extend_from_slice(c);
+                            continue;
+                        }
+                        let (d, t) = match (data.as_ref(), tree.as_ref()) {
+                            (Some(d), Some(t)) => (d, t),
+                            _ => {
+                                return sys_no(
+                                    "read message",
+                                    &std::io::Error::from_raw_os_error(libc::EIO),
+                                )
+                            }
+                        };
+                        let mut a = Vec::new();
+                        match k {
+                            b'E' => fetch::envelope(&mut a, t.header(d)),
+                            _ => fetch::body_structure(&mut a, d, t, k == b'S'),
+                        }
+                        v.extend_from_slice(&a);
+                        if let Some(c) = f.cache.as_mut() {
+                            c.insert((uid, k), a.clone());
+                            f.cache_new.push((uid, k, a));
+                        }
                     }
                     Item::Section { sec, partial, .. } => {
                         let (d, t) = (data.as_ref().unwrap(), tree.as_ref().unwrap());
@@ -876,6 +915,12 @@ impl Session {
             }
             v.extend_from_slice(b")\r\n");
             self.out.put(&v);
+        }
+        if !f.cache_new.is_empty() {
+            let new = std::mem::take(&mut f.cache_new);
+            if let Err(e) = super::cache::append(&f.dir, f.validity, &new) {
+                exit::warn(&[b"unable to write cache: ", exit::errtext(&e).as_bytes()]);
+            }
         }
         if gone {
             return no("[EXPUNGEISSUED] Some of the requested messages no longer exist.");
@@ -1152,6 +1197,16 @@ impl Session {
             }
             return bad("Expected DONE.");
         }
+    }
+}
+
+/// The cache record kind of a FETCH item, if it has one.
+fn cache_kind(i: &Item) -> Option<u8> {
+    match i {
+        Item::Envelope => Some(b'E'),
+        Item::Body => Some(b'B'),
+        Item::BodyStructure => Some(b'S'),
+        _ => None,
     }
 }
 

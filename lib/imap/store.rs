@@ -409,6 +409,10 @@ pub struct Folder {
     pub msgs: Vec<Msg>,
     pub keywords: Vec<Vec<u8>>,
     pub readonly: bool,
+    /// ENVELOPE/BODY/BODYSTRUCTURE answers (see cache.rs), loaded lazily.
+    pub cache: Option<super::cache::Cache>,
+    /// Answers computed in this command, to append to the cache file.
+    pub cache_new: Vec<(u32, u8, Vec<u8>)>,
 }
 
 impl Folder {
@@ -423,6 +427,8 @@ impl Folder {
             msgs: Vec::new(),
             keywords: Vec::new(),
             readonly,
+            cache: None,
+            cache_new: Vec::new(),
         };
         f.sync()?;
         Ok(f)

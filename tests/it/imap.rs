@@ -1119,3 +1119,40 @@ fn mutt_through_tmux() {
     let saved = crate::common::files(&md.join(".Archive/cur"));
     assert!(saved[0].ends_with(":2,S"), "{:?}", saved);
 }
+
+#[test]
+fn envelope_cache_is_used_and_only_an_optimisation() {
+    let md = two_messages("imap-cache");
+    let q = "a EXAMINE INBOX\nb FETCH 1:2 (ENVELOPE BODYSTRUCTURE)\n";
+    let after = |b: Vec<u8>| {
+        String::from_utf8_lossy(&b)
+            .split("Examine completed.\r\n")
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let first = after(imapd(&md, q));
+    assert!(fs::read(md.join("pipemail-cache"))
+        .unwrap()
+        .starts_with(b"V42\n"));
+    // The cache answers without reading the message: change the file behind
+    // imapd's back (mail never changes; this only proves the cache is read).
+    let f = crate::common::files(&md.join("cur"))
+        .into_iter()
+        .find(|n| n.starts_with("1000000000"))
+        .unwrap();
+    fs::write(md.join("cur").join(&f), PLAIN.replace("caf=C3=A9", "other")).unwrap();
+    assert_eq!(after(imapd(&md, q)), first);
+    // A damaged cache is ignored and rewritten.
+    fs::write(md.join("pipemail-cache"), "V42\n1 E 999\n(garbage").unwrap();
+    let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
+    assert!(s.contains("\"=?utf-8?q?other?= plans\""), "{}", s);
+    // A cache for another UIDVALIDITY is not used.
+    fs::write(md.join("pipemail-cache"), "V7\n1 E 3\nNIL\n").unwrap();
+    let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
+    assert!(
+        s.contains("* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003"),
+        "{}",
+        s
+    );
+}
