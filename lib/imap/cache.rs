@@ -48,12 +48,13 @@ pub fn load(dir: &Path, validity: u32) -> (Cache, usize) {
             _ => break,
         };
         let s = nl + 1;
-        if s + len >= d.len() + 1 || d.get(s + len) != Some(&b'\n') {
-            break;
-        }
-        m.insert((uid, kind), d[s..s + len].to_vec());
+        let e = match s.checked_add(len) {
+            Some(e) if e < d.len() && d[e] == b'\n' => e,
+            _ => break,
+        };
+        m.insert((uid, kind), d[s..e].to_vec());
         records += 1;
-        i = s + len + 1;
+        i = e + 1;
     }
     (m, records)
 }
