@@ -1041,12 +1041,18 @@ impl Session {
             });
         }
         let same = self.sel.as_ref().unwrap().dir == dir;
-        let _dl = if same {
-            None
-        } else {
-            Some(tryio!(store::lock(&dir), "lock folder"))
-        };
-        let _sl = tryio!(self.sel.as_ref().unwrap().lock(), "lock folder");
+        // Two folders are always locked in path order, so two sessions
+        // copying in opposite directions cannot deadlock.
+        let src = self.sel.as_ref().unwrap().dir.clone();
+        let mut order = vec![src.clone()];
+        if !same {
+            order.push(dir.clone());
+            order.sort();
+        }
+        let mut _locks = Vec::new();
+        for d in &order {
+            _locks.push(tryio!(store::lock(d), "lock folder"));
+        }
         let mut kw = store::read_keywords(&dir);
         let mut bases = Vec::new();
         let mut src_uids = Vec::new();
