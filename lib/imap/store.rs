@@ -413,6 +413,8 @@ pub struct Folder {
     pub cache: Option<super::cache::Cache>,
     /// Answers computed in this command, to append to the cache file.
     pub cache_new: Vec<(u32, u8, Vec<u8>)>,
+    /// What cur/, new/ and the state file looked like after the last sync.
+    pub stamp: Option<Vec<(i64, i64, u64, u64)>>,
 }
 
 impl Folder {
@@ -429,6 +431,7 @@ impl Folder {
             readonly,
             cache: None,
             cache_new: Vec::new(),
+            stamp: None,
         };
         f.sync()?;
         Ok(f)
@@ -440,11 +443,47 @@ impl Folder {
 
     /// Looks at the disk and returns what changed for this session.
     pub fn sync(&mut self) -> io::Result<Changes> {
+        // Nothing changed when cur/, new/ and the state file look as they
+        // did after the last sync (a cheap NOOP on a big folder).
+        if self.stamp.is_some() && self.stamp == self.stamp_now() {
+            return Ok(Changes::default());
+        }
         let _l = self.lock()?;
         self.sync_locked()
     }
 
+    /// Modification times, inodes and sizes of what a change touches; None
+    /// when one of them changed in the last two seconds (a change in the
+    /// same clock tick could then go unseen).
+    fn stamp_now(&self) -> Option<Vec<(i64, i64, u64, u64)>> {
+        let now = crate::sys::now() as i64;
+        let mut v = Vec::with_capacity(3);
+        for p in [
+            self.dir.join("cur"),
+            self.dir.join("new"),
+            self.dir.join(UIDLIST),
+            self.dir.join(KEYWORDS),
+        ] {
+            match fs::metadata(&p) {
+                Ok(m) => {
+                    if m.mtime() >= now - 2 {
+                        return None;
+                    }
+                    v.push((m.mtime(), m.mtime_nsec(), m.ino(), m.size()));
+                }
+                Err(_) => v.push((0, 0, 0, 0)),
+            }
+        }
+        Some(v)
+    }
+
     pub fn sync_locked(&mut self) -> io::Result<Changes> {
+        let r = self.sync_scan();
+        self.stamp = if r.is_ok() { self.stamp_now() } else { None };
+        r
+    }
+
+    fn sync_scan(&mut self) -> io::Result<Changes> {
         let s = scan(&self.dir, true)?;
         self.keywords = read_keywords(&self.dir);
         self.validity = s.validity;
@@ -574,6 +613,7 @@ impl Folder {
                     let m = &mut self.msgs[i];
                     m.name = nn;
                     m.flags = nf;
+                    self.stamp = None;
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt == 0 => {
@@ -601,6 +641,7 @@ impl Folder {
     /// under the lock; the next sync reports them.
     pub fn expunge_files(&mut self, pick: &dyn Fn(u32) -> bool) -> io::Result<Vec<u32>> {
         let _l = self.lock()?;
+        self.stamp = None;
         self.refresh_names()?;
         let mut gone = Vec::new();
         for m in &self.msgs {

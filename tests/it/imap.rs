@@ -1156,3 +1156,37 @@ fn envelope_cache_is_used_and_only_an_optimisation() {
         s
     );
 }
+
+#[test]
+fn noop_on_an_unchanged_folder_still_sees_changes() {
+    let md = two_messages("imap-stamp");
+    let mut a = Sess::start(&md);
+    a.cmd("a", "SELECT INBOX");
+    // Make every directory and state file look old, so the next sync
+    // records a stamp and later ones may skip the scan.
+    for p in ["cur", "new", "pipemail-uidlist"] {
+        set_mtime(&md.join(p), T0);
+    }
+    assert_eq!(a.cmd("b", "NOOP"), "b OK NOOP completed.\r\n");
+    assert_eq!(a.cmd("c", "NOOP"), "c OK NOOP completed.\r\n");
+    // Another program changes a flag (rename in cur/) and delivers mail.
+    let cur = md.join("cur");
+    let f = crate::common::files(&cur)
+        .into_iter()
+        .find(|n| n.starts_with("1000000001"))
+        .unwrap();
+    fs::rename(cur.join(&f), cur.join(f.replace(":2,S", ":2,FS"))).unwrap();
+    assert_eq!(
+        a.cmd("d", "NOOP"),
+        "* 2 FETCH (FLAGS (\\Flagged \\Seen))\r\nd OK NOOP completed.\r\n"
+    );
+    for p in ["cur", "new", "pipemail-uidlist"] {
+        set_mtime(&md.join(p), T0);
+    }
+    assert_eq!(a.cmd("e", "NOOP"), "e OK NOOP completed.\r\n");
+    put(&md, "new", "1000000009.M9P9.host", None, PLAIN, T0);
+    assert_eq!(
+        a.cmd("f", "NOOP"),
+        "* 3 EXISTS\r\n* 2 RECENT\r\nf OK NOOP completed.\r\n"
+    );
+}
