@@ -79,9 +79,13 @@ pub fn run(root: PathBuf, tag: Option<Vec<u8>>) -> i32 {
     };
     if !s.root.join("cur").is_dir() {
         let e = io::Error::from_raw_os_error(libc::ENOENT);
-        s.out
-            .line(&[b"* BYE [SERVERBUG] unable to open the Maildir"]);
-        let _ = s.out.flush();
+        // After imap-login the login tag is still open: exit 111 quietly
+        // and imap-login answers it NO [UNAVAILABLE]; the session goes on.
+        if tag.is_none() {
+            s.out
+                .line(&[b"* BYE [SERVERBUG] unable to open the Maildir"]);
+            let _ = s.out.flush();
+        }
         exit::die_sys(
             exit::TEMP,
             &[

@@ -616,6 +616,24 @@ b NO [PRIVACYREQUIRED] Plaintext authentication disallowed.
     assert!(out
         .stdout
         .ends_with(b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"));
+    // A login whose Maildir is missing: imapd exits 111 without a word and
+    // imap-login answers the tag; the client may go on.
+    let gone = [
+        cp.to_str().unwrap(),
+        imapd.to_str().unwrap(),
+        "/nonexistent/Maildir",
+    ];
+    let out = run(
+        "imap-login",
+        &gone,
+        &env,
+        &crlf("a LOGIN joe secret\nb LOGOUT\n"),
+    );
+    check(
+        &out.stdout,
+        &format!("* OK [CAPABILITY {LOGIN_CAPS}] pipemail IMAP ready.\na NO [UNAVAILABLE] Temporary authentication failure.\n* BYE Logging out\nb OK Logout completed.\n"),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("imapd: pid "));
     // Usage.
     let out = run("imap-login", &["x"], &[], b"");
     assert_eq!(out.status.code(), Some(100));
