@@ -748,7 +748,7 @@ fn idle_and_other_sessions_changes() {
 #[test]
 fn concurrent_sessions_and_deliveries() {
     let md = maildir("imap-conc");
-    let n_deliver = 60;
+    let n_deliver = 200;
     let mdd = md.clone();
     let deliver = std::thread::spawn(move || {
         for i in 0..n_deliver {
@@ -761,46 +761,58 @@ fn concurrent_sessions_and_deliveries() {
             }
         }
     });
-    let mut sessions: Vec<Sess> = (0..2).map(|_| Sess::start(&md)).collect();
-    let mut seen_uids: Vec<std::collections::BTreeMap<u32, String>> = vec![Default::default(); 2];
-    for (k, s) in sessions.iter_mut().enumerate() {
-        s.cmd("s", "SELECT INBOX");
-        let _ = k;
-    }
-    // Each session flags what it sees, with its own flag, while mail arrives.
-    for round in 0..15 {
-        for (k, s) in sessions.iter_mut().enumerate() {
-            s.cmd("n", "NOOP");
-            let flag = if k == 0 { "\\Flagged" } else { "\\Answered" };
-            s.cmd("f", &format!("STORE 1:* +FLAGS.SILENT ({})", flag));
-            if round % 5 == 4 {
-                let r = s.cmd("u", "FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
-                for l in r.lines() {
-                    if let Some(rest) = l.strip_prefix("* ") {
-                        let uid: u32 = rest
-                            .split("UID ")
-                            .nth(1)
-                            .unwrap()
-                            .split(' ')
-                            .next()
-                            .unwrap()
-                            .parse()
-                            .unwrap();
-                        let subj = r
-                            .split(&format!("UID {} ", uid))
-                            .nth(1)
-                            .unwrap()
+    // Two sessions run at the same time, each in its own thread, each
+    // setting its own flag on everything it sees while mail arrives.
+    let workers: Vec<_> = (0..2)
+        .map(|k| {
+            let md = md.clone();
+            std::thread::spawn(move || {
+                let mut s = Sess::start(&md);
+                s.cmd("s", "SELECT INBOX");
+                let mut seen: std::collections::BTreeMap<u32, String> = Default::default();
+                let flag = if k == 0 { "\\Flagged" } else { "\\Answered" };
+                for round in 0..40 {
+                    s.cmd("n", "NOOP");
+                    s.cmd("f", &format!("STORE 1:* +FLAGS.SILENT ({})", flag));
+                    if round % 10 == 9 {
+                        let r = s.cmd("u", "FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+                        for l in r
                             .lines()
-                            .nth(1)
-                            .unwrap()
-                            .to_string();
-                        if let Some(old) = seen_uids[k].insert(uid, subj.clone()) {
-                            assert_eq!(old, subj, "UID {} changed meaning", uid);
+                            .filter(|l| l.starts_with("* ") && l.contains(" FETCH (UID "))
+                        {
+                            let uid: u32 = l
+                                .split("UID ")
+                                .nth(1)
+                                .unwrap()
+                                .split(' ')
+                                .next()
+                                .unwrap()
+                                .parse()
+                                .unwrap();
+                            let subj = r
+                                .split(&format!("UID {} ", uid))
+                                .nth(1)
+                                .unwrap()
+                                .lines()
+                                .nth(1)
+                                .unwrap()
+                                .to_string();
+                            if let Some(old) = seen.insert(uid, subj.clone()) {
+                                assert_eq!(old, subj, "UID {} changed meaning", uid);
+                            }
                         }
                     }
                 }
-            }
-        }
+                (s, seen)
+            })
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    let mut seen_uids = Vec::new();
+    for w in workers {
+        let (s, seen) = w.join().unwrap();
+        sessions.push(s);
+        seen_uids.push(seen);
     }
     deliver.join().unwrap();
     for s in sessions.iter_mut() {
