@@ -966,10 +966,24 @@ impl Session {
         }
         let _l = tryio!(f.lock(), "lock folder");
         let dir = f.dir.clone();
+        let known = f.keywords.iter().filter(|k| !k.is_empty()).count();
         let bits = match Self::letters(&dir, &mut f.keywords, &flags) {
             Ok(b) => b,
             Err(d) => return d,
         };
+        let kws: Vec<&Vec<u8>> = f.keywords.iter().filter(|k| !k.is_empty()).collect();
+        if kws.len() != known {
+            // A new keyword: the client learns the new flag list first.
+            let mut fl = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft".to_vec();
+            for k in &kws {
+                fl.push(b' ');
+                fl.extend_from_slice(k);
+            }
+            let star: &[u8] = if kws.len() < 26 { b" \\*" } else { b"" };
+            self.out.line(&[b"* FLAGS (", &fl, b")"]);
+            self.out
+                .line(&[b"* OK [PERMANENTFLAGS (", &fl, star, b")] Flags permitted."]);
+        }
         for i in idx {
             let r = match mode {
                 0 => f.set_flags(i, &|_| bits),

@@ -157,6 +157,8 @@ Message-ID: <m1@example.org>
 e OK Fetch completed.
 * 2 FETCH (UID 2 FLAGS (\\Seen))
 f OK Fetch completed.
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted.
 * 1 FETCH (FLAGS (\\Flagged \\Seen $Work \\Recent))
 g OK Store completed.
 h OK Store completed.
