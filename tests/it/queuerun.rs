@@ -574,6 +574,13 @@ fn quarantines_forged_drop_files() {
     let fifo = std::ffi::CString::new(h.join("queue/drop/1.1.cc").to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     forge(&h, "1.1.dd", Some(good.as_bytes()), b"garbage");
+    // A young envelope that does not parse may still be being written.
+    let st = Command::new("touch")
+        .args(["-d", "20 minutes ago"])
+        .arg(h.join("queue/drop/1.1.dd.env"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     forge(&h, "1.1.ee", Some(b"Subject: no received line\n\n"), &e);
     forge(&h, "1.1.ff", Some(good.as_bytes()), &e); // a good one
     std::fs::hard_link(
