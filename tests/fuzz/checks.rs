@@ -1,0 +1,171 @@
+//! What each fuzz target checks, one function per target.
+//!
+//! The cargo-fuzz targets in fuzz_targets/ call these, and so does the plain
+//! `cargo test` module tests/it/fuzzreg.rs, which replays every saved input
+//! under tests/fuzz/seeds/ and tests/fuzz/regressions/ without libFuzzer.
+//! A check panics when a property fails; the library code under test must
+//! never panic, loop or allocate without bound on any input.
+#![allow(dead_code)]
+
+use pipemail::dns::packet;
+use pipemail::queue;
+use pipemail::remote::message;
+
+/// Every target by name, for the replay test.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("envelope", envelope),
+    ("dns_answer", dns_answer),
+    ("remote_message", remote_message),
+];
+
+/// queue::parse_envelope, envelope_end and received_uid.
+///
+/// Properties: an accepted envelope encodes back to exactly the input, its
+/// end is the end of the input, no address is over MAX_ADDR and every
+/// recipient is non-empty; envelope_end, when it finds one, ends on the
+/// terminating NUL of a run of fields (and parses to the same as the prefix).
+pub fn envelope(d: &[u8]) {
+    match queue::parse_envelope(d) {
+        Ok(e) => {
+            assert_eq!(e.encode(), d, "envelope does not round-trip");
+            assert_eq!(queue::envelope_end(d), Some(d.len()));
+            assert!(e.sender.len() <= queue::MAX_ADDR);
+            assert!(!e.recipients.is_empty());
+            for r in &e.recipients {
+                assert!(!r.is_empty() && r.len() <= queue::MAX_ADDR);
+                assert!(!r.contains(&0));
+            }
+            assert!(!e.sender.contains(&0));
+        }
+        Err(code) => assert!(
+            code == queue::code::ENVELOPE || code == queue::code::ADDR_TOO_LONG,
+            "unexpected code {}",
+            code
+        ),
+    }
+    if let Some(n) = queue::envelope_end(d) {
+        assert!(n >= 1 && n <= d.len());
+        assert_eq!(d[n - 1], 0);
+        assert!(n == 1 || d[n - 2] == 0, "end is not an empty field");
+        // The prefix parses the same whether or not junk follows it.
+        if let Ok(e) = queue::parse_envelope(&d[..n]) {
+            assert_eq!(e.encode(), &d[..n]);
+        }
+    }
+    // The first line of the message as queue-run would check it.
+    let line = match d.iter().position(|&c| c == b'\n') {
+        Some(i) => &d[..i],
+        None => d,
+    };
+    if queue::received_uid(line).is_some() {
+        assert!(line.starts_with(b"Received: (pipemail "));
+    }
+}
+
+/// dns::packet: parse an answer to a fixed MX question (its id taken from
+/// the input so the fuzzer can reach past the id check), decode every
+/// record every way, and read a name at every early offset; then the
+/// name encoder against the name reader with the input as a name.
+///
+/// Properties: no panic or hang on any packet; every name read is at most
+/// 253 bytes of lower-case text; every offset returned lies inside the
+/// packet; every record's data lies inside the packet; encode_name's output
+/// reads back as the (lower-cased, final-dot-less) name it encoded.
+pub fn dns_answer(d: &[u8]) {
+    let id = match d {
+        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+        _ => 0,
+    };
+    for qtype in [packet::TYPE_MX, packet::TYPE_A] {
+        let q = packet::query(id, b"example.org", qtype).expect("query");
+        if let Ok(a) = packet::parse(d, &q) {
+            assert!(a.rcode < 16);
+            for r in &a.answers {
+                assert!(r.rdata + r.rdlen <= d.len());
+                check_name(&r.name);
+                let _ = packet::rdata(d, r);
+                if let Ok(n) = packet::rdata_name(d, r) {
+                    check_name(&n);
+                }
+                if let Ok((_, n)) = packet::rdata_mx(d, r) {
+                    check_name(&n);
+                }
+                if let Ok(t) = packet::rdata_txt(d, r) {
+                    assert!(t.len() <= r.rdlen);
+                }
+            }
+        }
+    }
+    for at in 0..d.len().min(48) {
+        if let Ok((n, end)) = packet::read_name(d, at) {
+            check_name(&n);
+            assert!(end > at && end <= d.len());
+        }
+    }
+    if let Some(w) = packet::encode_name(d) {
+        assert!(w.len() <= 255);
+        let (n, end) = packet::read_name(&w, 0).expect("encoded name reads back");
+        assert_eq!(end, w.len());
+        let want = d.strip_suffix(b".").unwrap_or(d).to_ascii_lowercase();
+        assert_eq!(n, want);
+    }
+}
+
+fn check_name(n: &[u8]) {
+    assert!(n.len() <= 253, "name of {} bytes", n.len());
+    assert!(!n.iter().any(|c| c.is_ascii_uppercase()));
+}
+
+/// remote::message::encode, the DATA bytes remote-send writes.
+///
+/// Properties: the output never has a bare CR or LF (every CR is followed
+/// by LF and every LF follows a CR); it ends with CRLF.CRLF (or is just
+/// .CRLF for an empty message); no line but the last is a lone `.`; and
+/// un-stuffing it (drop the final `.` line, drop one leading dot from each
+/// line) gives the input with every line end (CRLF, bare LF, bare CR) as
+/// CRLF and a final CRLF added when the input has none.
+pub fn remote_message(d: &[u8]) {
+    let out = message::encode(d);
+    for (i, &c) in out.iter().enumerate() {
+        if c == b'\r' {
+            assert_eq!(out.get(i + 1), Some(&b'\n'), "bare CR at {}", i);
+        }
+        if c == b'\n' {
+            assert!(i > 0 && out[i - 1] == b'\r', "bare LF at {}", i);
+        }
+    }
+    if d.is_empty() {
+        assert_eq!(out, b".\r\n");
+        return;
+    }
+    assert!(out.ends_with(b"\r\n.\r\n"), "does not end with CRLF.CRLF");
+    let body = &out[..out.len() - 3];
+    let mut unstuffed = Vec::with_capacity(body.len());
+    for line in body.split_inclusive(|&c| c == b'\n') {
+        assert_ne!(line, b".\r\n", "a lone dot inside the data");
+        unstuffed.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+    }
+    assert_eq!(unstuffed, canonical(d));
+}
+
+/// The input with CRLF, bare LF and bare CR each as CRLF, ending in CRLF.
+fn canonical(d: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(d.len() * 2 + 2);
+    let mut i = 0;
+    while i < d.len() {
+        match d[i] {
+            b'\r' if d.get(i + 1) == Some(&b'\n') => {
+                v.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' | b'\n' => v.extend_from_slice(b"\r\n"),
+            c => v.push(c),
+        }
+        i += 1;
+    }
+    if !v.ends_with(b"\r\n") {
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
