@@ -16,6 +16,8 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("envelope", envelope),
     ("dns_answer", dns_answer),
     ("remote_message", remote_message),
+    ("remote_reply", remote_reply),
+    ("smtproutes", smtproutes),
 ];
 
 /// queue::parse_envelope, envelope_end and received_uid.
@@ -168,4 +170,78 @@ fn canonical(d: &[u8]) -> Vec<u8> {
         v.extend_from_slice(b"\r\n");
     }
     v
+}
+
+/// remote::smtp::Reply and Ext: what remote-send makes of a hostile peer's
+/// reply. The input is split into lines as Conn::reply does (LF, an
+/// optional CR before it dropped; the code from the first line).
+///
+/// Properties: `said` (which goes into bounce messages and logs) has no
+/// control byte but the LF after each line, and at most 512 bytes a line;
+/// an enhanced code is `d.d.d` of the reply's class; EHLO parsing never
+/// panics.
+pub fn remote_reply(d: &[u8]) {
+    let mut lines: Vec<Vec<u8>> = d
+        .split(|&c| c == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+        .collect();
+    lines.truncate(100);
+    let first = lines[0]
+        .get(..3)
+        .filter(|c| c.iter().all(u8::is_ascii_digit))
+        .map(|c| (c[0] - b'0') as u16 * 100 + (c[1] - b'0') as u16 * 10 + (c[2] - b'0') as u16)
+        .unwrap_or(0);
+    let code = if (200..600).contains(&first) { first } else { 0 };
+    let r = pipemail::remote::smtp::Reply { code, lines };
+    let said = r.said();
+    assert!(said.starts_with(b"Remote host said: "));
+    let mut n = 0;
+    for l in said.split(|&c| c == b'\n') {
+        assert!(!l.iter().any(|&c| c < 0x20 || c == 0x7f), "control byte in said()");
+        n += 1;
+        if n > 1 {
+            assert!(l.len() <= 512);
+        }
+    }
+    if let Some(e) = r.enhanced() {
+        let parts: Vec<&[u8]> = e.split(|&c| c == b'.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!((parts[0][0] - b'0') as u16, r.class());
+    }
+    let _ = pipemail::remote::smtp::Ext::parse(&r);
+}
+
+/// control/smtproutes lines (remote::routes) and address literals
+/// (remote::mx::literal). The input is the file, one route a line; the
+/// host looked up is the relay of its first line.
+///
+/// Properties: no panic; a parsed route's domain and relay are lower case;
+/// a port is 1..65535; find agrees with parse_line about which line is bad.
+pub fn smtproutes(d: &[u8]) {
+    let lines: Vec<Vec<u8>> = d.split(|&c| c == b'\n').map(|l| l.to_vec()).collect();
+    let mut first_bad = None;
+    for (i, l) in lines.iter().enumerate() {
+        match pipemail::remote::routes::parse_line(l) {
+            Ok((dom, route)) => {
+                assert!(!dom.iter().any(|c| c.is_ascii_uppercase()));
+                if let Some(r) = &route.relay {
+                    assert!(!r.is_empty());
+                    assert!(!r.iter().any(|c| c.is_ascii_uppercase()));
+                    let _ = pipemail::remote::mx::literal(r);
+                }
+                assert_ne!(route.port, Some(0));
+            }
+            Err(_) => {
+                if first_bad.is_none() {
+                    first_bad = Some(i + 1);
+                }
+            }
+        }
+    }
+    let host = lines[0].splitn(2, |&c| c == b':').last().unwrap_or(b"").to_vec();
+    match pipemail::remote::routes::find(&lines, &host) {
+        Err((n, _)) => assert_eq!(Some(n), first_bad),
+        Ok(_) => assert_eq!(first_bad, None),
+    }
+    let _ = pipemail::remote::mx::literal(d);
 }
