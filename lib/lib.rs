@@ -4,13 +4,18 @@
 //! dates, running programs, and the queue's submission side. Each protocol
 //! or delivery area has its own module below.
 
+pub mod auth;
 pub mod control;
 pub mod date;
+pub mod deliver;
 pub mod dns;
 pub mod exec;
 pub mod exit;
 pub mod log;
+pub mod maildir;
+pub mod mbox;
 pub mod parse;
+pub mod pop3;
 pub mod qq;
 pub mod queue;
 pub mod remote;

@@ -20,7 +20,7 @@ fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<
     }
     let mut child = c.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(msg).unwrap();
+    let _ = stdin.write_all(msg);
     drop(stdin);
     let _ = ew.write_all(envelope);
     drop(ew);

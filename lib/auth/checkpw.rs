@@ -1,0 +1,297 @@
+//! check-password: the checkpassword interface (cr.yp.to/checkpwd).
+//!
+//! Reads `login\0password\0timestamp\0` (at most 512 bytes) from fd 3,
+//! finds the account in users/passwd, then in the system accounts
+//! (shadow), and checks the password with crypt(3). On success it sets
+//! USER, HOME, SHELL (and MAILDIR when home/Maildir exists), drops to the
+//! account's groups, gid and uid when run as root, changes to the home
+//! directory and execs prog. Exit 1 bad login, 2 misuse, 111 temporary.
+//! Every failed login takes the same fixed time ($CHECKPASSWORD_DELAY ms,
+//! default 1000) however far the check got.
+
+use std::ffi::{CStr, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+
+pub const BAD: i32 = 1;
+pub const MISUSE: i32 = 2;
+pub const TEMP: i32 = 111;
+/// Longest input on fd 3.
+pub const MAX_INPUT: usize = 512;
+/// Default delay of a failed login, in milliseconds.
+pub const DEFAULT_DELAY_MS: u64 = 1000;
+
+/// An account that may log in.
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub name: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: Vec<u8>,
+    pub shell: Vec<u8>,
+    /// Supplementary groups (system accounts: from the group database).
+    pub groups: Vec<u32>,
+}
+
+/// Splits fd 3's bytes into (login, password, timestamp). None: misuse
+/// (login or password not NUL-terminated). The timestamp is what follows
+/// up to the next NUL (or the end).
+pub fn parse_input(b: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let i = memchr::memchr(0, b)?;
+    let rest = &b[i + 1..];
+    let j = memchr::memchr(0, rest)?;
+    let ts = &rest[j + 1..];
+    let k = memchr::memchr(0, ts).unwrap_or(ts.len());
+    Some((&b[..i], &rest[..j], &ts[..k]))
+}
+
+/// Reads fd 3 to its end. Err(MISUSE) when fd 3 is not open or holds more
+/// than 512 bytes, Err(TEMP) on other read errors.
+pub fn read_fd3() -> Result<Vec<u8>, i32> {
+    let mut buf = vec![0u8; MAX_INPUT + 1];
+    let mut n = 0;
+    loop {
+        match crate::sys::read(3, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if n > MAX_INPUT {
+                    crate::sys::close(3);
+                    return Err(MISUSE);
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => return Err(MISUSE),
+            Err(_) => return Err(TEMP),
+        }
+    }
+    crate::sys::close(3);
+    buf.truncate(n);
+    Ok(buf)
+}
+
+fn cstr_bytes(c: *const libc::c_char) -> Vec<u8> {
+    if c.is_null() {
+        Vec::new()
+    } else {
+        unsafe { CStr::from_ptr(c) }.to_bytes().to_vec()
+    }
+}
+
+/// A system account with its hash from shadow (else from passwd).
+/// Ok(None) when there is no such user.
+pub fn system_account(name: &[u8]) -> io::Result<Option<Account>> {
+    let c = crate::sys::cstr(name)?;
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16384];
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    let r = unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+    if res.is_null() {
+        return match r {
+            0 | libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => Ok(None),
+            e => Err(io::Error::from_raw_os_error(e)),
+        };
+    }
+    let mut acct = Account {
+        name: cstr_bytes(pw.pw_name),
+        hash: cstr_bytes(pw.pw_passwd),
+        uid: pw.pw_uid,
+        gid: pw.pw_gid,
+        home: cstr_bytes(pw.pw_dir),
+        shell: cstr_bytes(pw.pw_shell),
+        groups: Vec::new(),
+    };
+    let mut sp: libc::spwd = unsafe { std::mem::zeroed() };
+    let mut sbuf = vec![0 as libc::c_char; 16384];
+    let mut sres: *mut libc::spwd = std::ptr::null_mut();
+    let r = unsafe {
+        libc::getspnam_r(
+            c.as_ptr(),
+            &mut sp,
+            sbuf.as_mut_ptr(),
+            sbuf.len(),
+            &mut sres,
+        )
+    };
+    if !sres.is_null() {
+        acct.hash = cstr_bytes(sp.sp_pwdp);
+    } else if r != 0 && r != libc::ENOENT && r != libc::EACCES {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    // Without shadow (not root, or no entry), "x" never matches.
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut n = groups.len() as libc::c_int;
+    let r = unsafe { libc::getgrouplist(c.as_ptr(), acct.gid, groups.as_mut_ptr(), &mut n) };
+    if r >= 0 {
+        groups.truncate(n.max(0) as usize);
+        acct.groups = groups;
+    } else {
+        acct.groups = vec![acct.gid];
+    }
+    Ok(Some(acct))
+}
+
+/// The account for `name`: users/passwd first, then the system accounts.
+/// Err: the lookup failed for a reason that may pass (exit 111).
+pub fn find(name: &[u8]) -> Result<Option<Account>, Vec<u8>> {
+    match super::passwd::lookup(name) {
+        Err(e) => return Err(e.text()),
+        Ok(Some(e)) => {
+            return Ok(Some(Account {
+                groups: vec![e.gid],
+                name: e.name,
+                hash: e.hash,
+                uid: e.uid,
+                gid: e.gid,
+                home: e.home,
+                shell: b"/bin/sh".to_vec(),
+            }))
+        }
+        Ok(None) => {}
+    }
+    if name.is_empty() || name.len() > super::passwd::MAX_NAME || name.contains(&0) {
+        return Ok(None);
+    }
+    system_account(name).map_err(|e| {
+        let mut m = b"unable to look up user: ".to_vec();
+        m.extend_from_slice(crate::exit::errtext(&e).as_bytes());
+        m
+    })
+}
+
+fn delay_ms() -> u64 {
+    std::env::var_os("CHECKPASSWORD_DELAY")
+        .and_then(|v| crate::parse::number(v.as_bytes()))
+        .unwrap_or(DEFAULT_DELAY_MS)
+}
+
+/// A failed login: wait until `start + delay`, log, exit 1.
+fn fail(start_ms: u64, login: &[u8], why: &str) -> ! {
+    let end = start_ms + delay_ms();
+    let now = crate::sys::now_ms();
+    if end > now {
+        std::thread::sleep(std::time::Duration::from_millis(end - now));
+    }
+    let ip = std::env::var_os("TCPREMOTEIP")
+        .map(|v| v.as_bytes().to_vec())
+        .unwrap_or_default();
+    crate::exit::log(
+        "info",
+        &[
+            b"login refused user=",
+            &crate::log::field(login),
+            b" ip=",
+            &crate::log::field(&ip),
+            b" reason=",
+            why.as_bytes(),
+        ],
+    );
+    std::process::exit(BAD)
+}
+
+/// check-password's whole run: returns only through exit or exec.
+pub fn main(prog: &[OsString]) -> ! {
+    use crate::exit::die;
+    if prog.is_empty() {
+        die(MISUSE, &[b"usage: check-password prog..."]);
+    }
+    let mut input = match read_fd3() {
+        Ok(b) => b,
+        Err(MISUSE) => die(
+            MISUSE,
+            &[b"unable to read descriptor 3: missing or longer than 512 bytes"],
+        ),
+        Err(c) => die(c, &[b"unable to read descriptor 3"]),
+    };
+    let start = crate::sys::now_ms();
+    let Some((login, pass, _ts)) = parse_input(&input) else {
+        die(MISUSE, &[b"malformed input on descriptor 3: want login, password and timestamp each ended by NUL"]);
+    };
+    let login = login.to_vec();
+    let pass = pass.to_vec();
+    for b in input.iter_mut() {
+        *b = 0;
+    }
+    let acct = match find(&login) {
+        Err(m) => die(TEMP, &[&m]),
+        Ok(None) => {
+            // Same work as a real check, so unknown names cost the same.
+            let _ = super::crypt::verify(&pass, b"$6$pipemailpipemail$");
+            fail(start, &login, "unknown")
+        }
+        Ok(Some(a)) => a,
+    };
+    let ok = super::crypt::verify(&pass, &acct.hash);
+    let mut pass = pass;
+    for b in pass.iter_mut() {
+        *b = 0;
+    }
+    if !ok {
+        fail(start, &login, "password");
+    }
+    if acct.uid == 0 {
+        fail(start, &login, "root");
+    }
+    become_user(&acct, prog)
+}
+
+/// Sets the environment, drops privileges (as root), chdirs home and
+/// execs `prog`. Exit 111 when any step fails.
+pub fn become_user(acct: &Account, prog: &[OsString]) -> ! {
+    use crate::exit::{die, die_sys};
+    use std::os::unix::ffi::OsStrExt;
+    let os = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_os_string();
+    std::env::set_var("USER", os(&acct.name));
+    std::env::set_var("HOME", os(&acct.home));
+    std::env::set_var("SHELL", os(&acct.shell));
+    let mut md = acct.home.clone();
+    md.extend_from_slice(b"/Maildir/");
+    if std::path::Path::new(std::ffi::OsStr::from_bytes(&md)).is_dir() {
+        std::env::set_var("MAILDIR", os(&md));
+    }
+    if crate::sys::geteuid() == 0 {
+        if let Err(e) = crate::sys::drop_privileges(acct.uid, acct.gid, &acct.groups) {
+            die_sys(
+                TEMP,
+                &[b"unable to switch to uid ", acct.uid.to_string().as_bytes()],
+                &e,
+            );
+        }
+    }
+    let home = match crate::sys::cstr(&acct.home) {
+        Ok(h) => h,
+        Err(_) => die(TEMP, &[b"bad home directory"]),
+    };
+    if unsafe { libc::chdir(home.as_ptr()) } != 0 {
+        die_sys(
+            TEMP,
+            &[b"unable to chdir to ", &acct.home],
+            &io::Error::last_os_error(),
+        );
+    }
+    let e = crate::exec::exec(prog);
+    die_sys(TEMP, &[b"unable to run ", prog[0].as_bytes()], &e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn input_fields() {
+        assert_eq!(
+            parse_input(b"u\0p\0<1.2@h>\0"),
+            Some((&b"u"[..], &b"p"[..], &b"<1.2@h>"[..]))
+        );
+        assert_eq!(
+            parse_input(b"u\0p\0"),
+            Some((&b"u"[..], &b"p"[..], &b""[..]))
+        );
+        assert_eq!(
+            parse_input(b"u\0p\0ts"),
+            Some((&b"u"[..], &b"p"[..], &b"ts"[..]))
+        );
+        assert_eq!(parse_input(b"u\0p"), None);
+        assert_eq!(parse_input(b"up"), None);
+        assert_eq!(parse_input(b""), None);
+    }
+}

@@ -1,0 +1,228 @@
+//! Maildir delivery (deliver-maildir(8)): write in tmp/, fsync, link into
+//! new/ under a name that is never reused, fsync new/. Readers never see
+//! a partial file; a failure leaves nothing behind in tmp/.
+//!
+//! Names: `SECS.M<usec>P<pid>V<dev>I<inode>Q<count>.HOST,S=<size>,W=<size
+//! with CRLF>` (V and I in hex); in HOST `/`, `:` and `,` are written as
+//! `\057`, `\072` and `\054`.
+
+use crate::deliver::Fail;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Deliveries by this process (the `Q` part of names).
+static COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// The host name as it may appear in a unique name.
+pub fn escaped_host(h: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(h.len());
+    for &c in h {
+        match c {
+            b'/' => v.extend_from_slice(b"\\057"),
+            b':' => v.extend_from_slice(b"\\072"),
+            b',' => v.extend_from_slice(b"\\054"),
+            _ => v.push(c),
+        }
+    }
+    v
+}
+
+/// Sizes of the stored file: bytes, and bytes with every LF as CRLF.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    pub size: u64,
+    pub crlf: u64,
+}
+
+impl Sizes {
+    pub fn add(&mut self, b: &[u8]) {
+        self.size += b.len() as u64;
+        self.crlf += b.len() as u64 + memchr::memchr_iter(b'\n', b).count() as u64;
+    }
+}
+
+/// The name in new/ for a message.
+#[allow(clippy::too_many_arguments)]
+pub fn unique_name(
+    secs: u64,
+    usec: u64,
+    pid: u32,
+    dev: u64,
+    ino: u64,
+    q: u64,
+    host: &[u8],
+    s: Sizes,
+) -> Vec<u8> {
+    let mut n = format!("{}.M{}P{}V{:x}I{:x}Q{}.", secs, usec, pid, dev, ino, q).into_bytes();
+    n.extend_from_slice(&escaped_host(host));
+    n.extend_from_slice(format!(",S={},W={}", s.size, s.crlf).as_bytes());
+    n
+}
+
+fn p(dir: &Path, sub: &str, name: &[u8]) -> PathBuf {
+    dir.join(sub).join(OsStr::from_bytes(name))
+}
+
+/// Delivers `pre` (the added header lines) and the message read from `fd`
+/// to the Maildir `dir`. Ok: the path of the file in new/. Every failure
+/// is temporary (111).
+pub fn deliver(dir: &Path, pre: &[u8], fd: i32) -> Result<PathBuf, Fail> {
+    crate::sys::signal_ignore(libc::SIGXFSZ, true);
+    let host = crate::sys::hostname();
+    let pid = std::process::id();
+    let mut tries = 0;
+    let (tmp, file, q, now) = loop {
+        let q = COUNT.fetch_add(1, Ordering::SeqCst);
+        let now = crate::sys::now_us();
+        let mut name =
+            format!("{}.M{}P{}Q{}.", now / 1_000_000, now % 1_000_000, pid, q).into_bytes();
+        name.extend_from_slice(&escaped_host(&host));
+        let tmp = p(dir, "tmp", &name);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f, q, now),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 5 => tries += 1,
+            Err(e) => {
+                return Err(Fail::sys(
+                    &[
+                        b"Unable to create a file in ",
+                        crate::control::bytes(&dir.join("tmp")),
+                    ]
+                    .concat(),
+                    &e,
+                ))
+            }
+        }
+    };
+    let r = write_and_link(dir, &tmp, file, pre, fd, pid, q, now, &host);
+    let _ = std::fs::remove_file(&tmp);
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_and_link(
+    dir: &Path,
+    tmp: &Path,
+    file: File,
+    pre: &[u8],
+    fd: i32,
+    pid: u32,
+    q: u64,
+    now: u64,
+    host: &[u8],
+) -> Result<PathBuf, Fail> {
+    let wfail = |e: &io::Error| {
+        Fail::sys(
+            &[b"Unable to write ", crate::control::bytes(tmp)].concat(),
+            e,
+        )
+    };
+    let mut sizes = Sizes::default();
+    let mut out = io::BufWriter::with_capacity(65536, file);
+    out.write_all(pre).map_err(|e| wfail(&e))?;
+    sizes.add(pre);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match crate::sys::read(fd, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.write_all(&buf[..n]).map_err(|e| wfail(&e))?;
+                sizes.add(&buf[..n]);
+            }
+            Err(e) => return Err(Fail::sys(b"Unable to read message", &e)),
+        }
+    }
+    let file = out.into_inner().map_err(|e| wfail(e.error()))?;
+    file.sync_all().map_err(|e| wfail(&e))?;
+    let m = file.metadata().map_err(|e| wfail(&e))?;
+    drop(file);
+    let mut q = q;
+    for _ in 0..5 {
+        let name = unique_name(
+            now / 1_000_000,
+            now % 1_000_000,
+            pid,
+            m.dev(),
+            m.ino(),
+            q,
+            host,
+            sizes,
+        );
+        let new = p(dir, "new", &name);
+        match link_noreplace(tmp, &new) {
+            Ok(()) => {
+                if let Err(e) = crate::sys::fsync_dir(&dir.join("new")) {
+                    let _ = std::fs::remove_file(&new);
+                    return Err(Fail::sys(b"Unable to sync new/", &e));
+                }
+                return Ok(new);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                q = COUNT.fetch_add(1, Ordering::SeqCst)
+            }
+            Err(e) => {
+                return Err(Fail::sys(
+                    &[
+                        b"Unable to link message into ",
+                        crate::control::bytes(&dir.join("new")),
+                    ]
+                    .concat(),
+                    &e,
+                ))
+            }
+        }
+    }
+    Err(Fail::temp(b"Unable to find a free name in new/. (#4.3.0)"))
+}
+
+/// link(2); where the file system has no hard links, a rename that
+/// refuses to replace. Never overwrites.
+fn link_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS)
+            ) =>
+        {
+            let (f, t) = (crate::sys::cpath(from)?, crate::sys::cpath(to)?);
+            crate::sys::cvt(unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    f.as_ptr(),
+                    libc::AT_FDCWD,
+                    t.as_ptr(),
+                    libc::RENAME_NOREPLACE,
+                )
+            })
+            .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn names() {
+        let mut s = Sizes::default();
+        s.add(b"a\nbc\n");
+        assert_eq!(s, Sizes { size: 5, crlf: 7 });
+        assert_eq!(
+            unique_name(1700000000, 42, 7, 0x801, 0xabc, 3, b"h/o:s,t", s),
+            b"1700000000.M42P7V801IabcQ3.h\\057o\\072s\\054t,S=5,W=7".to_vec()
+        );
+    }
+}
