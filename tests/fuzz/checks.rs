@@ -18,6 +18,11 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("remote_message", remote_message),
     ("remote_reply", remote_reply),
     ("smtproutes", smtproutes),
+    ("dotqmail", dotqmail),
+    ("users_assign", users_assign),
+    ("auth", auth),
+    ("mbox_quote", mbox_quote),
+    ("pop3", pop3),
 ];
 
 /// queue::parse_envelope, envelope_end and received_uid.
@@ -244,4 +249,202 @@ pub fn smtproutes(d: &[u8]) {
         Ok(_) => assert_eq!(first_bad, None),
     }
     let _ = pipemail::remote::mx::literal(d);
+}
+
+/// deliver::dotqmail: the dot-file parser and the file-name candidates.
+/// The first input byte picks forward_only and splits dash/ext for
+/// `candidates`; the rest is the file.
+///
+/// Properties: no instruction holds a newline; a forward-only file yields
+/// only forwards; a forward is a bare address (no blank, control, `<>(,`,
+/// at most MAX_ADDR); a Maildir path ends with `/` and an mbox path does
+/// not; every candidate name starts with `.qmail`, has no `/` or NUL, and
+/// the `-default` ones say which part of the extension they stand for.
+pub fn dotqmail(d: &[u8]) {
+    use pipemail::deliver::dotqmail::{candidates, parse, Instr};
+    let (flag, text) = match d.split_first() {
+        Some((f, t)) => (*f, t),
+        None => (0, d),
+    };
+    let forward_only = flag & 1 != 0;
+    if let Ok(v) = parse(text, forward_only) {
+        for i in &v {
+            let b = match i {
+                Instr::Maildir(p) => {
+                    assert!(p.ends_with(b"/") && (p[0] == b'.' || p[0] == b'/'));
+                    p
+                }
+                Instr::Mbox(p) => {
+                    assert!(!p.ends_with(b"/") && (p[0] == b'.' || p[0] == b'/'));
+                    p
+                }
+                Instr::Program(p) => p,
+                Instr::Forward(a) => {
+                    assert!(!a.is_empty() && a.len() <= queue::MAX_ADDR);
+                    assert!(!a
+                        .iter()
+                        .any(|&c| c <= b' ' || c == 0x7f || b"<>(,".contains(&c)));
+                    a
+                }
+            };
+            assert!(!b.contains(&b'\n'), "newline inside an instruction");
+            if forward_only {
+                assert!(matches!(i, Instr::Forward(_)), "forward-only file delivers");
+            }
+        }
+    }
+    // candidates: dash is the first (flag >> 1) % 4 bytes of text, or "-".
+    let k = ((flag >> 1) % 4) as usize;
+    let (dash, ext): (&[u8], &[u8]) = if k == 0 {
+        (b"-", text)
+    } else {
+        text.split_at(k.min(text.len()))
+    };
+    let low: Vec<u8> = ext
+        .iter()
+        .map(|&c| if c == b'.' { b':' } else { c.to_ascii_lowercase() })
+        .collect();
+    for (name, def) in candidates(dash, ext) {
+        assert!(name.starts_with(b".qmail"));
+        assert!(!name.contains(&b'/') && !name.contains(&0) && name.len() <= 255);
+        if let Some(rest) = def {
+            assert!(name.ends_with(b"default"));
+            assert!(low.ends_with(&rest), "default stands for a non-suffix");
+        }
+    }
+}
+
+/// users::Assign (users/assign). The input is the file; the local part
+/// looked up is its last line.
+///
+/// Properties: no panic; a wildcard match's ext ends with the rest of the
+/// local part; the home of a found account is absolute.
+pub fn users_assign(d: &[u8]) {
+    let path = std::path::Path::new("users/assign");
+    let Ok(a) = pipemail::users::Assign::parse(d, path) else {
+        return;
+    };
+    let local = d.rsplit(|&c| c == b'\n').next().unwrap_or(b"");
+    for l in [local, &local[..local.len() / 2], b"", b"x"] {
+        if let Some(acct) = a.find(l) {
+            assert_eq!(acct.home.first(), Some(&b'/'));
+            assert!(!acct.user.is_empty());
+        }
+    }
+}
+
+/// auth: base64, SASL PLAIN, the checkpassword fd 3 input, the
+/// users/passwd line format and `uid:gid`.
+///
+/// Properties: base64 decode(encode(x)) == x; a decodable input re-encodes
+/// to itself when it is canonical (padded, length a multiple of 4, no
+/// stray bits); SASL PLAIN and fd 3 parts contain no NUL and the authcid is
+/// non-empty; a parsed passwd entry writes back as a line that parses to
+/// the same entry.
+pub fn auth(d: &[u8]) {
+    use pipemail::auth;
+    let e = auth::base64_encode(d);
+    assert_eq!(e.len() % 4, 0);
+    assert_eq!(auth::base64_decode(&e).as_deref(), Some(d));
+    if let Some(v) = auth::base64_decode(d) {
+        assert!(v.len() <= d.len() * 3 / 4 + 1);
+    }
+    if let Some((z, c, p)) = auth::sasl_plain(d) {
+        assert!(!z.contains(&0) && !c.contains(&0) && !p.contains(&0));
+        assert!(!c.is_empty());
+    }
+    if let Some((l, p, t)) = auth::checkpw::parse_input(d) {
+        assert!(!l.contains(&0) && !p.contains(&0) && !t.contains(&0));
+    }
+    for l in d.split(|&c| c == b'\n') {
+        if let Some(e) = auth::passwd::parse_line(l) {
+            let line = e.line();
+            let back = auth::passwd::parse_line(&line[..line.len() - 1]);
+            assert_eq!(back.as_ref(), Some(&e), "passwd line does not round-trip");
+        }
+    }
+    let _ = auth::passwd::parse(std::path::Path::new("passwd"), d);
+    let _ = auth::passwd::parse_ids(d);
+}
+
+/// mbox::Quoter (mboxrd `>From ` quoting), fed the message in chunks cut
+/// where the first input byte says.
+///
+/// Properties: the output does not depend on how the input is chunked;
+/// it ends with a blank line; removing one `>` from each `>*From ` line
+/// (and the final added line ends) gives back the input; no line of the
+/// output but a quoted one starts with `From `.
+pub fn mbox_quote(d: &[u8]) {
+    let (cut, msg) = match d.split_first() {
+        Some((c, m)) => (*c as usize % 7 + 1, m),
+        None => (1, d),
+    };
+    let whole = quote(&[msg]);
+    let chunks: Vec<&[u8]> = msg.chunks(cut).collect();
+    assert_eq!(quote(&chunks), whole, "output depends on chunking");
+    assert!(whole.ends_with(b"\n\n") || (msg.is_empty() && whole == b"\n"));
+    let mut back = Vec::new();
+    for l in whole.split_inclusive(|&c| c == b'\n') {
+        assert!(!l.starts_with(b"From "), "unquoted From_ line");
+        let gt = l.iter().take_while(|&&c| c == b'>').count();
+        if gt > 0 && l[gt..].starts_with(b"From ") {
+            back.extend_from_slice(&l[1..]);
+        } else {
+            back.extend_from_slice(l);
+        }
+    }
+    // finish() added "\n" (and one more if the last line was partial).
+    let mut want = msg.to_vec();
+    if !want.is_empty() && !want.ends_with(b"\n") {
+        want.push(b'\n');
+    }
+    want.push(b'\n');
+    if msg.is_empty() {
+        want = b"\n".to_vec();
+    }
+    assert_eq!(back, want);
+}
+
+fn quote(chunks: &[&[u8]]) -> Vec<u8> {
+    let mut q = pipemail::mbox::Quoter::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        q.feed(&mut out, c).expect("write to a Vec");
+    }
+    q.finish(&mut out).expect("write to a Vec");
+    out
+}
+
+/// pop3: command splitting, the RETR/TOP writer and the size it announces.
+///
+/// Properties: the verb is upper case without a space; the bytes `send`
+/// writes have no bare LF, and (un-stuffed) are exactly as long as
+/// `crlf_size` says, which is what LIST and STAT announce; TOP never writes
+/// more than RETR; `wsize` parses what maildir names carry.
+pub fn pop3(d: &[u8]) {
+    use pipemail::pop3;
+    let (verb, _) = pop3::split_command(d);
+    assert!(!verb.contains(&b' ') && !verb.iter().any(|c| c.is_ascii_lowercase()));
+    let _ = pop3::maildir::wsize(d);
+    let _ = pop3::maildir::seen_name(d);
+    let mut out = Vec::new();
+    pop3::maildir::send(d, &mut out, None, |_| Ok(())).expect("send to a Vec");
+    for (i, &c) in out.iter().enumerate() {
+        if c == b'\n' {
+            assert!(i > 0 && out[i - 1] == b'\r', "bare LF at {}", i);
+        }
+    }
+    let mut unstuffed = 0u64;
+    for l in out.split_inclusive(|&c| c == b'\n') {
+        unstuffed += l.len() as u64 - l.starts_with(b".") as u64;
+        assert_ne!(l, b".\r\n", "a lone dot inside RETR");
+    }
+    let size = pop3::maildir::crlf_size(&mut &d[..]).expect("read a slice");
+    if !d.is_empty() {
+        assert_eq!(unstuffed, size, "RETR length differs from the LIST size");
+    }
+    let mut top = Vec::new();
+    pop3::maildir::send(d, &mut top, Some(d.first().map_or(0, |&c| c as u64 % 4)), |_| Ok(()))
+        .expect("send to a Vec");
+    assert!(out.starts_with(&top));
 }
