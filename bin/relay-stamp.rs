@@ -1,6 +1,36 @@
-//! relay-stamp: not written yet (stub).
+//! relay-stamp: record the client's address for SMTP-after-POP, then run
+//! prog (relay-stamp(8)).
+
+use pipemail::{exec, exit, relay, sys};
+
+const PROG: &str = "relay-stamp";
+const USAGE: &str = "relay-stamp prog...";
 
 fn main() {
-    pipemail::exit::set_prog("relay-stamp", false);
-    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+    exit::set_prog(PROG, true);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if argv.is_empty() {
+        exit::usage(USAGE);
+    }
+    // A failed stamp must not fail the login: warn and run prog anyway.
+    match relay::remote_addr() {
+        Err(m) => exit::warn(&[&m]),
+        Ok(addr) => {
+            let now = sys::now();
+            if let Err(e) = relay::stamp(&addr, now) {
+                let t = exit::errtext(&e);
+                exit::warn(&[
+                    b"unable to write stamp relay/",
+                    addr.as_bytes(),
+                    b": ",
+                    t.as_bytes(),
+                ]);
+            }
+            match relay::relaytime() {
+                Ok(rt) => relay::clean(rt, now),
+                Err(e) => exit::warn(&[&e.text()]),
+            }
+        }
+    }
+    exec::chain(&argv)
 }

@@ -1,6 +1,20 @@
-//! tcp-serve: not written yet (stub).
+//! tcp-serve: accept TCP connections and run a program for each (tcp-serve(1)).
+
+use pipemail::{exit, tcpserve};
+
+const PROG: &str = "tcp-serve";
 
 fn main() {
-    pipemail::exit::set_prog("tcp-serve", false);
-    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+    exit::set_prog(PROG, false);
+    let cfg = match tcpserve::parse_args(lexopt::Parser::from_env()) {
+        Ok(c) => c,
+        Err(m) => {
+            exit::warn(&[m.as_bytes()]);
+            exit::usage(tcpserve::USAGE)
+        }
+    };
+    match tcpserve::serve(&cfg) {
+        Ok(()) => std::process::exit(exit::OK),
+        Err((code, msg)) => exit::die(code, &[&msg]),
+    }
 }

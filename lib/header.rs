@@ -1,0 +1,816 @@
+//! Message headers (RFC 5322): where the header ends, its fields with
+//! folding undone, address lists (groups, quoted names, comments, angle
+//! addresses, encoded words), and RFC 2047 decoding to UTF-8.
+//!
+//! Everything works on bytes and accepts garbage: a malformed header gives
+//! odd results, never a panic.
+
+use memchr::memchr;
+
+/// The most header bytes the submission tools read (mail-inject, mail-header).
+pub const MAX_HEADER: usize = 1 << 20;
+
+fn is_wsp(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+/// When `line` starts a header field (`NAME:` with NAME made of printable
+/// ASCII other than `:`, optional blanks before the colon): the name.
+pub fn field_name(line: &[u8]) -> Option<&[u8]> {
+    let colon = memchr(b':', line)?;
+    let mut name = &line[..colon];
+    while let [rest @ .., l] = name {
+        if is_wsp(*l) {
+            name = rest;
+        } else {
+            break;
+        }
+    }
+    if name.is_empty() || !name.iter().all(|&c| (33..127).contains(&c)) {
+        return None;
+    }
+    Some(name)
+}
+
+/// Where the header of `buf` ends: `(header_len, body_start)`. The header
+/// ends at an empty line (which lies between the two offsets) or at the first
+/// line that is neither a field nor a continuation (then both are equal).
+/// None when `buf` does not say yet and more input may follow (`eof` false).
+pub fn header_end(buf: &[u8], eof: bool) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < buf.len() {
+        let Some(nl) = memchr(b'\n', &buf[i..]) else {
+            return if eof {
+                Some((buf.len(), buf.len()))
+            } else {
+                None
+            };
+        };
+        let line = &buf[i..i + nl + 1];
+        if line == b"\n" || line == b"\r\n" {
+            return Some((i, i + line.len()));
+        }
+        let cont = is_wsp(line[0]) && i > 0;
+        if !cont && field_name(line).is_none() {
+            return Some((i, i));
+        }
+        i += nl + 1;
+    }
+    if eof {
+        Some((buf.len(), buf.len()))
+    } else {
+        None
+    }
+}
+
+/// One header field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// The name as written (compare with `eq_ignore_ascii_case`).
+    pub name: &'a [u8],
+    /// Everything after the colon, folding line ends kept, final LF removed.
+    pub value: &'a [u8],
+    /// The whole field as written, with its final LF.
+    pub raw: &'a [u8],
+}
+
+/// The fields of a header (as delimited by [`header_end`]). Lines before the
+/// first field and stray lines are skipped.
+pub fn fields(header: &[u8]) -> Vec<Field<'_>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < header.len() {
+        let start = i;
+        let line_end = |j: usize| {
+            memchr(b'\n', &header[j..])
+                .map(|n| j + n + 1)
+                .unwrap_or(header.len())
+        };
+        i = line_end(i);
+        let Some(name) = field_name(&header[start..i]) else {
+            continue;
+        };
+        while i < header.len() && is_wsp(header[i]) {
+            i = line_end(i);
+        }
+        let raw = &header[start..i];
+        let colon = memchr(b':', raw).unwrap_or(0);
+        let mut value = &raw[colon + 1..];
+        if let Some(v) = value.strip_suffix(b"\n") {
+            value = v.strip_suffix(b"\r").unwrap_or(v);
+        }
+        out.push(Field { name, value, raw });
+    }
+    out
+}
+
+/// A field value unfolded: line ends removed (the blanks after them kept),
+/// then leading and trailing blanks removed.
+pub fn unfold(value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(value.len());
+    for &c in value {
+        if c == b'\n' {
+            if v.last() == Some(&b'\r') {
+                v.pop();
+            }
+            continue;
+        }
+        v.push(c);
+    }
+    let s = v.iter().position(|&c| !is_wsp(c)).unwrap_or(v.len());
+    let e = v
+        .iter()
+        .rposition(|&c| !is_wsp(c))
+        .map(|p| p + 1)
+        .unwrap_or(s);
+    v[s..e.max(s)].to_vec()
+}
+
+/// Values of the fields named `name` (any case), unfolded; with `all`
+/// every occurrence, else the first only.
+pub fn values(header: &[u8], name: &[u8], all: bool) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for f in fields(header) {
+        if f.name.eq_ignore_ascii_case(name) {
+            out.push(unfold(f.value));
+            if !all {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Reads a message's header from `r` (stops at its end, reads no further
+/// than [`MAX_HEADER`] bytes past a chunk); a leading mbox `From ` line is
+/// skipped. Returns the header bytes.
+pub fn read_header<R: std::io::Read>(mut r: R) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let mut eof = false;
+    loop {
+        let end = eof || buf.len() >= MAX_HEADER;
+        // Where the header starts: past a leading mbox "From " line.
+        let skip = if buf.starts_with(b"From ") {
+            match memchr(b'\n', &buf) {
+                Some(n) => Some(n + 1),
+                None if end => Some(buf.len()),
+                None => None,
+            }
+        } else if !end && b"From ".starts_with(&buf) {
+            None
+        } else {
+            Some(0)
+        };
+        if let Some(skip) = skip {
+            if let Some((h, _)) = header_end(&buf[skip..], end) {
+                return Ok(buf[skip..skip + h].to_vec());
+            }
+        }
+        match r.read(&mut chunk) {
+            Ok(0) => eof = true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+// ---- addresses ----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok {
+    /// An atom (dots allowed) or a whole encoded word.
+    Word(usize, usize),
+    /// A quoted string, quotes included.
+    Quoted(usize, usize),
+    /// A domain literal, brackets included.
+    Literal(usize, usize),
+    Special(u8, usize),
+    Comment(usize, usize),
+}
+
+impl Tok {
+    fn span(self) -> (usize, usize) {
+        match self {
+            Tok::Word(s, e) | Tok::Quoted(s, e) | Tok::Literal(s, e) | Tok::Comment(s, e) => (s, e),
+            Tok::Special(_, p) => (p, p + 1),
+        }
+    }
+}
+
+const SPECIALS: &[u8] = b"()<>[]:;@,\"";
+
+/// Length of an encoded word `=?cs?e?text?=` at the start of `b`.
+fn encoded_word_len(b: &[u8]) -> Option<usize> {
+    let r = b.strip_prefix(b"=?")?;
+    let q1 = memchr(b'?', r)?;
+    if q1 == 0 || r[..q1].iter().any(|&c| c <= b' ' || c >= 127) {
+        return None;
+    }
+    let r2 = &r[q1 + 1..];
+    if r2.len() < 2 || !matches!(r2[0], b'b' | b'B' | b'q' | b'Q') || r2[1] != b'?' {
+        return None;
+    }
+    let t = &r2[2..];
+    let mut i = 0;
+    while i + 1 < t.len() {
+        if t[i] == b'?' {
+            return if t[i + 1] == b'=' {
+                Some(2 + q1 + 3 + i + 2)
+            } else {
+                None
+            };
+        }
+        if t[i] <= b' ' || t[i] >= 127 {
+            return None;
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Skips a delimited run starting at `i` (which holds `open`), honouring
+/// backslash escapes and (for comments) nesting. Returns the end offset.
+fn delimited(b: &[u8], i: usize, open: u8, close: u8, nest: bool) -> usize {
+    let mut depth = 0usize;
+    let mut j = i;
+    while j < b.len() {
+        let c = b[j];
+        if c == b'\\' {
+            j += 2;
+            continue;
+        }
+        if c == open && (nest || j == i) {
+            depth += 1;
+        } else if c == close {
+            depth -= 1;
+            if depth == 0 {
+                return j + 1;
+            }
+        }
+        j += 1;
+    }
+    b.len()
+}
+
+fn tokens(b: &[u8]) -> Vec<Tok> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b' ' || c == b'\t' || c == b'\r' || c == b'\n' {
+            i += 1;
+        } else if c == b'(' {
+            let e = delimited(b, i, b'(', b')', true);
+            out.push(Tok::Comment(i, e));
+            i = e;
+        } else if c == b'"' {
+            let e = delimited(b, i, b'"', b'"', false);
+            out.push(Tok::Quoted(i, e));
+            i = e;
+        } else if c == b'[' {
+            let e = delimited(b, i, b'[', b']', false);
+            out.push(Tok::Literal(i, e));
+            i = e;
+        } else if let Some(n) = encoded_word_len(&b[i..]) {
+            out.push(Tok::Word(i, i + n));
+            i += n;
+        } else if SPECIALS.contains(&c) {
+            out.push(Tok::Special(c, i));
+            i += 1;
+        } else {
+            let s = i;
+            while i < b.len() && !SPECIALS.contains(&b[i]) && !b" \t\r\n".contains(&b[i]) {
+                i += 1;
+            }
+            out.push(Tok::Word(s, i));
+        }
+    }
+    out
+}
+
+/// One address found in an address list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr {
+    /// The display name (quoted strings unquoted, encoded words kept), or
+    /// the text of a comment after a bare address.
+    pub name: Vec<u8>,
+    /// The addr-spec as written, without blanks, comments or route.
+    pub addr: Vec<u8>,
+    /// Offset in the value right after the addr-spec (where `@domain`
+    /// goes when the address has none).
+    pub end: usize,
+    /// Whether the addr-spec has an `@` outside quotes.
+    pub has_domain: bool,
+}
+
+fn unquote_into(out: &mut Vec<u8>, q: &[u8]) {
+    let inner = q.strip_prefix(b"\"").unwrap_or(q);
+    let inner = inner.strip_suffix(b"\"").unwrap_or(inner);
+    let mut esc = false;
+    for &c in inner {
+        if !esc && c == b'\\' {
+            esc = true;
+            continue;
+        }
+        esc = false;
+        out.push(c);
+    }
+}
+
+fn phrase_text(b: &[u8], toks: &[Tok]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in toks {
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        match *t {
+            Tok::Quoted(s, e) => unquote_into(&mut out, &b[s..e]),
+            t => {
+                let (s, e) = t.span();
+                out.extend_from_slice(&b[s..e]);
+            }
+        }
+    }
+    out
+}
+
+fn make_addr(b: &[u8], toks: &[Tok], name: Vec<u8>) -> Option<Addr> {
+    let toks: Vec<Tok> = toks
+        .iter()
+        .copied()
+        .filter(|t| !matches!(t, Tok::Comment(..)))
+        .collect();
+    let last = toks.last()?;
+    let mut addr = Vec::new();
+    let mut has_domain = false;
+    for t in &toks {
+        let (s, e) = t.span();
+        addr.extend_from_slice(&b[s..e]);
+        if matches!(t, Tok::Special(b'@', _)) {
+            has_domain = true;
+        }
+    }
+    Some(Addr {
+        name,
+        addr,
+        end: last.span().1,
+        has_domain,
+    })
+}
+
+/// The addresses in an address-list value (To, Cc, From, ...). Groups give
+/// their members; `<>` gives an empty address; a route is dropped.
+pub fn addresses(b: &[u8]) -> Vec<Addr> {
+    let toks = tokens(b);
+    let mut out = Vec::new();
+    let mut phrase: Vec<Tok> = Vec::new();
+    let mut comment: Vec<u8> = Vec::new();
+    let mut emitted = false;
+    let mut in_group = false;
+    let mut i = 0;
+    let flush =
+        |phrase: &mut Vec<Tok>, comment: &mut Vec<u8>, emitted: &mut bool, out: &mut Vec<Addr>| {
+            if !*emitted {
+                if let Some(a) = make_addr(b, phrase, std::mem::take(comment)) {
+                    out.push(a);
+                }
+            }
+            phrase.clear();
+            comment.clear();
+            *emitted = false;
+        };
+    while i < toks.len() {
+        match toks[i] {
+            Tok::Special(b'<', p) => {
+                let mut j = i + 1;
+                while j < toks.len() && !matches!(toks[j], Tok::Special(b'>', _)) {
+                    j += 1;
+                }
+                let mut inner = &toks[i + 1..j];
+                if matches!(inner.first(), Some(Tok::Special(b'@', _))) {
+                    if let Some(c) = inner
+                        .iter()
+                        .position(|t| matches!(t, Tok::Special(b':', _)))
+                    {
+                        inner = &inner[c + 1..];
+                    }
+                }
+                let name = phrase_text(b, &phrase);
+                let a = make_addr(b, inner, name.clone()).unwrap_or(Addr {
+                    name,
+                    addr: Vec::new(),
+                    end: p + 1,
+                    has_domain: false,
+                });
+                if !emitted {
+                    out.push(a);
+                }
+                emitted = true;
+                phrase.clear();
+                i = j + 1;
+                continue;
+            }
+            Tok::Special(b':', _) if !in_group && !emitted => {
+                in_group = true;
+                phrase.clear();
+                comment.clear();
+            }
+            Tok::Special(b',', _) => flush(&mut phrase, &mut comment, &mut emitted, &mut out),
+            Tok::Special(b';', _) => {
+                flush(&mut phrase, &mut comment, &mut emitted, &mut out);
+                in_group = false;
+            }
+            Tok::Comment(s, e) => {
+                if comment.is_empty() {
+                    comment = unfold(&b[(s + 1).min(e)..e.saturating_sub(1).max(s + 1)]);
+                }
+            }
+            t => {
+                if !emitted {
+                    phrase.push(t);
+                }
+            }
+        }
+        i += 1;
+    }
+    flush(&mut phrase, &mut comment, &mut emitted, &mut out);
+    out
+}
+
+/// An addr-spec as it goes into an envelope: quoted parts unquoted.
+pub fn envelope_form(addr: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(addr.len());
+    let mut inq = false;
+    let mut esc = false;
+    for &c in addr {
+        if esc {
+            out.push(c);
+            esc = false;
+        } else if inq && c == b'\\' {
+            esc = true;
+        } else if c == b'"' {
+            inq = !inq;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `value` with `@domain` added after every address that has no domain.
+pub fn qualify(value: &[u8], domain: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len() + 32);
+    let mut at = 0;
+    for a in addresses(value) {
+        if a.has_domain || a.addr.is_empty() || a.end < at || a.end > value.len() {
+            continue;
+        }
+        out.extend_from_slice(&value[at..a.end]);
+        out.push(b'@');
+        out.extend_from_slice(domain);
+        at = a.end;
+    }
+    out.extend_from_slice(&value[at..]);
+    out
+}
+
+// ---- RFC 2047 ----
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn b64(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Base64 decoding that skips bytes outside the alphabet and stops at `=`.
+pub fn base64_decode(t: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &c in t {
+        if c == b'=' {
+            break;
+        }
+        let Some(v) = b64(c) else { continue };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// Base64 encoding with padding.
+pub fn base64_encode(t: &[u8]) -> Vec<u8> {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(t.len().div_ceil(3) * 4);
+    for ch in t.chunks(3) {
+        let n = ch
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &c)| n | (c as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= ch.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+    out
+}
+
+fn q_decode(t: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.len());
+    let mut i = 0;
+    while i < t.len() {
+        match t[i] {
+            b'_' => out.push(b' '),
+            b'=' if i + 2 < t.len() && hex(t[i + 1]).is_some() && hex(t[i + 2]).is_some() => {
+                out.push(hex(t[i + 1]).unwrap_or(0) << 4 | hex(t[i + 2]).unwrap_or(0));
+                i += 3;
+                continue;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Decodes the encoded word `w` (whole `=?...?=`) to UTF-8, or None when its
+/// charset is not one we convert (us-ascii, utf-8, iso-8859-1).
+fn decode_word(w: &[u8]) -> Option<Vec<u8>> {
+    let r = &w[2..w.len() - 2];
+    let q1 = memchr(b'?', r)?;
+    let mut cs = r[..q1].to_ascii_lowercase();
+    if let Some(star) = memchr(b'*', &cs) {
+        cs.truncate(star);
+    }
+    let enc = r[q1 + 1];
+    let text = &r[q1 + 3..];
+    let raw = if enc == b'b' || enc == b'B' {
+        base64_decode(text)
+    } else {
+        q_decode(text)
+    };
+    let utf8 = match &cs[..] {
+        b"utf-8" | b"utf8" | b"us-ascii" | b"ascii" => raw,
+        b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"l1" => {
+            let mut v = Vec::with_capacity(raw.len() * 2);
+            for c in raw {
+                if c < 0x80 {
+                    v.push(c);
+                } else {
+                    v.push(0xc0 | (c >> 6));
+                    v.push(0x80 | (c & 0x3f));
+                }
+            }
+            v
+        }
+        _ => return None,
+    };
+    // A decoded value stays one line: control bytes become '?'.
+    Some(
+        utf8.into_iter()
+            .map(|c| {
+                if c < 0x20 && c != b'\t' || c == 0x7f {
+                    b'?'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Decodes RFC 2047 encoded words in `v` to UTF-8. Blanks between two
+/// adjacent encoded words go; words in other charsets stay as written.
+pub fn decode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'=' {
+            if let Some(n) = encoded_word_len(&v[i..]) {
+                if let Some(d) = decode_word(&v[i..i + n]) {
+                    out.extend_from_slice(&d);
+                    i += n;
+                    // Skip blanks when another decodable word follows.
+                    let mut j = i;
+                    while j < v.len() && matches!(v[j], b' ' | b'\t' | b'\r' | b'\n') {
+                        j += 1;
+                    }
+                    if j > i {
+                        if let Some(m) = encoded_word_len(&v[j..]) {
+                            if decode_word(&v[j..j + m]).is_some() {
+                                i = j;
+                            }
+                        }
+                    }
+                    continue;
+                }
+            }
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    out
+}
+
+/// `text` as a display name: as is when it is all atoms, a quoted string
+/// when it has specials, an encoded word (UTF-8, B) when it has 8-bit bytes.
+pub fn phrase(text: &[u8]) -> Vec<u8> {
+    if text.iter().any(|&c| c >= 0x80) {
+        let mut v = b"=?utf-8?b?".to_vec();
+        v.extend_from_slice(&base64_encode(text));
+        v.extend_from_slice(b"?=");
+        return v;
+    }
+    if text
+        .iter()
+        .all(|&c| c.is_ascii_alphanumeric() || b" !#$%&'*+-/=?^_`{|}~".contains(&c))
+    {
+        return text.to_vec();
+    }
+    let mut v = vec![b'"'];
+    for &c in text {
+        if c == b'"' || c == b'\\' {
+            v.push(b'\\');
+        }
+        v.push(c);
+    }
+    v.push(b'"');
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(v: &[u8]) -> Vec<String> {
+        addresses(v)
+            .into_iter()
+            .map(|a| String::from_utf8_lossy(&a.addr).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn header_ends() {
+        assert_eq!(header_end(b"A: b\n\nbody", true), Some((5, 6)));
+        assert_eq!(header_end(b"A: b\r\n\r\nbody", true), Some((6, 8)));
+        assert_eq!(header_end(b"A: b\n c\nnot a field\n", true), Some((8, 8)));
+        assert_eq!(header_end(b"A: b\n c", false), None);
+        assert_eq!(header_end(b"A: b\n c", true), Some((7, 7)));
+        assert_eq!(header_end(b" leading\n", true), Some((0, 0)));
+        assert_eq!(header_end(b"", true), Some((0, 0)));
+        assert_eq!(header_end(b"\n", true), Some((0, 1)));
+    }
+
+    #[test]
+    fn fields_and_unfolding() {
+        let h = b"Subject: one\n two\nTo : a@b\r\nX-Empty:\n";
+        let f = fields(h);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f[0].name, b"Subject");
+        assert_eq!(unfold(f[0].value), b"one two");
+        assert_eq!(f[1].name, b"To");
+        assert_eq!(f[1].value, b" a@b");
+        assert_eq!(f[2].value, b"");
+        assert_eq!(
+            values(b"a: 1\nA: 2\nb: 3\n", b"A", true),
+            vec![b"1".to_vec(), b"2".to_vec()]
+        );
+        assert_eq!(values(b"a: 1\nA: 2\n", b"a", false), vec![b"1".to_vec()]);
+    }
+
+    #[test]
+    fn tricky_address_lists() {
+        assert_eq!(addrs(b"a@b"), ["a@b"]);
+        assert_eq!(
+            addrs(b"\"Doe, John\" <j@d.example>, x@y"),
+            ["j@d.example", "x@y"]
+        );
+        assert_eq!(addrs(b"list: a@b, c@d;, e@f"), ["a@b", "c@d", "e@f"]);
+        assert_eq!(addrs(b"undisclosed-recipients: ;"), Vec::<String>::new());
+        assert_eq!(addrs(b"a@b (Doe, John), c@d"), ["a@b", "c@d"]);
+        assert_eq!(addrs(b"(c) John (x) <j@d> (y)"), ["j@d"]);
+        assert_eq!(
+            addrs(b"=?utf-8?q?Doe,_J=C3=B6rg?= <j@d>, k@l"),
+            ["j@d", "k@l"]
+        );
+        assert_eq!(addrs(b"Joe\n\t<joe@x>,\n bob@y"), ["joe@x", "bob@y"]);
+        assert_eq!(addrs(b"<@r1,@r2:a@b>"), ["a@b"]);
+        assert_eq!(addrs(b"<>"), [""]);
+        assert_eq!(
+            addrs(b"john . doe @ example . com"),
+            ["john.doe@example.com"]
+        );
+        assert_eq!(addrs(b"\"a b\"@c"), ["\"a b\"@c"]);
+        assert_eq!(addrs(b"x@[127.0.0.1]"), ["x@[127.0.0.1]"]);
+        let a = addresses(b"\"Doe, J\" <j@d>");
+        assert_eq!(a[0].name, b"Doe, J");
+        assert_eq!(addresses(b"a@b (Al)")[0].name, b"Al");
+        assert_eq!(envelope_form(b"\"a b\\\"\"@c"), b"a b\"@c");
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for g in [
+            &b"<"[..],
+            b">",
+            b"(",
+            b"\"",
+            b"[",
+            b";;;::,,<<>>",
+            b"=?",
+            b"=?x?q?",
+            b"\\",
+            b"a\\",
+            b"((a)",
+            b"\xff\x00",
+        ] {
+            let _ = addresses(g);
+            let _ = qualify(g, b"d");
+            let _ = decode(g);
+            let _ = fields(g);
+            let _ = header_end(g, true);
+        }
+    }
+
+    #[test]
+    fn random_garbage_does_not_panic() {
+        const ALPHA: &[u8] = b"()<>[]:;@,.\"\\=?_ \t\r\naqBQ\xc3\xff\x00From ";
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..20000 {
+            let mut v = Vec::new();
+            for _ in 0..(x % 40) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                v.push(ALPHA[(x % ALPHA.len() as u64) as usize]);
+            }
+            x = x.wrapping_add(1);
+            for a in addresses(&v) {
+                assert!(a.end <= v.len());
+            }
+            let _ = qualify(&v, b"d");
+            let _ = decode(&v);
+            let _ = header_end(&v, x & 1 == 0);
+            for f in fields(&v) {
+                let _ = unfold(f.value);
+            }
+            let _ = read_header(&v[..]);
+        }
+    }
+
+    #[test]
+    fn qualifies_bare_addresses_in_place() {
+        assert_eq!(
+            qualify(b" joe, Bob <bob>, c@d, g: x;", b"ex.org"),
+            b" joe@ex.org, Bob <bob@ex.org>, c@d, g: x@ex.org;"
+        );
+        assert_eq!(
+            qualify(b" undisclosed-recipients: ;", b"e"),
+            b" undisclosed-recipients: ;"
+        );
+    }
+
+    #[test]
+    fn rfc2047() {
+        assert_eq!(decode(b"=?utf-8?q?J=C3=B6rg_M?="), "Jörg M".as_bytes());
+        assert_eq!(decode(b"=?ISO-8859-1?Q?J=F6rg?="), "Jörg".as_bytes());
+        assert_eq!(
+            decode(b"=?utf-8?B?SsO2cmc=?= =?utf-8?b?IQ==?= x"),
+            "Jörg! x".as_bytes()
+        );
+        assert_eq!(decode(b"a =?us-ascii?q?b?= c"), b"a b c");
+        assert_eq!(decode(b"=?koi8-r?b?8NLJ?="), b"=?koi8-r?b?8NLJ?=");
+        assert_eq!(decode(b"=?utf-8?q?a=0Ab?="), b"a?b");
+        assert_eq!(decode(b"=?utf-8*en?q?hi?="), b"hi");
+        assert_eq!(decode(b"=?bad"), b"=?bad");
+        assert_eq!(base64_encode(b"J\xc3\xb6rg"), b"SsO2cmc=");
+        assert_eq!(base64_decode(&base64_encode(b"abcde")), b"abcde");
+        assert_eq!(decode(&phrase("Jörg".as_bytes())), "Jörg".as_bytes());
+        assert_eq!(phrase(b"Doe, John"), b"\"Doe, John\"");
+        assert_eq!(phrase(b"John Doe"), b"John Doe");
+    }
+}
