@@ -23,6 +23,10 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("auth", auth),
     ("mbox_quote", mbox_quote),
     ("pop3", pop3),
+    ("smtp_data", smtp_data),
+    ("smtp_path", smtp_path),
+    ("rules", rules),
+    ("header", header),
 ];
 
 /// queue::parse_envelope, envelope_end and received_uid.
@@ -196,13 +200,20 @@ pub fn remote_reply(d: &[u8]) {
         .filter(|c| c.iter().all(u8::is_ascii_digit))
         .map(|c| (c[0] - b'0') as u16 * 100 + (c[1] - b'0') as u16 * 10 + (c[2] - b'0') as u16)
         .unwrap_or(0);
-    let code = if (200..600).contains(&first) { first } else { 0 };
+    let code = if (200..600).contains(&first) {
+        first
+    } else {
+        0
+    };
     let r = pipemail::remote::smtp::Reply { code, lines };
     let said = r.said();
     assert!(said.starts_with(b"Remote host said: "));
     let mut n = 0;
     for l in said.split(|&c| c == b'\n') {
-        assert!(!l.iter().any(|&c| c < 0x20 || c == 0x7f), "control byte in said()");
+        assert!(
+            !l.iter().any(|&c| c < 0x20 || c == 0x7f),
+            "control byte in said()"
+        );
         n += 1;
         if n > 1 {
             assert!(l.len() <= 512);
@@ -243,7 +254,11 @@ pub fn smtproutes(d: &[u8]) {
             }
         }
     }
-    let host = lines[0].splitn(2, |&c| c == b':').last().unwrap_or(b"").to_vec();
+    let host = lines[0]
+        .splitn(2, |&c| c == b':')
+        .last()
+        .unwrap_or(b"")
+        .to_vec();
     match pipemail::remote::routes::find(&lines, &host) {
         Err((n, _)) => assert_eq!(Some(n), first_bad),
         Ok(_) => assert_eq!(first_bad, None),
@@ -302,7 +317,13 @@ pub fn dotqmail(d: &[u8]) {
     };
     let low: Vec<u8> = ext
         .iter()
-        .map(|&c| if c == b'.' { b':' } else { c.to_ascii_lowercase() })
+        .map(|&c| {
+            if c == b'.' {
+                b':'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
         .collect();
     for (name, def) in candidates(dash, ext) {
         assert!(name.starts_with(b".qmail"));
@@ -444,7 +465,267 @@ pub fn pop3(d: &[u8]) {
         assert_eq!(unstuffed, size, "RETR length differs from the LIST size");
     }
     let mut top = Vec::new();
-    pop3::maildir::send(d, &mut top, Some(d.first().map_or(0, |&c| c as u64 % 4)), |_| Ok(()))
-        .expect("send to a Vec");
+    pop3::maildir::send(
+        d,
+        &mut top,
+        Some(d.first().map_or(0, |&c| c as u64 % 4)),
+        |_| Ok(()),
+    )
+    .expect("send to a Vec");
     assert!(out.starts_with(&top));
+}
+
+/// The DATA state machine (smtp::data::Data). The first input byte picks
+/// the chunk size the input is fed in and the databytes limit; the rest is
+/// what the client sends after `354`.
+///
+/// Properties: only CR LF . CR LF (or . CR LF as the very first line) ends
+/// the data, at the first place it occurs; no CR ever reaches the stored
+/// message and every stored LF stands for a CR LF; a bare CR or LF anywhere
+/// before the terminator refuses the message; a good message is exactly
+/// the input's lines, one leading dot removed each, CR LF as LF; databytes
+/// holds; the result does not depend on how the input is chunked.
+pub fn smtp_data(d: &[u8]) {
+    let (sel, input) = match d.split_first() {
+        Some((s, i)) => (*s, i),
+        None => (0, d),
+    };
+    let chunk = (sel & 0x0f) as usize + 1;
+    let limit = match sel >> 4 {
+        0..=7 => 0,
+        n => (n as u64 - 7) * 8,
+    };
+    // Reference: the first CR LF . CR LF, a line start before the input.
+    let mut framed = b"\r\n".to_vec();
+    framed.extend_from_slice(input);
+    let end = framed
+        .windows(5)
+        .position(|w| w == b"\r\n.\r\n")
+        .map(|p| p + 5 - 2);
+    let (got_end, out, data) = feed_data(input, limit, chunk);
+    assert_eq!(got_end, end, "data ended elsewhere than at CRLF.CRLF");
+    let (whole_end, whole_out, whole) = feed_data(input, limit, input.len().max(1));
+    assert_eq!(
+        (whole_end, &whole_out),
+        (got_end, &out),
+        "chunking changes DATA"
+    );
+    assert_eq!(
+        (whole.bare, whole.over, whole.stored, whole.hops),
+        (data.bare, data.over, data.stored, data.hops)
+    );
+    assert!(!out.contains(&b'\r'), "CR in the stored message");
+    if limit > 0 {
+        assert!(out.len() as u64 <= limit);
+    }
+    // The content: up to the terminator's ". CR LF" (or all of it).
+    let content = match end {
+        Some(n) => &input[..n - 3],
+        None => input,
+    };
+    let mut want = Vec::new();
+    let mut bare = false;
+    let mut rest = content;
+    loop {
+        let (line, next) = match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(p) => (&rest[..p], Some(&rest[p + 2..])),
+            None => (rest, None),
+        };
+        match next {
+            Some(r) => {
+                if line.contains(&b'\r') || line.contains(&b'\n') {
+                    bare = true;
+                }
+                want.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+                want.push(b'\n');
+                rest = r;
+            }
+            None => {
+                // An unfinished last line (no terminator yet): a CR at its
+                // end still waits for its LF.
+                if end.is_none() {
+                    let l = line.strip_suffix(b"\r").unwrap_or(line);
+                    if l.contains(&b'\r') || l.contains(&b'\n') {
+                        bare = true;
+                    }
+                    want.extend_from_slice(l.strip_prefix(b".").unwrap_or(l));
+                }
+                break;
+            }
+        }
+    }
+    assert_eq!(data.bare, bare, "bare CR/LF detection wrong");
+    if !data.bare {
+        let over = limit > 0 && want.len() as u64 > limit;
+        assert_eq!(data.over, over, "databytes");
+        if !over {
+            assert_eq!(out, want, "stored message differs");
+            let mut hops = 0;
+            for l in want.split(|&c| c == b'\n') {
+                if l.is_empty() {
+                    break;
+                }
+                let l = l.to_ascii_lowercase();
+                if l.starts_with(b"received:") || l.starts_with(b"delivered-to:") {
+                    hops += 1;
+                }
+            }
+            if end.is_some() {
+                assert_eq!(data.hops, hops, "hop count");
+            }
+        }
+    }
+}
+
+fn feed_data(
+    input: &[u8],
+    limit: u64,
+    chunk: usize,
+) -> (Option<usize>, Vec<u8>, pipemail::smtp::data::Data) {
+    let mut data = pipemail::smtp::data::Data::new(limit);
+    let mut out = Vec::new();
+    let mut off = 0;
+    for c in input.chunks(chunk) {
+        if let Some(n) = data.feed(c, &mut out) {
+            return (Some(off + n), out, data);
+        }
+        off += c.len();
+    }
+    (None, out, data)
+}
+
+/// The SMTP command line checks and the path parser (smtp::path), SASL
+/// PLAIN and base64 of smtp::auth.
+///
+/// Properties: a line bad_bytes passes is UTF-8 without control bytes but
+/// tab; an accepted path has no NUL or control byte, fits MAX_ADDR and
+/// MAX_DOMAIN, and goes through the queue envelope and back unchanged;
+/// parameters are non-empty and blank-free; base64 round-trips.
+pub fn smtp_path(d: &[u8]) {
+    use pipemail::smtp::{self, auth, path};
+    if smtp::bad_bytes(d).is_none() {
+        let s = std::str::from_utf8(d).expect("bad_bytes passed non-UTF-8");
+        assert!(!s.bytes().any(|c| (c < 0x20 && c != b'\t') || c == 0x7f));
+    }
+    let safe = smtp::safe(d);
+    assert!(safe.len() <= 200 && !safe.iter().any(|&c| c <= b' ' || c >= 0x7f));
+    match path::parse(d) {
+        Ok(p) => {
+            let a = &p.addr;
+            assert!(a.len() <= path::MAX_ADDR);
+            assert!(
+                !a.iter().any(|&c| c < 0x20 || c == 0x7f),
+                "control byte in an address"
+            );
+            if let Some(at) = a.iter().rposition(|&c| c == b'@') {
+                assert!(a.len() - at - 1 <= path::MAX_DOMAIN);
+            }
+            for prm in &p.params {
+                assert!(!prm.is_empty() && !prm.contains(&b' '));
+                if let Some((k, _)) = path::param(prm) {
+                    assert!(!k.is_empty() && !k.iter().any(|c| c.is_ascii_lowercase()));
+                }
+            }
+            if !a.is_empty() {
+                let env = queue::Envelope {
+                    sender: a.clone(),
+                    recipients: vec![a.clone()],
+                };
+                assert_eq!(queue::parse_envelope(&env.encode()), Ok(env));
+            }
+        }
+        Err(path::PathError::NoDomain(l)) => assert!(l.len() <= path::MAX_ADDR),
+        Err(_) => {}
+    }
+    let e = auth::b64encode(d);
+    assert_eq!(auth::b64decode(&e).as_deref(), Some(d));
+    let _ = auth::b64decode(d);
+    if let Some((u, p)) = auth::plain(d) {
+        assert!(!u.contains(&0) && !p.contains(&0));
+    }
+    let hosts = vec![b"example.org".to_vec(), b".example.net".to_vec()];
+    let _ = smtp::rcpthosts_has(&hosts, d);
+    let _ = smtp::badmailfrom_has(&hosts, d);
+}
+
+/// tcp-serve's rules file (rules::parse, Rules::lookup). The input is the
+/// file; addresses looked up come from its last 4 and 16 bytes and a few
+/// fixed ones.
+///
+/// Properties: no panic; a rule found names a line of the file; an IPv4
+/// address and its IPv4-mapped IPv6 form find the same rule; variable
+/// names are non-empty and have no `=`.
+pub fn rules(d: &[u8]) {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let Ok(r) = pipemail::rules::parse(d) else {
+        return;
+    };
+    let lines = d.split(|&c| c == b'\n').count();
+    let mut v4 = [127, 0, 0, 1];
+    if d.len() >= 4 {
+        v4.copy_from_slice(&d[d.len() - 4..]);
+    }
+    let mut v6 = [0u8; 16];
+    if d.len() >= 16 {
+        v6.copy_from_slice(&d[d.len() - 16..]);
+    }
+    let ips = [
+        IpAddr::V4(Ipv4Addr::from(v4)),
+        IpAddr::V6(Ipv6Addr::from(v6)),
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ];
+    for ip in ips {
+        if let Some(rule) = r.lookup(ip) {
+            assert!(rule.line >= 1 && rule.line <= lines);
+            for (k, _) in &rule.vars {
+                assert!(!k.is_empty() && !k.contains(&b'='));
+            }
+        }
+    }
+    let a = r.lookup(ips[0]).map(|x| x.line);
+    let mapped = IpAddr::V6(Ipv4Addr::from(v4).to_ipv6_mapped());
+    assert_eq!(
+        r.lookup(mapped).map(|x| x.line),
+        a,
+        "mapped address differs"
+    );
+}
+
+/// Header parsing and RFC 2047 (header.rs).
+///
+/// Properties: header_end's offsets are ordered and inside the input, and
+/// the same with all input at once as found incrementally; every field lies
+/// in the header; decoding never adds a CR, LF or NUL (no header
+/// injection through encoded words); phrase() of 8-bit text decodes back
+/// to it; addresses, qualify and envelope_form never panic.
+pub fn header(d: &[u8]) {
+    use pipemail::header as h;
+    let (hl, bs) = h::header_end(d, true).expect("eof gives an end");
+    assert!(hl <= bs && bs <= d.len());
+    if let Some((a, b)) = h::header_end(d, false) {
+        assert_eq!((a, b), (hl, bs), "header_end depends on eof");
+    }
+    let head = &d[..hl];
+    for f in h::fields(head) {
+        assert!(f.raw.len() <= head.len());
+        assert!(f.value.len() < f.raw.len());
+        let u = h::unfold(f.value);
+        assert!(!u.contains(&b'\n'));
+    }
+    let count = |v: &[u8], c: u8| v.iter().filter(|&&x| x == c).count();
+    let dec = h::decode(d);
+    for c in [b'\n', b'\r', 0] {
+        assert!(count(&dec, c) <= count(d, c), "decode added byte {}", c);
+    }
+    for a in h::addresses(d) {
+        assert!(a.end <= d.len());
+        let _ = h::envelope_form(&a.addr);
+    }
+    let _ = h::qualify(d, b"example.org");
+    let _ = h::values(head, b"to", true);
+    if d.iter().any(|&c| c >= 0x80) && !d.iter().any(|&c| c < 0x20 || c == 0x7f) {
+        assert_eq!(h::decode(&h::phrase(d)), d, "phrase does not decode back");
+    }
+    assert_eq!(h::base64_decode(&h::base64_encode(d)), d);
 }

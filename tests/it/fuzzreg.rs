@@ -10,7 +10,9 @@ mod checks;
 use std::path::Path;
 
 fn replay(kind: &str) -> usize {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz").join(kind);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz")
+        .join(kind);
     let mut n = 0;
     for (name, check) in checks::TARGETS {
         let Ok(dir) = std::fs::read_dir(root.join(name)) else {
@@ -47,6 +49,10 @@ fn every_target_has_seeds() {
     }
     for e in std::fs::read_dir(&root).unwrap() {
         let n = e.unwrap().file_name().into_string().unwrap();
-        assert!(checks::TARGETS.iter().any(|(t, _)| *t == n), "seeds for unknown target {}", n);
+        assert!(
+            checks::TARGETS.iter().any(|(t, _)| *t == n),
+            "seeds for unknown target {}",
+            n
+        );
     }
 }
