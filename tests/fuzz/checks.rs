@@ -27,6 +27,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("smtp_path", smtp_path),
     ("rules", rules),
     ("header", header),
+    ("submit_input", submit_input),
 ];
 
 /// queue::parse_envelope, envelope_end and received_uid.
@@ -728,4 +729,69 @@ pub fn header(d: &[u8]) {
         assert_eq!(h::decode(&h::phrase(d)), d, "phrase does not decode back");
     }
     assert_eq!(h::base64_decode(&h::base64_encode(d)), d);
+}
+
+/// The submission reader (submit::input::Input, what mail-inject and
+/// sendmail read the message with). The first input byte picks the read
+/// size, the piece size and whether a lone `.` line ends the input.
+///
+/// Properties: no piece is empty or longer than asked; the pieces joined
+/// are the input with CR LF as LF (a CR is never split from its LF) and,
+/// with the dot rule, cut before the first line that is just `.`; the
+/// result does not depend on how the reads are sized.
+pub fn submit_input(d: &[u8]) {
+    let (sel, msg) = match d.split_first() {
+        Some((s, m)) => (*s, m),
+        None => (0, d),
+    };
+    let read = (sel & 0x07) as usize + 1;
+    let max = ((sel >> 3) & 0x0f) as usize + 2;
+    let dot = sel & 0x80 != 0;
+    let got = input_pieces(msg, read, max, dot);
+    let mut want = Vec::new();
+    let mut rest = msg;
+    while !rest.is_empty() {
+        let (line, next, lf) = match rest.iter().position(|&c| c == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..], true),
+            None => (rest, &b""[..], false),
+        };
+        if lf {
+            let l = line.strip_suffix(b"\r").unwrap_or(line);
+            if dot && l == b"." {
+                break;
+            }
+            want.extend_from_slice(l);
+            want.push(b'\n');
+        } else {
+            if dot && (line == b"." || line == b".\r") {
+                break;
+            }
+            want.extend_from_slice(line);
+        }
+        rest = next;
+    }
+    assert_eq!(got, want, "submission input differs");
+    assert_eq!(input_pieces(msg, msg.len().max(1), max, dot), got, "read size matters");
+}
+
+struct Trickle<'a>(&'a [u8], usize);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.len().min(self.1).min(b.len());
+        b[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+fn input_pieces(msg: &[u8], read: usize, max: usize, dot: bool) -> Vec<u8> {
+    let mut i = pipemail::submit::input::Input::new(Trickle(msg, read), dot);
+    let mut out = Vec::new();
+    while let Some(p) = i.next(max).expect("read from a slice") {
+        assert!(!p.is_empty() && p.len() <= max, "piece of {} bytes", p.len());
+        out.extend_from_slice(p);
+    }
+    assert!(i.at_end());
+    out
 }
