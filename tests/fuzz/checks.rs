@@ -386,6 +386,14 @@ pub fn auth(d: &[u8]) {
         }
     }
     let _ = auth::passwd::parse(std::path::Path::new("passwd"), d);
+    // ct_eq is equality (lengths that differ by a multiple of 65536 too).
+    let (a, b) = d.split_at(d.len() / 2);
+    assert_eq!(auth::crypt::ct_eq(a, b), a == b);
+    assert!(auth::crypt::ct_eq(a, a));
+    if d.len() < 8 {
+        let long = [d, &[0u8; 65536][..]].concat();
+        assert!(!auth::crypt::ct_eq(d, &long), "ct_eq ignores 65536 trailing NULs");
+    }
     let _ = auth::passwd::parse_ids(d);
 }
 
