@@ -11,8 +11,11 @@ use pipemail::dns::packet;
 use pipemail::queue;
 use pipemail::remote::message;
 
+/// A target's check.
+pub type Check = fn(&[u8]);
+
 /// Every target by name, for the replay test.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("envelope", envelope),
     ("dns_answer", dns_answer),
     ("remote_message", remote_message),
@@ -392,7 +395,10 @@ pub fn auth(d: &[u8]) {
     assert!(auth::crypt::ct_eq(a, a));
     if d.len() < 8 {
         let long = [d, &[0u8; 65536][..]].concat();
-        assert!(!auth::crypt::ct_eq(d, &long), "ct_eq ignores 65536 trailing NULs");
+        assert!(
+            !auth::crypt::ct_eq(d, &long),
+            "ct_eq ignores 65536 trailing NULs"
+        );
     }
     let _ = auth::passwd::parse_ids(d);
 }
@@ -779,7 +785,11 @@ pub fn submit_input(d: &[u8]) {
         rest = next;
     }
     assert_eq!(got, want, "submission input differs");
-    assert_eq!(input_pieces(msg, msg.len().max(1), max, dot), got, "read size matters");
+    assert_eq!(
+        input_pieces(msg, msg.len().max(1), max, dot),
+        got,
+        "read size matters"
+    );
 }
 
 struct Trickle<'a>(&'a [u8], usize);
@@ -797,7 +807,11 @@ fn input_pieces(msg: &[u8], read: usize, max: usize, dot: bool) -> Vec<u8> {
     let mut i = pipemail::submit::input::Input::new(Trickle(msg, read), dot);
     let mut out = Vec::new();
     while let Some(p) = i.next(max).expect("read from a slice") {
-        assert!(!p.is_empty() && p.len() <= max, "piece of {} bytes", p.len());
+        assert!(
+            !p.is_empty() && p.len() <= max,
+            "piece of {} bytes",
+            p.len()
+        );
         out.extend_from_slice(p);
     }
     assert!(i.at_end());
