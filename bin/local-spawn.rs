@@ -1,6 +1,112 @@
-//! local-spawn: not written yet (stub).
+//! local-spawn: starts local deliveries for queue-run as the recipient's
+//! uid (local-spawn(8)). `local-spawn [-u user] queue-run`.
+
+use pipemail::queuerun::{run, spawn};
+use pipemail::{exec, exit, sys};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+const PROG: &str = "local-spawn";
+const USAGE: &str = "local-spawn [ -u user ] prog...";
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(s: libc::c_int) {
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        unsafe { libc::kill(pid, s) };
+    }
+}
 
 fn main() {
-    pipemail::exit::set_prog("local-spawn", false);
-    pipemail::exit::die(pipemail::exit::TEMP, &[b"not implemented yet"]);
+    exit::set_prog(PROG, false);
+    let mut user: Option<OsString> = None;
+    let mut prog: Vec<OsString> = Vec::new();
+    let mut p = lexopt::Parser::from_env();
+    loop {
+        match p.next() {
+            Ok(Some(lexopt::Arg::Short('u'))) => match p.value() {
+                Ok(v) => user = Some(v),
+                Err(_) => exit::usage(USAGE),
+            },
+            Ok(Some(lexopt::Arg::Value(v))) => {
+                prog.push(v);
+                match p.raw_args() {
+                    Ok(r) => prog.extend(r),
+                    Err(_) => exit::usage(USAGE),
+                }
+                break;
+            }
+            Ok(None) => break,
+            _ => exit::usage(USAGE),
+        }
+    }
+    if prog.is_empty() {
+        exit::usage(USAGE);
+    }
+    let user = user.or_else(|| std::env::var_os("PMAILQ"));
+    let ids = if sys::geteuid() == 0 {
+        let name = user
+            .map(|u| u.as_bytes().to_vec())
+            .unwrap_or(b"pmailq".to_vec());
+        match run::account_ids(&name) {
+            Some((0, _)) => exit::die(
+                exit::PERM,
+                &[b"refusing to run ", prog[0].as_bytes(), b" as root"],
+            ),
+            Some(ids) => Some(ids),
+            None => exit::die(exit::TEMP, &[b"unable to find user ", &name]),
+        }
+    } else {
+        None
+    };
+    // A name without a slash is a sibling program when one exists.
+    if !prog[0].as_bytes().contains(&b'/') {
+        let s = exec::sibling(&prog[0].to_string_lossy());
+        if s.exists() {
+            prog[0] = s.into_os_string();
+        }
+    }
+    let (req_r, req_w) =
+        sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
+    let (rep_r, rep_w) =
+        sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
+    std::env::set_var("PIPEMAIL_LSPAWN", "1");
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        exit::die_sys(
+            exit::TEMP,
+            &[b"unable to fork"],
+            &std::io::Error::last_os_error(),
+        );
+    }
+    if pid == 0 {
+        if sys::dup2(req_w, 6).is_err() || sys::dup2(rep_r, 7).is_err() {
+            exit::die(exit::TEMP, &[b"unable to move descriptors"]);
+        }
+        if let Some((uid, gid)) = ids {
+            if let Err(e) = sys::drop_privileges(uid, gid, &[gid]) {
+                exit::die_sys(exit::TEMP, &[b"unable to switch to the queue user"], &e);
+            }
+        }
+        // Set after the uid change (which clears it): our death ends the child.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+        if unsafe { libc::getppid() } == 1 {
+            std::process::exit(exit::TEMP);
+        }
+        exec::chain(&prog);
+    }
+    sys::close(req_w);
+    sys::close(rep_r);
+    CHILD.store(pid, Ordering::SeqCst);
+    for s in [libc::SIGTERM, libc::SIGHUP, libc::SIGALRM, libc::SIGINT] {
+        unsafe { libc::signal(s, forward as *const () as libc::sighandler_t) };
+    }
+    spawn::serve(req_r, rep_w);
+    let code = match sys::waitpid(pid) {
+        Ok(st) => sys::exit_code(st).unwrap_or(exit::TEMP),
+        Err(_) => exit::TEMP,
+    };
+    std::process::exit(code);
 }

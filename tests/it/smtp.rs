@@ -69,6 +69,9 @@ impl T {
         let home = home(tag);
         let q = home.parent().unwrap().join("fakeq");
         std::fs::create_dir_all(&q).unwrap();
+        // Every local part exists unless a test says otherwise.
+        let catch = home.parent().unwrap().join("catch");
+        std::fs::write(home.join("users/assign"), format!("+:catch:65534:65534:{}:::\n.\n", catch.display())).unwrap();
         T { home, q }
     }
 
@@ -930,4 +933,18 @@ s.quit()
     assert_eq!(body, b"Subject: t\n\n.dot\nbody\n");
     let err = String::from_utf8_lossy(&srv.stderr);
     assert!(err.contains("refused rcpt=<x@other.example> reason=relaying remote=127.0.0.1"), "{}", err);
+}
+
+#[test]
+fn unknown_local_recipient_is_refused_at_rcpt() {
+    let t = T::new("smtp-unknown");
+    std::fs::write(t.home.join("users/assign"), "=u:u:65534:65534:/nonexistent:::\n.\n").unwrap();
+    let input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<nobody-here@mail.example.org>\r\nRCPT TO:<u@mail.example.org>\r\nQUIT\r\n";
+    let (out, code, _) = t.session(&[], input);
+    assert!(
+        out.ends_with("250 2.1.0 ok\r\n550 5.1.1 no such user here\r\n250 2.1.5 ok\r\n221 2.0.0 mail.example.org closing connection\r\n"),
+        "{}",
+        out
+    );
+    assert_eq!(code, Some(0));
 }

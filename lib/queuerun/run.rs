@@ -1,0 +1,1128 @@
+//! The manager loop of queue-run(8): takes submissions over, schedules
+//! deliveries on the local channel (through local-spawn) and the remote
+//! channel (remote-send, one run per message and domain), records every
+//! outcome, retries, bounces and removes finished messages.
+
+use super::bounce::{self, Failure, Kind};
+use super::store::{self, Dirs, Info, Rec};
+use super::{sched, spawn, Config};
+use crate::exit;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+static TERM: AtomicBool = AtomicBool::new(false);
+static HUP: AtomicBool = AtomicBool::new(false);
+static ALRM: AtomicBool = AtomicBool::new(false);
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(s: libc::c_int) {
+    match s {
+        libc::SIGTERM => TERM.store(true, Ordering::SeqCst),
+        libc::SIGHUP => HUP.store(true, Ordering::SeqCst),
+        libc::SIGALRM => ALRM.store(true, Ordering::SeqCst),
+        _ => {}
+    }
+    let fd = WAKE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        unsafe { libc::write(fd, b"s".as_ptr() as *const libc::c_void, 1) };
+    }
+}
+
+const ADMIN_BOUNCE: &[u8] =
+    b"This message was removed from the queue by the administrator. (#5.0.0)";
+
+/// The rescan period for drop/ (and the longest poll).
+pub const SCAN_SECS: u64 = 60;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum St {
+    Pending(u64),
+    Busy,
+    Done,
+}
+
+struct Job {
+    info: Info,
+    st: Vec<St>,
+    held: bool,
+    bounced: bool,
+    fails: Vec<Failure>,
+    bounce_next: u64,
+    /// queue-ctl delete (`X`) or bounce (`B`) given while deliveries were in
+    /// flight: their temporary failures get the same treatment.
+    doom: Option<u8>,
+}
+
+struct Flight {
+    id: String,
+    rcpts: Vec<usize>,
+    remote: bool,
+}
+
+/// queue-run's end of local-spawn: requests go to `w`, replies come on `r`.
+pub struct Spawner {
+    pub w: i32,
+    pub r: i32,
+}
+
+struct Manager {
+    cfg: Config,
+    d: Dirs,
+    jobs: BTreeMap<String, Job>,
+    flights: HashMap<u64, Flight>,
+    next_did: u64,
+    sp: Spawner,
+    sp_buf: Vec<u8>,
+    sp_open: bool,
+    remotes: Vec<spawn::Kid>,
+    remote_ids: Option<(u32, u32)>,
+    trigger: i32,
+    ctl: i32,
+    trig_buf: Vec<u8>,
+    ctl_buf: Vec<u8>,
+    busy_local: usize,
+    busy_remote: usize,
+    last_scan: u64,
+    stopping: bool,
+    code: i32,
+}
+
+fn log(parts: &[&[u8]]) {
+    exit::info(parts);
+}
+
+fn oneline(t: &[u8]) -> Vec<u8> {
+    crate::parse::trim(t)
+        .iter()
+        .map(|&c| if c == b'\n' { b'/' } else { c })
+        .collect()
+}
+
+fn domain_of(a: &[u8]) -> Vec<u8> {
+    crate::parse::split_addr(a).1.to_ascii_lowercase()
+}
+
+fn nonblock(fd: i32) {
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+}
+
+fn open_fifo(p: &std::path::Path, mode: u32) -> std::io::Result<i32> {
+    let c = crate::sys::cpath(p)?;
+    if !p.exists() {
+        let r = unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let _ = crate::sys::cvt(unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) });
+    }
+    crate::sys::cvt(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    })
+}
+
+/// The uid/gid remote-send runs as when queue-run is root: `$PMAILR`
+/// (a name or a number), else the account `pmailr`, else 65534.
+fn remote_ids() -> Option<(u32, u32)> {
+    if crate::sys::geteuid() != 0 {
+        return None;
+    }
+    let name = std::env::var_os("PMAILR")
+        .map(|v| std::os::unix::ffi::OsStringExt::into_vec(v))
+        .unwrap_or(b"pmailr".to_vec());
+    Some(account_ids(&name).unwrap_or((65534, 65534)))
+}
+
+/// A user given as a name or a uid: (uid, gid).
+pub fn account_ids(name: &[u8]) -> Option<(u32, u32)> {
+    if let Some(n) = crate::parse::number(name) {
+        let gid = crate::sys::getpwuid(n as u32)
+            .ok()
+            .flatten()
+            .map(|p| p.gid)
+            .unwrap_or(n as u32);
+        return Some((n as u32, gid));
+    }
+    crate::sys::getpwnam(name)
+        .ok()
+        .flatten()
+        .map(|p| (p.uid, p.gid))
+}
+
+/// Runs queue-run until SIGTERM (0) or until local-spawn goes away (111).
+pub fn main(sp: Spawner) -> i32 {
+    let cfg = match Config::load() {
+        Ok(c) => c,
+        Err(e) => exit::die(exit::TEMP, &[b"unable to read controls: ", &e.text()]),
+    };
+    let d = Dirs::new();
+    if let Err(e) = d.create() {
+        exit::die_sys(
+            exit::TEMP,
+            &[
+                b"unable to create directories in ",
+                crate::control::bytes(&d.queue),
+            ],
+            &e,
+        );
+    }
+    lock(&d);
+    let trigger = open_fifo(&crate::queue::trigger_path(), 0o622)
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/trigger"], &e));
+    let ctl = open_fifo(&d.sub("ctl"), 0o600)
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/ctl"], &e));
+    let (wr, ww) = crate::sys::pipe()
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
+    nonblock(wr);
+    nonblock(ww);
+    WAKE.store(ww, Ordering::SeqCst);
+    for s in [libc::SIGTERM, libc::SIGHUP, libc::SIGALRM] {
+        unsafe { libc::signal(s, on_signal as *const () as libc::sighandler_t) };
+    }
+    crate::sys::signal_ignore(libc::SIGPIPE, true);
+    nonblock(sp.r);
+    let mut m = Manager {
+        cfg,
+        d,
+        jobs: BTreeMap::new(),
+        flights: HashMap::new(),
+        next_did: 1,
+        sp,
+        sp_buf: Vec::new(),
+        sp_open: true,
+        remotes: Vec::new(),
+        remote_ids: remote_ids(),
+        trigger,
+        ctl,
+        trig_buf: Vec::new(),
+        ctl_buf: Vec::new(),
+        busy_local: 0,
+        busy_remote: 0,
+        last_scan: 0,
+        stopping: false,
+        code: 0,
+    };
+    if let Err(e) = store::cleanup(&m.d) {
+        exit::die_sys(exit::TEMP, &[b"unable to clean up the queue"], &e);
+    }
+    m.load_all();
+    m.run(wr)
+}
+
+fn lock(d: &Dirs) {
+    let p = d.sub("lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .open(&p)
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/lock"], &e));
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        log(&[b"waiting for queue/lock (another queue-run is running)"]);
+        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
+            exit::die_sys(
+                exit::TEMP,
+                &[b"unable to lock queue/lock"],
+                &std::io::Error::last_os_error(),
+            );
+        }
+    }
+}
+
+impl Manager {
+    fn load_all(&mut self) {
+        let ids = match self.d.ids("info") {
+            Ok(v) => v,
+            Err(e) => exit::die_sys(exit::TEMP, &[b"unable to read queue/info"], &e),
+        };
+        for id in ids {
+            match store::load_info(&self.d, &id) {
+                Ok(info) => {
+                    if !self.d.mess(&id).exists() {
+                        exit::warn(&[b"msg ", id.as_bytes(), b" has no message file; removing it"]);
+                        let _ = store::remove_job(&self.d, &id);
+                        continue;
+                    }
+                    self.add_job(id, info, true)
+                }
+                Err(e) => exit::warn(&[
+                    b"unable to read info/",
+                    id.as_bytes(),
+                    b": ",
+                    exit::errtext(&e).as_bytes(),
+                ]),
+            }
+        }
+    }
+
+    fn add_job(&mut self, id: String, info: Info, recovered: bool) {
+        let n = info.rcpts.len();
+        let mut j = Job {
+            st: vec![St::Pending(0); n],
+            info,
+            held: false,
+            bounced: false,
+            fails: Vec::new(),
+            bounce_next: 0,
+            doom: None,
+        };
+        if recovered {
+            match store::load_state(&self.d.state(&id), true) {
+                Ok(recs) => {
+                    for r in recs {
+                        apply(&mut j, r);
+                    }
+                }
+                Err(e) => exit::warn(&[
+                    b"unable to read state/",
+                    id.as_bytes(),
+                    b": ",
+                    exit::errtext(&e).as_bytes(),
+                ]),
+            }
+        } else {
+            log(&[b"new msg ", id.as_bytes()]);
+            log(&[
+                b"info msg ",
+                id.as_bytes(),
+                b": bytes ",
+                &crate::parse::fmt(j.info.size),
+                b" from <",
+                &j.info.sender,
+                b"> uid ",
+                &crate::parse::fmt(j.info.uid as u64),
+            ]);
+        }
+        self.jobs.insert(id, j);
+    }
+
+    fn status(&self) {
+        log(&[
+            b"status: local ",
+            &crate::parse::fmt(self.busy_local as u64),
+            b"/",
+            &crate::parse::fmt(self.cfg.concurrency_local as u64),
+            b" remote ",
+            &crate::parse::fmt(self.busy_remote as u64),
+            b"/",
+            &crate::parse::fmt(self.cfg.concurrency_remote as u64),
+        ]);
+    }
+
+    fn scan(&mut self, now: u64) {
+        self.last_scan = now;
+        match store::takeover_all(&self.d, now) {
+            Ok(v) => {
+                for (id, info) in v {
+                    self.add_job(id, info, false);
+                }
+            }
+            Err(e) => exit::warn(&[b"unable to scan queue/drop: ", exit::errtext(&e).as_bytes()]),
+        }
+    }
+
+    fn run(&mut self, wake_r: i32) -> i32 {
+        let now = super::now();
+        self.scan(now);
+        loop {
+            if TERM.swap(false, Ordering::SeqCst) && !self.stopping {
+                log(&[b"exiting when the deliveries in flight are done"]);
+                self.stopping = true;
+            }
+            if HUP.swap(false, Ordering::SeqCst) {
+                match Config::load() {
+                    Ok(c) => {
+                        self.cfg = c;
+                        log(&[b"reread control files"]);
+                    }
+                    Err(e) => exit::warn(&[b"unable to reread controls: ", &e.text()]),
+                }
+            }
+            if ALRM.swap(false, Ordering::SeqCst) {
+                log(&[b"retrying every message now"]);
+                self.retry(|_, _| true);
+            }
+            if self.stopping && self.flights.is_empty() {
+                log(&[b"status: exiting"]);
+                return self.code;
+            }
+            let now = super::now();
+            if now.saturating_sub(self.last_scan) >= SCAN_SECS {
+                self.scan(now);
+            }
+            let next = self.schedule(now);
+            let timeout_ms = match next {
+                Some(t) if t > now => ((t - now).min(SCAN_SECS) * 1000) as i32,
+                _ => (SCAN_SECS * 1000) as i32,
+            };
+            let mut pfds = vec![
+                libc::pollfd {
+                    fd: wake_r,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.trigger,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.ctl,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: if self.sp_open { self.sp.r } else { -1 },
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            for k in &self.remotes {
+                pfds.push(libc::pollfd {
+                    fd: k.fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            let r =
+                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
+            if r <= 0 {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            if pfds[0].revents != 0 {
+                while let Ok(n) = crate::sys::read(wake_r, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }
+            if pfds[1].revents != 0 {
+                let mut woke = false;
+                while let Ok(n) = crate::sys::read(self.trigger, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    woke = true;
+                    self.trig_buf.extend_from_slice(&buf[..n]);
+                }
+                self.trigger_commands();
+                if woke {
+                    self.scan(super::now());
+                }
+            }
+            if pfds[2].revents != 0 {
+                while let Ok(n) = crate::sys::read(self.ctl, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    self.ctl_buf.extend_from_slice(&buf[..n]);
+                }
+                self.ctl_commands();
+            }
+            if pfds[3].revents != 0 {
+                self.spawner_replies();
+            }
+            let ready: Vec<usize> = (0..pfds.len() - 4)
+                .filter(|&i| pfds[4 + i].revents != 0)
+                .collect();
+            let mut ended = Vec::new();
+            for i in ready {
+                if self.remotes[i].read_some() {
+                    ended.push(i);
+                }
+            }
+            for i in ended.into_iter().rev() {
+                let k = self.remotes.remove(i);
+                self.remote_done(k);
+            }
+        }
+    }
+
+    /// Starts what is due; returns the earliest future due time.
+    fn schedule(&mut self, now: u64) -> Option<u64> {
+        let mut earliest: Option<u64> = None;
+        let mut finished = Vec::new();
+        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        for id in ids {
+            let (mut locals, mut remotes): (Vec<usize>, BTreeMap<Vec<u8>, Vec<usize>>) =
+                (Vec::new(), BTreeMap::new());
+            {
+                let j = &self.jobs[&id];
+                if j.st.iter().all(|s| *s == St::Done) {
+                    if j.bounce_next <= now {
+                        finished.push(id.clone());
+                    } else {
+                        earliest = Some(earliest.map_or(j.bounce_next, |e| e.min(j.bounce_next)));
+                    }
+                    continue;
+                }
+                if j.held {
+                    continue;
+                }
+                for (i, s) in j.st.iter().enumerate() {
+                    if let St::Pending(t) = s {
+                        if *t > now {
+                            earliest = Some(earliest.map_or(*t, |e| e.min(*t)));
+                        } else if j.info.rcpts[i].local.is_some() {
+                            locals.push(i);
+                        } else {
+                            remotes
+                                .entry(domain_of(&j.info.rcpts[i].addr))
+                                .or_default()
+                                .push(i);
+                        }
+                    }
+                }
+            }
+            if self.stopping {
+                continue;
+            }
+            for i in locals {
+                if self.busy_local >= self.cfg.concurrency_local || !self.sp_open {
+                    break;
+                }
+                self.start_local(&id, i);
+            }
+            for (dom, rc) in remotes {
+                if self.busy_remote >= self.cfg.concurrency_remote {
+                    break;
+                }
+                self.start_remote(&id, &dom, rc);
+            }
+        }
+        if !self.stopping {
+            for id in finished {
+                self.finish_job(&id, now);
+            }
+        }
+        earliest
+    }
+
+    fn start_local(&mut self, id: &str, i: usize) {
+        let did = self.next_did;
+        let j = self.jobs.get_mut(id).expect("job");
+        let rcpt = j.info.rcpts[i].local.clone().unwrap_or_default();
+        let req = spawn::request(did, id, &j.info.sender, &rcpt);
+        if crate::sys::write_all(self.sp.w, &req).is_err() {
+            self.spawner_gone();
+            return;
+        }
+        self.next_did += 1;
+        j.st[i] = St::Busy;
+        self.flights.insert(
+            did,
+            Flight {
+                id: id.to_string(),
+                rcpts: vec![i],
+                remote: false,
+            },
+        );
+        self.busy_local += 1;
+        log(&[
+            b"starting delivery ",
+            &crate::parse::fmt(did),
+            b": msg ",
+            id.as_bytes(),
+            b" to local ",
+            &rcpt,
+        ]);
+        self.status();
+    }
+
+    fn start_remote(&mut self, id: &str, dom: &[u8], rc: Vec<usize>) {
+        let did = self.next_did;
+        let j = self.jobs.get_mut(id).expect("job");
+        let mut args: Vec<&[u8]> = vec![dom, &j.info.sender];
+        for &i in &rc {
+            args.push(&j.info.rcpts[i].addr);
+        }
+        let f = match std::fs::File::open(self.d.mess(id)) {
+            Ok(f) => f,
+            Err(e) => {
+                exit::warn(&[
+                    b"unable to open mess/",
+                    id.as_bytes(),
+                    b": ",
+                    exit::errtext(&e).as_bytes(),
+                ]);
+                for &i in &rc {
+                    j.st[i] = St::Pending(super::now() + 60);
+                }
+                return;
+            }
+        };
+        let prog = crate::exec::program("QMAILREMOTE", "remote-send");
+        use std::os::fd::AsRawFd;
+        match spawn::start(&prog, &args, f.as_raw_fd(), self.remote_ids, did) {
+            Ok(mut k) => {
+                k.limit = 10000 + 1100 * rc.len();
+                let mut line: Vec<u8> = Vec::new();
+                for &i in &rc {
+                    line.push(b' ');
+                    line.extend_from_slice(&j.info.rcpts[i].addr);
+                    j.st[i] = St::Busy;
+                }
+                self.next_did += 1;
+                self.remotes.push(k);
+                self.flights.insert(
+                    did,
+                    Flight {
+                        id: id.to_string(),
+                        rcpts: rc,
+                        remote: true,
+                    },
+                );
+                self.busy_remote += 1;
+                log(&[
+                    b"starting delivery ",
+                    &crate::parse::fmt(did),
+                    b": msg ",
+                    id.as_bytes(),
+                    b" to remote",
+                    &line,
+                ]);
+                self.status();
+            }
+            Err(e) => {
+                exit::warn(&[
+                    b"unable to start remote-send: ",
+                    exit::errtext(&e).as_bytes(),
+                ]);
+                for &i in &rc {
+                    j.st[i] = St::Pending(super::now() + 60);
+                }
+            }
+        }
+    }
+
+    fn spawner_gone(&mut self) {
+        if !self.sp_open {
+            return;
+        }
+        self.sp_open = false;
+        exit::warn(&[b"local-spawn has gone away; exiting"]);
+        let now = super::now();
+        let locals: Vec<u64> = self
+            .flights
+            .iter()
+            .filter(|(_, f)| !f.remote)
+            .map(|(d, _)| *d)
+            .collect();
+        for did in locals {
+            if let Some(f) = self.flights.remove(&did) {
+                if let Some(j) = self.jobs.get_mut(&f.id) {
+                    for i in f.rcpts {
+                        j.st[i] = St::Pending(now);
+                    }
+                }
+                self.busy_local -= 1;
+            }
+        }
+        self.stopping = true;
+        self.code = exit::TEMP;
+    }
+
+    fn spawner_replies(&mut self) {
+        let mut buf = [0u8; 8192];
+        loop {
+            match crate::sys::read(self.sp.r, &mut buf) {
+                Ok(0) => {
+                    self.spawner_gone();
+                    break;
+                }
+                Ok(n) => self.sp_buf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.spawner_gone();
+                    break;
+                }
+            }
+        }
+        while let Some(f) = spawn::take_fields(&mut self.sp_buf, 2) {
+            let did = crate::parse::number(&f[0]).unwrap_or(0);
+            let Some(fl) = self.flights.remove(&did) else {
+                exit::warn(&[b"local-spawn reported an unknown delivery ", &f[0]]);
+                continue;
+            };
+            self.busy_local -= 1;
+            let (letter, text) = match f[1].split_first() {
+                Some((&l, t)) if matches!(l, b'K' | b'Z' | b'D') => (l, t.to_vec()),
+                _ => (
+                    b'Z',
+                    b"local-spawn sent a malformed report (#4.3.0)".to_vec(),
+                ),
+            };
+            self.result(did, &fl.id, fl.rcpts[0], letter, &text);
+            self.status();
+        }
+    }
+
+    fn remote_done(&mut self, k: spawn::Kid) {
+        let did = k.tag;
+        let out = k.out.clone();
+        let code = k.finish();
+        let Some(fl) = self.flights.remove(&did) else {
+            return;
+        };
+        self.busy_remote -= 1;
+        let results = parse_remote(&out, fl.rcpts.len(), code);
+        for (n, (letter, text)) in results.into_iter().enumerate() {
+            self.result(did, &fl.id, fl.rcpts[n], letter, &text);
+        }
+        self.status();
+    }
+
+    /// Records one recipient's outcome (durably for K and D) and logs it.
+    fn result(&mut self, did: u64, id: &str, i: usize, letter: u8, text: &[u8]) {
+        let now = super::now();
+        let path = self.d.state(id);
+        let lifetime = self.cfg.lifetime;
+        let Some(j) = self.jobs.get_mut(id) else {
+            return;
+        };
+        let mut letter = letter;
+        let mut text = text.to_vec();
+        if letter == b'Z' && sched::expired(j.info.birth, now, lifetime) {
+            letter = b'D';
+            text = crate::parse::trim(&text).to_vec();
+            text.extend_from_slice(
+                b"\nI'm not going to try again; this message has been in the queue too long.",
+            );
+        }
+        if letter == b'Z' && j.doom == Some(b'B') {
+            letter = b'D';
+            text = ADMIN_BOUNCE.to_vec();
+        }
+        let addr = j.info.rcpts[i].addr.clone();
+        if letter == b'Z' && j.doom == Some(b'X') {
+            if let Err(e) = store::append(&path, &Rec::Removed(i), true) {
+                exit::warn(&[
+                    b"unable to record in state/",
+                    id.as_bytes(),
+                    b": ",
+                    exit::errtext(&e).as_bytes(),
+                ]);
+            }
+            j.st[i] = St::Done;
+            log(&[
+                b"delivery ",
+                &crate::parse::fmt(did),
+                b": deferral: ",
+                &addr,
+                b": ",
+                &oneline(&text),
+                b" (deleted)",
+            ]);
+            return;
+        }
+        let (rec, what): (Rec, &[u8]) = match letter {
+            b'K' => (Rec::Done(i), b"success"),
+            b'D' => (Rec::Failed(i, text.clone()), b"failure"),
+            _ => (Rec::Deferred(i, now, text.clone()), b"deferral"),
+        };
+        if let Err(e) = store::append(&path, &rec, letter != b'Z') {
+            exit::warn(&[
+                b"unable to record delivery in state/",
+                id.as_bytes(),
+                b": ",
+                exit::errtext(&e).as_bytes(),
+            ]);
+        }
+        match letter {
+            b'K' => j.st[i] = St::Done,
+            b'D' => {
+                j.st[i] = St::Done;
+                j.fails.push(Failure {
+                    addr: addr.clone(),
+                    text: text.clone(),
+                });
+            }
+            _ => {
+                let c = if j.info.rcpts[i].local.is_some() {
+                    sched::LOCAL
+                } else {
+                    sched::REMOTE
+                };
+                j.st[i] = St::Pending(sched::next_retry(j.info.birth, now, c));
+            }
+        }
+        log(&[
+            b"delivery ",
+            &crate::parse::fmt(did),
+            b": ",
+            what,
+            b": ",
+            &addr,
+            b": ",
+            &oneline(&text),
+        ]);
+    }
+
+    /// A job whose recipients are all done: bounce if needed, then remove.
+    fn finish_job(&mut self, id: &str, now: u64) {
+        let Some(j) = self.jobs.get_mut(id) else {
+            return;
+        };
+        if !j.fails.is_empty() && !j.bounced {
+            match bounce::kind(&j.info.sender, &self.cfg) {
+                Kind::Triple => {
+                    exit::warn(&[b"triple bounce: discarding msg ", id.as_bytes()]);
+                }
+                k => {
+                    let (to, double) = match k {
+                        Kind::Double(a) => (a, true),
+                        Kind::Bounce(a) => (a, false),
+                        Kind::Triple => unreachable!(),
+                    };
+                    let (message, whole) = match read_original(&self.d.mess(id), j.info.size) {
+                        Ok(x) => x,
+                        Err(e) => {
+                            exit::warn(&[
+                                b"unable to read mess/",
+                                id.as_bytes(),
+                                b": ",
+                                exit::errtext(&e).as_bytes(),
+                            ]);
+                            j.bounce_next = now + 60;
+                            return;
+                        }
+                    };
+                    let orig = bounce::Original {
+                        id,
+                        birth: j.info.birth,
+                        message: &message,
+                        whole,
+                    };
+                    let msg = bounce::build(&self.cfg, &to, double, &orig, &j.fails, now);
+                    let sender: &[u8] = if double { bounce::DOUBLE_SENDER } else { b"" };
+                    let env = crate::queue::Envelope {
+                        sender: sender.to_vec(),
+                        recipients: vec![to.clone()],
+                    };
+                    match crate::qq::Queue::submit(&msg, &env.encode()) {
+                        crate::qq::Outcome::Queued(q) => {
+                            log(&[
+                                if double {
+                                    b"double bounce msg "
+                                } else {
+                                    b"bounce msg "
+                                },
+                                id.as_bytes(),
+                                b" to <",
+                                &to,
+                                b"> qp ",
+                                &q,
+                            ]);
+                        }
+                        crate::qq::Outcome::Perm(t) => {
+                            exit::warn(&[
+                                b"unable to queue the bounce of msg ",
+                                id.as_bytes(),
+                                b": ",
+                                &t,
+                                b"; discarding it",
+                            ]);
+                        }
+                        crate::qq::Outcome::Temp(t) => {
+                            exit::warn(&[
+                                b"unable to queue the bounce of msg ",
+                                id.as_bytes(),
+                                b": ",
+                                &t,
+                            ]);
+                            j.bounce_next = now + 60;
+                            return;
+                        }
+                    }
+                }
+            }
+            j.bounced = true;
+            if let Err(e) = store::append(&self.d.state(id), &Rec::Bounced, true) {
+                exit::warn(&[
+                    b"unable to record the bounce in state/",
+                    id.as_bytes(),
+                    b": ",
+                    exit::errtext(&e).as_bytes(),
+                ]);
+                j.bounce_next = now + 60;
+                return;
+            }
+        }
+        if let Err(e) = store::remove_job(&self.d, id) {
+            exit::warn(&[
+                b"unable to remove msg ",
+                id.as_bytes(),
+                b": ",
+                exit::errtext(&e).as_bytes(),
+            ]);
+            if let Some(j) = self.jobs.get_mut(id) {
+                j.bounce_next = now + 60;
+            }
+            return;
+        }
+        self.jobs.remove(id);
+        log(&[b"end msg ", id.as_bytes()]);
+    }
+
+    /// Makes pending recipients due now where `pick(job, rcpt index)`.
+    fn retry(&mut self, pick: impl Fn(&Job, usize) -> bool) {
+        for j in self.jobs.values_mut() {
+            for i in 0..j.st.len() {
+                if matches!(j.st[i], St::Pending(_)) && pick(j, i) {
+                    j.st[i] = St::Pending(0);
+                }
+            }
+        }
+    }
+
+    fn etrn(&mut self, dom: &[u8]) {
+        let dom = dom.to_ascii_lowercase();
+        log(&[b"retrying domain ", &dom, b" now"]);
+        self.retry(|j, i| {
+            j.info.rcpts[i].local.is_none() && domain_of(&j.info.rcpts[i].addr) == dom
+        });
+    }
+
+    fn trigger_commands(&mut self) {
+        // Only `E`domain LF lines mean something here; other bytes just wake us.
+        loop {
+            let Some(e) = memchr::memchr(b'E', &self.trig_buf) else {
+                self.trig_buf.clear();
+                return;
+            };
+            self.trig_buf.drain(..e);
+            match memchr::memchr(b'\n', &self.trig_buf) {
+                Some(nl) => {
+                    let dom = self.trig_buf[1..nl].to_vec();
+                    self.trig_buf.drain(..=nl);
+                    if !dom.is_empty() && dom.len() < 256 {
+                        self.etrn(&dom);
+                    }
+                }
+                None => {
+                    if self.trig_buf.len() > 300 {
+                        self.trig_buf.clear();
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn ctl_commands(&mut self) {
+        while let Some(nl) = memchr::memchr(b'\n', &self.ctl_buf) {
+            let line: Vec<u8> = self.ctl_buf.drain(..=nl).collect();
+            let line = &line[..line.len() - 1];
+            let Some((&verb, arg)) = line.split_first() else {
+                continue;
+            };
+            if verb == b'E' {
+                self.etrn(arg);
+                continue;
+            }
+            if verb == b'A' {
+                log(&[b"retrying every message now"]);
+                self.retry(|_, _| true);
+                continue;
+            }
+            let ids: Vec<String> = if arg == b"*" {
+                self.jobs.keys().cloned().collect()
+            } else if self
+                .jobs
+                .contains_key(String::from_utf8_lossy(arg).as_ref())
+            {
+                vec![String::from_utf8_lossy(arg).into_owned()]
+            } else {
+                exit::warn(&[b"queue-ctl: no such message: ", arg]);
+                continue;
+            };
+            for id in ids {
+                self.ctl_one(verb, &id);
+            }
+        }
+        if self.ctl_buf.len() > 4096 {
+            self.ctl_buf.clear();
+        }
+    }
+
+    fn ctl_one(&mut self, verb: u8, id: &str) {
+        let path = self.d.state(id);
+        let Some(j) = self.jobs.get_mut(id) else {
+            return;
+        };
+        let rec = |r: Rec| {
+            if let Err(e) = store::append(&path, &r, true) {
+                exit::warn(&[
+                    b"unable to record in state/",
+                    id.as_bytes(),
+                    b": ",
+                    exit::errtext(&e).as_bytes(),
+                ]);
+            }
+        };
+        match verb {
+            b'R' => {
+                for s in j.st.iter_mut() {
+                    if let St::Pending(_) = s {
+                        *s = St::Pending(0);
+                    }
+                }
+                log(&[b"retrying msg ", id.as_bytes(), b" now"]);
+            }
+            b'H' => {
+                rec(Rec::Hold);
+                j.held = true;
+                log(&[b"holding msg ", id.as_bytes()]);
+            }
+            b'U' => {
+                rec(Rec::Release);
+                j.held = false;
+                for s in j.st.iter_mut() {
+                    if let St::Pending(_) = s {
+                        *s = St::Pending(0);
+                    }
+                }
+                log(&[b"releasing msg ", id.as_bytes()]);
+            }
+            b'X' | b'B' => {
+                for i in 0..j.st.len() {
+                    if let St::Pending(_) = j.st[i] {
+                        if verb == b'X' {
+                            rec(Rec::Removed(i));
+                        } else {
+                            let t = ADMIN_BOUNCE.to_vec();
+                            rec(Rec::Failed(i, t.clone()));
+                            j.fails.push(Failure {
+                                addr: j.info.rcpts[i].addr.clone(),
+                                text: t,
+                            });
+                        }
+                        j.st[i] = St::Done;
+                    }
+                }
+                j.doom = Some(verb);
+                if verb == b'X' {
+                    rec(Rec::Bounced);
+                    j.bounced = true;
+                }
+                j.held = false;
+                log(&[
+                    if verb == b'X' {
+                        b"deleting msg "
+                    } else {
+                        b"bouncing msg "
+                    },
+                    id.as_bytes(),
+                ]);
+            }
+            _ => exit::warn(&[b"queue-ctl: unknown command"]),
+        }
+    }
+}
+
+/// Applies one state record to a job being recovered.
+fn apply(j: &mut Job, r: Rec) {
+    let n = j.st.len();
+    let c = |j: &Job, i: usize| {
+        if j.info.rcpts[i].local.is_some() {
+            sched::LOCAL
+        } else {
+            sched::REMOTE
+        }
+    };
+    match r {
+        Rec::Done(i) | Rec::Removed(i) if i < n => j.st[i] = St::Done,
+        Rec::Failed(i, t) if i < n => {
+            j.st[i] = St::Done;
+            j.fails.push(Failure {
+                addr: j.info.rcpts[i].addr.clone(),
+                text: t,
+            });
+        }
+        Rec::Deferred(i, at, _) if i < n => {
+            if j.st[i] != St::Done {
+                j.st[i] = St::Pending(sched::next_retry(j.info.birth, at, c(j, i)));
+            }
+        }
+        Rec::Hold => j.held = true,
+        Rec::Release => j.held = false,
+        Rec::Bounced => j.bounced = true,
+        _ => {}
+    }
+}
+
+/// The original for a bounce: the whole message, or its header when large.
+fn read_original(p: &std::path::Path, size: u64) -> std::io::Result<(Vec<u8>, bool)> {
+    use std::io::Read;
+    if size <= bounce::ATTACH_MAX {
+        return Ok((std::fs::read(p)?, true));
+    }
+    let mut b = Vec::new();
+    std::fs::File::open(p)?.take(65536).read_to_end(&mut b)?;
+    let h = bounce::header_of(&b).to_vec();
+    Ok((h, false))
+}
+
+/// Turns remote-send's report (qmail-remote's format) into one
+/// (K|Z|D, text) per recipient.
+pub fn parse_remote(out: &[u8], n: usize, code: Option<i32>) -> Vec<(u8, Vec<u8>)> {
+    let all = |l: u8, t: &[u8]| vec![(l, t.to_vec()); n];
+    if code != Some(0) {
+        return all(b'Z', b"Unable to run remote-send. (#4.3.0)");
+    }
+    let end = memchr::memrchr(0, out).map(|i| i + 1).unwrap_or(0);
+    let recs: Vec<&[u8]> = out[..end]
+        .split(|&c| c == 0)
+        .filter(|r| !r.is_empty())
+        .collect();
+    let Some((last, rc)) = recs.split_last() else {
+        return all(b'Z', b"remote-send gave no report. (#4.3.0)");
+    };
+    let (fl, ft) = (last[0], &last[1..]);
+    if !matches!(fl, b'K' | b'Z' | b'D') {
+        return all(b'Z', b"remote-send gave no final report. (#4.3.0)");
+    }
+    (0..n)
+        .map(|i| match rc.get(i).and_then(|r| r.split_first()) {
+            Some((b'r', _)) => (fl, ft.to_vec()),
+            Some((b'h', t)) => (b'D', t.to_vec()),
+            Some((b's', t)) => (b'Z', t.to_vec()),
+            _ if fl == b'K' => (
+                b'Z',
+                b"remote-send gave no report for this recipient. (#4.3.0)".to_vec(),
+            ),
+            _ => (fl, ft.to_vec()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn remote_reports() {
+        let r = parse_remote(b"r\0h1.2.3.4 does not like recipient.\nRemote host said: 550 no\0s451 later\0K1.2.3.4 accepted message.\0", 3, Some(0));
+        assert_eq!(r[0], (b'K', b"1.2.3.4 accepted message.".to_vec()));
+        assert_eq!(r[1].0, b'D');
+        assert_eq!(r[2], (b'Z', b"451 later".to_vec()));
+        let r = parse_remote(
+            b"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\0",
+            2,
+            Some(0),
+        );
+        assert!(r.iter().all(|x| x.0 == b'Z'));
+        let r = parse_remote(b"DSorry, no host. (#5.1.2)\0", 1, Some(0));
+        assert_eq!(r[0].0, b'D');
+        assert!(parse_remote(b"", 1, Some(0))[0].0 == b'Z');
+        assert!(parse_remote(b"K\0", 1, Some(1))[0].0 == b'Z');
+        assert!(parse_remote(b"r\0Kok\0", 2, Some(0))[1].0 == b'Z');
+    }
+}
