@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("rules", rules),
     ("header", header),
     ("submit_input", submit_input),
+    ("queuerun", queuerun),
 ];
 
 /// queue::parse_envelope, envelope_end and received_uid.
@@ -816,4 +817,73 @@ fn input_pieces(msg: &[u8], read: usize, max: usize, dot: bool) -> Vec<u8> {
     }
     assert!(i.at_end());
     out
+}
+
+/// queue-run's own records and report parsing (queuerun::store Info and
+/// Rec, run::parse_remote, bounce::status/diagnostic/header_of,
+/// spawn::take_fields, valid_id). The first byte is the recipient count
+/// for parse_remote; the rest is the bytes.
+///
+/// Properties: whatever decodes re-encodes to something that decodes to
+/// the same; parse_remote gives exactly one K/Z/D per recipient, never K
+/// for a recipient the report does not name; a bounce status is `5.x.y`;
+/// the Diagnostic-Code text is one printable line; a valid id can never
+/// name another directory.
+pub fn queuerun(d: &[u8]) {
+    use pipemail::queuerun::{bounce, run, spawn, store, valid_id};
+    let (n, b) = match d.split_first() {
+        Some((n, b)) => ((*n % 8) as usize, b),
+        None => (0, d),
+    };
+    if let Some(i) = store::Info::decode(b) {
+        let e = i.encode();
+        assert_eq!(
+            store::Info::decode(&e).as_ref(),
+            Some(&i),
+            "info round trip"
+        );
+        assert!(!i.rcpts.is_empty());
+    }
+    for r in b.split(|&c| c == 0) {
+        if let Some(rec) = store::Rec::decode(r) {
+            let e = rec.encode();
+            assert_eq!(e.last(), Some(&0));
+            assert_eq!(
+                store::Rec::decode(&e[..e.len() - 1]).as_ref(),
+                Some(&rec),
+                "rec round trip"
+            );
+        }
+    }
+    let reps = run::parse_remote(b, n, Some(0));
+    assert_eq!(reps.len(), n);
+    let recs = b.split(|&c| c == 0).filter(|r| !r.is_empty()).count();
+    for (i, (l, _)) in reps.iter().enumerate() {
+        assert!(matches!(l, b'K' | b'Z' | b'D'));
+        if *l == b'K' {
+            assert!(i + 1 < recs, "K for a recipient without its own report");
+        }
+    }
+    assert!(run::parse_remote(b, n, Some(111))
+        .iter()
+        .all(|(l, _)| *l == b'Z'));
+    let st = bounce::status(b);
+    let parts: Vec<&[u8]> = st.split(|&c| c == b'.').collect();
+    assert_eq!(parts.len(), 3);
+    assert_eq!(parts[0], b"5");
+    let diag = bounce::diagnostic(b);
+    assert!(
+        !diag.iter().any(|&c| c < 0x20 || c > 0x7e),
+        "diagnostic not one printable line"
+    );
+    assert!(b.starts_with(bounce::header_of(b)));
+    let mut buf = b.to_vec();
+    if let Some(f) = spawn::take_fields(&mut buf, n) {
+        assert_eq!(f.len(), n);
+        let used: usize = f.iter().map(|x| x.len() + 1).sum();
+        assert_eq!(buf.len() + used, b.len());
+    }
+    if valid_id(b) {
+        assert!(!b.contains(&b'/') && b != b"." && b != b"..");
+    }
 }
