@@ -32,6 +32,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("header", header),
     ("submit_input", submit_input),
     ("queuerun", queuerun),
+    ("imap", imap),
+    ("mime", mime),
 ];
 
 /// queue::parse_envelope, envelope_end and received_uid.
@@ -886,4 +888,196 @@ pub fn queuerun(d: &[u8]) {
     if valid_id(b) {
         assert!(!b.contains(&b'/') && b != b"." && b != b"..");
     }
+}
+
+/// IMAP command argument parsers (imap::parse Cursor, fetch::parse_items,
+/// search::parse) and modified UTF-7. The first byte picks the parser;
+/// the rest is the command text after the verb.
+///
+/// Properties: no panic; the cursor never passes the end; a FETCH section
+/// never names part 0; UTF-7 round-trips (decode(encode(s)) == s, and a
+/// decodable name re-encodes to a name that decodes the same);
+/// literal_at_end only sees a `}` at the end.
+pub fn imap(d: &[u8]) {
+    use pipemail::imap::{fetch, parse, search, utf7};
+    let (sel, b) = match d.split_first() {
+        Some((s, b)) => (*s, b),
+        None => (0, d),
+    };
+    let mut c = parse::Cursor::new(b);
+    match sel % 9 {
+        0 => {
+            if let Ok(items) = fetch::parse_items(&mut c) {
+                for it in items {
+                    if let fetch::Item::Section { sec, partial, .. } = it {
+                        assert!(!sec.parts.contains(&0), "section part 0");
+                        let _ = fetch::label(&sec);
+                        if let Some((_, n)) = partial {
+                            let _ = n;
+                        }
+                    }
+                }
+            }
+        }
+        1 => {
+            let _ = search::parse(&mut c);
+        }
+        2 => {
+            if let Ok(s) = c.seqset() {
+                for n in [0, 1, 2, 100, u32::MAX] {
+                    let _ = s.contains(n, 50);
+                }
+            }
+        }
+        3 => {
+            let _ = c.flag_list(sel & 0x80 != 0);
+        }
+        4 => {
+            let _ = c.astring();
+            let _ = c.sp();
+            let _ = c.list_mailbox();
+        }
+        5 => {
+            let _ = c.date_time();
+            let _ = parse::parse_date_time(b);
+            let _ = parse::parse_date(b);
+        }
+        6 => {
+            let _ = c.tag();
+            let _ = c.sp();
+            let _ = c.atom();
+            let _ = c.sp();
+            let _ = c.string();
+            let _ = c.end();
+        }
+        7 => {
+            if let Some(s) = utf7::decode(b) {
+                let e = utf7::encode(&s);
+                assert_eq!(
+                    utf7::decode(&e).as_deref(),
+                    Some(s.as_str()),
+                    "utf7 re-encode"
+                );
+            }
+            if let Ok(s) = std::str::from_utf8(b) {
+                assert_eq!(
+                    utf7::decode(&utf7::encode(s)).as_deref(),
+                    Some(s),
+                    "utf7 round trip"
+                );
+            }
+        }
+        _ => {
+            if let Some((_, _)) = parse::literal_at_end(b) {
+                assert_eq!(b.last(), Some(&b'}'));
+            }
+            assert!(parse::tag_of(b).len() <= 64);
+        }
+    }
+    assert!(c.i <= b.len(), "cursor past the end");
+}
+
+/// The MIME tree (mime::parse) and what IMAP builds from it: BODY,
+/// BODYSTRUCTURE, ENVELOPE and BODY[section] (imap::fetch).
+///
+/// Properties: every part lies inside its parent and the message, with
+/// start <= body <= end; the tree respects MAX_DEPTH; BODYSTRUCTURE and
+/// ENVELOPE are well-formed IMAP data (balanced parentheses, closed quoted
+/// strings, literals of the length they say, no CR or LF outside a
+/// literal); sections of existing parts lie in the message.
+pub fn mime(d: &[u8]) {
+    use pipemail::imap::fetch;
+    use pipemail::mime;
+    let root = mime::parse(d);
+    check_part(&root, 0, d.len(), 0);
+    for ext in [false, true] {
+        let mut out = Vec::new();
+        fetch::body_structure(&mut out, d, &root, ext);
+        imap_data_ok(&out);
+    }
+    let mut out = Vec::new();
+    fetch::envelope(&mut out, root.header(d));
+    imap_data_ok(&out);
+    let secs: &[&[u32]] = &[&[], &[1], &[2], &[1, 1], &[1, 2], &[2, 1], &[1, 1, 1]];
+    for nums in secs {
+        for kind in [
+            fetch::Kind::All,
+            fetch::Kind::Header,
+            fetch::Kind::Text,
+            fetch::Kind::Mime,
+            fetch::Kind::Fields(vec![b"subject".to_vec(), b"to".to_vec()], false),
+            fetch::Kind::Fields(vec![b"subject".to_vec()], true),
+        ] {
+            let s = fetch::Section {
+                parts: nums.to_vec(),
+                kind,
+            };
+            if let Some(b) = fetch::section_bytes(d, &root, &s) {
+                assert!(b.len() <= d.len() + 2);
+            }
+        }
+    }
+    let _ = mime::addresses(d);
+    let _ = mime::decode_words(d);
+    let _ = mime::qp_decode(d);
+    let _ = mime::date_ymd(d);
+    assert_eq!(mime::base64_decode(&mime::base64_encode(d)), d);
+}
+
+fn check_part(p: &pipemail::mime::Part, lo: usize, hi: usize, depth: usize) {
+    assert!(
+        depth <= pipemail::mime::MAX_DEPTH + 1,
+        "tree deeper than MAX_DEPTH"
+    );
+    assert!(
+        lo <= p.start && p.start <= p.body && p.body <= p.end && p.end <= hi,
+        "part outside its parent"
+    );
+    for c in &p.parts {
+        check_part(c, p.start, p.end, depth + 1);
+    }
+}
+
+/// IMAP response data syntax, loosely: quoted strings, literals, parens.
+fn imap_data_ok(b: &[u8]) {
+    let mut depth = 0i64;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    let c = *b.get(i).expect("unclosed quoted string");
+                    assert!(c != b'\r' && c != b'\n', "CR/LF in a quoted string");
+                    i += 1;
+                    if c == b'\\' {
+                        i += 1;
+                    } else if c == b'"' {
+                        break;
+                    }
+                }
+                continue;
+            }
+            b'{' => {
+                let close = i + b[i..].iter().position(|&c| c == b'}').expect("literal");
+                let n: usize = std::str::from_utf8(&b[i + 1..close])
+                    .expect("literal length")
+                    .parse()
+                    .expect("literal length");
+                assert_eq!(&b[close + 1..close + 3], b"\r\n");
+                i = close + 3 + n;
+                assert!(i <= b.len(), "literal past the end");
+                continue;
+            }
+            b'(' => depth += 1,
+            b')' => {
+                depth -= 1;
+                assert!(depth >= 0, "unbalanced )");
+            }
+            b'\r' | b'\n' => panic!("CR/LF outside a literal"),
+            _ => {}
+        }
+        i += 1;
+    }
+    assert_eq!(depth, 0, "unbalanced (");
 }
