@@ -811,7 +811,7 @@ fn input_pieces(msg: &[u8], read: usize, max: usize, dot: bool) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(p) = i.next(max).expect("read from a slice") {
         assert!(
-            !p.is_empty() && p.len() <= max,
+            !p.is_empty() && p.len() <= max.max(3),
             "piece of {} bytes",
             p.len()
         );
