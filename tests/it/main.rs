@@ -3,6 +3,7 @@
 
 mod common;
 mod deliver;
+mod fuzzreg;
 mod imap;
 mod inject;
 mod pop3;
