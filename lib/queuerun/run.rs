@@ -69,6 +69,8 @@ struct Manager {
     cfg: Config,
     d: Dirs,
     jobs: BTreeMap<String, Job>,
+    /// Finished jobs waiting for their batched removal.
+    removable: Vec<String>,
     flights: HashMap<u64, Flight>,
     next_did: u64,
     sp: Spawner,
@@ -190,6 +192,7 @@ pub fn main(sp: Spawner) -> i32 {
         cfg,
         d,
         jobs: BTreeMap::new(),
+        removable: Vec::new(),
         flights: HashMap::new(),
         next_did: 1,
         sp,
@@ -502,6 +505,7 @@ impl Manager {
             for id in finished {
                 self.finish_job(&id, now);
             }
+            self.remove_finished(now);
         }
         earliest
     }
@@ -861,20 +865,29 @@ impl Manager {
                 return;
             }
         }
-        if let Err(e) = store::remove_job(&self.d, id) {
-            exit::warn(&[
-                b"unable to remove msg ",
-                id.as_bytes(),
-                b": ",
-                exit::errtext(&e).as_bytes(),
-            ]);
-            if let Some(j) = self.jobs.get_mut(id) {
-                j.bounce_next = now + 60;
-            }
+        self.removable.push(id.to_string());
+    }
+
+    /// Removes the jobs finish_job made ready, in one batch (one fsync).
+    fn remove_finished(&mut self, now: u64) {
+        let ids = std::mem::take(&mut self.removable);
+        if ids.is_empty() {
             return;
         }
-        self.jobs.remove(id);
-        log(&[b"end msg ", id.as_bytes()]);
+        for (id, r) in ids.iter().zip(store::remove_jobs(&self.d, &ids)) {
+            match r {
+                Ok(()) => {
+                    self.jobs.remove(id);
+                    log(&[b"end msg ", id.as_bytes()]);
+                }
+                Err(e) => {
+                    exit::warn(&[b"unable to remove msg ", id.as_bytes(), b": ", exit::errtext(&e).as_bytes()]);
+                    if let Some(j) = self.jobs.get_mut(id) {
+                        j.bounce_next = now + 60;
+                    }
+                }
+            }
+        }
     }
 
     /// Makes pending recipients due now where `pick(job, rcpt index)`.
