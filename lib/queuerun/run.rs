@@ -632,16 +632,19 @@ impl Manager {
 
     fn spawner_replies(&mut self) {
         let mut buf = [0u8; 8192];
+        // Replies read before the end of file still count: record them
+        // first, so that only the deliveries really in flight are repeated.
+        let mut gone = false;
         loop {
             match crate::sys::read(self.sp.r, &mut buf) {
                 Ok(0) => {
-                    self.spawner_gone();
+                    gone = true;
                     break;
                 }
                 Ok(n) => self.sp_buf.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {
-                    self.spawner_gone();
+                    gone = true;
                     break;
                 }
             }
@@ -662,6 +665,9 @@ impl Manager {
             };
             self.result(did, &fl.id, fl.rcpts[0], letter, &text);
             self.status();
+        }
+        if gone {
+            self.spawner_gone();
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod common;
 mod deliver;
+mod faults;
 mod imap;
 mod inject;
 mod pop3;
