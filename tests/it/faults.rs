@@ -656,3 +656,168 @@ fn kill_9_everywhere_while_mail_flows() {
     }
     assert!(acked.len() > 50, "too little mail flowed: {}", acked.len());
 }
+
+// ---------------------------------------------------------------------------
+// 3. Peers that stall, flood, and open 200 connections.
+
+#[test]
+fn stalling_peer_gets_421_and_the_process_ends() {
+    let mut sys = Sys::new("faults-stall", None, None);
+    control(&sys.home, "timeoutsmtpd", "1\n");
+    let port = sys.start_smtp(&[], &[]);
+    let ts = sys.smtp[0].pid();
+    // Silent after the greeting; silent in the middle of DATA.
+    for mid_data in [false, true] {
+        let mut c = Client::connect(port, 10).unwrap();
+        assert_eq!(c.reply().unwrap().0, 220);
+        if mid_data {
+            assert_eq!(c.cmd("EHLO c\r\n").unwrap(), 250);
+            c.send(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n").unwrap();
+            for want in [250, 250, 354] {
+                assert_eq!(c.reply().unwrap().0, want);
+            }
+            c.send(b"Subject: half\r\n\r\nhalf a mess").unwrap();
+        }
+        let t = Instant::now();
+        let (code, text) = c.reply().unwrap();
+        let waited = t.elapsed();
+        assert_eq!(code, 421, "{}", text);
+        assert!(text.contains("4.4.2"), "{}", text);
+        assert!(c.reply().is_err(), "the connection is closed after 421");
+        eprintln!("faults: stall (mid-DATA {}): 421 after {} ms", mid_data, waited.as_millis());
+        assert!(waited < Duration::from_millis(3000));
+        wait_until(5, "smtp-recv to end", || children(ts).is_empty());
+    }
+    // Nothing of the half message was queued or left behind.
+    assert!(files(&sys.home.join("queue/drop")).is_empty(), "{:?}", files(&sys.home.join("queue/drop")));
+}
+
+/// Sends `total` bytes of `fill` in 64 KiB writes on `c`; samples `pid`'s
+/// VmHWM halfway and at the end; returns the largest sample (KiB).
+fn stream(c: &mut Client, pid: i32, total: usize, fill: u8) -> u64 {
+    let chunk = vec![fill; 65536];
+    let mut sent = 0;
+    let mut peak = 0;
+    while sent < total {
+        let n = chunk.len().min(total - sent);
+        c.send(&chunk[..n]).unwrap();
+        sent += n;
+        if sent % (1 << 20) < 65536 {
+            peak = peak.max(vm_hwm(pid).unwrap_or(0));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    peak.max(vm_hwm(pid).unwrap_or(0))
+}
+
+#[test]
+fn ten_megabyte_lines_keep_memory_bounded() {
+    let mut sys = Sys::new("faults-flood", None, None);
+    let port = sys.start_smtp(&[], &[("DATABYTES", "0")]);
+    let ts = sys.smtp[0].pid();
+    let mut c = Client::connect(port, 30).unwrap();
+    assert_eq!(c.reply().unwrap().0, 220);
+    assert_eq!(c.cmd("EHLO c\r\n").unwrap(), 250);
+    let pid = children(ts).iter().find(|(_, c, _)| c == "smtp-recv").expect("smtp-recv child").0;
+    let start = vm_hwm(pid).unwrap();
+    // A 10 MB command line.
+    c.send(b"MAIL FROM:<").unwrap();
+    let cmd_peak = stream(&mut c, pid, 10 << 20, b'a');
+    c.send(b">\r\n").unwrap();
+    let (code, text) = c.reply().unwrap();
+    assert_eq!(code, 500, "{}", text);
+    assert!(text.contains("line too long"), "{}", text);
+    // A 10 MB line in DATA (no databytes limit): stored, and memory stays flat.
+    c.send(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n").unwrap();
+    for want in [250, 250, 354] {
+        assert_eq!(c.reply().unwrap().0, want);
+    }
+    c.send(b"Subject: long\r\n\r\n").unwrap();
+    let data_peak = stream(&mut c, pid, 10 << 20, b'b');
+    c.send(b"\r\n.\r\n").unwrap();
+    let (code, text) = c.reply().unwrap();
+    assert_eq!(code, 250, "{}", text);
+    assert_eq!(c.cmd("QUIT\r\n").unwrap(), 221);
+    eprintln!(
+        "faults: smtp-recv VmHWM: {} KiB after EHLO, {} KiB during a 10 MiB command line, {} KiB during a 10 MiB DATA line",
+        start, cmd_peak, data_peak
+    );
+    // Bounded: far below the 10 MiB that buffering the line would need.
+    assert!(cmd_peak < start + 2048, "command line buffered: {} KiB", cmd_peak);
+    assert!(data_peak < start + 4096, "DATA line buffered: {} KiB", data_peak);
+    // The message was queued whole.
+    let drop = sys.home.join("queue/drop");
+    let msg = files(&drop).into_iter().find(|f| !f.contains('.') || f.matches('.').count() == 2).unwrap();
+    let m = std::fs::read(drop.join(msg)).unwrap();
+    assert!(m.ends_with(b"\n\n") || m.ends_with(b"b\n"));
+    assert!(m.len() > 10 << 20);
+}
+
+#[test]
+fn two_hundred_connections_against_a_limit_of_twenty() {
+    let mut sys = Sys::new("faults-conns", None, None);
+    // The listen queue holds the burst: with the default -b 20 and
+    // syncookies, Linux drops the final ACK of the clients that do not fit
+    // and they wait for a greeting that never comes (tcpserver does the
+    // same); -b must be sized for the bursts a site expects.
+    let port = sys.start_smtp(&["-c", "20", "-b", "200"], &[]);
+    let ts = sys.smtp[0].pid();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let (mut max, mut samples) = (0, 0);
+            while !done.load(Ordering::SeqCst) {
+                let n = children(ts).iter().filter(|(_, _, s)| *s != 'Z').count();
+                max = max.max(n);
+                samples += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (max, samples)
+        })
+    };
+    let t = Instant::now();
+    let served = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let mut th = Vec::new();
+    for _ in 0..200 {
+        let (served, refused) = (served.clone(), refused.clone());
+        th.push(std::thread::spawn(move || {
+            let r = (|| -> std::io::Result<()> {
+                let mut c = Client::connect(port, 10)?;
+                let (code, _) = c.reply()?;
+                assert_eq!(code, 220);
+                assert_eq!(c.cmd("HELO c\r\n")?, 250);
+                std::thread::sleep(Duration::from_millis(50));
+                assert_eq!(c.cmd("QUIT\r\n")?, 221);
+                Ok(())
+            })();
+            match r {
+                Ok(()) => served.fetch_add(1, Ordering::SeqCst),
+                Err(_) => refused.fetch_add(1, Ordering::SeqCst),
+            };
+        }));
+    }
+    for h in th {
+        h.join().unwrap();
+    }
+    let took = t.elapsed();
+    done.store(true, Ordering::SeqCst);
+    let (max, samples) = sampler.join().unwrap();
+    let (served, refused) = (served.load(Ordering::SeqCst), refused.load(Ordering::SeqCst));
+    eprintln!(
+        "faults: 200 connections, -c 20: {} served, {} refused cleanly, at most {} smtp-recv at once ({} samples), {} ms",
+        served,
+        refused,
+        max,
+        samples,
+        took.as_millis()
+    );
+    assert_eq!(served + refused, 200);
+    assert_eq!(served, 200, "{} served", served);
+    assert!(max <= 20, "{} children at once", max);
+    assert!(max >= 10, "the limit was never approached ({})", max);
+    // No zombies, no children left.
+    wait_until(5, "children reaped", || children(ts).is_empty());
+    assert!(!sys.smtp[0].exited(), "tcp-serve still runs");
+}
