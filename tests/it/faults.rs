@@ -155,7 +155,11 @@ fn seed() -> u64 {
 fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
-        assert!(t.elapsed() < Duration::from_secs(secs), "timed out waiting for {}", what);
+        assert!(
+            t.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {}",
+            what
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -235,23 +239,48 @@ impl Sys {
         control(&home, "me", "mail.example.org\n");
         control(&home, "locals", "mail.example.org\n");
         control(&home, "rcpthosts", "mail.example.org\n");
-        let (uid, gid) = if is_root() { (NOBODY, NOBODY) } else { unsafe { (libc::getuid(), libc::getgid()) } };
+        let (uid, gid) = if is_root() {
+            (NOBODY, NOBODY)
+        } else {
+            unsafe { (libc::getuid(), libc::getgid()) }
+        };
         let maildir = uhome.join("Maildir");
         for d in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(maildir.join(d)).unwrap();
         }
         std::fs::set_permissions(&uhome, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(home.join("users/assign"), format!("=u:u:{}:{}:{}:::\n.\n", uid, gid, uhome.display())).unwrap();
+        std::fs::write(
+            home.join("users/assign"),
+            format!("=u:u:{}:{}:{}:::\n.\n", uid, gid, uhome.display()),
+        )
+        .unwrap();
         if is_root() {
-            for p in [&uhome, &maildir, &maildir.join("cur"), &maildir.join("new"), &maildir.join("tmp")] {
+            for p in [
+                &uhome,
+                &maildir,
+                &maildir.join("cur"),
+                &maildir.join("new"),
+                &maildir.join("tmp"),
+            ] {
                 std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
             }
         }
-        Sys { home, maildir, log: base.join("log"), smtp: Vec::new(), queue: Proc(None), queue_started: Instant::now() }
+        Sys {
+            home,
+            maildir,
+            log: base.join("log"),
+            smtp: Vec::new(),
+            queue: Proc(None),
+            queue_started: Instant::now(),
+        }
     }
 
     fn logfile(&self) -> std::fs::File {
-        std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap()
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap()
     }
 
     fn log_text(&self) -> String {
@@ -261,7 +290,9 @@ impl Sys {
     /// Starts `tcp-serve -1 [opts] 127.0.0.1 0 smtp-recv` with `env`; returns the port.
     fn start_smtp(&mut self, opts: &[&str], env: &[(&str, &str)]) -> u16 {
         let mut c = Command::new(bin("tcp-serve"));
-        c.env_clear().env("PATH", "/usr/bin:/bin").env("PIPEMAIL_HOME", &self.home);
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("PIPEMAIL_HOME", &self.home);
         c.arg("-1");
         if is_root() {
             c.args(["-u", "65534", "-g", "65534"]);
@@ -270,22 +301,38 @@ impl Sys {
         for (k, v) in env {
             c.env(k, v);
         }
-        let mut ch = c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(self.logfile()).spawn().unwrap();
+        let mut ch = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(self.logfile())
+            .spawn()
+            .unwrap();
         let mut line = String::new();
-        BufReader::new(ch.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(ch.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         self.smtp.push(Proc(Some(ch)));
-        line.trim().parse().unwrap_or_else(|_| panic!("tcp-serve did not start: {}", self.log_text()))
+        line.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("tcp-serve did not start: {}", self.log_text()))
     }
 
     /// Starts local-spawn + queue-run.
     fn start_queue(&mut self) {
         let mut c = Command::new(bin("local-spawn"));
-        c.env_clear().env("PATH", "/usr/bin:/bin").env("PIPEMAIL_HOME", &self.home);
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("PIPEMAIL_HOME", &self.home);
         if is_root() {
             c.args(["-u", "65534"]);
         }
         c.arg(bin("queue-run"));
-        let ch = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(self.logfile()).spawn().unwrap();
+        let ch = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(self.logfile())
+            .spawn()
+            .unwrap();
         self.queue = Proc(Some(ch));
         self.queue_started = Instant::now();
     }
@@ -293,20 +340,27 @@ impl Sys {
     /// SIGALRM (retry everything deferred now) through local-spawn, once
     /// its handlers are surely in place.
     fn retry_now(&self) {
-        if self.queue_started.elapsed() > Duration::from_millis(500) && self.queue_run_pid().is_some() {
+        if self.queue_started.elapsed() > Duration::from_millis(500)
+            && self.queue_run_pid().is_some()
+        {
             self.queue.signal(libc::SIGALRM);
         }
     }
 
     /// The queue-run child of local-spawn, if running.
     fn queue_run_pid(&self) -> Option<i32> {
-        children(self.queue.pid()).into_iter().find(|(_, c, _)| c == "queue-run").map(|x| x.0)
+        children(self.queue.pid())
+            .into_iter()
+            .find(|(_, c, _)| c == "queue-run")
+            .map(|x| x.0)
     }
 
     /// Nothing committed is waiting: no job in info/, no .env in drop/.
     fn queue_empty(&self) -> bool {
         files(&self.home.join("queue/info")).is_empty()
-            && files(&self.home.join("queue/drop")).iter().all(|f| !f.ends_with(".env"))
+            && files(&self.home.join("queue/drop"))
+                .iter()
+                .all(|f| !f.ends_with(".env"))
     }
 
     /// (file name, contents) of every message in new/ and cur/.
@@ -347,7 +401,11 @@ fn make_message(id: u64, size: usize, rng: &mut Rng) -> Vec<u8> {
         }
         body.push(b'\n');
     }
-    let mut m = format!("From: t@example.org\nTo: u@mail.example.org\nSubject: fault {}\n\n", id).into_bytes();
+    let mut m = format!(
+        "From: t@example.org\nTo: u@mail.example.org\nSubject: fault {}\n\n",
+        id
+    )
+    .into_bytes();
     m.extend_from_slice(&body);
     m.extend_from_slice(format!("X-End: {} {} {:x}\n", id, body.len(), fnv(&body)).as_bytes());
     m
@@ -368,20 +426,36 @@ fn crlf(m: &[u8]) -> Vec<u8> {
 
 /// Checks a delivered file is whole; returns the message id.
 fn check_whole(name: &str, f: &[u8]) -> Result<u64, String> {
-    let s_eq = name.split(",S=").nth(1).and_then(|r| r.split([',', ':']).next()).and_then(|n| n.parse::<usize>().ok());
+    let s_eq = name
+        .split(",S=")
+        .nth(1)
+        .and_then(|r| r.split([',', ':']).next())
+        .and_then(|n| n.parse::<usize>().ok());
     if s_eq != Some(f.len()) {
-        return Err(format!("{}: size {} does not match the name", name, f.len()));
+        return Err(format!(
+            "{}: size {} does not match the name",
+            name,
+            f.len()
+        ));
     }
-    let subj = memchr::memmem::find(f, b"\nSubject: fault ").ok_or(format!("{}: no Subject", name))?;
+    let subj =
+        memchr::memmem::find(f, b"\nSubject: fault ").ok_or(format!("{}: no Subject", name))?;
     let rest = &f[subj + 16..];
     let eol = rest.iter().position(|&c| c == b'\n').ok_or("no eol")?;
-    let id: u64 = String::from_utf8_lossy(&rest[..eol]).parse().map_err(|_| format!("{}: bad id", name))?;
-    let body_start = subj + memchr::memmem::find(&f[subj..], b"\n\n").ok_or(format!("{}: no body", name))? + 2;
+    let id: u64 = String::from_utf8_lossy(&rest[..eol])
+        .parse()
+        .map_err(|_| format!("{}: bad id", name))?;
+    let body_start =
+        subj + memchr::memmem::find(&f[subj..], b"\n\n").ok_or(format!("{}: no body", name))? + 2;
     let body = &f[body_start..];
     if !body.ends_with(b"\n") {
         return Err(format!("{}: message {} is cut", name, id));
     }
-    let last = body[..body.len() - 1].iter().rposition(|&c| c == b'\n').map(|p| p + 1).unwrap_or(0);
+    let last = body[..body.len() - 1]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map(|p| p + 1)
+        .unwrap_or(0);
     let want = format!("X-End: {} {} {:x}\n", id, last, fnv(&body[..last]));
     if body[last..] != *want.as_bytes() {
         return Err(format!(
@@ -408,7 +482,10 @@ impl Client {
         let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_read_timeout(Some(Duration::from_secs(secs)))?;
         s.set_write_timeout(Some(Duration::from_secs(secs)))?;
-        Ok(Client { r: BufReader::new(s.try_clone()?), w: s })
+        Ok(Client {
+            r: BufReader::new(s.try_clone()?),
+            w: s,
+        })
     }
 
     /// One reply (all its lines); its code and text.
@@ -418,7 +495,10 @@ impl Client {
             let mut l = Vec::new();
             self.r.by_ref().take(4096).read_until(b'\n', &mut l)?;
             if l.is_empty() {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed",
+                ));
             }
             let l = String::from_utf8_lossy(&l).into_owned();
             all.push_str(&l);
@@ -479,7 +559,10 @@ struct Ledger {
 #[test]
 fn kill_9_everywhere_while_mail_flows() {
     let seed = seed();
-    eprintln!("faults: kill -9 test: seed {} (FAULTS_SEED={} to replay)", seed, seed);
+    eprintln!(
+        "faults: kill -9 test: seed {} (FAULTS_SEED={} to replay)",
+        seed, seed
+    );
     let mut sys = Sys::new("faults-kill", None, None);
     control(&sys.home, "concurrencylocal", "4\n");
     // Two SMTP servers: the linked queue code, and queue-inject as a process.
@@ -499,13 +582,19 @@ fn kill_9_everywhere_while_mail_flows() {
             let mut rng = Rng::new(seed.wrapping_add(k * 7919));
             while !stop.load(Ordering::SeqCst) {
                 let port = if rng.below(2) == 0 { p_linked } else { p_proc };
-                let Ok(mut c) = Client::connect(port, 20) else { continue };
+                let Ok(mut c) = Client::connect(port, 20) else {
+                    continue;
+                };
                 if !matches!(c.reply(), Ok((220, _))) || !matches!(c.cmd("EHLO c\r\n"), Ok(250)) {
                     continue;
                 }
                 for _ in 0..1 + rng.below(3) {
                     let id = next_id.fetch_add(1, Ordering::SeqCst) as u64;
-                    let size = if rng.below(10) < 7 { 100 + rng.below(4000) } else { 20_000 + rng.below(300_000) };
+                    let size = if rng.below(10) < 7 {
+                        100 + rng.below(4000)
+                    } else {
+                        20_000 + rng.below(300_000)
+                    };
                     let msg = make_message(id, size as usize, &mut rng);
                     ledger.lock().unwrap().attempted.push(id);
                     match c.mail(&msg, rng.below(2) == 0) {
@@ -532,7 +621,11 @@ fn kill_9_everywhere_while_mail_flows() {
         }
         let what = match rng.below(10) {
             0..=1 => {
-                let ts = if rng.below(2) == 0 { ts_linked } else { ts_proc };
+                let ts = if rng.below(2) == 0 {
+                    ts_linked
+                } else {
+                    ts_proc
+                };
                 kill_one(ts, "smtp-recv", 50, &mut rng).then_some("smtp-recv")
             }
             2..=3 => {
@@ -549,7 +642,9 @@ fn kill_9_everywhere_while_mail_flows() {
                 }
                 hit
             }
-            4..=6 => kill_one(sys.queue.pid(), "deliver-local", 300, &mut rng).then_some("deliver-local"),
+            4..=6 => {
+                kill_one(sys.queue.pid(), "deliver-local", 300, &mut rng).then_some("deliver-local")
+            }
             7..=8 => sys
                 .queue_run_pid()
                 .filter(|&p| kill_checked(p, sys.queue.pid(), "queue-run"))
@@ -580,7 +675,11 @@ fn kill_9_everywhere_while_mail_flows() {
         }
         // Killed deliveries were deferred (about 100 s): retry them now.
         sys.retry_now();
-        assert!(t_drain.elapsed() < Duration::from_secs(40), "queue did not drain; log:\n{}", sys.log_text());
+        assert!(
+            t_drain.elapsed() < Duration::from_secs(40),
+            "queue did not drain; log:\n{}",
+            sys.log_text()
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
     sys.queue.signal(libc::SIGTERM);
@@ -601,8 +700,17 @@ fn kill_9_everywhere_while_mail_flows() {
     }
     let attempted: std::collections::HashSet<u64> = ledger.attempted.iter().copied().collect();
     let acked: std::collections::HashSet<u64> = ledger.acked.iter().copied().collect();
-    let lost: Vec<u64> = ledger.acked.iter().copied().filter(|i| !count.contains_key(i)).collect();
-    let strangers: Vec<u64> = count.keys().copied().filter(|i| !attempted.contains(i)).collect();
+    let lost: Vec<u64> = ledger
+        .acked
+        .iter()
+        .copied()
+        .filter(|i| !count.contains_key(i))
+        .collect();
+    let strangers: Vec<u64> = count
+        .keys()
+        .copied()
+        .filter(|i| !attempted.contains(i))
+        .collect();
     let dups: usize = count.values().map(|&c| c - 1).sum();
     let unacked_delivered = count.keys().filter(|i| !acked.contains(i)).count();
     let k = |w: &str| kills.get(w).copied().unwrap_or(0);
@@ -632,12 +740,26 @@ fn kill_9_everywhere_while_mail_flows() {
         tmp_left,
         drop_left.len()
     );
-    assert!(lost.is_empty(), "acknowledged but never delivered: {:?}\nlog:\n{}", lost, sys.log_text());
-    assert!(strangers.is_empty(), "delivered ids nobody sent: {:?}", strangers);
+    assert!(
+        lost.is_empty(),
+        "acknowledged but never delivered: {:?}\nlog:\n{}",
+        lost,
+        sys.log_text()
+    );
+    assert!(
+        strangers.is_empty(),
+        "delivered ids nobody sent: {:?}",
+        strangers
+    );
     // Repeats: deliveries in flight at a kill (4 at once for queue-run and
     // local-spawn kills, the one killed deliver-local).
     let bound = k("deliver-local") + 4 * (k("queue-run") + k("local-spawn"));
-    assert!(dups <= bound, "{} duplicates for a bound of {}", dups, bound);
+    assert!(
+        dups <= bound,
+        "{} duplicates for a bound of {}",
+        dups,
+        bound
+    );
     // A message queued but not acknowledged: the 250 was lost with a killed
     // smtp-recv, or queue-inject died after its commit point.
     assert!(
@@ -650,9 +772,17 @@ fn kill_9_everywhere_while_mail_flows() {
     // queue-run after 36 hours).
     assert!(tmp_left <= k("deliver-local") + 4 * (k("queue-run") + k("local-spawn")));
     assert!(drop_left.iter().all(|f| !f.ends_with(".env")));
-    assert!(drop_left.len() <= 2 * (k("smtp-recv") + k("queue-inject")), "{:?}", drop_left);
+    assert!(
+        drop_left.len() <= 2 * (k("smtp-recv") + k("queue-inject")),
+        "{:?}",
+        drop_left
+    );
     for d in ["mess", "info", "state", "tmp"] {
-        assert!(files(&sys.home.join("queue").join(d)).is_empty(), "queue/{} not empty", d);
+        assert!(
+            files(&sys.home.join("queue").join(d)).is_empty(),
+            "queue/{} not empty",
+            d
+        );
     }
     assert!(acked.len() > 50, "too little mail flowed: {}", acked.len());
 }
@@ -672,7 +802,8 @@ fn stalling_peer_gets_421_and_the_process_ends() {
         assert_eq!(c.reply().unwrap().0, 220);
         if mid_data {
             assert_eq!(c.cmd("EHLO c\r\n").unwrap(), 250);
-            c.send(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n").unwrap();
+            c.send(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n")
+                .unwrap();
             for want in [250, 250, 354] {
                 assert_eq!(c.reply().unwrap().0, want);
             }
@@ -684,12 +815,20 @@ fn stalling_peer_gets_421_and_the_process_ends() {
         assert_eq!(code, 421, "{}", text);
         assert!(text.contains("4.4.2"), "{}", text);
         assert!(c.reply().is_err(), "the connection is closed after 421");
-        eprintln!("faults: stall (mid-DATA {}): 421 after {} ms", mid_data, waited.as_millis());
+        eprintln!(
+            "faults: stall (mid-DATA {}): 421 after {} ms",
+            mid_data,
+            waited.as_millis()
+        );
         assert!(waited < Duration::from_millis(3000));
         wait_until(5, "smtp-recv to end", || children(ts).is_empty());
     }
     // Nothing of the half message was queued or left behind.
-    assert!(files(&sys.home.join("queue/drop")).is_empty(), "{:?}", files(&sys.home.join("queue/drop")));
+    assert!(
+        files(&sys.home.join("queue/drop")).is_empty(),
+        "{:?}",
+        files(&sys.home.join("queue/drop"))
+    );
 }
 
 /// Sends `total` bytes of `fill` in 64 KiB writes on `c`; samples `pid`'s
@@ -718,7 +857,11 @@ fn ten_megabyte_lines_keep_memory_bounded() {
     let mut c = Client::connect(port, 30).unwrap();
     assert_eq!(c.reply().unwrap().0, 220);
     assert_eq!(c.cmd("EHLO c\r\n").unwrap(), 250);
-    let pid = children(ts).iter().find(|(_, c, _)| c == "smtp-recv").expect("smtp-recv child").0;
+    let pid = children(ts)
+        .iter()
+        .find(|(_, c, _)| c == "smtp-recv")
+        .expect("smtp-recv child")
+        .0;
     let start = vm_hwm(pid).unwrap();
     // A 10 MB command line.
     c.send(b"MAIL FROM:<").unwrap();
@@ -728,7 +871,8 @@ fn ten_megabyte_lines_keep_memory_bounded() {
     assert_eq!(code, 500, "{}", text);
     assert!(text.contains("line too long"), "{}", text);
     // A 10 MB line in DATA (no databytes limit): stored, and memory stays flat.
-    c.send(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n").unwrap();
+    c.send(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n")
+        .unwrap();
     for want in [250, 250, 354] {
         assert_eq!(c.reply().unwrap().0, want);
     }
@@ -743,11 +887,22 @@ fn ten_megabyte_lines_keep_memory_bounded() {
         start, cmd_peak, data_peak
     );
     // Bounded: far below the 10 MiB that buffering the line would need.
-    assert!(cmd_peak < start + 2048, "command line buffered: {} KiB", cmd_peak);
-    assert!(data_peak < start + 4096, "DATA line buffered: {} KiB", data_peak);
+    assert!(
+        cmd_peak < start + 2048,
+        "command line buffered: {} KiB",
+        cmd_peak
+    );
+    assert!(
+        data_peak < start + 4096,
+        "DATA line buffered: {} KiB",
+        data_peak
+    );
     // The message was queued whole.
     let drop = sys.home.join("queue/drop");
-    let msg = files(&drop).into_iter().find(|f| !f.contains('.') || f.matches('.').count() == 2).unwrap();
+    let msg = files(&drop)
+        .into_iter()
+        .find(|f| !f.contains('.') || f.matches('.').count() == 2)
+        .unwrap();
     let m = std::fs::read(drop.join(msg)).unwrap();
     assert!(m.ends_with(b"bbbb\n"));
     assert!(m.len() > 10 << 20);
@@ -804,7 +959,10 @@ fn two_hundred_connections_against_a_limit_of_twenty() {
     let took = t.elapsed();
     done.store(true, Ordering::SeqCst);
     let (max, samples) = sampler.join().unwrap();
-    let (served, refused) = (served.load(Ordering::SeqCst), refused.load(Ordering::SeqCst));
+    let (served, refused) = (
+        served.load(Ordering::SeqCst),
+        refused.load(Ordering::SeqCst),
+    );
     eprintln!(
         "faults: 200 connections, -c 20: {} served, {} refused cleanly, at most {} smtp-recv at once ({} samples), {} ms",
         served,
@@ -835,7 +993,13 @@ impl Mount {
         }
         std::fs::create_dir_all(dir).unwrap();
         let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={},mode=755", size), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={},mode=755", size),
+                "tmpfs",
+            ])
             .arg(dir)
             .stderr(Stdio::null())
             .status()
@@ -899,16 +1063,25 @@ fn full_disks_give_4xx_and_delivery_resumes() {
     let base = scratch("faults-full");
     let (qdir, mdir) = (base.join("qfs"), base.join("mfs"));
     let Some(_qm) = Mount::tmpfs(&qdir, "2m") else {
-        eprintln!("faults: skipped: cannot mount a tmpfs (not root?); RLIMIT_FSIZE test covers smtp-recv");
+        eprintln!(
+            "faults: skipped: cannot mount a tmpfs (not root?); RLIMIT_FSIZE test covers smtp-recv"
+        );
         return;
     };
     let Some(_mm) = Mount::tmpfs(&mdir, "2m") else {
         eprintln!("faults: skipped: cannot mount a second tmpfs");
         return;
     };
-    let mut sys = Sys::new("faults-full-sys", Some(qdir.join("home")), Some(mdir.join("u")));
+    let mut sys = Sys::new(
+        "faults-full-sys",
+        Some(qdir.join("home")),
+        Some(mdir.join("u")),
+    );
     let qi = bin("queue-inject");
-    let ports = [sys.start_smtp(&[], &[]), sys.start_smtp(&[], &[("QMAILQUEUE", qi.to_str().unwrap())])];
+    let ports = [
+        sys.start_smtp(&[], &[]),
+        sys.start_smtp(&[], &[("QMAILQUEUE", qi.to_str().unwrap())]),
+    ];
     let mut rng = Rng::new(seed());
 
     // The queue's disk is full: a temporary refusal after DATA, the session
@@ -936,7 +1109,11 @@ fn full_disks_give_4xx_and_delivery_resumes() {
         }
         eprintln!(
             "faults: queue disk full ({}): {} acknowledged, then {} temporary refusals",
-            if k == 0 { "linked queue" } else { "queue-inject" },
+            if k == 0 {
+                "linked queue"
+            } else {
+                "queue-inject"
+            },
             acked.len() - before,
             refusals
         );
@@ -944,7 +1121,11 @@ fn full_disks_give_4xx_and_delivery_resumes() {
         assert_eq!(c.cmd("NOOP\r\n").unwrap(), 250);
         std::fs::remove_file(&filler).ok();
         id += 1;
-        assert_eq!(c.mail(&make_message(id, 60_000, &mut rng), false).unwrap(), 250, "space is back");
+        assert_eq!(
+            c.mail(&make_message(id, 60_000, &mut rng), false).unwrap(),
+            250,
+            "space is back"
+        );
         acked.push(id);
         assert_eq!(c.cmd("QUIT\r\n").unwrap(), 221);
         if k == 0 {
@@ -958,30 +1139,67 @@ fn full_disks_give_4xx_and_delivery_resumes() {
     let filler = fill(&mdir, 32 << 10);
     sys.start_queue();
     let n = acked.len();
-    wait_until(20, "deferrals", || sys.log_text().matches(": deferral: u@mail.example.org").count() >= n);
-    assert!(!sys.log_text().contains(": success: "), "{}", sys.log_text());
+    wait_until(20, "deferrals", || {
+        sys.log_text()
+            .matches(": deferral: u@mail.example.org")
+            .count()
+            >= n
+    });
+    assert!(
+        !sys.log_text().contains(": success: "),
+        "{}",
+        sys.log_text()
+    );
     assert!(files(&sys.maildir.join("new")).is_empty());
-    assert!(files(&sys.maildir.join("tmp")).is_empty(), "tmp/ left: {:?}", files(&sys.maildir.join("tmp")));
-    assert_eq!(files(&sys.home.join("queue/info")).len(), n, "all still queued");
-    let why = sys.log_text().lines().find(|l| l.contains(": deferral: ")).unwrap().to_string();
-    eprintln!("faults: maildir disk full: {} deliveries deferred, e.g. {}", n, why);
+    assert!(
+        files(&sys.maildir.join("tmp")).is_empty(),
+        "tmp/ left: {:?}",
+        files(&sys.maildir.join("tmp"))
+    );
+    assert_eq!(
+        files(&sys.home.join("queue/info")).len(),
+        n,
+        "all still queued"
+    );
+    let why = sys
+        .log_text()
+        .lines()
+        .find(|l| l.contains(": deferral: "))
+        .unwrap()
+        .to_string();
+    eprintln!(
+        "faults: maildir disk full: {} deliveries deferred, e.g. {}",
+        n, why
+    );
     std::fs::remove_file(&filler).unwrap();
     let t = Instant::now();
     let mut last = Instant::now();
     sys.retry_now();
     while !(sys.queue_empty() && sys.delivered().len() >= n) {
-        assert!(t.elapsed() < Duration::from_secs(20), "delivery did not resume:\n{}", sys.log_text());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "delivery did not resume:\n{}",
+            sys.log_text()
+        );
         if last.elapsed() > Duration::from_secs(1) {
             sys.retry_now();
             last = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut got: Vec<u64> = sys.delivered().iter().map(|(n, f)| check_whole(n, f).unwrap()).collect();
+    let mut got: Vec<u64> = sys
+        .delivered()
+        .iter()
+        .map(|(n, f)| check_whole(n, f).unwrap())
+        .collect();
     got.sort();
     acked.sort();
     assert_eq!(got, acked, "each acknowledged message once");
-    eprintln!("faults: space back: {} delivered in {} ms after ALRM", n, t.elapsed().as_millis());
+    eprintln!(
+        "faults: space back: {} delivered in {} ms after ALRM",
+        n,
+        t.elapsed().as_millis()
+    );
     sys.queue.signal(libc::SIGTERM);
     assert_eq!(sys.queue.wait(10), Some(0));
     for s in &mut sys.smtp {
@@ -995,16 +1213,26 @@ fn rlimit_fsize_gives_451_and_nothing_half_made() {
     let sys = Sys::new("faults-fsize", None, None);
     let run_limited = |input: &[u8]| -> String {
         let mut c = Command::new(bin("smtp-recv"));
-        c.env_clear().env("PIPEMAIL_HOME", &sys.home).env("TCPREMOTEIP", "127.0.0.1");
+        c.env_clear()
+            .env("PIPEMAIL_HOME", &sys.home)
+            .env("TCPREMOTEIP", "127.0.0.1");
         unsafe {
             c.pre_exec(|| {
-                let l = libc::rlimit { rlim_cur: 65536, rlim_max: 65536 };
+                let l = libc::rlimit {
+                    rlim_cur: 65536,
+                    rlim_max: 65536,
+                };
                 libc::setrlimit(libc::RLIMIT_FSIZE, &l);
                 libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
                 Ok(())
             });
         }
-        let mut ch = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut ch = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let mut w = ch.stdin.take().unwrap();
         let data = input.to_vec();
         let t = std::thread::spawn(move || {
@@ -1015,17 +1243,179 @@ fn rlimit_fsize_gives_451_and_nothing_half_made() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let mut rng = Rng::new(seed());
-    let mut input = b"EHLO c\r\nMAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n".to_vec();
+    let mut input =
+        b"EHLO c\r\nMAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n".to_vec();
     input.extend_from_slice(&crlf(&make_message(1, 200_000, &mut rng)));
-    input.extend_from_slice(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n");
+    input.extend_from_slice(
+        b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n",
+    );
     input.extend_from_slice(&crlf(&make_message(2, 1000, &mut rng)));
     input.extend_from_slice(b"QUIT\r\n");
     let out = run_limited(&input);
-    let finals: Vec<&str> = out.lines().filter(|l| l.starts_with("451") || l.starts_with("452") || l.starts_with("250 2.0.0 ok")).collect();
+    let finals: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("451") || l.starts_with("452") || l.starts_with("250 2.0.0 ok"))
+        .collect();
     eprintln!("faults: RLIMIT_FSIZE 64 KiB: {:?}", finals);
     assert_eq!(finals.len(), 2, "{}", out);
-    assert!(finals[0].starts_with("451") || finals[0].starts_with("452"), "{}", out);
+    assert!(
+        finals[0].starts_with("451") || finals[0].starts_with("452"),
+        "{}",
+        out
+    );
     assert!(finals[1].starts_with("250"), "{}", out);
     drop_is_clean(&sys.home).unwrap_or_else(|b| panic!("half-made drop files: {:?}", b));
-    assert_eq!(files(&sys.home.join("queue/drop")).len(), 2, "one message queued");
+    assert_eq!(
+        files(&sys.home.join("queue/drop")).len(),
+        2,
+        "one message queued"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 5. The SMTP smuggling battery over the network, through tcp-serve and the
+// real queue, with and without PIPELINING, in one write or split at the
+// fake terminator.
+
+const SMUGGLED: &[u8] =
+    b"MAIL FROM:<evil@example.net>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n";
+
+/// Committed submissions in drop/: (message, envelope).
+fn committed(home: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let d = home.join("queue/drop");
+    files(&d)
+        .iter()
+        .filter_map(|f| f.strip_suffix(".env"))
+        .map(|id| {
+            (
+                std::fs::read(d.join(id)).unwrap(),
+                std::fs::read(d.join(format!("{}.env", id))).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn smuggling_battery_over_the_network() {
+    let mut sys = Sys::new("faults-smuggle", None, None);
+    let qi = bin("queue-inject");
+    let ports = [
+        sys.start_smtp(&[], &[]),
+        sys.start_smtp(&[], &[("QMAILQUEUE", qi.to_str().unwrap())]),
+    ];
+    let fakes: &[&[u8]] = &[
+        b"\n.\n",
+        b"\n.\r\n",
+        b"\r\n.\n",
+        b"\r.\r",
+        b"\r\n.\r",
+        b"\r.\r\n",
+        b"\n.\0\n",
+        b"\0\n.\n",
+        b"\r\n.\0\r\n",
+        b"\r\n\0.\r\n",
+        b"\r\n.\0\n",
+    ];
+    let modes = ["one-write", "pipelined", "split", "helo-step"];
+    let mut sessions = 0;
+    let mut queued_total = 0;
+    for (fi, fake) in fakes.iter().enumerate() {
+        for mode in modes {
+            let port = ports[(fi + sessions) % 2];
+            sessions += 1;
+            let before = committed(&sys.home).len();
+            let mut data = b"Subject: x\r\n\r\nhello".to_vec();
+            data.extend_from_slice(fake);
+            data.extend_from_slice(SMUGGLED);
+            let mut c = Client::connect(port, 10).unwrap();
+            let mut replies = Vec::new();
+            if mode == "one-write" {
+                let mut all = b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n".to_vec();
+                all.extend_from_slice(&data);
+                all.extend_from_slice(b".\r\nQUIT\r\n");
+                c.send(&all).unwrap();
+                while let Ok((code, _)) = c.reply() {
+                    replies.push(code);
+                }
+            } else {
+                replies.push(c.reply().unwrap().0);
+                let hello = if mode == "helo-step" {
+                    "HELO c\r\n"
+                } else {
+                    "EHLO c\r\n"
+                };
+                replies.push(c.cmd(hello).unwrap());
+                let env = "MAIL FROM:<a@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n";
+                if mode == "pipelined" {
+                    c.send(env.as_bytes()).unwrap();
+                    for _ in 0..3 {
+                        replies.push(c.reply().unwrap().0);
+                    }
+                } else {
+                    for l in env.split_inclusive("\r\n") {
+                        replies.push(c.cmd(l).unwrap());
+                    }
+                }
+                if mode == "pipelined" || mode == "one-write" {
+                    c.send(&data).unwrap();
+                } else {
+                    // The fake terminator ends a TCP segment.
+                    let cut = data.len() - SMUGGLED.len();
+                    c.send(&data[..cut]).unwrap();
+                    std::thread::sleep(Duration::from_millis(20));
+                    c.send(&data[cut..]).unwrap();
+                }
+                c.send(b".\r\nQUIT\r\n").unwrap();
+                while let Ok((code, _)) = c.reply() {
+                    replies.push(code);
+                }
+            }
+            let now = committed(&sys.home);
+            let queued = now.len() - before;
+            queued_total += queued;
+            let what = format!(
+                "fake {:?} mode {}: replies {:?}",
+                String::from_utf8_lossy(fake),
+                mode,
+                replies
+            );
+            assert!(replies.ends_with(&[221]), "{}", what);
+            assert_eq!(
+                replies.iter().filter(|&&r| r == 354).count(),
+                1,
+                "one DATA only: {}",
+                what
+            );
+            assert!(queued <= 1, "a second message was queued: {}", what);
+            let ok250 = replies.iter().skip(2).filter(|&&r| r == 250).count();
+            for (m, e) in &now {
+                assert!(
+                    !e.windows(4).any(|w| w == b"evil"),
+                    "smuggled envelope queued: {}",
+                    what
+                );
+                assert!(!m.starts_with(b"Subject: smuggled"), "{}", what);
+            }
+            if queued == 1 {
+                // Only a CRLF-framed fake with a NUL is data: the smuggled
+                // text stays inside the one message.
+                let m = &now.last().unwrap().0;
+                assert!(
+                    memchr::memmem::find(m, b"\nMAIL FROM:<evil@example.net>\n").is_some(),
+                    "{}",
+                    what
+                );
+                assert!(replies.contains(&250) && ok250 >= 3, "{}", what);
+            } else {
+                assert!(replies.contains(&550), "refused with 550 5.6.2: {}", what);
+            }
+        }
+    }
+    eprintln!(
+        "faults: smuggling battery: {} variants x {} modes = {} sessions over TCP, {} messages queued (NUL variants), no second message",
+        fakes.len(),
+        modes.len(),
+        sessions,
+        queued_total
+    );
 }
