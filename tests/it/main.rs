@@ -4,6 +4,7 @@
 mod common;
 mod deliver;
 mod faults;
+mod fuzzreg;
 mod imap;
 mod inject;
 mod pop3;
