@@ -95,17 +95,17 @@ fn kill_checked(pid: i32, ppid: i32, comm: &str) -> bool {
     sent
 }
 
-/// Polls up to `ms` for a `comm` child of `ppid` and kills it.
-fn kill_one(ppid: i32, comm: &str, ms: u64, rng: &mut Rng) -> bool {
+/// Polls up to `ms` for a child of `ppid` named one of `comms` and kills it.
+fn kill_one(ppid: i32, comms: &[&str], ms: u64, rng: &mut Rng) -> bool {
     let t = Instant::now();
     while t.elapsed() < Duration::from_millis(ms) {
         let c: Vec<_> = children(ppid)
             .into_iter()
-            .filter(|(_, c, s)| c == comm && *s != 'Z')
+            .filter(|(_, c, s)| comms.contains(&c.as_str()) && *s != 'Z')
             .collect();
         if !c.is_empty() {
-            let (pid, _, _) = c[rng.below(c.len() as u64) as usize];
-            if kill_checked(pid, ppid, comm) {
+            let (pid, comm, _) = &c[rng.below(c.len() as u64) as usize];
+            if kill_checked(*pid, ppid, comm) {
                 return true;
             }
         }
@@ -626,7 +626,7 @@ fn kill_9_everywhere_while_mail_flows() {
                 } else {
                     ts_proc
                 };
-                kill_one(ts, "smtp-recv", 50, &mut rng).then_some("smtp-recv")
+                kill_one(ts, &["smtp-recv"], 50, &mut rng).then_some("smtp-recv")
             }
             2..=3 => {
                 // queue-inject is a child of an smtp-recv of the second server.
@@ -634,7 +634,7 @@ fn kill_9_everywhere_while_mail_flows() {
                 let mut hit = None;
                 while hit.is_none() && t0.elapsed() < Duration::from_millis(300) {
                     for (pid, c, _) in children(ts_proc) {
-                        if c == "smtp-recv" && kill_one(pid, "queue-inject", 1, &mut rng) {
+                        if c == "smtp-recv" && kill_one(pid, &["queue-inject"], 1, &mut rng) {
                             hit = Some("queue-inject");
                             break;
                         }
@@ -642,9 +642,16 @@ fn kill_9_everywhere_while_mail_flows() {
                 }
                 hit
             }
-            4..=6 => {
-                kill_one(sys.queue.pid(), "deliver-local", 300, &mut rng).then_some("deliver-local")
-            }
+            // A delivery: deliver-local exec'd, or local-spawn's fork that
+            // runs deliver-local's code without exec (queue-run is the
+            // other child, named queue-run).
+            4..=6 => kill_one(
+                sys.queue.pid(),
+                &["deliver-local", "local-spawn"],
+                300,
+                &mut rng,
+            )
+            .then_some("deliver-local"),
             7..=8 => sys
                 .queue_run_pid()
                 .filter(|&p| kill_checked(p, sys.queue.pid(), "queue-run"))
