@@ -636,16 +636,19 @@ impl Manager {
 
     fn spawner_replies(&mut self) {
         let mut buf = [0u8; 8192];
+        // Replies read before the end of file still count: record them
+        // first, so that only the deliveries really in flight are repeated.
+        let mut gone = false;
         loop {
             match crate::sys::read(self.sp.r, &mut buf) {
                 Ok(0) => {
-                    self.spawner_gone();
+                    gone = true;
                     break;
                 }
                 Ok(n) => self.sp_buf.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {
-                    self.spawner_gone();
+                    gone = true;
                     break;
                 }
             }
@@ -666,6 +669,9 @@ impl Manager {
             };
             self.result(did, &fl.id, fl.rcpts[0], letter, &text);
             self.status();
+        }
+        if gone {
+            self.spawner_gone();
         }
     }
 
@@ -736,7 +742,10 @@ impl Manager {
         // the removal of info/ID (remove_job) that follows at once.
         let last_ok = letter == b'K'
             && j.fails.is_empty()
-            && j.st.iter().enumerate().all(|(k, s)| k == i || matches!(s, St::Done));
+            && j.st
+                .iter()
+                .enumerate()
+                .all(|(k, s)| k == i || matches!(s, St::Done));
         if let Err(e) = store::append(&path, &rec, letter != b'Z' && !last_ok) {
             exit::warn(&[
                 b"unable to record delivery in state/",

@@ -399,7 +399,9 @@ pub fn prepare(d: &Dirs, id: &str, birth: u64) -> Took {
     let envelope: Envelope = match parse_envelope(&env) {
         Ok(e) => e,
         // queue-inject may still be writing it (queue-inject(8), step 2).
-        Err(_) if crate::sys::now().saturating_sub(em.mtime().max(0) as u64) < YOUNG => return Took::Wait,
+        Err(_) if crate::sys::now().saturating_sub(em.mtime().max(0) as u64) < YOUNG => {
+            return Took::Wait
+        }
         Err(_) => return q("envelope does not parse"),
     };
     let mut rcpts = Vec::with_capacity(envelope.recipients.len());

@@ -3,6 +3,7 @@
 
 mod common;
 mod deliver;
+mod faults;
 mod fuzzreg;
 mod imap;
 mod inject;
