@@ -487,56 +487,14 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
-fn b64(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
-}
-
 /// Base64 decoding that skips bytes outside the alphabet and stops at `=`.
 pub fn base64_decode(t: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(t.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &c in t {
-        if c == b'=' {
-            break;
-        }
-        let Some(v) = b64(c) else { continue };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
+    crate::base64::decode_lenient(t)
 }
 
 /// Base64 encoding with padding.
 pub fn base64_encode(t: &[u8]) -> Vec<u8> {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(t.len().div_ceil(3) * 4);
-    for ch in t.chunks(3) {
-        let n = ch
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &c)| n | (c as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= ch.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize]);
-            } else {
-                out.push(b'=');
-            }
-        }
-    }
-    out
+    crate::base64::encode(t)
 }
 
 fn q_decode(t: &[u8]) -> Vec<u8> {

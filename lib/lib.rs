@@ -5,6 +5,7 @@
 //! or delivery area has its own module below.
 
 pub mod auth;
+pub mod base64;
 pub mod control;
 pub mod date;
 pub mod deliver;

@@ -568,50 +568,11 @@ pub fn qp_decode(v: &[u8]) -> Vec<u8> {
 }
 
 pub fn base64_decode(v: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut n = 0;
-    for &c in v {
-        let d = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => continue,
-        };
-        acc = (acc << 6) | d as u32;
-        n += 6;
-        if n >= 8 {
-            n -= 8;
-            out.push((acc >> n) as u8);
-            acc &= (1 << n) - 1;
-        }
-    }
-    out
+    crate::base64::decode_lenient(v)
 }
 
 pub fn base64_encode(v: &[u8]) -> Vec<u8> {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(v.len().div_ceil(3) * 4);
-    for ch in v.chunks(3) {
-        let b = [ch[0], *ch.get(1).unwrap_or(&0), *ch.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        out.push(T[(n >> 18) as usize & 63]);
-        out.push(T[(n >> 12) as usize & 63]);
-        out.push(if ch.len() > 1 {
-            T[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        out.push(if ch.len() > 2 {
-            T[n as usize & 63]
-        } else {
-            b'='
-        });
-    }
-    out
+    crate::base64::encode(v)
 }
 
 /// A body decoded from its Content-Transfer-Encoding.

@@ -51,61 +51,12 @@ pub fn check(prog: &[OsString], user: &[u8], pass: &[u8], timestamp: &[u8]) -> i
 /// Decodes base64 (RFC 4648, padding optional, no line breaks).
 /// None on any byte outside the alphabet.
 pub fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    let mut pad = 0;
-    for &c in s {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                pad += 1;
-                continue;
-            }
-            _ => return None,
-        };
-        if pad > 0 {
-            return None;
-        }
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    if pad > 2 || (s.len() % 4 != 0 && pad > 0) {
-        return None;
-    }
-    Some(out)
+    crate::base64::decode(s)
 }
 
 /// Encodes base64 with padding.
 pub fn base64_encode(b: &[u8]) -> Vec<u8> {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(b.len().div_ceil(3) * 4);
-    for ch in b.chunks(3) {
-        let n = (ch[0] as u32) << 16
-            | (*ch.get(1).unwrap_or(&0) as u32) << 8
-            | *ch.get(2).unwrap_or(&0) as u32;
-        out.push(A[(n >> 18) as usize & 63]);
-        out.push(A[(n >> 12) as usize & 63]);
-        out.push(if ch.len() > 1 {
-            A[(n >> 6) as usize & 63]
-        } else {
-            b'='
-        });
-        out.push(if ch.len() > 2 {
-            A[n as usize & 63]
-        } else {
-            b'='
-        });
-    }
-    out
+    crate::base64::encode(b)
 }
 
 /// A SASL PLAIN message (RFC 4616), `authzid\0authcid\0passwd`:

@@ -18,52 +18,17 @@ pub enum Verdict {
 /// Longest login plus password handed to checkpassword (its fd 3 limit).
 pub const MAX_CRED: usize = 500;
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 pub fn b64encode(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.len().div_ceil(3) * 4);
-    for ch in b.chunks(3) {
-        let n = (ch[0] as u32) << 16
-            | (*ch.get(1).unwrap_or(&0) as u32) << 8
-            | *ch.get(2).unwrap_or(&0) as u32;
-        for k in 0..4 {
-            if k <= ch.len() {
-                out.push(B64[((n >> (18 - 6 * k)) & 63) as usize]);
-            } else {
-                out.push(b'=');
-            }
-        }
-    }
-    out
+    crate::base64::encode(b)
 }
 
 /// Strict base64 (padding required); None on anything else.
 pub fn b64decode(s: &[u8]) -> Option<Vec<u8>> {
+    // RFC 4954: padding is required.
     if !s.len().is_multiple_of(4) {
         return None;
     }
-    let val = |c: u8| B64.iter().position(|&x| x == c).map(|p| p as u32);
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let quads = s.len() / 4;
-    for (qi, q) in s.chunks(4).enumerate() {
-        let pad = q.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && qi + 1 != quads) {
-            return None;
-        }
-        let mut n = 0u32;
-        for &c in &q[..4 - pad] {
-            n = n << 6 | val(c)?;
-        }
-        n <<= 6 * pad as u32;
-        out.push((n >> 16) as u8);
-        if pad < 2 {
-            out.push((n >> 8) as u8);
-        }
-        if pad < 1 {
-            out.push(n as u8);
-        }
-    }
-    Some(out)
+    crate::base64::decode(s)
 }
 
 /// Splits a PLAIN response `authzid\0authcid\0passwd` into (user, pass).
