@@ -44,15 +44,14 @@ impl Drop for Guard {
 }
 
 fn have_python(modules: &[&str]) -> bool {
+    let mut all = vec!["smtplib", "poplib", "email"];
+    all.extend_from_slice(modules);
     let ok = Command::new("python3")
-        .args([
-            "-c",
-            &format!("import smtplib, poplib, email, {}", modules.join(", ")),
-        ])
+        .args(["-c", &format!("import {}", all.join(", "))])
         .stderr(Stdio::null())
         .status();
     if !matches!(ok, Ok(s) if s.success()) {
-        eprintln!("skipped: python3 or one of {:?} is missing", modules);
+        eprintln!("skipped: python3 or one of {:?} is missing", all);
         return false;
     }
     true
@@ -499,7 +498,7 @@ fn concurrent_smtplib_clients_all_get_250_and_all_arrive() {
         .iter()
         .any(|m| find(m, b"Subject: from swaks\n").is_some()
             && find(m, b"Return-Path: <swaks@example.org>\n").is_some()
-            && m.ends_with(b"\nswaks body\n")));
+            && find(m, b"\n\nswaks body\n").is_some()));
 }
 
 // ---------------------------------------------------------------------------
@@ -647,7 +646,7 @@ print(s.rcpt('ben@mail.example.org'))
 print(s.data(b'Subject: half known\r\n\r\nhello\r\n')[0])
 print(s.mail('ann@mail.example.org'))
 print(s.rcpt('nosuchuser2@mail.example.org'))
-print(s.data(b'Subject: nobody\r\n\r\nhello\r\n'))
+print(s.docmd('DATA'))
 s.quit()
 "#;
 
