@@ -59,7 +59,8 @@ fn stamp(uid: &[u8]) -> u64 {
 }
 
 /// Size as sent of a whole message read from `r`: each LF not after a CR
-/// counts 2, and a last line without LF gets CR LF added.
+/// counts 2, and a last line without LF gets CR LF added (a bare CR that
+/// ends the message becomes that CR LF, as send() writes it).
 pub fn crlf_size(r: &mut impl io::Read) -> io::Result<u64> {
     let mut buf = vec![0u8; 65536];
     let (mut n, mut prev) = (0u64, b'\n');
@@ -79,7 +80,7 @@ pub fn crlf_size(r: &mut impl io::Read) -> io::Result<u64> {
         prev = b[k - 1];
     }
     if prev != b'\n' {
-        n += 2;
+        n += if prev == b'\r' { 1 } else { 2 }; // send() turns a last bare CR into CR LF
     }
     Ok(n)
 }

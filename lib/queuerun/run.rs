@@ -728,7 +728,12 @@ impl Manager {
             b'D' => (Rec::Failed(i, text.clone()), b"failure"),
             _ => (Rec::Deferred(i, now, text.clone()), b"deferral"),
         };
-        if let Err(e) = store::append(&path, &rec, letter != b'Z') {
+        // The last success of a job without failures is made durable by
+        // the removal of info/ID (remove_job) that follows at once.
+        let last_ok = letter == b'K'
+            && j.fails.is_empty()
+            && j.st.iter().enumerate().all(|(k, s)| k == i || matches!(s, St::Done));
+        if let Err(e) = store::append(&path, &rec, letter != b'Z' && !last_ok) {
             exit::warn(&[
                 b"unable to record delivery in state/",
                 id.as_bytes(),

@@ -63,6 +63,19 @@ pub fn start(
     ids: Option<(u32, u32)>,
     tag: u64,
 ) -> io::Result<Kid> {
+    start_child(prog, args, stdin, ids, tag, None)
+}
+
+/// [`start`], or with `linked` = (sender, recipient) a forked child that
+/// runs deliver-local's code without exec.
+fn start_child(
+    prog: &Path,
+    args: &[&[u8]],
+    stdin: i32,
+    ids: Option<(u32, u32)>,
+    tag: u64,
+    linked: Option<(&[u8], &[u8])>,
+) -> io::Result<Kid> {
     let cprog = crate::sys::cpath(prog)?;
     let mut argv: Vec<CString> = vec![cprog.clone()];
     for a in args {
@@ -104,6 +117,14 @@ pub fn start(
                     libc::write(1, m.as_ptr() as *const libc::c_void, m.len());
                     libc::_exit(111);
                 }
+            }
+            if let Some((sender, rcpt)) = linked {
+                // deliver-local's code is linked in: no exec (DESIGN.md, "Speed").
+                crate::exit::set_prog("deliver-local", false);
+                let (code, mut report) = crate::deliver::deliver_local(sender, rcpt);
+                report.push(b'\n');
+                let _ = crate::sys::write_all(1, &report);
+                libc::_exit(code);
             }
             libc::execv(cprog.as_ptr(), ptrs.as_ptr());
             let e = io::Error::last_os_error();
@@ -203,8 +224,12 @@ fn start_local(msgid: &[u8], sender: &[u8], rcpt: &[u8], tag: u64) -> Result<Kid
         None
     };
     let prog = crate::exec::program("QMAILLOCAL", "deliver-local");
+    let linked = match std::env::var_os("QMAILLOCAL") {
+        Some(v) if !v.is_empty() => None,
+        _ => Some((sender, rcpt)),
+    };
     use std::os::fd::AsRawFd;
-    let r = start(&prog, &[sender, rcpt], f.as_raw_fd(), ids, tag);
+    let r = start_child(&prog, &[sender, rcpt], f.as_raw_fd(), ids, tag, linked);
     drop(f);
     r.map_err(|e| {
         (

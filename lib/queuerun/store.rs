@@ -29,6 +29,9 @@ use std::path::{Path, PathBuf};
 
 /// Half-made drop files older than this are removed (qmail's OSSIFIED).
 pub const OSSIFIED: u64 = 129600;
+/// An envelope that does not parse yet is left alone this many seconds:
+/// its queue-inject may still be writing it.
+pub const YOUNG: u64 = 600;
 
 /// The queue's directories.
 #[derive(Clone, Debug)]
@@ -314,6 +317,8 @@ pub enum Took {
     Quarantined(String, String),
     /// A temporary problem (logged); left for the next scan.
     Later(String, String),
+    /// An envelope still being written: left for the next scan, silently.
+    Wait,
 }
 
 /// Validates an opened drop file against its lstat: same inode, a regular
@@ -393,6 +398,8 @@ pub fn prepare(d: &Dirs, id: &str, birth: u64) -> Took {
     }
     let envelope: Envelope = match parse_envelope(&env) {
         Ok(e) => e,
+        // queue-inject may still be writing it (queue-inject(8), step 2).
+        Err(_) if crate::sys::now().saturating_sub(em.mtime().max(0) as u64) < YOUNG => return Took::Wait,
         Err(_) => return q("envelope does not parse"),
     };
     let mut rcpts = Vec::with_capacity(envelope.recipients.len());
@@ -572,6 +579,7 @@ pub fn takeover_all(d: &Dirs, now: u64) -> io::Result<Vec<(String, Info)>> {
                 quarantine(d, name, Some(&id));
                 crate::exit::warn(&[b"quarantine msg ", id.as_bytes(), b": ", why.as_bytes()]);
             }
+            Took::Wait => {}
             Took::Later(id, why) => {
                 crate::exit::warn(&[
                     b"unable to take over msg ",

@@ -45,10 +45,10 @@ impl<R: Read> Input<R> {
         self.done || (self.eof && self.start == self.end)
     }
 
-    /// The next piece, at most `max` bytes (`max` >= 2): a line with its LF
+    /// The next piece, at most `max` bytes (`max` >= 3): a line with its LF
     /// (a CR before it removed), or part of a longer line. None at the end.
     pub fn next(&mut self, max: usize) -> io::Result<Option<&[u8]>> {
-        let max = max.max(2);
+        let max = max.max(3); // a `.` CR LF line must fit in one look
         loop {
             if self.done {
                 return Ok(None);

@@ -1,1 +1,1224 @@
-//! Tests for the imap area.
+//! imapd and imap-login: exact bytes over pipes on scratch Maildirs, the
+//! checkpassword split with a fake program, concurrency, IDLE, and real
+//! clients (Python imaplib, curl) over 127.0.0.1 through tcpserver.
+
+use crate::common::{bin, run, scratch};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const T0: i64 = 1_000_000_000; // 09-Sep-2001 01:46:40 +0000
+
+const PLAIN: &str = "From: Alice <alice@example.org>\nTo: bob@example.org, \"Carol C\" <carol@example.org>\nSubject: =?utf-8?q?caf=C3=A9?= plans\nDate: Tue, 1 Jul 2003 10:52:37 +0200\nMessage-ID: <m1@example.org>\n\nLet us meet at noon.\nSee you.\n";
+
+const MULTI: &str = "From: Dave <dave@example.net>\nSubject: report\nDate: Wed, 2 Jul 2003 09:00:00 +0000\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B1\"\n\npreamble\n--B1\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nK=F6ln is=20nice\n--B1\nContent-Type: message/rfc822\n\nSubject: inner\nFrom: eve@example.com\nContent-Type: multipart/alternative; boundary=B2\n\n--B2\n\nplain inner\n--B2\nContent-Type: text/html\n\n<p>html inner</p>\n--B2--\n--B1\nContent-Type: application/octet-stream; name=\"data.bin\"\nContent-Disposition: attachment; filename*=utf-8''d%C3%A4ta.bin\nContent-Transfer-Encoding: base64\n\nc2VjcmV0IHdvcmQ=\n--B1--\nepilogue\n";
+
+fn crlf(s: &str) -> Vec<u8> {
+    s.replace('\n', "\r\n").into_bytes()
+}
+
+fn lf_to_crlf_len(s: &str) -> usize {
+    s.len() + s.matches('\n').count()
+}
+
+/// A scratch Maildir with a fixed UIDVALIDITY (42) so output is exact.
+fn maildir(tag: &str) -> PathBuf {
+    let md = scratch(tag).join("Maildir");
+    for s in ["cur", "new", "tmp"] {
+        fs::create_dir_all(md.join(s)).unwrap();
+    }
+    fs::write(md.join("pipemail-uidlist"), "1 V42 N1\n").unwrap();
+    md
+}
+
+fn set_mtime(p: &Path, t: i64) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let tv = [libc::timeval {
+        tv_sec: t as libc::time_t,
+        tv_usec: 0,
+    }; 2];
+    assert_eq!(unsafe { libc::utimes(c.as_ptr(), tv.as_ptr()) }, 0);
+}
+
+/// Writes a message file `sub/base[,S=..,W=..][:2,info]` with mtime `t`.
+fn put(md: &Path, sub: &str, base: &str, info: Option<&str>, body: &str, t: i64) -> PathBuf {
+    let mut name = format!("{},S={},W={}", base, body.len(), lf_to_crlf_len(body));
+    if let Some(i) = info {
+        name.push_str(":2,");
+        name.push_str(i);
+    }
+    let p = md.join(sub).join(name);
+    fs::write(&p, body).unwrap();
+    set_mtime(&p, t);
+    p
+}
+
+fn env() -> Vec<(&'static str, &'static str)> {
+    vec![("TZ", "UTC")]
+}
+
+fn imapd(md: &Path, input: &str) -> Vec<u8> {
+    let out = run("imapd", &[md.to_str().unwrap()], &env(), &crlf(input));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn check(got: &[u8], want: &str) {
+    let w = crlf(want);
+    if got != &w[..] {
+        panic!(
+            "--- got:\n{}\n--- want:\n{}",
+            String::from_utf8_lossy(got),
+            want
+        );
+    }
+}
+
+const CAPS: &str =
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN";
+
+fn two_messages(tag: &str) -> PathBuf {
+    let md = maildir(tag);
+    put(&md, "new", "1000000000.M1P1.host", None, PLAIN, T0);
+    put(
+        &md,
+        "cur",
+        "1000000001.M2P2.host",
+        Some("S"),
+        MULTI,
+        T0 + 60,
+    );
+    md
+}
+
+#[test]
+fn greeting_capability_noop_logout() {
+    let md = maildir("imap-basic");
+    let got = imapd(&md, "a CAPABILITY\nb NOOP\nc ID NIL\nd NAMESPACE\ne ENABLE CONDSTORE\nf LOGIN a b\ng LOGOUT\nh NOOP\n");
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {c}] imapd ready\n* CAPABILITY {c}\na OK Capability completed.\nb OK NOOP completed.\n* ID (\"name\" \"pipemail\")\nc OK ID completed.\n* NAMESPACE ((\"\" \".\")) NIL NIL\nd OK Namespace completed.\n* ENABLED\ne OK Enabled.\nf BAD Already logged in\n* BYE Logging out\ng OK Logout completed.\n",
+            c = CAPS
+        ),
+    );
+}
+
+#[test]
+fn select_fetch_and_flags() {
+    let md = two_messages("imap-fetch");
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)\nc FETCH 1 (ENVELOPE BODY[TEXT] BODY.PEEK[HEADER.FIELDS (Subject To)])\nd FETCH 1 FLAGS\ne FETCH 1 (BODY.PEEK[]<0.10> RFC822.HEADER)\nf UID FETCH 2 (FLAGS)\ng STORE 1 +FLAGS (\\Flagged $Work)\nh STORE 1 -FLAGS.SILENT (\\Seen)\ni UID STORE 2 FLAGS (\\Deleted \\Answered)\nj FETCH 1:2 FLAGS\nk EXPUNGE\nl FETCH 1 (UID FLAGS)\nm LOGOUT\n",
+    );
+    let m1 = lf_to_crlf_len(PLAIN);
+    let m2 = lf_to_crlf_len(MULTI);
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 2 EXISTS
+* 1 RECENT
+* OK [UNSEEN 1] First unseen.
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+a OK [READ-WRITE] Select completed.
+* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE {m1} INTERNALDATE \"09-Sep-2001 01:46:40 +0000\")
+* 2 FETCH (UID 2 FLAGS (\\Seen) RFC822.SIZE {m2} INTERNALDATE \"09-Sep-2001 01:47:40 +0000\")
+b OK Fetch completed.
+* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003 10:52:37 +0200\" \"=?utf-8?q?caf=C3=A9?= plans\" ((\"Alice\" NIL \"alice\" \"example.org\")) ((\"Alice\" NIL \"alice\" \"example.org\")) ((\"Alice\" NIL \"alice\" \"example.org\")) ((NIL NIL \"bob\" \"example.org\")(\"Carol C\" NIL \"carol\" \"example.org\")) NIL NIL NIL \"<m1@example.org>\") BODY[TEXT] {{32}}
+Let us meet at noon.
+See you.
+ BODY[HEADER.FIELDS (SUBJECT TO)] {{92}}
+To: bob@example.org, \"Carol C\" <carol@example.org>
+Subject: =?utf-8?q?caf=C3=A9?= plans
+
+ FLAGS (\\Seen \\Recent))
+c OK Fetch completed.
+* 1 FETCH (FLAGS (\\Seen \\Recent))
+d OK Fetch completed.
+* 1 FETCH (BODY[]<0> {{10}}
+From: Alic RFC822.HEADER {{193}}
+From: Alice <alice@example.org>
+To: bob@example.org, \"Carol C\" <carol@example.org>
+Subject: =?utf-8?q?caf=C3=A9?= plans
+Date: Tue, 1 Jul 2003 10:52:37 +0200
+Message-ID: <m1@example.org>
+
+)
+e OK Fetch completed.
+* 2 FETCH (UID 2 FLAGS (\\Seen))
+f OK Fetch completed.
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted.
+* 1 FETCH (FLAGS (\\Flagged \\Seen $Work \\Recent))
+g OK Store completed.
+h OK Store completed.
+* 2 FETCH (UID 2 FLAGS (\\Answered \\Deleted))
+i OK Store completed.
+* 1 FETCH (FLAGS (\\Flagged $Work \\Recent))
+* 2 FETCH (FLAGS (\\Answered \\Deleted))
+j OK Fetch completed.
+* 2 EXPUNGE
+k OK Expunge completed.
+* 1 FETCH (UID 1 FLAGS (\\Flagged $Work \\Recent))
+l OK Fetch completed.
+* BYE Logging out
+m OK Logout completed.
+"
+        ),
+    );
+    // Flags live in the file name; the keyword in dovecot-keywords.
+    let cur: Vec<String> = crate::common::files(&md.join("cur"));
+    assert_eq!(
+        cur,
+        vec![format!(
+            "1000000000.M1P1.host,S={},W={}:2,Fa",
+            PLAIN.len(),
+            m1
+        )]
+    );
+    assert_eq!(
+        fs::read_to_string(md.join("dovecot-keywords")).unwrap(),
+        "0 $Work\n"
+    );
+    assert!(crate::common::files(&md.join("new")).is_empty());
+    // UIDs persist: a new session sees the same UID and the next one is 3.
+    put(&md, "new", "1000000002.M3P3.host", None, PLAIN, T0);
+    let got = imapd(
+        &md,
+        "a EXAMINE INBOX\nb FETCH 1:* (UID FLAGS)\nc STORE 1 +FLAGS \\Seen\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    assert!(s.contains("* 2 EXISTS\r\n* 1 RECENT\r\n"), "{}", s);
+    assert!(
+        s.contains(
+            "* OK [UIDNEXT 4] Predicted next UID\r\na OK [READ-ONLY] Examine completed.\r\n"
+        ),
+        "{}",
+        s
+    );
+    assert!(
+        s.contains(
+            "* 1 FETCH (UID 1 FLAGS (\\Flagged $Work))\r\n* 2 FETCH (UID 3 FLAGS (\\Recent))\r\n"
+        ),
+        "{}",
+        s
+    );
+    assert!(s.contains("c NO Mailbox is read-only.\r\n"), "{}", s);
+}
+
+#[test]
+fn errors_and_wrong_state() {
+    let md = two_messages("imap-errors");
+    let env = vec![("TZ", "UTC"), ("IMAPMAXLITERAL", "10")];
+    let input = crlf(
+        "a FETCH 1 FLAGS\nb EXPUNGE\nc UID FETCH 1 FLAGS\n\n* NOOP\nd FOO\ne SELECT\nf SELECT nosuch\ng SELECT INBOX\nh FETCH 0 FLAGS\ni FETCH 3 FLAGS\nj FETCH 1: FLAGS\nk FETCH 1 (FLAGS\nl FETCH 1 FOO\nm STORE 1 FLAGS (\\Bogus)\nn SEARCH FOO\no SEARCH CHARSET KOI8-R ALL\np APPEND INBOX {11}\nq UID FETCH 7:9 FLAGS\nr APPEND INBOX {3}\nabc extra\ns CREATE INBOX\nt CREATE a..b\nu DELETE INBOX\nv APPEND nosuch {1+}\nx\nw APPEND INBOX {11+}\n",
+    );
+    let out = run("imapd", &[md.to_str().unwrap()], &env, &input);
+    check(
+        &out.stdout,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+a BAD No mailbox selected
+b BAD No mailbox selected
+c BAD No mailbox selected
+* BAD invalid tag
+* BAD invalid tag
+d BAD unknown command
+e BAD missing argument
+f NO [NONEXISTENT] Mailbox doesn't exist: nosuch
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 2 EXISTS
+* 1 RECENT
+* OK [UNSEEN 1] First unseen.
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+g OK [READ-WRITE] Select completed.
+h BAD invalid sequence set
+i BAD Invalid messageset
+j BAD invalid sequence set
+k BAD missing argument
+l BAD unknown fetch attribute
+m BAD Invalid system flag
+n BAD unknown search key
+o NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset
+p NO [TOOBIG] literal too large
+q OK Fetch completed.
++ Ready for literal data
+r BAD unexpected extra arguments
+s NO [ALREADYEXISTS] Mailbox already exists
+t NO [CANNOT] Invalid mailbox name
+u NO [CANNOT] INBOX can't be deleted.
+v NO [TRYCREATE] Mailbox doesn't exist
+* BYE [TOOBIG] literal too large
+"
+        ),
+    );
+    // A line over the limit is refused and the session goes on.
+    let mut long = b"a NOOP ".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 70000));
+    long.extend_from_slice(b"\r\nb NOOP\r\n");
+    let out = run("imapd", &[md.to_str().unwrap()], &env, &long);
+    assert!(
+        out.stdout
+            .ends_with(b"a BAD command line too long\r\nb OK NOOP completed.\r\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A Maildir that is not there: BYE and exit 111.
+    let out = run("imapd", &["/nonexistent/Maildir"], &env, b"");
+    assert_eq!(out.status.code(), Some(111));
+    assert_eq!(
+        out.stdout,
+        b"* BYE [SERVERBUG] unable to open the Maildir\r\n"
+    );
+    assert!(out.stderr.starts_with(b"imapd: pid "));
+}
+
+#[test]
+fn mime_structure_and_sections() {
+    let md = two_messages("imap-mime");
+    let got = imapd(&md, "a EXAMINE INBOX\nb FETCH 2 (BODYSTRUCTURE)\nc FETCH 2 (BODY)\nd FETCH 2 (BODY[1] BODY[2.HEADER] BODY[2.2] BODY[2.2.MIME] BODY[3]<4.6> BODY[9])\ne FETCH 1 (BODYSTRUCTURE BODY[1] BODY[1.MIME])\n");
+    let s = String::from_utf8_lossy(&got).into_owned();
+    let want_bs = "* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 1 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\" ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) NIL NIL NIL NIL NIL) ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 11 1 NIL NIL NIL NIL)(\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 17 1 NIL NIL NIL NIL) \"ALTERNATIVE\" (\"BOUNDARY\" \"B2\") NIL NIL NIL) 12 NIL NIL NIL NIL)(\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"data.bin\") NIL NIL \"BASE64\" 16 NIL (\"ATTACHMENT\" (\"FILENAME*\" \"utf-8''d%C3%A4ta.bin\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"B1\") NIL NIL NIL))\r\n";
+    assert!(s.contains(want_bs), "{}", s);
+    assert!(s.contains("* 2 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 1)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\""), "{}", s);
+    assert!(s.contains("BODY[1] {16}\r\nK=F6ln is=20nice BODY[2.HEADER] {91}\r\nSubject: inner\r\nFrom: eve@example.com\r\nContent-Type: multipart/alternative; boundary=B2\r\n\r\n BODY[2.2] {17}\r\n<p>html inner</p> BODY[2.2.MIME] {27}\r\nContent-Type: text/html\r\n\r\n BODY[3]<4> {6}\r\ncmV0IH BODY[9] NIL)\r\nd OK Fetch completed.\r\n"), "{}", s);
+    assert!(s.contains("* 1 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 32 2 NIL NIL NIL NIL) BODY[1] {32}\r\nLet us meet at noon.\r\nSee you.\r\n BODY[1.MIME] {193}\r\nFrom: Alice"), "{}", s);
+    // Hostile MIME never crashes and still gives a structure.
+    let md = maildir("imap-mime-bad");
+    let mut deep = String::from("Subject: deep\n");
+    for i in 0..60 {
+        deep.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=b{i}\n\n--b{i}\n"
+        ));
+    }
+    put(&md, "cur", "1.M1.h", Some(""), &deep, T0);
+    put(
+        &md,
+        "cur",
+        "2.M1.h",
+        Some(""),
+        "Content-Type: multipart/mixed\n\nno boundary",
+        T0 + 1,
+    );
+    put(
+        &md,
+        "cur",
+        "3.M1.h",
+        Some(""),
+        "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n!!!",
+        T0 + 2,
+    );
+    put(
+        &md,
+        "cur",
+        "4.M1.h",
+        Some(""),
+        "Content-Type: multipart/alternative; boundary=x\n\n--x\n",
+        T0 + 3,
+    );
+    put(
+        &md,
+        "cur",
+        "5.M1.h",
+        Some(""),
+        "\u{0}\u{1}garbage without header end",
+        T0 + 4,
+    );
+    let got = imapd(&md, "a SELECT INBOX\nb FETCH 1:* (BODYSTRUCTURE ENVELOPE BODY[1.2.3.MIME])\nc SEARCH TEXT nothing\n");
+    let s = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        s.contains("b OK Fetch completed.\r\n* SEARCH\r\nc OK Search completed.\r\n"),
+        "{}",
+        s
+    );
+    assert_eq!(s.matches(" FETCH (BODYSTRUCTURE (").count(), 5, "{}", s);
+}
+
+#[test]
+fn folders_append_copy_move() {
+    let md = two_messages("imap-folders");
+    let got = imapd(
+        &md,
+        "a CREATE Sent\nb CREATE work.2024.\nc CREATE Entw&APw-rfe\nd CREATE Sent\ne LIST \"\" *\nf LIST \"\" %\ng LIST work. %\nh SUBSCRIBE Sent\ni SUBSCRIBE INBOX\nj LSUB \"\" *\nk RENAME work projects\nl LIST \"\" projects*\nm DELETE projects.2024\nn DELETE projects\no APPEND Sent (\\Seen $Done) \"14-Jul-2020 12:00:00 +0200\" {12}\nSubject: x\n\nq APPEND Sent {12+}\nSubject: y\n\nr STATUS Sent (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)\ns SELECT Sent\nt FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE)\nu SELECT INBOX\nv COPY 1:2 Sent\nw UID MOVE 1 Sent\nx STATUS Sent (MESSAGES)\ny FETCH 1 UID\nz RENAME INBOX Old\nA SELECT Old\nB STATUS INBOX (MESSAGES)\nC UNSELECT\nD LOGOUT\n",
+    );
+    let s = String::from_utf8_lossy(&got).into_owned();
+    let v = fs::read_to_string(md.join(".Sent/pipemail-uidlist")).unwrap();
+    let validity = v.split_whitespace().nth(1).unwrap()[1..].to_string();
+    let want = format!(
+        "a OK Create completed.
+b OK Create completed.
+c OK Create completed.
+d NO [ALREADYEXISTS] Mailbox already exists
+* LIST (\\HasNoChildren) \".\" INBOX
+* LIST (\\HasNoChildren) \".\" Entw&APw-rfe
+* LIST (\\HasNoChildren \\Sent) \".\" Sent
+* LIST (\\Noselect \\HasChildren) \".\" work
+* LIST (\\HasNoChildren) \".\" work.2024
+e OK List completed.
+* LIST (\\HasNoChildren) \".\" INBOX
+* LIST (\\HasNoChildren) \".\" Entw&APw-rfe
+* LIST (\\HasNoChildren \\Sent) \".\" Sent
+* LIST (\\Noselect \\HasChildren) \".\" work
+f OK List completed.
+* LIST (\\HasNoChildren) \".\" work.2024
+g OK List completed.
+h OK Subscribe completed.
+i OK Subscribe completed.
+* LSUB () \".\" INBOX
+* LSUB () \".\" Sent
+j OK Lsub completed.
+k OK Rename completed.
+* LIST (\\Noselect \\HasChildren) \".\" projects
+* LIST (\\HasNoChildren) \".\" projects.2024
+l OK List completed.
+m OK Delete completed.
+n NO [NONEXISTENT] Mailbox doesn't exist: projects
++ Ready for literal data
+o OK [APPENDUID {validity} 1] Append completed.
+q OK [APPENDUID {validity} 2] Append completed.
+* STATUS Sent (MESSAGES 2 RECENT 0 UIDNEXT 3 UIDVALIDITY {validity} UNSEEN 1)
+r OK Status completed.
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done \\*)] Flags permitted.
+* 2 EXISTS
+* 0 RECENT
+* OK [UNSEEN 2] First unseen.
+* OK [UIDVALIDITY {validity}] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+s OK [READ-WRITE] Select completed.
+* 1 FETCH (UID 1 FLAGS (\\Seen $Done) INTERNALDATE \"14-Jul-2020 10:00:00 +0000\" RFC822.SIZE 12)
+"
+    );
+    assert!(s.contains(&want.replace('\n', "\r\n")), "{}", s);
+    assert!(s.contains(&format!("v OK [COPYUID {validity} 1:2 3:4] Copy completed.\r\n* OK [COPYUID {validity} 1 5] Moved.\r\n* 1 EXPUNGE\r\nw OK Move completed.\r\n* STATUS Sent (MESSAGES 5)\r\n")), "{}", s);
+    assert!(
+        s.contains("* 1 FETCH (UID 2)\r\ny OK Fetch completed.\r\nz OK Rename completed.\r\n"),
+        "{}",
+        s
+    );
+    assert!(s.contains("* 1 EXISTS\r\n"), "{}", s);
+    assert!(
+        s.contains(
+            "* STATUS INBOX (MESSAGES 0)\r\nB OK Status completed.\r\nC OK Unselect completed.\r\n"
+        ),
+        "{}",
+        s
+    );
+    // On disk: Maildir++ folders, subscriptions, the APPENDed file with LF ends.
+    assert!(md.join(".Entw&APw-rfe/maildirfolder").exists());
+    assert!(!md.join(".projects.2024").exists());
+    assert_eq!(
+        fs::read_to_string(md.join("subscriptions")).unwrap(),
+        "Sent\nINBOX\n"
+    );
+    let sent = crate::common::files(&md.join(".Sent/cur"));
+    assert!(
+        sent.iter().any(|n| n.ends_with(",S=11,W=12:2,Sa")),
+        "{:?}",
+        sent
+    );
+    assert_eq!(crate::common::files(&md.join(".Old/cur")).len(), 1);
+    assert!(crate::common::files(&md.join("tmp")).is_empty());
+}
+
+#[test]
+fn search_keys() {
+    let md = two_messages("imap-search");
+    put(&md, "cur", "1000000002.M3P3.host", Some("FT"), "From: zed@example.com\nSubject: big one\nDate: 3 Jul 2003 00:00:00 +0000\nX-Tag: Blue\n\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", T0 + 86400 * 3);
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb SEARCH ALL\nc SEARCH SUBJECT \"café\"\nd SEARCH CHARSET UTF-8 BODY \"köln\"\ne SEARCH BODY \"secret word\"\nf SEARCH TEXT \"html inner\"\ng SEARCH FROM ALICE\nh SEARCH TO carol CC nobody\ni SEARCH OR FLAGGED SEEN\nj SEARCH NOT OR FLAGGED SEEN\nk SEARCH DELETED UNANSWERED\nl SEARCH LARGER 300\nm SEARCH SMALLER 300\nn SEARCH SENTON 2-Jul-2003\no SEARCH SENTBEFORE 2-Jul-2003\np SEARCH SENTSINCE 2-Jul-2003\nq SEARCH ON 12-Sep-2001\nr SEARCH BEFORE 10-Sep-2001\ns SEARCH SINCE 10-Sep-2001\nt SEARCH HEADER X-Tag blue\nu SEARCH HEADER X-Tag \"\"\nv SEARCH 2:* UNSEEN\nw UID SEARCH UID 2:3\nx SEARCH RECENT\ny SEARCH NEW\nz SEARCH OLD\nA SEARCH (OR 1 3) NOT (UNDELETED)\nB SEARCH KEYWORD \\Seen\nC SEARCH UNKEYWORD $Nothing\nD SEARCH BCC x\nE SEARCH UNDRAFT UNFLAGGED\nF SEARCH BODY {4}\nnoon\n",
+    );
+    let s = String::from_utf8_lossy(&got).into_owned();
+    let mut want = String::new();
+    for (t, r) in [
+        ("b", "1 2 3"),
+        ("c", "1"),
+        ("d", "2"),
+        ("e", "2"),
+        ("f", "2"),
+        ("g", "1"),
+        ("h", ""),
+        ("i", "2 3"),
+        ("j", "1"),
+        ("k", "3"),
+        ("l", "2"),
+        ("m", "1 3"),
+        ("n", "2"),
+        ("o", "1"),
+        ("p", "2 3"),
+        ("q", "3"),
+        ("r", "1 2"),
+        ("s", "3"),
+        ("t", "3"),
+        ("u", "3"),
+        ("v", "3"),
+        ("w", "2 3"),
+        ("x", "1"),
+        ("y", "1"),
+        ("z", "2 3"),
+        ("A", "3"),
+        ("B", "2"),
+        ("C", "1 2 3"),
+        ("D", ""),
+        ("E", "1 2"),
+    ] {
+        want.push_str(&format!(
+            "* SEARCH{}{}\r\n{} OK Search completed.\r\n",
+            if r.is_empty() { "" } else { " " },
+            r,
+            t
+        ));
+    }
+    assert!(s.contains(&want), "{}", s);
+    assert!(
+        s.ends_with("+ Ready for literal data\r\n* SEARCH 1\r\nF OK Search completed.\r\n"),
+        "{}",
+        s
+    );
+}
+
+/// A fake checkpassword program: `joe`/`secret` logs in (execs argv),
+/// anything else exits 1; `temp` exits 111.
+fn fake_checkpassword(dir: &Path) -> PathBuf {
+    let p = dir.join("fakecp");
+    fs::write(
+        &p,
+        "#!/bin/sh\ndata=$(tr '\\0' ' ' <&3)\ncase \"$data\" in\n  'joe secret '*) exec \"$@\" ;;\n  'temp '*) exit 111 ;;\n  *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+const LOGIN_CAPS: &str = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN";
+
+#[test]
+fn login_split_with_checkpassword() {
+    let md = two_messages("imap-login");
+    let cp = fake_checkpassword(md.parent().unwrap());
+    let imapd = bin("imapd");
+    let args = [
+        cp.to_str().unwrap(),
+        imapd.to_str().unwrap(),
+        md.to_str().unwrap(),
+    ];
+    let env = vec![("TZ", "UTC"), ("IMAPLOGINDELAY", "0")];
+    // Wrong state, bad password, temporary failure, then LOGIN with literals.
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &crlf("a CAPABILITY\nb SELECT INBOX\nc LOGIN joe wrong\nd LOGIN temp x\ne LOGIN\nf AUTHENTICATE CRAM-MD5\ng LOGIN {3}\njoe {6+}\nsecret\nh SELECT INBOX\ni LOGOUT\n"),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    check(
+        &out.stdout,
+        &format!(
+            "* OK [CAPABILITY {LOGIN_CAPS}] pipemail IMAP ready.
+* CAPABILITY {LOGIN_CAPS}
+a OK Capability completed.
+b BAD Log in first.
+c NO [AUTHENTICATIONFAILED] Authentication failed.
+d NO [UNAVAILABLE] Temporary authentication failure.
+e BAD missing argument
+f NO [CANNOT] Unsupported authentication mechanism.
++ Ready for literal data
+g OK [CAPABILITY {CAPS}] Logged in
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 2 EXISTS
+* 1 RECENT
+* OK [UNSEEN 1] First unseen.
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+h OK [READ-WRITE] Select completed.
+* BYE Logging out
+i OK Logout completed.
+"
+        ),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("imap-login: pid "));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(": info: login failed user=joe"));
+    // AUTHENTICATE PLAIN: with an initial response, as a continuation,
+    // cancelled, and with a foreign authorization identity.
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &crlf("a AUTHENTICATE PLAIN\n*\nb AUTHENTICATE PLAIN AGpvZQB3cm9uZw==\nc AUTHENTICATE PLAIN YWRtaW4Aam9lAHNlY3JldA==\nd AUTHENTICATE PLAIN\nAGpvZQBzZWNyZXQ=\ne LOGOUT\n"),
+    );
+    check(
+        &out.stdout,
+        &format!(
+            "* OK [CAPABILITY {LOGIN_CAPS}] pipemail IMAP ready.
++ 
+a BAD Authentication aborted.
+b NO [AUTHENTICATIONFAILED] Authentication failed.
+c NO [AUTHORIZATIONFAILED] Proxy login is not supported.
++ 
+d OK [CAPABILITY {CAPS}] Logged in
+* BYE Logging out
+e OK Logout completed.
+"
+        ),
+    );
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &crlf("a AUTHENTICATE PLAIN am9lAGpvZQBzZWNyZXQ=\nb NOOP\n"),
+    );
+    assert!(out.stdout.ends_with(b"a OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN] Logged in\r\nb OK NOOP completed.\r\n"), "{}", String::from_utf8_lossy(&out.stdout));
+    // Three failures end the session; TLS required means LOGINDISABLED.
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &crlf("a LOGIN x y\nb LOGIN x y\nc LOGIN x y\nd NOOP\n"),
+    );
+    assert!(out.stdout.ends_with(b"c NO [AUTHENTICATIONFAILED] Authentication failed.\r\n* BYE Too many invalid login attempts.\r\n"));
+    let mut tls = env.clone();
+    tls.push(("UCSPITLS", "!"));
+    let out = run(
+        "imap-login",
+        &args,
+        &tls,
+        &crlf("a LOGIN joe secret\nb AUTHENTICATE PLAIN AGpvZQBzZWNyZXQ=\n"),
+    );
+    check(
+        &out.stdout,
+        "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE LOGINDISABLED] pipemail IMAP ready.
+a NO [PRIVACYREQUIRED] Plaintext authentication disallowed.
+b NO [PRIVACYREQUIRED] Plaintext authentication disallowed.
+",
+    );
+    // The failure delay is real.
+    let t = std::time::Instant::now();
+    let out = run(
+        "imap-login",
+        &args,
+        &[("IMAPLOGINDELAY", "1")],
+        &crlf("a LOGIN joe nope\n"),
+    );
+    assert!(t.elapsed() >= std::time::Duration::from_millis(950));
+    assert!(out
+        .stdout
+        .ends_with(b"a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"));
+    // A login whose Maildir is missing: imapd exits 111 without a word and
+    // imap-login answers the tag; the client may go on.
+    let gone = [
+        cp.to_str().unwrap(),
+        imapd.to_str().unwrap(),
+        "/nonexistent/Maildir",
+    ];
+    let out = run(
+        "imap-login",
+        &gone,
+        &env,
+        &crlf("a LOGIN joe secret\nb LOGOUT\n"),
+    );
+    check(
+        &out.stdout,
+        &format!("* OK [CAPABILITY {LOGIN_CAPS}] pipemail IMAP ready.\na NO [UNAVAILABLE] Temporary authentication failure.\n* BYE Logging out\nb OK Logout completed.\n"),
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("imapd: pid "));
+    // Usage.
+    let out = run("imap-login", &["x"], &[], b"");
+    assert_eq!(out.status.code(), Some(100));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).ends_with(": usage: imap-login checkprog prog...\n")
+    );
+}
+
+/// An interactive imapd session over pipes.
+struct Sess {
+    child: Child,
+    rd: BufReader<std::process::ChildStdout>,
+}
+
+impl Sess {
+    fn start(md: &Path) -> Sess {
+        let mut child = Command::new(bin("imapd"))
+            .arg(md)
+            .env_clear()
+            .env("TZ", "UTC")
+            .env("IMAPIDLEPOLL", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut rd = BufReader::new(child.stdout.take().unwrap());
+        let mut l = String::new();
+        rd.read_line(&mut l).unwrap();
+        assert!(l.starts_with("* PREAUTH"));
+        Sess { child, rd }
+    }
+    fn send(&mut self, s: &str) {
+        self.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(s.as_bytes())
+            .unwrap();
+        self.child.stdin.as_mut().unwrap().flush().unwrap();
+    }
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.rd.read_line(&mut l).unwrap();
+        l
+    }
+    /// Sends `tag cmd` and returns every line up to the tagged one.
+    fn cmd(&mut self, tag: &str, cmd: &str) -> String {
+        self.send(&format!("{} {}\r\n", tag, cmd));
+        let mut all = String::new();
+        loop {
+            let l = self.line();
+            assert!(!l.is_empty(), "eof after {}", all);
+            all.push_str(&l);
+            if l.starts_with(&format!("{} ", tag)) {
+                return all;
+            }
+        }
+    }
+}
+
+impl Drop for Sess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn idle_and_other_sessions_changes() {
+    let md = two_messages("imap-idle");
+    let mut a = Sess::start(&md);
+    let mut b = Sess::start(&md);
+    assert!(a.cmd("a1", "SELECT INBOX").contains("* 2 EXISTS"));
+    assert!(b.cmd("b1", "SELECT INBOX").contains("* 2 EXISTS"));
+    // B changes flags and expunges; A hears of it at NOOP.
+    b.cmd("b2", "STORE 2 +FLAGS (\\Deleted)");
+    b.cmd("b3", "STORE 1 +FLAGS (\\Answered)");
+    assert!(b.cmd("b4", "EXPUNGE").contains("* 2 EXPUNGE\r\n"));
+    let r = a.cmd("a2", "NOOP");
+    assert_eq!(
+        r,
+        "* 2 EXPUNGE\r\n* 1 FETCH (FLAGS (\\Answered \\Recent))\r\na2 OK NOOP completed.\r\n"
+    );
+    // IDLE: a delivery into new/ shows up without a command.
+    a.send("a3 IDLE\r\n");
+    assert_eq!(a.line(), "+ idling\r\n");
+    put(&md, "new", "1000000005.M9P9.host", None, PLAIN, T0 + 5);
+    assert_eq!(a.line(), "* 2 EXISTS\r\n");
+    assert_eq!(a.line(), "* 2 RECENT\r\n");
+    a.send("DONE\r\n");
+    assert_eq!(a.line(), "a3 OK Idle completed.\r\n");
+    // B sees it as not recent (A took it from new/), with UID 3.
+    assert_eq!(
+        b.cmd("b5", "NOOP"),
+        "* 2 EXISTS\r\n* 0 RECENT\r\nb5 OK NOOP completed.\r\n"
+    );
+    assert_eq!(
+        b.cmd("b6", "FETCH 2 (UID FLAGS)"),
+        "* 2 FETCH (UID 3 FLAGS ())\r\nb6 OK Fetch completed.\r\n"
+    );
+    assert_eq!(
+        a.cmd("a4", "IDLE\r\nDONE"),
+        "+ idling\r\na4 OK Idle completed.\r\n"
+    );
+    assert_eq!(
+        a.cmd("a5", "IDLE\r\nNOPE"),
+        "+ idling\r\na5 BAD Expected DONE.\r\n"
+    );
+}
+
+#[test]
+fn concurrent_sessions_and_deliveries() {
+    let md = maildir("imap-conc");
+    let n_deliver = 200;
+    let mdd = md.clone();
+    let deliver = std::thread::spawn(move || {
+        for i in 0..n_deliver {
+            let name = format!("{}.M{}P1.deliver", 1_100_000_000 + i, i);
+            let tmp = mdd.join("tmp").join(&name);
+            fs::write(&tmp, format!("Subject: m{}\n\nbody {}\n", i, i)).unwrap();
+            fs::rename(&tmp, mdd.join("new").join(&name)).unwrap();
+            if i % 7 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+        }
+    });
+    // Two sessions run at the same time, each in its own thread, each
+    // setting its own flag on everything it sees while mail arrives.
+    let workers: Vec<_> = (0..2)
+        .map(|k| {
+            let md = md.clone();
+            std::thread::spawn(move || {
+                let mut s = Sess::start(&md);
+                s.cmd("s", "SELECT INBOX");
+                let mut seen: std::collections::BTreeMap<u32, String> = Default::default();
+                let flag = if k == 0 { "\\Flagged" } else { "\\Answered" };
+                for round in 0..40 {
+                    s.cmd("n", "NOOP");
+                    s.cmd("f", &format!("STORE 1:* +FLAGS.SILENT ({})", flag));
+                    if round % 10 == 9 {
+                        let r = s.cmd("u", "FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+                        for l in r
+                            .lines()
+                            .filter(|l| l.starts_with("* ") && l.contains(" FETCH (UID "))
+                        {
+                            let uid: u32 = l
+                                .split("UID ")
+                                .nth(1)
+                                .unwrap()
+                                .split(' ')
+                                .next()
+                                .unwrap()
+                                .parse()
+                                .unwrap();
+                            let subj = r
+                                .split(&format!("UID {} ", uid))
+                                .nth(1)
+                                .unwrap()
+                                .lines()
+                                .nth(1)
+                                .unwrap()
+                                .to_string();
+                            if let Some(old) = seen.insert(uid, subj.clone()) {
+                                assert_eq!(old, subj, "UID {} changed meaning", uid);
+                            }
+                        }
+                    }
+                }
+                (s, seen)
+            })
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    let mut seen_uids = Vec::new();
+    for w in workers {
+        let (s, seen) = w.join().unwrap();
+        sessions.push(s);
+        seen_uids.push(seen);
+    }
+    deliver.join().unwrap();
+    for s in sessions.iter_mut() {
+        s.cmd("n", "NOOP");
+        s.cmd("f", "STORE 1:* +FLAGS.SILENT (\\Seen)");
+    }
+    let mut a = Sess::start(&md);
+    a.cmd("s", "SELECT INBOX");
+    let r = a.cmd(
+        "f",
+        "FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
+    assert_eq!(r.matches(" FETCH (").count(), n_deliver as usize, "{}", r);
+    let mut uids: Vec<u32> = r
+        .lines()
+        .filter_map(|l| l.split("UID ").nth(1))
+        .map(|x| x.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let before = uids.clone();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids, before, "UIDs ascending and unique");
+    assert_eq!(uids.len(), n_deliver as usize);
+    // Every message has \Seen; the two sessions' flags were not clobbered
+    // (each message one of them saw got its flag).
+    for l in r.lines().filter(|l| l.contains(" FETCH (")) {
+        assert!(l.contains("\\Seen"), "{}", l);
+    }
+    let both = r
+        .lines()
+        .filter(|l| l.contains("\\Flagged") && l.contains("\\Answered"))
+        .count();
+    assert!(both > 0, "{}", r);
+    // The same UIDs in both sessions' views.
+    for m in &seen_uids {
+        for (uid, subj) in m {
+            assert!(
+                r.contains(&format!("UID {} FLAGS", uid)),
+                "uid {} {}",
+                uid,
+                subj
+            );
+        }
+    }
+    // Expunged UIDs are never reused, even after the state file is rewritten.
+    a.cmd("d", "STORE 1:* +FLAGS.SILENT (\\Deleted)");
+    a.cmd("e", "EXPUNGE");
+    put(
+        &md,
+        "new",
+        "1200000000.M1P1.late",
+        None,
+        "Subject: late\n\nx\n",
+        T0,
+    );
+    let r = a.cmd("n", "NOOP");
+    assert!(r.contains("* 1 EXISTS"), "{}", r);
+    let r = a.cmd("u", "FETCH 1 UID");
+    assert!(r.contains(&format!("UID {})", n_deliver + 1)), "{}", r);
+}
+
+/// tcpserver on 127.0.0.1, a free port, running imap-login per connection.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(md: &Path) -> Option<Server> {
+        if Command::new("tcpserver")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+        {
+            eprintln!("tcpserver not installed: skipping");
+            return None;
+        }
+        let cp = fake_checkpassword(md.parent().unwrap());
+        let mut child = Command::new("tcpserver")
+            .args(["-1", "-q", "-H", "-R", "127.0.0.1", "0"])
+            .arg(bin("imap-login"))
+            .arg(cp)
+            .arg(bin("imapd"))
+            .arg(md)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("TZ", "UTC")
+            .env("IMAPLOGINDELAY", "0")
+            .env("IMAPIDLEPOLL", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let mut port = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+            port.push(b[0]);
+        }
+        let port = String::from_utf8(port).unwrap().trim().parse().unwrap();
+        Some(Server { child, port })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PY_CLIENT: &str = r#"
+import imaplib, sys, time, os, socket
+port = int(sys.argv[1]); md = sys.argv[2]
+M = imaplib.IMAP4('127.0.0.1', port)
+try:
+    M.login('joe', 'wrong'); print('bad login accepted'); sys.exit(1)
+except imaplib.IMAP4.error:
+    pass
+M.login('joe', 'secret')
+typ, data = M.list()
+assert typ == 'OK' and data == [b'(\\HasNoChildren) "." INBOX'], data
+assert M.create('Archive')[0] == 'OK'
+assert M.create('Tmp.Sub')[0] == 'OK'
+assert M.rename('Tmp', 'Old')[0] == 'OK'
+assert M.delete('Old.Sub')[0] == 'OK'
+names = sorted(l.decode() for l in M.list()[1])
+assert names == ['(\\HasNoChildren) "." Archive', '(\\HasNoChildren) "." INBOX'], names
+msg = b'From: py@example.org\r\nSubject: from python\r\n\r\nhello imaplib\r\n'
+typ, data = M.append('INBOX', '(\\Flagged)', imaplib.Time2Internaldate(time.time()), msg)
+assert typ == 'OK' and b'APPENDUID' in data[0], data
+typ, data = M.select('INBOX')
+assert typ == 'OK' and data == [b'3'], data
+# APPEND took UID 2; the message waiting in new/ got UID 3 at SELECT.
+typ, data = M.search(None, 'SUBJECT', '"from python"')
+assert data == [b'2'], data
+typ, data = M.search(None, 'FLAGGED')
+assert data == [b'2'], data
+typ, data = M.fetch('2', '(RFC822)')
+assert data[0][1] == msg, data
+typ, data = M.fetch('2', '(FLAGS)')
+assert b'\\Seen' in data[0] and b'\\Flagged' in data[0], data
+typ, data = M.uid('FETCH', '1:*', '(UID RFC822.SIZE)')
+assert len(data) == 3, data
+assert M.store('1', '+FLAGS', '\\Deleted')[0] == 'OK'
+typ, data = M.copy('2:3', 'Archive')
+assert typ == 'OK' and b'COPYUID' in data[0], data
+typ, data = M.expunge()
+assert data == [b'1'], data
+typ, data = M.status('Archive', '(MESSAGES)')
+assert data == [b'Archive (MESSAGES 2)'], data
+# IDLE by hand (imaplib has no idle before 3.14): a delivery wakes us.
+tag = M._new_tag().decode()
+M.send(('%s IDLE\r\n' % tag).encode())
+assert M.readline().startswith(b'+ '), 'no continuation'
+tmp = os.path.join(md, 'tmp', '1300000000.M1P1.py')
+open(tmp, 'w').write('Subject: idle\n\nx\n'); os.rename(tmp, os.path.join(md, 'new', '1300000000.M1P1.py'))
+line = M.readline()
+assert line == b'* 3 EXISTS\r\n', line
+M.send(b'DONE\r\n')
+while True:
+    line = M.readline()
+    if line.startswith(tag.encode()):
+        assert b'OK' in line, line
+        break
+M.close()
+M.logout()
+print('ok')
+"#;
+
+#[test]
+fn python_imaplib_and_curl() {
+    let md = two_messages("imap-py");
+    let srv = match Server::start(&md) {
+        Some(s) => s,
+        None => return,
+    };
+    let port = srv.port.to_string();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PY_CLIENT)
+        .arg(&port)
+        .arg(&md)
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(_) => {
+            eprintln!("python3 not installed: skipping");
+            return;
+        }
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // curl: list folders, fetch a message by UID, search.
+    let url = format!("imap://127.0.0.1:{}/", port);
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-s", "-S", "--max-time", "10", "-u", "joe:secret"])
+            .args(args)
+            .output()
+    };
+    let out = match curl(&[&url]) {
+        Ok(o) => o,
+        Err(_) => {
+            eprintln!("curl not installed: skipping");
+            return;
+        }
+    };
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        s.contains("* LIST (\\HasNoChildren) \".\" Archive\r\n") && s.contains("\".\" INBOX"),
+        "{} {}",
+        s,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = curl(&[&format!("{}Archive;UID=1", url)]).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "From: py@example.org\r\nSubject: from python\r\n\r\nhello imaplib\r\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = curl(&[&format!("{}INBOX?SUBJECT%20idle", url)]).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "* SEARCH 3\r\n");
+    let out = curl(&["-u", "joe:bad", &url]).unwrap();
+    assert!(!out.status.success());
+}
+
+/// Waits until `f` holds, at most `secs` seconds.
+fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn mutt_through_tmux() {
+    let have = |p: &str| {
+        Command::new(p)
+            .arg("-h")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !have("mutt") || !have("tmux") {
+        eprintln!("mutt or tmux not installed: skipping");
+        return;
+    }
+    let md = maildir("imap-mutt");
+    fs::create_dir_all(md.join(".Archive/cur")).unwrap();
+    fs::create_dir_all(md.join(".Archive/new")).unwrap();
+    fs::create_dir_all(md.join(".Archive/tmp")).unwrap();
+    put(&md, "new", "1000000000.M1P1.host", None, "From: Alice <a@x.org>\nTo: joe@x.org\nSubject: hello mutt\nDate: Tue, 1 Jul 2003 10:52:37 +0200\n\nThe body of the mutt message.\n", T0);
+    let srv = match Server::start(&md) {
+        Some(s) => s,
+        None => return,
+    };
+    let dir = md.parent().unwrap().to_path_buf();
+    let rc = dir.join("muttrc");
+    fs::write(
+        &rc,
+        format!(
+            "set imap_user=joe\nset imap_pass=secret\nset folder=imap://127.0.0.1:{}/\nset spoolfile=+INBOX\nset confirmappend=no\nset confirmcreate=no\nset mail_check=1\nset timeout=1\nset header_cache=\nset message_cachedir=\nset ssl_starttls=no\nset ssl_force_tls=no\nset move=no\nset wait_key=no\n",
+            srv.port
+        ),
+    )
+    .unwrap();
+    let sock = format!("pipemail-imap-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&sock)
+            .args(args)
+            .env("HOME", &dir)
+            .output()
+            .unwrap()
+    };
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        "m",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &format!("mutt -n -F {}", rc.display()),
+    ]);
+    let screen =
+        || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "m"]).stdout).into_owned();
+    let ok = (|| {
+        if !wait_for(10, || screen().contains("hello mutt")) {
+            return Err(format!("no index: {}", screen()));
+        }
+        tmux(&["send-keys", "-t", "m", "Enter"]);
+        if !wait_for(5, || screen().contains("The body of the mutt message.")) {
+            return Err(format!("no message: {}", screen()));
+        }
+        tmux(&["send-keys", "-t", "m", "q"]);
+        tmux(&["send-keys", "-t", "m", "s"]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tmux(&["send-keys", "-t", "m", "=Archive", "Enter"]);
+        if !wait_for(5, || {
+            crate::common::files(&md.join(".Archive/cur")).len() == 1
+        }) {
+            return Err(format!("not saved: {}", screen()));
+        }
+        tmux(&["send-keys", "-t", "m", "$"]);
+        if !wait_for(5, || screen().contains("Purge")) {
+            return Err(format!("no purge prompt: {}", screen()));
+        }
+        tmux(&["send-keys", "-t", "m", "y"]);
+        if !wait_for(5, || crate::common::files(&md.join("cur")).is_empty()) {
+            return Err(format!("not moved: {}", screen()));
+        }
+        Ok(())
+    })();
+    tmux(&["send-keys", "-t", "m", "q"]);
+    tmux(&["kill-session", "-t", "m"]);
+    drop(srv);
+    ok.unwrap();
+    let saved = crate::common::files(&md.join(".Archive/cur"));
+    assert!(saved[0].ends_with(":2,S"), "{:?}", saved);
+}
+
+#[test]
+fn envelope_cache_is_used_and_only_an_optimisation() {
+    let md = two_messages("imap-cache");
+    let q = "a EXAMINE INBOX\nb FETCH 1:2 (ENVELOPE BODYSTRUCTURE)\n";
+    let after = |b: Vec<u8>| {
+        String::from_utf8_lossy(&b)
+            .split("Examine completed.\r\n")
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let first = after(imapd(&md, q));
+    assert!(fs::read(md.join("pipemail-cache"))
+        .unwrap()
+        .starts_with(b"V42\n"));
+    // The cache answers without reading the message: change the file behind
+    // imapd's back (mail never changes; this only proves the cache is read).
+    let f = crate::common::files(&md.join("cur"))
+        .into_iter()
+        .find(|n| n.starts_with("1000000000"))
+        .unwrap();
+    fs::write(md.join("cur").join(&f), PLAIN.replace("caf=C3=A9", "other")).unwrap();
+    assert_eq!(after(imapd(&md, q)), first);
+    // A damaged cache is ignored and rewritten.
+    fs::write(md.join("pipemail-cache"), "V42\n1 E 999\n(garbage").unwrap();
+    let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
+    assert!(s.contains("\"=?utf-8?q?other?= plans\""), "{}", s);
+    // A cache for another UIDVALIDITY is not used.
+    fs::write(md.join("pipemail-cache"), "V7\n1 E 3\nNIL\n").unwrap();
+    let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
+    assert!(
+        s.contains("* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003"),
+        "{}",
+        s
+    );
+}
+
+#[test]
+fn noop_on_an_unchanged_folder_still_sees_changes() {
+    let md = two_messages("imap-stamp");
+    let mut a = Sess::start(&md);
+    a.cmd("a", "SELECT INBOX");
+    // Make every directory and state file look old, so the next sync
+    // records a stamp and later ones may skip the scan.
+    for p in ["cur", "new", "pipemail-uidlist"] {
+        set_mtime(&md.join(p), T0);
+    }
+    assert_eq!(a.cmd("b", "NOOP"), "b OK NOOP completed.\r\n");
+    assert_eq!(a.cmd("c", "NOOP"), "c OK NOOP completed.\r\n");
+    // Another program changes a flag (rename in cur/) and delivers mail.
+    let cur = md.join("cur");
+    let f = crate::common::files(&cur)
+        .into_iter()
+        .find(|n| n.starts_with("1000000001"))
+        .unwrap();
+    fs::rename(cur.join(&f), cur.join(f.replace(":2,S", ":2,FS"))).unwrap();
+    assert_eq!(
+        a.cmd("d", "NOOP"),
+        "* 2 FETCH (FLAGS (\\Flagged \\Seen))\r\nd OK NOOP completed.\r\n"
+    );
+    for p in ["cur", "new", "pipemail-uidlist"] {
+        set_mtime(&md.join(p), T0);
+    }
+    assert_eq!(a.cmd("e", "NOOP"), "e OK NOOP completed.\r\n");
+    put(&md, "new", "1000000009.M9P9.host", None, PLAIN, T0);
+    assert_eq!(
+        a.cmd("f", "NOOP"),
+        "* 3 EXISTS\r\n* 2 RECENT\r\nf OK NOOP completed.\r\n"
+    );
+}

@@ -57,6 +57,10 @@ impl Q {
         std::fs::create_dir_all(&fake).unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o777)).unwrap();
         script(&base.join("local"), FAKE_LOCAL);
+        // Every local part belongs to uid 65534 (deliveries never run as root).
+        let catch = base.join("catch");
+        std::fs::create_dir_all(&catch).unwrap();
+        std::fs::write(home.join("users/assign"), format!("+:catch:65534:65534:{}:::\n.\n", catch.display())).unwrap();
         script(&base.join("remote"), FAKE_REMOTE);
         Q {
             log: base.join("log"),
@@ -570,6 +574,13 @@ fn quarantines_forged_drop_files() {
     let fifo = std::ffi::CString::new(h.join("queue/drop/1.1.cc").to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
     forge(&h, "1.1.dd", Some(good.as_bytes()), b"garbage");
+    // A young envelope that does not parse may still be being written.
+    let st = Command::new("touch")
+        .args(["-d", "20 minutes ago"])
+        .arg(h.join("queue/drop/1.1.dd.env"))
+        .status()
+        .unwrap();
+    assert!(st.success());
     forge(&h, "1.1.ee", Some(b"Subject: no received line\n\n"), &e);
     forge(&h, "1.1.ff", Some(good.as_bytes()), &e); // a good one
     std::fs::hard_link(

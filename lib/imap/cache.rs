@@ -1,0 +1,137 @@
+//! `pipemail-cache`: ENVELOPE, BODY and BODYSTRUCTURE answers kept per
+//! folder so a client that asks for them again does not make imapd read
+//! and parse every message. Only an optimisation: a missing, stale or
+//! damaged cache is ignored (and rewritten), never trusted over the mail.
+//!
+//! Format: a first line `V<uidvalidity>`, then records
+//! `<uid> <kind> <length>\n<bytes>\n`, kind `E` (envelope), `B` (body) or
+//! `S` (bodystructure). Messages never change and UIDs are never reused
+//! within one UIDVALIDITY, so records never go stale; records of expunged
+//! messages are dropped when the file is compacted.
+
+use super::store::{self, FastMap};
+use std::io::Write;
+use std::path::Path;
+
+pub const FILE: &str = "pipemail-cache";
+
+pub type Cache = FastMap<(u32, u8), Vec<u8>>;
+
+/// Reads the cache; empty when missing, for another UIDVALIDITY, or from
+/// the first damaged record on.
+pub fn load(dir: &Path, validity: u32) -> (Cache, usize) {
+    let mut m = Cache::default();
+    let d = match std::fs::read(dir.join(FILE)) {
+        Ok(d) => d,
+        Err(_) => return (m, 0),
+    };
+    let head = format!("V{}\n", validity);
+    if !d.starts_with(head.as_bytes()) {
+        return (m, 0);
+    }
+    let mut i = head.len();
+    let mut records = 0;
+    while i < d.len() {
+        let nl = match memchr::memchr(b'\n', &d[i..]) {
+            Some(n) => i + n,
+            None => break,
+        };
+        let f: Vec<&[u8]> = d[i..nl].split(|&c| c == b' ').collect();
+        let (uid, kind, len) = match (
+            f.first().and_then(|x| crate::parse::number(x)),
+            f.get(1),
+            f.get(2).and_then(|x| crate::parse::number(x)),
+        ) {
+            (Some(u), Some(k), Some(l)) if f.len() == 3 && k.len() == 1 => {
+                (u as u32, k[0], l as usize)
+            }
+            _ => break,
+        };
+        let s = nl + 1;
+        let e = match s.checked_add(len) {
+            Some(e) if e < d.len() && d[e] == b'\n' => e,
+            _ => break,
+        };
+        m.insert((uid, kind), d[s..e].to_vec());
+        records += 1;
+        i = e + 1;
+    }
+    (m, records)
+}
+
+fn record(out: &mut Vec<u8>, uid: u32, kind: u8, v: &[u8]) {
+    out.extend_from_slice(format!("{} {} {}\n", uid, kind as char, v.len()).as_bytes());
+    out.extend_from_slice(v);
+    out.push(b'\n');
+}
+
+/// Appends new records (under the folder lock, one write).
+pub fn append(dir: &Path, validity: u32, new: &[(u32, u8, Vec<u8>)]) -> std::io::Result<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let _l = store::lock(dir)?;
+    let path = dir.join(FILE);
+    let head = format!("V{}\n", validity);
+    let fresh = match std::fs::read(&path) {
+        Ok(d) => !d.starts_with(head.as_bytes()),
+        Err(_) => true,
+    };
+    let mut out = Vec::new();
+    if fresh {
+        out.extend_from_slice(head.as_bytes());
+    }
+    for (u, k, v) in new {
+        record(&mut out, *u, *k, v);
+    }
+    if fresh {
+        return store::replace(&path, &out);
+    }
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+    f.write_all(&out)
+}
+
+/// Rewrites the cache with only the records of `live` UIDs.
+pub fn compact(
+    dir: &Path,
+    validity: u32,
+    cache: &Cache,
+    live: &dyn Fn(u32) -> bool,
+) -> std::io::Result<()> {
+    let _l = store::lock(dir)?;
+    let mut out = format!("V{}\n", validity).into_bytes();
+    let mut keys: Vec<&(u32, u8)> = cache.keys().filter(|k| live(k.0)).collect();
+    keys.sort();
+    for k in keys {
+        record(&mut out, k.0, k.1, &cache[k]);
+    }
+    store::replace(&dir.join(FILE), &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn round_trip_and_damage() {
+        let d = std::env::temp_dir().join(format!("pm-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        append(
+            &d,
+            7,
+            &[(1, b'E', b"(a\nb)".to_vec()), (2, b'S', b"x".to_vec())],
+        )
+        .unwrap();
+        append(&d, 7, &[(3, b'B', b"".to_vec())]).unwrap();
+        let (c, n) = load(&d, 7);
+        assert_eq!(n, 3);
+        assert_eq!(c[&(1, b'E')], b"(a\nb)");
+        assert!(load(&d, 8).0.is_empty());
+        let mut raw = std::fs::read(d.join(FILE)).unwrap();
+        raw.truncate(raw.len() - 3);
+        std::fs::write(d.join(FILE), &raw).unwrap();
+        assert_eq!(load(&d, 7).1, 2);
+        compact(&d, 7, &c, &|u| u != 2).unwrap();
+        assert_eq!(load(&d, 7).1, 2);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,36 @@
+//! IMAP4rev1 (RFC 3501) for imap-login and imapd: the command reader and
+//! grammar ([`parse`]), the response writer ([`resp`]), the Maildir++
+//! store with persistent UIDs ([`store`]), FETCH ([`fetch`]), SEARCH
+//! ([`search`]), the authenticated/selected states ([`session`]), the
+//! not-authenticated state with the checkpassword call ([`login`]) and
+//! modified UTF-7 mailbox names ([`utf7`]).
+
+pub mod cache;
+pub mod fetch;
+pub mod login;
+pub mod parse;
+pub mod resp;
+pub mod search;
+pub mod session;
+pub mod store;
+pub mod utf7;
+
+/// What imapd advertises once logged in.
+pub const CAPS: &str =
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN";
+
+/// Longest command line between literals (bytes).
+pub const MAX_LINE: usize = 65536;
+
+/// Default largest literal (APPEND message size), `IMAPMAXLITERAL` overrides.
+pub const MAX_LITERAL: usize = 64 << 20;
+
+/// Idle timeout for a client, seconds (RFC 3501 asks for at least 30 minutes).
+pub const TIMEOUT: u64 = 1800;
+
+/// A number from the environment, else `dflt`.
+pub fn env_number(name: &str, dflt: u64) -> u64 {
+    std::env::var_os(name)
+        .and_then(|v| crate::parse::number(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str())))
+        .unwrap_or(dflt)
+}

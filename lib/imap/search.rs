@@ -1,0 +1,392 @@
+//! SEARCH: every RFC 3501 key, parsed into a tree and evaluated per
+//! message, reading a message only when a key needs its text. Header
+//! search undoes RFC 2047 words; body search undoes transfer encodings
+//! and Latin-1; matching is case-insensitive substring matching in UTF-8.
+
+use super::parse::{days_from_civil, Cursor, SeqSet, R};
+use super::store::{self, Folder};
+use crate::mime;
+
+#[derive(Clone, Debug)]
+pub enum Key {
+    All,
+    Flag(u64, bool),
+    Keyword(Vec<u8>, bool),
+    New,
+    Old,
+    Recent(bool),
+    Seq(SeqSet),
+    Uid(SeqSet),
+    Header(Vec<u8>, Vec<u8>),
+    Body(Vec<u8>),
+    Text(Vec<u8>),
+    Date(Cmp, i64, bool),
+    Larger(u64),
+    Smaller(u64),
+    Not(Box<Key>),
+    Or(Box<Key>, Box<Key>),
+    And(Vec<Key>),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Cmp {
+    Before,
+    On,
+    Since,
+}
+
+/// Error from parsing: bad syntax, or an unknown charset.
+pub enum Error {
+    Bad(&'static str),
+    Charset,
+}
+
+impl From<&'static str> for Error {
+    fn from(s: &'static str) -> Error {
+        Error::Bad(s)
+    }
+}
+
+/// `[CHARSET x] key...` to the end of the command.
+pub fn parse(c: &mut Cursor) -> Result<Key, Error> {
+    let save = c.i;
+    if c.word().map(|w| w == b"CHARSET").unwrap_or(false) {
+        c.sp()?;
+        let cs = c.astring()?.to_ascii_uppercase();
+        if cs != b"UTF-8" && cs != b"US-ASCII" {
+            return Err(Error::Charset);
+        }
+        c.sp()?;
+    } else {
+        c.i = save;
+    }
+    let mut v = Vec::new();
+    loop {
+        v.push(key(c, 0)?);
+        if c.at_end() {
+            break;
+        }
+        c.sp()?;
+    }
+    Ok(Key::And(v))
+}
+
+fn day(c: &mut Cursor) -> R<i64> {
+    let (y, m, d) = c.date()?;
+    Ok(days_from_civil(y, m, d))
+}
+
+fn key(c: &mut Cursor, depth: usize) -> R<Key> {
+    if depth > 50 {
+        return Err("search nesting too deep");
+    }
+    if c.eat(b'(') {
+        let mut v = Vec::new();
+        loop {
+            v.push(key(c, depth + 1)?);
+            if c.eat(b')') {
+                return Ok(Key::And(v));
+            }
+            c.sp()?;
+        }
+    }
+    if matches!(c.peek(), Some(b'0'..=b'9') | Some(b'*')) {
+        return Ok(Key::Seq(c.seqset()?));
+    }
+    let w = c.word()?;
+    let sys = |l: u8| store::bit(l);
+    let k = match &w[..] {
+        b"ALL" => Key::All,
+        b"ANSWERED" => Key::Flag(sys(b'R'), true),
+        b"DELETED" => Key::Flag(sys(b'T'), true),
+        b"DRAFT" => Key::Flag(sys(b'D'), true),
+        b"FLAGGED" => Key::Flag(sys(b'F'), true),
+        b"SEEN" => Key::Flag(sys(b'S'), true),
+        b"UNANSWERED" => Key::Flag(sys(b'R'), false),
+        b"UNDELETED" => Key::Flag(sys(b'T'), false),
+        b"UNDRAFT" => Key::Flag(sys(b'D'), false),
+        b"UNFLAGGED" => Key::Flag(sys(b'F'), false),
+        b"UNSEEN" => Key::Flag(sys(b'S'), false),
+        b"NEW" => Key::New,
+        b"OLD" => Key::Old,
+        b"RECENT" => Key::Recent(true),
+        b"KEYWORD" | b"UNKEYWORD" => {
+            c.sp()?;
+            let f = c.flag()?;
+            Key::Keyword(f, &w[..] == b"KEYWORD")
+        }
+        b"BCC" | b"CC" | b"FROM" | b"SUBJECT" | b"TO" => {
+            c.sp()?;
+            Key::Header(w.to_ascii_lowercase(), c.astring()?)
+        }
+        b"HEADER" => {
+            c.sp()?;
+            let n = c.astring()?;
+            c.sp()?;
+            Key::Header(n.to_ascii_lowercase(), c.astring()?)
+        }
+        b"BODY" => {
+            c.sp()?;
+            Key::Body(c.astring()?)
+        }
+        b"TEXT" => {
+            c.sp()?;
+            Key::Text(c.astring()?)
+        }
+        b"BEFORE" | b"ON" | b"SINCE" | b"SENTBEFORE" | b"SENTON" | b"SENTSINCE" => {
+            c.sp()?;
+            let d = day(c)?;
+            let sent = w.starts_with(b"SENT");
+            let cmp = match &w[if sent { 4 } else { 0 }..] {
+                b"BEFORE" => Cmp::Before,
+                b"ON" => Cmp::On,
+                _ => Cmp::Since,
+            };
+            Key::Date(cmp, d, sent)
+        }
+        b"LARGER" => {
+            c.sp()?;
+            Key::Larger(c.number()? as u64)
+        }
+        b"SMALLER" => {
+            c.sp()?;
+            Key::Smaller(c.number()? as u64)
+        }
+        b"UID" => {
+            c.sp()?;
+            Key::Uid(c.seqset()?)
+        }
+        b"NOT" => {
+            c.sp()?;
+            Key::Not(Box::new(key(c, depth + 1)?))
+        }
+        b"OR" => {
+            c.sp()?;
+            let a = key(c, depth + 1)?;
+            c.sp()?;
+            let b = key(c, depth + 1)?;
+            Key::Or(Box::new(a), Box::new(b))
+        }
+        _ => return Err("unknown search key"),
+    };
+    Ok(k)
+}
+
+/// Case folding for matching: Unicode lower case when the bytes are UTF-8.
+pub fn fold(b: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_lowercase().into_bytes(),
+        Err(_) => b.to_ascii_lowercase(),
+    }
+}
+
+fn contains(hay: &[u8], needle_folded: &[u8]) -> bool {
+    needle_folded.is_empty() || memchr::memmem::find(&fold(hay), needle_folded).is_some()
+}
+
+/// The message text a key looks at, loaded once.
+struct Loaded {
+    data: Vec<u8>,
+    root: mime::Part,
+}
+
+struct Ctx<'a> {
+    f: &'a mut Folder,
+    i: usize,
+    seq: u32,
+    loaded: Option<Option<Loaded>>,
+}
+
+impl Ctx<'_> {
+    fn load(&mut self) -> Option<&Loaded> {
+        if self.loaded.is_none() {
+            let l = match self.f.read(self.i) {
+                Ok(Some(d)) => {
+                    let data = store::to_crlf(&d);
+                    let root = mime::parse(&data);
+                    Some(Loaded { data, root })
+                }
+                _ => None,
+            };
+            self.loaded = Some(l);
+        }
+        self.loaded.as_ref().and_then(|l| l.as_ref())
+    }
+}
+
+fn header_match(h: &[u8], name: &[u8], needle: &[u8]) -> bool {
+    mime::fields(h)
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains(&mime::decode_words(v), needle))
+}
+
+fn body_match(m: &[u8], p: &mime::Part, needle: &[u8]) -> bool {
+    if p.is_multipart() {
+        return p.parts.iter().any(|c| body_match(m, c, needle));
+    }
+    if p.is_message() {
+        let e = &p.parts[0];
+        return header_match_any(e.header(m), needle) || body_match(m, e, needle);
+    }
+    if matches!(&p.ctype[..], b"image" | b"audio" | b"video") {
+        return false;
+    }
+    let d = mime::decode_body(p.text(m), p.encoding.as_deref());
+    let cs = p.param(b"charset").unwrap_or_else(|| b"us-ascii".to_vec());
+    contains(&mime::to_utf8(&d, &cs), needle)
+}
+
+fn header_match_any(h: &[u8], needle: &[u8]) -> bool {
+    contains(&mime::decode_words(h), needle)
+}
+
+fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
+    let m = &cx.f.msgs[cx.i];
+    match k {
+        Key::All => true,
+        Key::Flag(b, on) => (m.flags & b != 0) == *on,
+        Key::Keyword(name, on) => {
+            let has = match store::SYSFLAGS
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                Some((_, l)) => m.flags & store::bit(*l) != 0,
+                None => match cx
+                    .f
+                    .keywords
+                    .iter()
+                    .position(|x| x.eq_ignore_ascii_case(name))
+                {
+                    Some(i) => m.flags & store::bit(b'a' + i as u8) != 0,
+                    None => false,
+                },
+            };
+            has == *on
+        }
+        Key::New => m.recent && m.flags & store::SEEN == 0,
+        Key::Old => !m.recent,
+        Key::Recent(on) => m.recent == *on,
+        Key::Seq(s) => s.contains(cx.seq, max_seq),
+        Key::Uid(s) => s.contains(m.uid, max_uid),
+        Key::Larger(n) => cx.f.size(cx.i).unwrap_or(0) > *n,
+        Key::Smaller(n) => cx.f.size(cx.i).unwrap_or(0) < *n,
+        Key::Date(cmp, d, sent) => {
+            let msgday = if *sent {
+                let dd = cx
+                    .load()
+                    .and_then(|l| mime::field(l.root.header(&l.data), b"date"))
+                    .and_then(|v| mime::date_ymd(&v));
+                match dd {
+                    Some((y, mo, da)) => days_from_civil(y, mo, da),
+                    None => local_day(cx.f.date(cx.i)),
+                }
+            } else {
+                local_day(cx.f.date(cx.i))
+            };
+            match cmp {
+                Cmp::Before => msgday < *d,
+                Cmp::On => msgday == *d,
+                Cmp::Since => msgday >= *d,
+            }
+        }
+        Key::Header(name, s) => {
+            let needle = fold(s);
+            match cx.load() {
+                Some(l) => {
+                    let h = l.root.header(&l.data);
+                    if needle.is_empty() {
+                        mime::fields(h)
+                            .iter()
+                            .any(|(n, _)| n.eq_ignore_ascii_case(name))
+                    } else {
+                        header_match(h, name, &needle)
+                    }
+                }
+                None => false,
+            }
+        }
+        Key::Body(s) => {
+            let needle = fold(s);
+            match cx.load() {
+                Some(l) => body_match(&l.data, &l.root, &needle),
+                None => false,
+            }
+        }
+        Key::Text(s) => {
+            let needle = fold(s);
+            match cx.load() {
+                Some(l) => {
+                    header_match_any(l.root.header(&l.data), &needle)
+                        || body_match(&l.data, &l.root, &needle)
+                }
+                None => false,
+            }
+        }
+        Key::Not(k) => !eval(k, cx, max_seq, max_uid),
+        Key::Or(a, b) => eval(a, cx, max_seq, max_uid) || eval(b, cx, max_seq, max_uid),
+        Key::And(v) => v.iter().all(|k| eval(k, cx, max_seq, max_uid)),
+    }
+}
+
+fn local_day(t: i64) -> i64 {
+    let (y, m, d) = super::resp::local_date(t);
+    days_from_civil(y, m, d)
+}
+
+/// Indexes of the messages that match.
+pub fn run(f: &mut Folder, k: &Key) -> Vec<usize> {
+    let max_seq = f.msgs.len() as u32;
+    let max_uid = f.msgs.last().map(|m| m.uid).unwrap_or(0);
+    let mut out = Vec::new();
+    for i in 0..f.msgs.len() {
+        let mut cx = Ctx {
+            f,
+            i,
+            seq: i as u32 + 1,
+            loaded: None,
+        };
+        if eval(k, &mut cx, max_seq, max_uid) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn parses_nested_keys() {
+        let mut c = Cursor::new(
+            b"CHARSET UTF-8 OR (FROM \"x\" NOT SEEN) 2:4 UID 1,* SINCE 1-Feb-1994 HEADER X-A b",
+        );
+        assert!(parse(&mut c).is_ok());
+        assert!(matches!(
+            parse(&mut Cursor::new(b"CHARSET KOI8-R ALL")),
+            Err(Error::Charset)
+        ));
+        assert!(matches!(
+            parse(&mut Cursor::new(b"FOO")),
+            Err(Error::Bad(_))
+        ));
+        assert!(matches!(
+            parse(&mut Cursor::new(b"OR SEEN")),
+            Err(Error::Bad(_))
+        ));
+        assert!(matches!(
+            parse(&mut Cursor::new(b"SINCE 31-Foo-2000")),
+            Err(Error::Bad(_))
+        ));
+    }
+    #[test]
+    fn folding() {
+        assert!(!contains(
+            "Grüße AUS Köln".as_bytes(),
+            &fold("grüsse".as_bytes())
+        ));
+        assert!(contains(
+            "Grüße AUS KÖLN".as_bytes(),
+            &fold("köln".as_bytes())
+        ));
+    }
+}
