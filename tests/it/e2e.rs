@@ -130,6 +130,9 @@ impl Drop for Sys {
                 let t = &t[t.len().saturating_sub(6000)..];
                 eprintln!("--- {}\n{}", l.display(), String::from_utf8_lossy(t));
             }
+        } else {
+            // Kept for a look after a failure; megabytes otherwise.
+            let _ = std::fs::remove_dir_all(&self.base);
         }
     }
 }
