@@ -788,7 +788,7 @@ fn relayed_mail_reaches_a_sink_via_smtproutes() {
         "250 250 250 250"
     );
     wait_until(20, "the sink's record", || {
-        std::fs::read(&out).map_or(false, |r| r.ends_with(b"last line\r\n"))
+        std::fs::read(&out).is_ok_and(|r| r.ends_with(b"last line\r\n"))
     });
     wait_until(10, "an idle queue", || s.queue_idle());
     let rec = std::fs::read(&out).unwrap();
@@ -847,7 +847,7 @@ fn relayed_mail_reaches_a_sink_by_mx_from_a_test_dns_server() {
         "250 250 250"
     );
     wait_until(20, "the sink's record", || {
-        std::fs::read(&out).map_or(false, |r| r.ends_with(b"via MX\r\n"))
+        std::fs::read(&out).is_ok_and(|r| r.ends_with(b"via MX\r\n"))
     });
     let rec = std::fs::read(&out).unwrap();
     let env_end = find(&rec, b"\n\n").unwrap() + 2;
@@ -930,7 +930,7 @@ fn permanent_remote_failure_becomes_a_dsn_in_the_senders_maildir() {
     // The other recipient was delivered; the bounce holds the original.
     let rec = std::fs::read(&out).unwrap();
     assert!(find(&rec, b"RCPT ok@remote.example\n\n").is_some());
-    assert!(find(&rec, b"perm@").map_or(true, |i| i > find(&rec, b"\n\n").unwrap()));
+    assert!(find(&rec, b"perm@").is_none_or(|i| i > find(&rec, b"\n\n").unwrap()));
     assert!(find(dsn, b"\nbounce me\n").is_some());
 }
 
@@ -1035,7 +1035,7 @@ login LOGIN (235, b'2.7.0 authentication successful')\n\
 after LOGIN 250 250\n"
     );
     wait_until(20, "the relayed message at the sink", || {
-        std::fs::read(&out).map_or(false, |r| r.ends_with(b"relayed after AUTH\r\n"))
+        std::fs::read(&out).is_ok_and(|r| r.ends_with(b"relayed after AUTH\r\n"))
     });
     let rec = std::fs::read(&out).unwrap();
     assert!(rec.starts_with(b"MAIL ann@mail.example.org "));
@@ -1187,7 +1187,7 @@ fn etrn_over_smtp_delivers_a_deferred_message_now() {
 (501, b'5.5.4 syntax: ETRN domain')\n"
     );
     wait_until(10, "delivery after ETRN", || {
-        std::fs::read(&out).map_or(false, |r| r.ends_with(b"waiting for ETRN\r\n"))
+        std::fs::read(&out).is_ok_and(|r| r.ends_with(b"waiting for ETRN\r\n"))
     });
     eprintln!("e2e etrn: delivered {:?} after ETRN", t.elapsed());
     wait_until(10, "an idle queue", || s.queue_idle());
