@@ -37,12 +37,37 @@ pub fn escaped_host(h: &[u8]) -> Vec<u8> {
 pub struct Sizes {
     pub size: u64,
     pub crlf: u64,
+    /// The last byte counted (meaningful when size > 0).
+    pub tail: u8,
 }
 
 impl Sizes {
+    /// Counts `b`: an LF not after a CR costs one more byte when sent.
     pub fn add(&mut self, b: &[u8]) {
+        let Some(&last) = b.last() else { return };
+        let prev = self.last();
         self.size += b.len() as u64;
-        self.crlf += b.len() as u64 + memchr::memchr_iter(b'\n', b).count() as u64;
+        self.crlf += b.len() as u64;
+        for i in memchr::memchr_iter(b'\n', b) {
+            if (if i == 0 { prev } else { b[i - 1] }) != b'\r' {
+                self.crlf += 1;
+            }
+        }
+        self.tail = last;
+    }
+
+    fn last(&self) -> u8 {
+        if self.size == 0 { b'\n' } else { self.tail }
+    }
+
+    /// The size as POP3 and IMAP send it: every line end CRLF, and a last
+    /// line without one completed (as pop3d's crlf_size counts it).
+    pub fn sent(&self) -> u64 {
+        match self.last() {
+            b'\n' => self.crlf,
+            b'\r' => self.crlf + 1,
+            _ => self.crlf + 2,
+        }
     }
 }
 
@@ -60,7 +85,7 @@ pub fn unique_name(
 ) -> Vec<u8> {
     let mut n = format!("{}.M{}P{}V{:x}I{:x}Q{}.", secs, usec, pid, dev, ino, q).into_bytes();
     n.extend_from_slice(&escaped_host(host));
-    n.extend_from_slice(format!(",S={},W={}", s.size, s.crlf).as_bytes());
+    n.extend_from_slice(format!(",S={},W={}", s.size, s.sent()).as_bytes());
     n
 }
 
@@ -219,7 +244,11 @@ mod tests {
     fn names() {
         let mut s = Sizes::default();
         s.add(b"a\nbc\n");
-        assert_eq!(s, Sizes { size: 5, crlf: 7 });
+        assert_eq!((s.size, s.crlf, s.sent()), (5, 7, 7));
+        let mut t = Sizes::default();
+        t.add(b"a\r");
+        t.add(b"\nb");
+        assert_eq!((t.size, t.sent()), (4, 6), "CRLF split across writes; last line completed");
         assert_eq!(
             unique_name(1700000000, 42, 7, 0x801, 0xabc, 3, b"h/o:s,t", s),
             b"1700000000.M42P7V801IabcQ3.h\\057o\\072s\\054t,S=5,W=7".to_vec()

@@ -245,7 +245,9 @@ impl Inject {
         }
         // The envelope's directory entry must be durable before exit 0.
         match crate::sys::fsync_dir(&self.dir) {
-            Err(e) if e.raw_os_error() == Some(libc::EACCES) => crate::sys::syncfs(&f).map_err(|_| code::QUEUE_DIR)?,
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                crate::sys::syncfs(&f).map_err(|_| code::QUEUE_DIR)?
+            }
             r => r.map_err(|_| code::QUEUE_DIR)?,
         }
         pull_trigger();

@@ -74,7 +74,7 @@ pub fn parse_args(mut p: lexopt::Parser) -> Result<Config, String> {
         port: 0,
         prog: Vec::new(),
         limit: 40,
-        backlog: 20,
+        backlog: 128,
         rules: None,
         rules_optional: false,
         print_port: false,

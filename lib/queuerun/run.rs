@@ -69,6 +69,8 @@ struct Manager {
     cfg: Config,
     d: Dirs,
     jobs: BTreeMap<String, Job>,
+    /// Finished jobs waiting for their batched removal.
+    removable: Vec<String>,
     flights: HashMap<u64, Flight>,
     next_did: u64,
     sp: Spawner,
@@ -190,6 +192,7 @@ pub fn main(sp: Spawner) -> i32 {
         cfg,
         d,
         jobs: BTreeMap::new(),
+        removable: Vec::new(),
         flights: HashMap::new(),
         next_did: 1,
         sp,
@@ -502,6 +505,7 @@ impl Manager {
             for id in finished {
                 self.finish_job(&id, now);
             }
+            self.remove_finished(now);
         }
         earliest
     }
@@ -632,16 +636,19 @@ impl Manager {
 
     fn spawner_replies(&mut self) {
         let mut buf = [0u8; 8192];
+        // Replies read before the end of file still count: record them
+        // first, so that only the deliveries really in flight are repeated.
+        let mut gone = false;
         loop {
             match crate::sys::read(self.sp.r, &mut buf) {
                 Ok(0) => {
-                    self.spawner_gone();
+                    gone = true;
                     break;
                 }
                 Ok(n) => self.sp_buf.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(_) => {
-                    self.spawner_gone();
+                    gone = true;
                     break;
                 }
             }
@@ -662,6 +669,9 @@ impl Manager {
             };
             self.result(did, &fl.id, fl.rcpts[0], letter, &text);
             self.status();
+        }
+        if gone {
+            self.spawner_gone();
         }
     }
 
@@ -732,7 +742,10 @@ impl Manager {
         // the removal of info/ID (remove_job) that follows at once.
         let last_ok = letter == b'K'
             && j.fails.is_empty()
-            && j.st.iter().enumerate().all(|(k, s)| k == i || matches!(s, St::Done));
+            && j.st
+                .iter()
+                .enumerate()
+                .all(|(k, s)| k == i || matches!(s, St::Done));
         if let Err(e) = store::append(&path, &rec, letter != b'Z' && !last_ok) {
             exit::warn(&[
                 b"unable to record delivery in state/",
@@ -861,20 +874,29 @@ impl Manager {
                 return;
             }
         }
-        if let Err(e) = store::remove_job(&self.d, id) {
-            exit::warn(&[
-                b"unable to remove msg ",
-                id.as_bytes(),
-                b": ",
-                exit::errtext(&e).as_bytes(),
-            ]);
-            if let Some(j) = self.jobs.get_mut(id) {
-                j.bounce_next = now + 60;
-            }
+        self.removable.push(id.to_string());
+    }
+
+    /// Removes the jobs finish_job made ready, in one batch (one fsync).
+    fn remove_finished(&mut self, now: u64) {
+        let ids = std::mem::take(&mut self.removable);
+        if ids.is_empty() {
             return;
         }
-        self.jobs.remove(id);
-        log(&[b"end msg ", id.as_bytes()]);
+        for (id, r) in ids.iter().zip(store::remove_jobs(&self.d, &ids)) {
+            match r {
+                Ok(()) => {
+                    self.jobs.remove(id);
+                    log(&[b"end msg ", id.as_bytes()]);
+                }
+                Err(e) => {
+                    exit::warn(&[b"unable to remove msg ", id.as_bytes(), b": ", exit::errtext(&e).as_bytes()]);
+                    if let Some(j) = self.jobs.get_mut(id) {
+                        j.bounce_next = now + 60;
+                    }
+                }
+            }
+        }
     }
 
     /// Makes pending recipients due now where `pick(job, rcpt index)`.

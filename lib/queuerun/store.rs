@@ -399,7 +399,9 @@ pub fn prepare(d: &Dirs, id: &str, birth: u64) -> Took {
     let envelope: Envelope = match parse_envelope(&env) {
         Ok(e) => e,
         // queue-inject may still be writing it (queue-inject(8), step 2).
-        Err(_) if crate::sys::now().saturating_sub(em.mtime().max(0) as u64) < YOUNG => return Took::Wait,
+        Err(_) if crate::sys::now().saturating_sub(em.mtime().max(0) as u64) < YOUNG => {
+            return Took::Wait
+        }
         Err(_) => return q("envelope does not parse"),
     };
     let mut rcpts = Vec::with_capacity(envelope.recipients.len());
@@ -512,20 +514,51 @@ fn copy_from(f: &mut File, head: &[u8], to: &Path) -> io::Result<()> {
     out.sync_all()
 }
 
-/// Step 2: writes `info/ID` through tmp/ (fsync'd, renamed).
-pub fn write_info(d: &Dirs, id: &str, info: &Info) -> io::Result<()> {
-    let tmp = d.sub("tmp").join(id);
+/// Step 2, first half: writes `tmp/ID` (not yet fsync'd: see [`commit_infos`]).
+fn write_info_tmp(d: &Dirs, id: &str, info: &Info) -> io::Result<File> {
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
-        .open(&tmp)?;
+        .open(d.sub("tmp").join(id))?;
     f.write_all(&info.encode())?;
+    Ok(f)
+}
+
+/// Step 2 for a batch: every info file is written first and fsync'd after,
+/// so one journal commit carries the whole batch; then each is renamed
+/// into info/ and info/ is fsync'd once. Returns the jobs that made it.
+fn commit_infos(d: &Dirs, fresh: Vec<(String, Info)>) -> io::Result<Vec<(String, Info)>> {
+    let mut written = Vec::new();
+    for (id, info) in fresh {
+        match write_info_tmp(d, &id, &info) {
+            Ok(f) => written.push((id, info, f)),
+            Err(e) => warn_info(&id, &e),
+        }
+    }
+    let mut ok = Vec::new();
+    for (id, info, f) in written {
+        match f.sync_all().and_then(|_| fs::rename(d.sub("tmp").join(&id), d.info(&id))) {
+            Ok(()) => ok.push((id, info)),
+            Err(e) => warn_info(&id, &e),
+        }
+    }
+    crate::sys::fsync_dir(&d.sub("info"))?;
+    Ok(ok)
+}
+
+fn warn_info(id: &str, e: &io::Error) {
+    crate::exit::warn(&[b"unable to write info/", id.as_bytes(), b": ", crate::exit::errtext(e).as_bytes()]);
+}
+
+/// Step 2 for one job (used by tests and tools).
+pub fn write_info(d: &Dirs, id: &str, info: &Info) -> io::Result<()> {
+    let f = write_info_tmp(d, id, info)?;
     f.sync_all()?;
     drop(f);
-    fs::rename(&tmp, d.info(id))
+    fs::rename(d.sub("tmp").join(id), d.info(id))
 }
 
 /// Moves whatever exists of a bad submission to quarantine/.
@@ -592,20 +625,7 @@ pub fn takeover_all(d: &Dirs, now: u64) -> io::Result<Vec<(String, Info)>> {
     }
     if !fresh.is_empty() {
         crate::sys::fsync_dir(&d.sub("mess"))?;
-        let mut ok = Vec::new();
-        for (id, info) in fresh {
-            match write_info(d, &id, &info) {
-                Ok(()) => ok.push((id, info)),
-                Err(e) => crate::exit::warn(&[
-                    b"unable to write info/",
-                    id.as_bytes(),
-                    b": ",
-                    crate::exit::errtext(&e).as_bytes(),
-                ]),
-            }
-        }
-        crate::sys::fsync_dir(&d.sub("info"))?;
-        fresh = ok;
+        fresh = commit_infos(d, fresh)?;
     }
     for id in fresh.iter().map(|(i, _)| i).chain(finished.iter()) {
         let _ = fs::remove_file(drop.join(format!("{}.env", id)));
@@ -649,11 +669,27 @@ pub fn cleanup(d: &Dirs) -> io::Result<()> {
 
 /// Removes a finished job: info/ first (durably), then its other files.
 pub fn remove_job(d: &Dirs, id: &str) -> io::Result<()> {
-    fs::remove_file(d.info(id))?;
-    crate::sys::fsync_dir(&d.sub("info"))?;
-    let _ = fs::remove_file(d.mess(id));
-    let _ = fs::remove_file(d.state(id));
-    Ok(())
+    remove_jobs(d, &[id.to_string()]).pop().unwrap_or(Ok(()))
+}
+
+/// Removes finished jobs: every info/ID first, one fsync of info/ for the
+/// batch (the commit point), then their other files. One result per id.
+pub fn remove_jobs(d: &Dirs, ids: &[String]) -> Vec<io::Result<()>> {
+    let mut res: Vec<io::Result<()>> = ids.iter().map(|id| fs::remove_file(d.info(id))).collect();
+    if let Err(e) = crate::sys::fsync_dir(&d.sub("info")) {
+        // Not durable: the caller keeps the jobs and tries again later.
+        for r in res.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        return res;
+    }
+    for (id, r) in ids.iter().zip(&res) {
+        if r.is_ok() {
+            let _ = fs::remove_file(d.mess(id));
+            let _ = fs::remove_file(d.state(id));
+        }
+    }
+    res
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn b64encode(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len().div_ceil(3) * 4);
     for ch in b.chunks(3) {
-        let n = (ch[0] as u32) << 16 | (*ch.get(1).unwrap_or(&0) as u32) << 8 | *ch.get(2).unwrap_or(&0) as u32;
+        let n = (ch[0] as u32) << 16
+            | (*ch.get(1).unwrap_or(&0) as u32) << 8
+            | *ch.get(2).unwrap_or(&0) as u32;
         for k in 0..4 {
             if k <= ch.len() {
                 out.push(B64[((n >> (18 - 6 * k)) & 63) as usize]);
@@ -78,14 +80,20 @@ pub fn plain(resp: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
 /// Runs `prog /bin/true` with `user\0pass\0\0` on descriptor 3; stdin and
 /// stdout are /dev/null, stderr is ours.
 pub fn check(prog: &OsStr, user: &[u8], pass: &[u8]) -> Verdict {
-    if user.is_empty() || user.contains(&0) || pass.contains(&0) || user.len() + pass.len() > MAX_CRED {
+    if user.is_empty()
+        || user.contains(&0)
+        || pass.contains(&0)
+        || user.len() + pass.len() > MAX_CRED
+    {
         return Verdict::Bad;
     }
     let Ok((r, w)) = crate::sys::pipe() else {
         return Verdict::Temp;
     };
     let mut cmd = Command::new(prog);
-    cmd.arg("/bin/true").stdin(Stdio::null()).stdout(Stdio::null());
+    cmd.arg("/bin/true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
     unsafe {
         cmd.pre_exec(move || crate::sys::dup2(r, 3));
     }
@@ -119,9 +127,13 @@ mod tests {
 
     #[test]
     fn base64() {
-        for (p, e) in
-            [(&b""[..], &b""[..]), (b"f", b"Zg=="), (b"fo", b"Zm8="), (b"foo", b"Zm9v"), (b"\0u\0p", b"AHUAcA==")]
-        {
+        for (p, e) in [
+            (&b""[..], &b""[..]),
+            (b"f", b"Zg=="),
+            (b"fo", b"Zm8="),
+            (b"foo", b"Zm9v"),
+            (b"\0u\0p", b"AHUAcA=="),
+        ] {
             assert_eq!(b64encode(p), e);
             assert_eq!(b64decode(e).unwrap(), p);
         }

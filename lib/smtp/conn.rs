@@ -38,7 +38,15 @@ const CHUNK: usize = 512;
 
 impl Conn {
     pub fn new(rfd: i32, wfd: i32, timeout: u64) -> Conn {
-        Conn { rfd, wfd, buf: vec![0; 65536], pos: 0, len: 0, out: Vec::with_capacity(4096), timeout }
+        Conn {
+            rfd,
+            wfd,
+            buf: vec![0; 65536],
+            pos: 0,
+            len: 0,
+            out: Vec::with_capacity(4096),
+            timeout,
+        }
     }
 
     /// Queues reply bytes; they go out at the next flush.

@@ -203,7 +203,14 @@ mod tests {
         assert_eq!(out, b"a\n.b\nc\n\nx\n");
         assert!(d.good());
         assert_eq!(run(b".\r\n", 0).0, Some(3));
-        for fake in [&b"a\n.\nb"[..], b"a\n.\r\nb", b"a\r\n.\nb", b"a\r.\rb", b"a\r\n.\rb", b"a\r\n.\0\r\nb"] {
+        for fake in [
+            &b"a\n.\nb"[..],
+            b"a\n.\r\nb",
+            b"a\r\n.\nb",
+            b"a\r.\rb",
+            b"a\r\n.\rb",
+            b"a\r\n.\0\r\nb",
+        ] {
             let mut v = fake.to_vec();
             v.extend_from_slice(b"\r\n.\r\n");
             let (r, _, d) = run(&v, 0);

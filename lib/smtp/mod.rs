@@ -72,7 +72,11 @@ fn sockaddr(fd: i32, peer: bool) -> Option<Vec<u8>> {
     match ss.ss_family as i32 {
         libc::AF_INET => {
             let a = unsafe { &*(p as *const libc::sockaddr_in) };
-            Some(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)).to_string().into_bytes())
+            Some(
+                std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))
+                    .to_string()
+                    .into_bytes(),
+            )
         }
         libc::AF_INET6 => {
             let a = unsafe { &*(p as *const libc::sockaddr_in6) };
@@ -100,14 +104,24 @@ impl Config {
             })?;
         }
         let timeout = control::number("timeoutsmtpd", DEFAULT_TIMEOUT)?.max(1);
-        let lower = |v: Vec<Vec<u8>>| v.into_iter().map(|l| l.to_ascii_lowercase()).collect::<Vec<_>>();
+        let lower = |v: Vec<Vec<u8>>| {
+            v.into_iter()
+                .map(|l| l.to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        };
         let rcpthosts = control::lines("rcpthosts")?.map(lower);
         let badmailfrom = lower(control::lines("badmailfrom")?.unwrap_or_default());
         let localiphost = control::lines("localiphost")?.and_then(|v| v.into_iter().next());
-        let local_domain = control::locals()?.into_iter().next().unwrap_or_else(|| me.to_ascii_lowercase());
-        let local_ip = env_nonempty("TCPLOCALIP").or_else(|| sockaddr(0, false)).unwrap_or_else(|| b"unknown".to_vec());
-        let remote_ip =
-            env_nonempty("TCPREMOTEIP").or_else(|| sockaddr(0, true)).unwrap_or_else(|| b"unknown".to_vec());
+        let local_domain = control::locals()?
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| me.to_ascii_lowercase());
+        let local_ip = env_nonempty("TCPLOCALIP")
+            .or_else(|| sockaddr(0, false))
+            .unwrap_or_else(|| b"unknown".to_vec());
+        let remote_ip = env_nonempty("TCPREMOTEIP")
+            .or_else(|| sockaddr(0, true))
+            .unwrap_or_else(|| b"unknown".to_vec());
         Ok(Config {
             greeting,
             databytes,
@@ -160,25 +174,101 @@ struct Cmd {
 }
 
 const COMMANDS: &[Cmd] = &[
-    Cmd { verb: b"HELO", handler: Session::helo, flush: true },
-    Cmd { verb: b"EHLO", handler: Session::ehlo, flush: true },
-    Cmd { verb: b"MAIL", handler: Session::mail, flush: false },
-    Cmd { verb: b"RCPT", handler: Session::rcpt, flush: false },
-    Cmd { verb: b"DATA", handler: Session::data, flush: true },
-    Cmd { verb: b"RSET", handler: Session::rset, flush: false },
-    Cmd { verb: b"NOOP", handler: Session::noop, flush: true },
-    Cmd { verb: b"QUIT", handler: Session::quit, flush: true },
-    Cmd { verb: b"VRFY", handler: Session::vrfy, flush: true },
-    Cmd { verb: b"EXPN", handler: Session::expn, flush: true },
-    Cmd { verb: b"HELP", handler: Session::help, flush: true },
-    Cmd { verb: b"AUTH", handler: Session::auth, flush: true },
-    Cmd { verb: b"TURN", handler: Session::unimpl, flush: true },
-    Cmd { verb: b"ETRN", handler: Session::etrn, flush: true },
-    Cmd { verb: b"SEND", handler: Session::unimpl, flush: true },
-    Cmd { verb: b"SOML", handler: Session::unimpl, flush: true },
-    Cmd { verb: b"SAML", handler: Session::unimpl, flush: true },
-    Cmd { verb: b"BDAT", handler: Session::unimpl, flush: true },
-    Cmd { verb: b"STARTTLS", handler: Session::unimpl, flush: true },
+    Cmd {
+        verb: b"HELO",
+        handler: Session::helo,
+        flush: true,
+    },
+    Cmd {
+        verb: b"EHLO",
+        handler: Session::ehlo,
+        flush: true,
+    },
+    Cmd {
+        verb: b"MAIL",
+        handler: Session::mail,
+        flush: false,
+    },
+    Cmd {
+        verb: b"RCPT",
+        handler: Session::rcpt,
+        flush: false,
+    },
+    Cmd {
+        verb: b"DATA",
+        handler: Session::data,
+        flush: true,
+    },
+    Cmd {
+        verb: b"RSET",
+        handler: Session::rset,
+        flush: false,
+    },
+    Cmd {
+        verb: b"NOOP",
+        handler: Session::noop,
+        flush: true,
+    },
+    Cmd {
+        verb: b"QUIT",
+        handler: Session::quit,
+        flush: true,
+    },
+    Cmd {
+        verb: b"VRFY",
+        handler: Session::vrfy,
+        flush: true,
+    },
+    Cmd {
+        verb: b"EXPN",
+        handler: Session::expn,
+        flush: true,
+    },
+    Cmd {
+        verb: b"HELP",
+        handler: Session::help,
+        flush: true,
+    },
+    Cmd {
+        verb: b"AUTH",
+        handler: Session::auth,
+        flush: true,
+    },
+    Cmd {
+        verb: b"TURN",
+        handler: Session::unimpl,
+        flush: true,
+    },
+    Cmd {
+        verb: b"ETRN",
+        handler: Session::etrn,
+        flush: true,
+    },
+    Cmd {
+        verb: b"SEND",
+        handler: Session::unimpl,
+        flush: true,
+    },
+    Cmd {
+        verb: b"SOML",
+        handler: Session::unimpl,
+        flush: true,
+    },
+    Cmd {
+        verb: b"SAML",
+        handler: Session::unimpl,
+        flush: true,
+    },
+    Cmd {
+        verb: b"BDAT",
+        handler: Session::unimpl,
+        flush: true,
+    },
+    Cmd {
+        verb: b"STARTTLS",
+        handler: Session::unimpl,
+        flush: true,
+    },
 ];
 
 /// Why a command line is refused before it is parsed, or None.
@@ -203,7 +293,13 @@ pub fn bad_bytes(l: &[u8]) -> Option<&'static str> {
 pub fn safe(b: &[u8]) -> Vec<u8> {
     b.iter()
         .take(200)
-        .map(|&c| if c.is_ascii_alphanumeric() || b"-._:@[]+=/".contains(&c) { c } else { b'?' })
+        .map(|&c| {
+            if c.is_ascii_alphanumeric() || b"-._:@[]+=/".contains(&c) {
+                c
+            } else {
+                b'?'
+            }
+        })
         .collect()
 }
 
@@ -223,7 +319,9 @@ fn strip_prefix_ci<'a>(s: &'a [u8], p: &[u8]) -> Option<&'a [u8]> {
 /// Whether `domain` is listed in rcpthosts (exact, or a `.suffix` entry).
 pub fn rcpthosts_has(hosts: &[Vec<u8>], domain: &[u8]) -> bool {
     let d = domain.to_ascii_lowercase();
-    hosts.iter().any(|h| *h == d || (h.first() == Some(&b'.') && d.ends_with(h)))
+    hosts
+        .iter()
+        .any(|h| *h == d || (h.first() == Some(&b'.') && d.ends_with(h)))
 }
 
 /// Whether `addr` (or its @domain) is in badmailfrom.
@@ -248,7 +346,10 @@ pub fn run(rfd: i32, wfd: i32) -> i32 {
     };
     if wfd >= 0 {
         // A stalled peer must not hang a write that poll called possible.
-        let tv = libc::timeval { tv_sec: cfg.timeout.min(i32::MAX as u64) as libc::time_t, tv_usec: 0 };
+        let tv = libc::timeval {
+            tv_sec: cfg.timeout.min(i32::MAX as u64) as libc::time_t,
+            tv_usec: 0,
+        };
         unsafe {
             libc::setsockopt(
                 wfd,
@@ -312,7 +413,10 @@ impl Session {
         if self.errors >= MAX_ERRORS {
             let me = self.cfg.me.clone();
             self.put(&[b"421 4.7.0 ", &me, b" too many errors, closing connection"]);
-            crate::exit::info(&[b"closed: too many errors remote=", &self.cfg.remote_ip.clone()]);
+            crate::exit::info(&[
+                b"closed: too many errors remote=",
+                &self.cfg.remote_ip.clone(),
+            ]);
             self.done = true;
         }
     }
@@ -456,7 +560,8 @@ impl Session {
                         return Ok(());
                     }
                 },
-                (b"BODY", Some(v)) if v.eq_ignore_ascii_case(b"7BIT") || v.eq_ignore_ascii_case(b"8BITMIME") => {}
+                (b"BODY", Some(v))
+                    if v.eq_ignore_ascii_case(b"7BIT") || v.eq_ignore_ascii_case(b"8BITMIME") => {}
                 (b"SMTPUTF8", None) => utf8 = true,
                 (b"AUTH", Some(_)) if self.cfg.smtpauth.is_some() => {}
                 _ => {
@@ -472,10 +577,19 @@ impl Session {
             return Ok(());
         }
         if badmailfrom_has(&self.cfg.badmailfrom, &p.addr) {
-            self.refuse(b"553 5.7.1 sender address refused (badmailfrom)", b"from", &p.addr, b"badmailfrom");
+            self.refuse(
+                b"553 5.7.1 sender address refused (badmailfrom)",
+                b"from",
+                &p.addr,
+                b"badmailfrom",
+            );
             return Ok(());
         }
-        self.tx = Some(Tx { sender: p.addr, rcpts: Vec::new(), utf8 });
+        self.tx = Some(Tx {
+            sender: p.addr,
+            rcpts: Vec::new(),
+            utf8,
+        });
         self.put(&[b"250 2.1.0 ok"]);
         Ok(())
     }
@@ -564,14 +678,21 @@ impl Session {
             return Ok(());
         }
         match crate::users::route(&addr) {
-            Ok(crate::users::Route::Local { local, domain }) => match crate::users::recipient_exists(&local, &domain) {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.refuse(b"550 5.1.1 no such user here", b"rcpt", &addr, b"unknown-user");
-                    return Ok(());
+            Ok(crate::users::Route::Local { local, domain }) => {
+                match crate::users::recipient_exists(&local, &domain) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.refuse(
+                            b"550 5.1.1 no such user here",
+                            b"rcpt",
+                            &addr,
+                            b"unknown-user",
+                        );
+                        return Ok(());
+                    }
+                    Err(e) => return self.control_failure(e),
                 }
-                Err(e) => return self.control_failure(e),
-            },
+            }
             Ok(crate::users::Route::Remote) => {}
             Err(e) => return self.control_failure(e),
         }
@@ -645,13 +766,22 @@ impl Session {
             }
             Ok(q) => q,
             Err(e) => {
-                crate::exit::warn(&[b"unable to start queue program: ", crate::exit::errtext(&e).as_bytes()]);
+                crate::exit::warn(&[
+                    b"unable to start queue program: ",
+                    crate::exit::errtext(&e).as_bytes(),
+                ]);
                 self.put(&[b"451 4.3.0 unable to start queue program"]);
                 return Ok(());
             }
         };
         self.count += 1;
-        let id = format!("{}.{}.{}", crate::sys::now(), std::process::id(), self.count).into_bytes();
+        let id = format!(
+            "{}.{}.{}",
+            crate::sys::now(),
+            std::process::id(),
+            self.count
+        )
+        .into_bytes();
         self.put(&[b"354 go ahead, end with <CRLF>.<CRLF>"]);
         q.write(&self.received(&id));
         let mut d = data::Data::new(self.cfg.databytes);
@@ -679,7 +809,11 @@ impl Session {
                 }
             }
         }
-        let tx = self.tx.take().unwrap_or(Tx { sender: Vec::new(), rcpts: Vec::new(), utf8: false });
+        let tx = self.tx.take().unwrap_or(Tx {
+            sender: Vec::new(),
+            rcpts: Vec::new(),
+            utf8: false,
+        });
         let bytes = d.stored.to_string().into_bytes();
         if d.bare {
             abort(q);
@@ -691,12 +825,26 @@ impl Session {
             );
         } else if d.over {
             abort(q);
-            self.refuse(b"552 5.3.4 message size exceeds fixed maximum message size", b"id", &id, b"size");
+            self.refuse(
+                b"552 5.3.4 message size exceeds fixed maximum message size",
+                b"id",
+                &id,
+                b"size",
+            );
         } else if d.hops > MAX_HOPS {
             abort(q);
-            self.refuse(b"554 5.4.6 too many hops, this message is looping", b"id", &id, b"hops");
+            self.refuse(
+                b"554 5.4.6 too many hops, this message is looping",
+                b"id",
+                &id,
+                b"hops",
+            );
         } else {
-            let env = crate::queue::Envelope { sender: tx.sender.clone(), recipients: tx.rcpts.clone() }.encode();
+            let env = crate::queue::Envelope {
+                sender: tx.sender.clone(),
+                recipients: tx.rcpts.clone(),
+            }
+            .encode();
             match q.finish(&env) {
                 Outcome::Queued(qid) => {
                     self.put(&[b"250 2.0.0 ok ", &safe(&qid)]);
@@ -731,7 +879,10 @@ impl Session {
             Outcome::Temp(t) => (b"451 ", t.clone()),
             Outcome::Queued(_) => return Ok(()),
         };
-        let text: Vec<u8> = text.iter().map(|&c| if c < 0x20 || c == 0x7f { b' ' } else { c }).collect();
+        let text: Vec<u8> = text
+            .iter()
+            .map(|&c| if c < 0x20 || c == 0x7f { b' ' } else { c })
+            .collect();
         self.put(&[code, &status, b" ", &text]);
         crate::exit::info(&[
             b"refused ",
@@ -805,16 +956,29 @@ impl Session {
                 },
             };
         if !ok {
-            self.refuse(b"459 4.7.1 ETRN not allowed for this domain", b"etrn", &d, b"etrn-domain");
+            self.refuse(
+                b"459 4.7.1 ETRN not allowed for this domain",
+                b"etrn",
+                &d,
+                b"etrn-domain",
+            );
             return Ok(());
         }
         match crate::queuerun::ctl::etrn(&d) {
             Ok(()) => {
                 self.put(&[b"250 2.0.0 queueing for ", &d, b" started"]);
-                crate::exit::info(&[b"etrn domain=", &d, b" remote=", &self.cfg.remote_ip.clone()]);
+                crate::exit::info(&[
+                    b"etrn domain=",
+                    &d,
+                    b" remote=",
+                    &self.cfg.remote_ip.clone(),
+                ]);
             }
             Err(e) => {
-                crate::exit::warn(&[b"unable to pass ETRN on: ", crate::exit::errtext(&e).as_bytes()]);
+                crate::exit::warn(&[
+                    b"unable to pass ETRN on: ",
+                    crate::exit::errtext(&e).as_bytes(),
+                ]);
                 self.put(&[b"458 4.0.0 unable to queue messages for ", &d]);
             }
         }
@@ -905,7 +1069,12 @@ impl Session {
         let user = creds.map(|(u, _)| u).unwrap_or_default();
         match verdict {
             auth::Verdict::Ok => {
-                crate::exit::info(&[b"auth ok user=", cut(&user), b" remote=", &self.cfg.remote_ip.clone()]);
+                crate::exit::info(&[
+                    b"auth ok user=",
+                    cut(&user),
+                    b" remote=",
+                    &self.cfg.remote_ip.clone(),
+                ]);
                 self.user = Some(user);
                 self.put(&[b"235 2.7.0 authentication successful"]);
             }
@@ -920,10 +1089,19 @@ impl Session {
             }
             auth::Verdict::Bad => {
                 self.auth_failures += 1;
-                crate::exit::info(&[b"auth failed user=", cut(&user), b" remote=", &self.cfg.remote_ip.clone()]);
+                crate::exit::info(&[
+                    b"auth failed user=",
+                    cut(&user),
+                    b" remote=",
+                    &self.cfg.remote_ip.clone(),
+                ]);
                 if self.auth_failures >= MAX_AUTH_FAILURES {
                     let me = self.cfg.me.clone();
-                    self.put(&[b"421 4.7.0 ", &me, b" too many authentication failures, closing connection"]);
+                    self.put(&[
+                        b"421 4.7.0 ",
+                        &me,
+                        b" too many authentication failures, closing connection",
+                    ]);
                     self.done = true;
                 } else {
                     self.put(&[b"535 5.7.8 authentication credentials invalid"]);
@@ -938,7 +1116,13 @@ impl Session {
 /// envelope, the linked queue code removes its files. Nothing is queued.
 fn abort(q: Queue) {
     match q {
-        Queue::Program { mut child, msg, env, fd6, .. } => {
+        Queue::Program {
+            mut child,
+            msg,
+            env,
+            fd6,
+            ..
+        } => {
             let _ = child.kill();
             drop(msg);
             drop(env);

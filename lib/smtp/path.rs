@@ -41,7 +41,11 @@ fn domain(s: &[u8]) -> Option<usize> {
     if s.first() == Some(&b'[') {
         let end = memchr::memchr(b']', s)?;
         let inner = &s[1..end];
-        if inner.is_empty() || !inner.iter().all(|&c| (33..=90).contains(&c) || (94..=126).contains(&c)) {
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&c| (33..=90).contains(&c) || (94..=126).contains(&c))
+        {
             return None;
         }
         return Some(end + 1);
@@ -179,12 +183,18 @@ pub fn parse(s: &[u8]) -> Result<Path<'_>, PathError> {
     }
     let rest = &s[i..];
     if rest.is_empty() {
-        return Ok(Path { addr, params: Vec::new() });
+        return Ok(Path {
+            addr,
+            params: Vec::new(),
+        });
     }
     if rest[0] != b' ' {
         return Err(PathError::Syntax);
     }
-    let params = rest.split(|&c| c == b' ').filter(|p| !p.is_empty()).collect();
+    let params = rest
+        .split(|&c| c == b' ')
+        .filter(|p| !p.is_empty())
+        .collect();
     Ok(Path { addr, params })
 }
 
@@ -195,7 +205,10 @@ pub fn param(p: &[u8]) -> Option<(Vec<u8>, Option<&[u8]>)> {
         Some(i) => (&p[..i], Some(&p[i + 1..])),
         None => (p, None),
     };
-    if k.is_empty() || !k[0].is_ascii_alphanumeric() || !k.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-') {
+    if k.is_empty()
+        || !k[0].is_ascii_alphanumeric()
+        || !k.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+    {
         return None;
     }
     if let Some(v) = v {
@@ -218,7 +231,16 @@ mod tests {
     fn domains() {
         assert!(super::is_domain(b"mail.example.org"));
         assert!(super::is_domain(b"[192.0.2.1]"));
-        for bad in [&b""[..], b"@example.org", b"#queue", b"a..b", b"-a.b", b"a b", b"a.b.", b"caf\xc3\xa9.example"] {
+        for bad in [
+            &b""[..],
+            b"@example.org",
+            b"#queue",
+            b"a..b",
+            b"-a.b",
+            b"a b",
+            b"a.b.",
+            b"caf\xc3\xa9.example",
+        ] {
             assert!(!super::is_domain(bad), "{:?}", bad);
         }
     }
@@ -228,11 +250,23 @@ mod tests {
         assert_eq!(addr(b"<a@b.example>").unwrap(), b"a@b.example");
         assert_eq!(addr(b" <a.b+c@[127.0.0.1]>").unwrap(), b"a.b+c@[127.0.0.1]");
         assert_eq!(addr(b"<>").unwrap(), b"");
-        assert_eq!(addr(b"<@x.example,@y.example:u@z.example>").unwrap(), b"u@z.example");
-        assert_eq!(addr(b"<\"a b\\\"c\"@d.example>").unwrap(), b"a b\"c@d.example");
+        assert_eq!(
+            addr(b"<@x.example,@y.example:u@z.example>").unwrap(),
+            b"u@z.example"
+        );
+        assert_eq!(
+            addr(b"<\"a b\\\"c\"@d.example>").unwrap(),
+            b"a b\"c@d.example"
+        );
         assert_eq!(addr(b"<\"a@b\"@d.example>").unwrap(), b"a@b@d.example");
-        assert_eq!(addr(b"<postmaster>"), Err(PathError::NoDomain(b"postmaster".to_vec())));
-        assert_eq!(addr("<jörg@bücher.example>".as_bytes()).unwrap(), "jörg@bücher.example".as_bytes());
+        assert_eq!(
+            addr(b"<postmaster>"),
+            Err(PathError::NoDomain(b"postmaster".to_vec()))
+        );
+        assert_eq!(
+            addr("<jörg@bücher.example>".as_bytes()).unwrap(),
+            "jörg@bücher.example".as_bytes()
+        );
         for bad in [
             &b"a@b"[..],
             b"<a@b",
@@ -251,7 +285,12 @@ mod tests {
             b"<a@[]>",
             b"<>x",
         ] {
-            assert_eq!(addr(bad), Err(PathError::Syntax), "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                addr(bad),
+                Err(PathError::Syntax),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let mut long = b"<".to_vec();
         long.extend(std::iter::repeat_n(b'a', 900));
@@ -262,8 +301,14 @@ mod tests {
     #[test]
     fn params() {
         let p = parse(b"<a@b> SIZE=100 BODY=8BITMIME  SMTPUTF8").unwrap();
-        assert_eq!(p.params, vec![&b"SIZE=100"[..], b"BODY=8BITMIME", b"SMTPUTF8"]);
-        assert_eq!(param(b"size=100"), Some((b"SIZE".to_vec(), Some(&b"100"[..]))));
+        assert_eq!(
+            p.params,
+            vec![&b"SIZE=100"[..], b"BODY=8BITMIME", b"SMTPUTF8"]
+        );
+        assert_eq!(
+            param(b"size=100"),
+            Some((b"SIZE".to_vec(), Some(&b"100"[..])))
+        );
         assert_eq!(param(b"SMTPUTF8"), Some((b"SMTPUTF8".to_vec(), None)));
         assert_eq!(param(b"-X"), None);
         assert_eq!(param(b"X="), None);

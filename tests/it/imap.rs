@@ -48,9 +48,13 @@ fn put(md: &Path, sub: &str, base: &str, info: Option<&str>, body: &str, t: i64)
         name.push_str(":2,");
         name.push_str(i);
     }
+    // Made in tmp/ and renamed, as a delivery does: a running session may
+    // move a file in new/ at any moment.
+    let tmp = md.join("tmp").join(&name);
+    fs::write(&tmp, body).unwrap();
+    set_mtime(&tmp, t);
     let p = md.join(sub).join(name);
-    fs::write(&p, body).unwrap();
-    set_mtime(&p, t);
+    fs::rename(&tmp, &p).unwrap();
     p
 }
 

@@ -60,7 +60,11 @@ impl Q {
         // Every local part belongs to uid 65534 (deliveries never run as root).
         let catch = base.join("catch");
         std::fs::create_dir_all(&catch).unwrap();
-        std::fs::write(home.join("users/assign"), format!("+:catch:65534:65534:{}:::\n.\n", catch.display())).unwrap();
+        std::fs::write(
+            home.join("users/assign"),
+            format!("+:catch:65534:65534:{}:::\n.\n", catch.display()),
+        )
+        .unwrap();
         script(&base.join("remote"), FAKE_REMOTE);
         Q {
             log: base.join("log"),

@@ -9,7 +9,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::OnceLock;
 
 const GREET: &str = "220 mail.example.org ESMTP\r\n";
-const EHLO: &str = "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
+const EHLO: &str =
+    "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
 250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250 SMTPUTF8\r\n";
 const BYE: &str = "221 2.0.0 mail.example.org closing connection\r\n";
 
@@ -71,7 +72,11 @@ impl T {
         std::fs::create_dir_all(&q).unwrap();
         // Every local part exists unless a test says otherwise.
         let catch = home.parent().unwrap().join("catch");
-        std::fs::write(home.join("users/assign"), format!("+:catch:65534:65534:{}:::\n.\n", catch.display())).unwrap();
+        std::fs::write(
+            home.join("users/assign"),
+            format!("+:catch:65534:65534:{}:::\n.\n", catch.display()),
+        )
+        .unwrap();
         T { home, q }
     }
 
@@ -81,11 +86,17 @@ impl T {
 
     fn base_env(&self) -> Vec<(String, String)> {
         vec![
-            ("PIPEMAIL_HOME".into(), self.home.to_string_lossy().into_owned()),
+            (
+                "PIPEMAIL_HOME".into(),
+                self.home.to_string_lossy().into_owned(),
+            ),
             ("TCPREMOTEIP".into(), "192.0.2.7".into()),
             ("TCPREMOTEHOST".into(), "client.example".into()),
             ("TCPLOCALIP".into(), "10.0.0.1".into()),
-            ("QMAILQUEUE".into(), fakes().join("fakeq").to_string_lossy().into_owned()),
+            (
+                "QMAILQUEUE".into(),
+                fakes().join("fakeq").to_string_lossy().into_owned(),
+            ),
             ("FAKEQ".into(), self.q.to_string_lossy().into_owned()),
         ]
     }
@@ -101,7 +112,11 @@ impl T {
         }
         let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let out = run("smtp-recv", &[], &e, input);
-        (norm(&out.stdout), out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            norm(&out.stdout),
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Queued messages (message, envelope) recorded by the fake queue.
@@ -122,18 +137,31 @@ impl T {
 fn norm(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
     s.split_inclusive("\r\n")
-        .map(|l| if l.starts_with("250 2.0.0 ok ") { "250 2.0.0 ok QID\r\n".to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with("250 2.0.0 ok ") {
+                "250 2.0.0 ok QID\r\n".to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect()
 }
 
 /// The message as stored, without our Received: line (checked apart).
 fn body_after_received(m: &[u8]) -> (String, Vec<u8>) {
     let s = m;
-    assert!(s.starts_with(b"Received: from "), "{}", String::from_utf8_lossy(s));
+    assert!(
+        s.starts_with(b"Received: from "),
+        "{}",
+        String::from_utf8_lossy(s)
+    );
     // Two lines: "Received: from ...\n\tby ...\n".
     let first = s.iter().position(|&c| c == b'\n').unwrap();
     let second = first + 1 + s[first + 1..].iter().position(|&c| c == b'\n').unwrap();
-    (String::from_utf8_lossy(&s[..second + 1]).into_owned(), s[second + 1..].to_vec())
+    (
+        String::from_utf8_lossy(&s[..second + 1]).into_owned(),
+        s[second + 1..].to_vec(),
+    )
 }
 
 fn s(v: &[&str]) -> String {
@@ -169,9 +197,16 @@ RCPT TO:<\"v w\"@mail.example.org>\r\nDATA\r\nSubject: hi\r\n\r\n..dot\r\n\xc3\x
         "{}",
         rcv
     );
-    assert_eq!(q[0].1, b"Fa@b.example\0Tu@mail.example.org\0Tv w@mail.example.org\0\0");
+    assert_eq!(
+        q[0].1,
+        b"Fa@b.example\0Tu@mail.example.org\0Tv w@mail.example.org\0\0"
+    );
     assert!(err.contains("info: accepted id="), "{}", err);
-    assert!(err.contains(" from=<a@b.example> rcpts=2 bytes="), "{}", err);
+    assert!(
+        err.contains(" from=<a@b.example> rcpts=2 bytes="),
+        "{}",
+        err
+    );
     assert!(err.starts_with("smtp-recv: pid "), "{}", err);
 }
 
@@ -186,9 +221,15 @@ fn helo_gives_smtp_and_linked_queue_writes_the_drop_directory() {
     );
     assert_eq!(code, Some(0));
     let drop = t.home.join("queue/drop");
-    let envs: Vec<String> = files(&drop).into_iter().filter(|f| f.ends_with(".env")).collect();
+    let envs: Vec<String> = files(&drop)
+        .into_iter()
+        .filter(|f| f.ends_with(".env"))
+        .collect();
     assert_eq!(envs.len(), 1);
-    assert_eq!(std::fs::read(drop.join(&envs[0])).unwrap(), b"F\0Tpostmaster@mail.example.org\0\0");
+    assert_eq!(
+        std::fs::read(drop.join(&envs[0])).unwrap(),
+        b"F\0Tpostmaster@mail.example.org\0\0"
+    );
     let m = std::fs::read(drop.join(envs[0].trim_end_matches(".env"))).unwrap();
     let nl = m.iter().position(|&c| c == b'\n').unwrap();
     assert!(m.starts_with(b"Received: (pipemail "));
@@ -215,11 +256,18 @@ impl Live {
         for (k, v) in extra {
             c.env(k, v);
         }
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
         let stdin = child.stdin.take();
         let out = child.stdout.take().unwrap();
-        Live { child, stdin, out, got: Vec::new() }
+        Live {
+            child,
+            stdin,
+            out,
+            got: Vec::new(),
+        }
     }
 
     fn send(&mut self, b: &[u8]) {
@@ -231,14 +279,28 @@ impl Live {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !self.got.ends_with(want.as_bytes()) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            assert!(!left.is_zero(), "waited for {:?}, got {:?}", want, String::from_utf8_lossy(&self.got));
-            let mut p = libc::pollfd { fd: self.out.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            assert!(
+                !left.is_zero(),
+                "waited for {:?}, got {:?}",
+                want,
+                String::from_utf8_lossy(&self.got)
+            );
+            let mut p = libc::pollfd {
+                fd: self.out.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
             if unsafe { libc::poll(&mut p, 1, left.as_millis() as i32) } <= 0 {
                 continue;
             }
             let mut buf = [0u8; 4096];
             let n = self.out.read(&mut buf).unwrap();
-            assert!(n > 0, "eof while waiting for {:?}, got {:?}", want, String::from_utf8_lossy(&self.got));
+            assert!(
+                n > 0,
+                "eof while waiting for {:?}, got {:?}",
+                want,
+                String::from_utf8_lossy(&self.got)
+            );
             self.got.extend_from_slice(&buf[..n]);
         }
     }
@@ -275,48 +337,116 @@ fn pipelined_group_is_answered_in_order_and_flushed_before_reading() {
 fn sequence_and_syntax_refusals() {
     let t = T::new("smtp-refuse");
     let cases: &[(&str, &str)] = &[
-        ("MAIL FROM:<a@b.example>", "503 5.5.1 send HELO or EHLO first"),
+        (
+            "MAIL FROM:<a@b.example>",
+            "503 5.5.1 send HELO or EHLO first",
+        ),
         ("HELO", "501 5.5.4 syntax: HELO hostname"),
         ("EHLO", "501 5.5.4 syntax: EHLO hostname"),
         ("RCPT TO:<u@mail.example.org>", "503 5.5.1 MAIL first"),
         ("DATA", "503 5.5.1 MAIL first"),
-        ("MAIL TO:<a@b.example>", "501 5.5.4 syntax: MAIL FROM:<address>"),
-        ("MAIL FROM:a@b.example", "501 5.1.7 bad sender address syntax"),
-        ("MAIL FROM:<a@b.example", "501 5.1.7 bad sender address syntax"),
-        ("MAIL FROM:<a..b@b.example>", "501 5.1.7 bad sender address syntax"),
-        ("MAIL FROM:<a>", "553 5.1.7 sender address must have a domain"),
-        ("MAIL FROM:<a@b.example> FOO=bar", "555 5.5.4 unsupported parameter FOO"),
-        ("MAIL FROM:<a@b.example> BODY=BINARYMIME", "555 5.5.4 unsupported parameter BODY"),
-        ("MAIL FROM:<a@b.example> SIZE=x", "501 5.5.4 bad SIZE parameter"),
-        ("MAIL FROM:<j\u{f6}rg@b.example>", "553 5.6.7 non-ASCII address needs SMTPUTF8"),
+        (
+            "MAIL TO:<a@b.example>",
+            "501 5.5.4 syntax: MAIL FROM:<address>",
+        ),
+        (
+            "MAIL FROM:a@b.example",
+            "501 5.1.7 bad sender address syntax",
+        ),
+        (
+            "MAIL FROM:<a@b.example",
+            "501 5.1.7 bad sender address syntax",
+        ),
+        (
+            "MAIL FROM:<a..b@b.example>",
+            "501 5.1.7 bad sender address syntax",
+        ),
+        (
+            "MAIL FROM:<a>",
+            "553 5.1.7 sender address must have a domain",
+        ),
+        (
+            "MAIL FROM:<a@b.example> FOO=bar",
+            "555 5.5.4 unsupported parameter FOO",
+        ),
+        (
+            "MAIL FROM:<a@b.example> BODY=BINARYMIME",
+            "555 5.5.4 unsupported parameter BODY",
+        ),
+        (
+            "MAIL FROM:<a@b.example> SIZE=x",
+            "501 5.5.4 bad SIZE parameter",
+        ),
+        (
+            "MAIL FROM:<j\u{f6}rg@b.example>",
+            "553 5.6.7 non-ASCII address needs SMTPUTF8",
+        ),
         ("MAIL FROM:<j\u{f6}rg@b.example> SMTPUTF8", "250 2.1.0 ok"),
         ("MAIL FROM:<a@b.example>", "503 5.5.1 nested MAIL command"),
         ("DATA", "554 5.5.1 no valid recipients"),
-        ("RCPT TO:<u@mail.example.org> NOTIFY=NEVER", "555 5.5.4 unsupported parameter NOTIFY"),
+        (
+            "RCPT TO:<u@mail.example.org> NOTIFY=NEVER",
+            "555 5.5.4 unsupported parameter NOTIFY",
+        ),
         ("RCPT TO:<>", "501 5.1.3 bad recipient address syntax"),
-        ("RCPT TO:<u>", "553 5.1.3 recipient address must have a domain"),
-        ("RCPT TO:u@mail.example.org", "501 5.1.3 bad recipient address syntax"),
-        ("RCPT FROM:<u@mail.example.org>", "501 5.5.4 syntax: RCPT TO:<address>"),
+        (
+            "RCPT TO:<u>",
+            "553 5.1.3 recipient address must have a domain",
+        ),
+        (
+            "RCPT TO:u@mail.example.org",
+            "501 5.1.3 bad recipient address syntax",
+        ),
+        (
+            "RCPT FROM:<u@mail.example.org>",
+            "501 5.5.4 syntax: RCPT TO:<address>",
+        ),
         ("RCPT TO:<Postmaster>", "250 2.1.5 ok"),
-        ("RCPT TO:<@relay.example:u@mail.example.org>", "250 2.1.5 ok"),
+        (
+            "RCPT TO:<@relay.example:u@mail.example.org>",
+            "250 2.1.5 ok",
+        ),
         ("RSET", "250 2.0.0 ok"),
         ("EXPN list", "502 5.5.1 EXPN not available"),
         ("TURN", "502 5.5.1 command not implemented"),
-        ("ETRN Mail.Example.ORG", "250 2.0.0 queueing for mail.example.org started"),
+        (
+            "ETRN Mail.Example.ORG",
+            "250 2.0.0 queueing for mail.example.org started",
+        ),
         ("ETRN", "501 5.5.4 syntax: ETRN domain"),
         ("ETRN @mail.example.org", "501 5.5.4 syntax: ETRN domain"),
-        ("ETRN elsewhere.example", "459 4.7.1 ETRN not allowed for this domain"),
-        ("SEND FROM:<a@b.example>", "502 5.5.1 command not implemented"),
-        ("SOML FROM:<a@b.example>", "502 5.5.1 command not implemented"),
-        ("SAML FROM:<a@b.example>", "502 5.5.1 command not implemented"),
+        (
+            "ETRN elsewhere.example",
+            "459 4.7.1 ETRN not allowed for this domain",
+        ),
+        (
+            "SEND FROM:<a@b.example>",
+            "502 5.5.1 command not implemented",
+        ),
+        (
+            "SOML FROM:<a@b.example>",
+            "502 5.5.1 command not implemented",
+        ),
+        (
+            "SAML FROM:<a@b.example>",
+            "502 5.5.1 command not implemented",
+        ),
         ("AUTH PLAIN", "502 5.5.1 command not implemented"),
         ("XYZZY", "500 5.5.1 command not recognized"),
-        ("vrfy x", "252 2.5.2 cannot verify, send some mail and I will try my best"),
+        (
+            "vrfy x",
+            "252 2.5.2 cannot verify, send some mail and I will try my best",
+        ),
     ];
     // Two sessions, each under the limit of 20 protocol errors.
-    for (part, pre, pre_want) in
-        [(&cases[..17], "", ""), (&cases[17..], "EHLO c\r\nMAIL FROM:<a@b.example>\r\n", "EHLO\r\n250 2.1.0 ok\r\n")]
-    {
+    for (part, pre, pre_want) in [
+        (&cases[..17], "", ""),
+        (
+            &cases[17..],
+            "EHLO c\r\nMAIL FROM:<a@b.example>\r\n",
+            "EHLO\r\n250 2.1.0 ok\r\n",
+        ),
+    ] {
         let mut input = pre.as_bytes().to_vec();
         let mut want = s(&[GREET, &pre_want.replace("EHLO\r\n", EHLO)]);
         for (i, (cmd, reply)) in part.iter().enumerate() {
@@ -360,7 +490,11 @@ fn recipient_limit_and_address_length() {
     let mut want = s(&[GREET, EHLO, "250 2.1.0 ok\r\n"]);
     for i in 0..101 {
         input.extend_from_slice(format!("RCPT TO:<u{}@mail.example.org>\r\n", i).as_bytes());
-        want.push_str(if i < 100 { "250 2.1.5 ok\r\n" } else { "452 4.5.3 too many recipients\r\n" });
+        want.push_str(if i < 100 {
+            "250 2.1.5 ok\r\n"
+        } else {
+            "452 4.5.3 too many recipients\r\n"
+        });
     }
     let long = "a".repeat(890);
     input.extend_from_slice(format!("RCPT TO:<{}@mail.example.org>\r\n", long).as_bytes());
@@ -371,7 +505,13 @@ fn recipient_limit_and_address_length() {
     let (out, _, _) = t.session(&[], &input);
     assert_eq!(out, want);
     let q = t.queued();
-    assert_eq!(q[0].1.split(|&c| c == 0).filter(|f| f.starts_with(b"T")).count(), 100);
+    assert_eq!(
+        q[0].1
+            .split(|&c| c == 0)
+            .filter(|f| f.starts_with(b"T"))
+            .count(),
+        100
+    );
 }
 
 #[test]
@@ -398,11 +538,26 @@ DATA\r\n{}\r\n.\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDA
             BYE
         ])
     );
-    assert_eq!(t.queued().len(), 1, "only the message of 100 bytes (99 + LF)");
+    assert_eq!(
+        t.queued().len(),
+        1,
+        "only the message of 100 bytes (99 + LF)"
+    );
     assert!(err.contains("reason=size"));
     // $DATABYTES overrides the control file; 0 means no limit.
-    let (out, _, _) = t.session(&[("DATABYTES", "0")], b"EHLO c\r\nMAIL FROM:<a@b.example> SIZE=999999999\r\nQUIT\r\n");
-    assert_eq!(out, s(&[GREET, &EHLO.replace("SIZE 10240000", "SIZE 0"), "250 2.1.0 ok\r\n", BYE]));
+    let (out, _, _) = t.session(
+        &[("DATABYTES", "0")],
+        b"EHLO c\r\nMAIL FROM:<a@b.example> SIZE=999999999\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            &EHLO.replace("SIZE 10240000", "SIZE 0"),
+            "250 2.1.0 ok\r\n",
+            BYE
+        ])
+    );
 }
 
 #[test]
@@ -511,7 +666,11 @@ fn bare_lf_and_cr_never_end_data_step_by_step() {
         l.expect("354 go ahead, end with <CRLF>.<CRLF>\r\n");
         l.send(b"Subject: good\r\n\r\nfine\r\n.\r\nQUIT\r\n");
         let (out, code) = l.finish();
-        assert!(out.ends_with("250 2.0.0 ok QID\r\n221 2.0.0 mail.example.org closing connection\r\n"), "{}", out);
+        assert!(
+            out.ends_with("250 2.0.0 ok QID\r\n221 2.0.0 mail.example.org closing connection\r\n"),
+            "{}",
+            out
+        );
         assert_eq!(out.matches("250 2.0.0 ok QID").count(), 1);
         assert_eq!(code, Some(0));
         let q = t.queued();
@@ -542,9 +701,15 @@ fn nul_in_data_is_data_and_smuggled_text_stays_inside() {
 fn hop_count() {
     let t = T::new("smtp-hops");
     let mk = |n: usize| {
-        let mut m = b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n".to_vec();
+        let mut m =
+            b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n"
+                .to_vec();
         for i in 0..n {
-            m.extend_from_slice(if i % 2 == 0 { b"Received: x\r\n" } else { b"Delivered-To: y\r\n" });
+            m.extend_from_slice(if i % 2 == 0 {
+                b"Received: x\r\n"
+            } else {
+                b"Delivered-To: y\r\n"
+            });
         }
         m.extend_from_slice(b"\r\nReceived: in the body does not count\r\n.\r\nQUIT\r\n");
         m
@@ -552,7 +717,11 @@ fn hop_count() {
     let (out, _, _) = t.session(&[], &mk(100));
     assert!(out.contains("250 2.0.0 ok QID"), "{}", out);
     let (out, _, _) = t.session(&[], &mk(101));
-    assert!(out.contains("\r\n554 5.4.6 too many hops, this message is looping\r\n"), "{}", out);
+    assert!(
+        out.contains("\r\n554 5.4.6 too many hops, this message is looping\r\n"),
+        "{}",
+        out
+    );
     assert_eq!(t.queued().len(), 1);
 }
 
@@ -561,8 +730,14 @@ fn queue_program_exit_codes() {
     let cases = [
         ("0", "250 2.0.0 ok QID"),
         ("11", "554 5.1.3 envelope address too long for qq (#5.1.3)"),
-        ("31", "554 5.3.0 mail server permanently rejected message (#5.3.0)"),
-        ("71", "451 4.3.0 mail server temporarily rejected message (#4.3.0)"),
+        (
+            "31",
+            "554 5.3.0 mail server permanently rejected message (#5.3.0)",
+        ),
+        (
+            "71",
+            "451 4.3.0 mail server temporarily rejected message (#4.3.0)",
+        ),
         ("82", "554 5.7.1 sorry (#5.7.1)"),
         ("kill", "451 4.3.0 qq crashed (#4.3.0)"),
     ];
@@ -589,9 +764,14 @@ fn queue_program_exit_codes() {
     }
     // A queue program that cannot be run.
     let t = T::new("smtp-qq-missing");
-    let input = b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\nQUIT\r\n";
+    let input =
+        b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\nQUIT\r\n";
     let (out, _, _) = t.session(&[("QMAILQUEUE", "/nonexistent/qq")], input);
-    assert!(out.contains("\r\n451 4.3.0 unable to start queue program\r\n221 "), "{}", out);
+    assert!(
+        out.contains("\r\n451 4.3.0 unable to start queue program\r\n221 "),
+        "{}",
+        out
+    );
 }
 
 #[test]
@@ -643,7 +823,11 @@ fn relay_control() {
     );
     assert_eq!(
         out,
-        s(&[GREET, "250 mail.example.org\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n554 5.7.1 relaying denied\r\n", BYE])
+        s(&[
+            GREET,
+            "250 mail.example.org\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n554 5.7.1 relaying denied\r\n",
+            BYE
+        ])
     );
 }
 
@@ -652,8 +836,15 @@ fn relayclient_allows_relaying_and_is_appended() {
     let t = T::new("smtp-relayclient");
     let input = b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@other.example>\r\nRCPT TO:<\"y@z\"@other.example>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
     let (out, _, _) = t.session(&[("RELAYCLIENT", "")], input);
-    assert!(out.contains("250 2.1.5 ok\r\n250 2.1.5 ok\r\n354"), "{}", out);
-    assert_eq!(t.queued()[0].1, b"Fa@b.example\0Tx@other.example\0Ty@z@other.example\0\0");
+    assert!(
+        out.contains("250 2.1.5 ok\r\n250 2.1.5 ok\r\n354"),
+        "{}",
+        out
+    );
+    assert_eq!(
+        t.queued()[0].1,
+        b"Fa@b.example\0Tx@other.example\0Ty@z@other.example\0\0"
+    );
     let t = T::new("smtp-relayclient2");
     let (_, _, _) = t.session(
         &[("RELAYCLIENT", ".fix")],
@@ -665,7 +856,11 @@ fn relayclient_allows_relaying_and_is_appended() {
 #[test]
 fn localiphost_and_badmailfrom() {
     let t = T::new("smtp-bmf");
-    control(&t.home, "badmailfrom", "spammer@bad.example\n@worse.example\n");
+    control(
+        &t.home,
+        "badmailfrom",
+        "spammer@bad.example\n@worse.example\n",
+    );
     control(&t.home, "localiphost", "mail.example.org\n");
     let input =
         b"HELO c\r\nMAIL FROM:<SPAMMER@bad.example>\r\nMAIL FROM:<x@worse.example>\r\nMAIL FROM:<ok@bad.example>\r\n\
@@ -680,7 +875,11 @@ RCPT TO:<u@[10.0.0.1]>\r\nRCPT TO:<u@[10.0.0.2]>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
             BYE
         ])
     );
-    assert!(err.contains("refused from=<SPAMMER@bad.example> reason=badmailfrom remote=192.0.2.7"), "{}", err);
+    assert!(
+        err.contains("refused from=<SPAMMER@bad.example> reason=badmailfrom remote=192.0.2.7"),
+        "{}",
+        err
+    );
     assert_eq!(t.queued()[0].1, b"Fok@bad.example\0Tu@mail.example.org\0\0");
 }
 
@@ -701,7 +900,9 @@ fn read_timeout_gives_421() {
     assert!(start.elapsed() < std::time::Duration::from_secs(4));
     // Also in the middle of DATA: nothing is queued.
     let mut l = Live::start(&t, &[]);
-    l.send(b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\npartial\r\n");
+    l.send(
+        b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\npartial\r\n",
+    );
     l.expect("354 go ahead, end with <CRLF>.<CRLF>\r\n421 4.4.2 mail.example.org timeout, closing connection\r\n");
     assert_eq!(l.finish().1, Some(111));
     assert!(t.queued().is_empty());
@@ -714,7 +915,11 @@ fn bad_control_file_gives_421() {
     let (out, code, err) = t.session(&[], b"QUIT\r\n");
     assert_eq!(out, "421 4.3.0 unable to read controls\r\n");
     assert_eq!(code, Some(111));
-    assert!(err.contains("control/databytes line 1: not a number"), "{}", err);
+    assert!(
+        err.contains("control/databytes line 1: not a number"),
+        "{}",
+        err
+    );
 }
 
 #[test]
@@ -725,9 +930,19 @@ fn greeting_and_remote_fallback() {
         &[("TCPREMOTEIP", "\0"), ("TCPREMOTEHOST", "\0")],
         b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n",
     );
-    assert!(out.starts_with("220 mx.example.org welcome ESMTP\r\n250 mail.example.org\r\n"), "{}", out);
+    assert!(
+        out.starts_with("220 mx.example.org welcome ESMTP\r\n250 mail.example.org\r\n"),
+        "{}",
+        out
+    );
     let (rcv, _) = body_after_received(&t.queued()[0].0);
-    assert!(rcv.starts_with("Received: from c (unknown [unknown])\n\tby mail.example.org with SMTP id "), "{}", rcv);
+    assert!(
+        rcv.starts_with(
+            "Received: from c (unknown [unknown])\n\tby mail.example.org with SMTP id "
+        ),
+        "{}",
+        rcv
+    );
     let (_, code, _) = t.session(&[], b"");
     assert_eq!(code, Some(0), "client closed without QUIT");
     let out = run("smtp-recv", &["x"], &[], b"");
@@ -738,16 +953,25 @@ fn b64(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut o = String::new();
     for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for k in 0..4 {
-            o.push(if k <= c.len() { T[((n >> (18 - 6 * k)) & 63) as usize] as char } else { '=' });
+            o.push(if k <= c.len() {
+                T[((n >> (18 - 6 * k)) & 63) as usize] as char
+            } else {
+                '='
+            });
         }
     }
     o
 }
 
 fn auth_env() -> Vec<(&'static str, String)> {
-    vec![("SMTPAUTH", fakes().join("checkpw").to_string_lossy().into_owned())]
+    vec![(
+        "SMTPAUTH",
+        fakes().join("checkpw").to_string_lossy().into_owned(),
+    )]
 }
 
 fn auth_session(t: &T, input: &[u8]) -> (String, Option<i32>, String) {
@@ -756,7 +980,8 @@ fn auth_session(t: &T, input: &[u8]) -> (String, Option<i32>, String) {
     t.session(&e, input)
 }
 
-const EHLO_AUTH: &str = "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
+const EHLO_AUTH: &str =
+    "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
 250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-SMTPUTF8\r\n250 AUTH PLAIN LOGIN\r\n";
 
 #[test]
@@ -790,7 +1015,11 @@ MAIL FROM:<alice@mail.example.org> AUTH=<>\r\nRCPT TO:<x@other.example>\r\nDATA\
         "{}",
         rcv
     );
-    assert!(err.contains("info: auth ok user=alice remote=192.0.2.7"), "{}", err);
+    assert!(
+        err.contains("info: auth ok user=alice remote=192.0.2.7"),
+        "{}",
+        err
+    );
     assert!(err.contains("auth=alice"), "{}", err);
 }
 
@@ -841,8 +1070,10 @@ fn auth_continuations_login_cancel_and_failures() {
     assert_eq!(code, Some(0));
     assert_eq!(err.matches("info: auth failed user=").count(), 3, "{}", err);
     // AUTH in a transaction, and before EHLO.
-    let (out, _, _) =
-        auth_session(&t, b"HELO c\r\nAUTH PLAIN\r\nEHLO c\r\nMAIL FROM:<a@b.example>\r\nAUTH PLAIN\r\nQUIT\r\n");
+    let (out, _, _) = auth_session(
+        &t,
+        b"HELO c\r\nAUTH PLAIN\r\nEHLO c\r\nMAIL FROM:<a@b.example>\r\nAUTH PLAIN\r\nQUIT\r\n",
+    );
     assert_eq!(
         out,
         s(&[
@@ -935,13 +1166,21 @@ s.quit()
     );
     assert_eq!(body, b"Subject: t\n\n.dot\nbody\n");
     let err = String::from_utf8_lossy(&srv.stderr);
-    assert!(err.contains("refused rcpt=<x@other.example> reason=relaying remote=127.0.0.1"), "{}", err);
+    assert!(
+        err.contains("refused rcpt=<x@other.example> reason=relaying remote=127.0.0.1"),
+        "{}",
+        err
+    );
 }
 
 #[test]
 fn unknown_local_recipient_is_refused_at_rcpt() {
     let t = T::new("smtp-unknown");
-    std::fs::write(t.home.join("users/assign"), "=u:u:65534:65534:/nonexistent:::\n.\n").unwrap();
+    std::fs::write(
+        t.home.join("users/assign"),
+        "=u:u:65534:65534:/nonexistent:::\n.\n",
+    )
+    .unwrap();
     let input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<nobody-here@mail.example.org>\r\nRCPT TO:<u@mail.example.org>\r\nQUIT\r\n";
     let (out, code, _) = t.session(&[], input);
     assert!(
