@@ -241,7 +241,7 @@ const COMMANDS: &[Cmd] = &[
     },
     Cmd {
         verb: b"ETRN",
-        handler: Session::unimpl,
+        handler: Session::etrn,
         flush: true,
     },
     Cmd {
@@ -497,6 +497,7 @@ impl Session {
         lines.push(format!("SIZE {}", self.cfg.databytes).into_bytes());
         lines.push(b"8BITMIME".to_vec());
         lines.push(b"ENHANCEDSTATUSCODES".to_vec());
+        lines.push(b"ETRN".to_vec());
         lines.push(b"SMTPUTF8".to_vec());
         if self.cfg.smtpauth.is_some() {
             lines.push(b"AUTH PLAIN LOGIN".to_vec());
@@ -925,6 +926,62 @@ impl Session {
     fn help(&mut self, _: &[u8]) -> Result<(), Fatal> {
         self.put(&[b"214-2.0.0 commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"]);
         self.put(&[b"214 2.0.0 see smtp-recv(8)"]);
+        Ok(())
+    }
+
+    /// ETRN (RFC 1985): asks queue-run to retry the remote recipients in
+    /// one domain now. Allowed for a client that may relay, and for the
+    /// domains we accept mail for (a backup MX's clients).
+    fn etrn(&mut self, arg: &[u8]) -> Result<(), Fatal> {
+        if self.helo.is_none() {
+            self.err(b"503 5.5.1 send HELO or EHLO first");
+            return Ok(());
+        }
+        if self.tx.is_some() {
+            self.err(b"503 5.5.1 MAIL transaction in progress");
+            return Ok(());
+        }
+        let d = crate::parse::trim(arg).to_ascii_lowercase();
+        if !path::is_domain(&d) {
+            self.err(b"501 5.5.4 syntax: ETRN domain");
+            return Ok(());
+        }
+        let relay = self.cfg.relayclient.is_some() || self.user.is_some();
+        let ok = relay
+            || match &self.cfg.rcpthosts {
+                Some(h) => rcpthosts_has(h, &d),
+                None => match crate::users::route(&[&b"postmaster@"[..], &d].concat()) {
+                    Ok(r) => r != crate::users::Route::Remote,
+                    Err(e) => return self.control_failure(e),
+                },
+            };
+        if !ok {
+            self.refuse(
+                b"459 4.7.1 ETRN not allowed for this domain",
+                b"etrn",
+                &d,
+                b"etrn-domain",
+            );
+            return Ok(());
+        }
+        match crate::queuerun::ctl::etrn(&d) {
+            Ok(()) => {
+                self.put(&[b"250 2.0.0 queueing for ", &d, b" started"]);
+                crate::exit::info(&[
+                    b"etrn domain=",
+                    &d,
+                    b" remote=",
+                    &self.cfg.remote_ip.clone(),
+                ]);
+            }
+            Err(e) => {
+                crate::exit::warn(&[
+                    b"unable to pass ETRN on: ",
+                    crate::exit::errtext(&e).as_bytes(),
+                ]);
+                self.put(&[b"458 4.0.0 unable to queue messages for ", &d]);
+            }
+        }
         Ok(())
     }
 

@@ -71,6 +71,12 @@ fn domain(s: &[u8]) -> Option<usize> {
     }
 }
 
+/// Whether all of `s` is one ASCII domain or address literal (ETRN's
+/// argument).
+pub fn is_domain(s: &[u8]) -> bool {
+    s.is_ascii() && s.len() <= 255 && domain(s) == Some(s.len())
+}
+
 /// The local part at the start of `s`, unquoted: (value, length used).
 fn local_part(s: &[u8]) -> Option<(Vec<u8>, usize)> {
     let mut v = Vec::new();
@@ -219,6 +225,24 @@ mod tests {
 
     fn addr(s: &[u8]) -> Result<Vec<u8>, PathError> {
         parse(s).map(|p| p.addr)
+    }
+
+    #[test]
+    fn domains() {
+        assert!(super::is_domain(b"mail.example.org"));
+        assert!(super::is_domain(b"[192.0.2.1]"));
+        for bad in [
+            &b""[..],
+            b"@example.org",
+            b"#queue",
+            b"a..b",
+            b"-a.b",
+            b"a b",
+            b"a.b.",
+            b"caf\xc3\xa9.example",
+        ] {
+            assert!(!super::is_domain(bad), "{:?}", bad);
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 mod deliver;
+mod e2e;
 mod faults;
 mod fuzzreg;
 mod imap;

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 const GREET: &str = "220 mail.example.org ESMTP\r\n";
 const EHLO: &str =
     "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8\r\n";
+250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250 SMTPUTF8\r\n";
 const BYE: &str = "221 2.0.0 mail.example.org closing connection\r\n";
 
 /// Scripts shared by every test: written once, before anything runs them.
@@ -409,7 +409,16 @@ fn sequence_and_syntax_refusals() {
         ("RSET", "250 2.0.0 ok"),
         ("EXPN list", "502 5.5.1 EXPN not available"),
         ("TURN", "502 5.5.1 command not implemented"),
-        ("ETRN mail.example.org", "502 5.5.1 command not implemented"),
+        (
+            "ETRN Mail.Example.ORG",
+            "250 2.0.0 queueing for mail.example.org started",
+        ),
+        ("ETRN", "501 5.5.4 syntax: ETRN domain"),
+        ("ETRN @mail.example.org", "501 5.5.4 syntax: ETRN domain"),
+        (
+            "ETRN elsewhere.example",
+            "459 4.7.1 ETRN not allowed for this domain",
+        ),
         (
             "SEND FROM:<a@b.example>",
             "502 5.5.1 command not implemented",
@@ -973,7 +982,7 @@ fn auth_session(t: &T, input: &[u8]) -> (String, Option<i32>, String) {
 
 const EHLO_AUTH: &str =
     "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250 AUTH PLAIN LOGIN\r\n";
+250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-SMTPUTF8\r\n250 AUTH PLAIN LOGIN\r\n";
 
 #[test]
 fn auth_plain_allows_relaying() {
