@@ -17,9 +17,15 @@ fn value(c: u8) -> Option<u8> {
 pub fn encode(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len().div_ceil(3) * 4);
     for ch in b.chunks(3) {
-        let n = (ch[0] as u32) << 16 | (*ch.get(1).unwrap_or(&0) as u32) << 8 | *ch.get(2).unwrap_or(&0) as u32;
+        let n = (ch[0] as u32) << 16
+            | (*ch.get(1).unwrap_or(&0) as u32) << 8
+            | *ch.get(2).unwrap_or(&0) as u32;
         for k in 0..4 {
-            out.push(if k <= ch.len() { A[((n >> (18 - 6 * k)) & 63) as usize] } else { b'=' });
+            out.push(if k <= ch.len() {
+                A[((n >> (18 - 6 * k)) & 63) as usize]
+            } else {
+                b'='
+            });
         }
     }
     out
@@ -87,6 +93,9 @@ mod tests {
         assert_eq!(decode(b"AHVzZXIAcGFzcw"), Some(b"\0user\0pass".to_vec()));
         assert_eq!(decode(b"AH*z"), None);
         assert_eq!(decode(b"A=B="), None);
-        assert_eq!(decode_lenient(b"AHVz\r\nZXIA cGFzcw==junk"), b"\0user\0pass");
+        assert_eq!(
+            decode_lenient(b"AHVz\r\nZXIA cGFzcw==junk"),
+            b"\0user\0pass"
+        );
     }
 }

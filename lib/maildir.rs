@@ -57,7 +57,11 @@ impl Sizes {
     }
 
     fn last(&self) -> u8 {
-        if self.size == 0 { b'\n' } else { self.tail }
+        if self.size == 0 {
+            b'\n'
+        } else {
+            self.tail
+        }
     }
 
     /// The size as POP3 and IMAP send it: every line end CRLF, and a last
@@ -248,7 +252,11 @@ mod tests {
         let mut t = Sizes::default();
         t.add(b"a\r");
         t.add(b"\nb");
-        assert_eq!((t.size, t.sent()), (4, 6), "CRLF split across writes; last line completed");
+        assert_eq!(
+            (t.size, t.sent()),
+            (4, 6),
+            "CRLF split across writes; last line completed"
+        );
         assert_eq!(
             unique_name(1700000000, 42, 7, 0x801, 0xabc, 3, b"h/o:s,t", s),
             b"1700000000.M42P7V801IabcQ3.h\\057o\\072s\\054t,S=5,W=7".to_vec()

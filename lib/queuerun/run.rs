@@ -890,7 +890,12 @@ impl Manager {
                     log(&[b"end msg ", id.as_bytes()]);
                 }
                 Err(e) => {
-                    exit::warn(&[b"unable to remove msg ", id.as_bytes(), b": ", exit::errtext(&e).as_bytes()]);
+                    exit::warn(&[
+                        b"unable to remove msg ",
+                        id.as_bytes(),
+                        b": ",
+                        exit::errtext(&e).as_bytes(),
+                    ]);
                     if let Some(j) = self.jobs.get_mut(id) {
                         j.bounce_next = now + 60;
                     }

@@ -540,7 +540,10 @@ fn commit_infos(d: &Dirs, fresh: Vec<(String, Info)>) -> io::Result<Vec<(String,
     }
     let mut ok = Vec::new();
     for (id, info, f) in written {
-        match f.sync_all().and_then(|_| fs::rename(d.sub("tmp").join(&id), d.info(&id))) {
+        match f
+            .sync_all()
+            .and_then(|_| fs::rename(d.sub("tmp").join(&id), d.info(&id)))
+        {
             Ok(()) => ok.push((id, info)),
             Err(e) => warn_info(&id, &e),
         }
@@ -550,7 +553,12 @@ fn commit_infos(d: &Dirs, fresh: Vec<(String, Info)>) -> io::Result<Vec<(String,
 }
 
 fn warn_info(id: &str, e: &io::Error) {
-    crate::exit::warn(&[b"unable to write info/", id.as_bytes(), b": ", crate::exit::errtext(e).as_bytes()]);
+    crate::exit::warn(&[
+        b"unable to write info/",
+        id.as_bytes(),
+        b": ",
+        crate::exit::errtext(e).as_bytes(),
+    ]);
 }
 
 /// Step 2 for one job (used by tests and tools).

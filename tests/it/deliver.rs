@@ -718,7 +718,10 @@ fn maildir_names_and_sizes() {
     );
     let m = new_mail(&md2);
     assert_eq!(m[0].1, b"x");
-    assert!(m[0].0.ends_with(",S=1,W=3"), "W= counts the CRLF that completes the last line");
+    assert!(
+        m[0].0.ends_with(",S=1,W=3"),
+        "W= counts the CRLF that completes the last line"
+    );
 }
 
 fn hostname() -> Vec<u8> {

@@ -683,7 +683,7 @@ fn kill_9_everywhere_while_mail_flows() {
         // Killed deliveries were deferred (about 100 s): retry them now.
         sys.retry_now();
         assert!(
-            t_drain.elapsed() < Duration::from_secs(40),
+            t_drain.elapsed() < Duration::from_secs(120),
             "queue did not drain; log:\n{}",
             sys.log_text()
         );
