@@ -1,17 +1,24 @@
 //! RFC 5322 dates (`Sun, 29 Nov 2026 07:09:07 +0000`) in local time.
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS: [&str; 12] = [
+pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// The date for Unix time `t` in the local zone.
-pub fn rfc5322(t: u64) -> String {
+/// The local broken-down time of `t`, with the zone's offset as a sign
+/// and minutes east of UTC.
+pub fn local(t: i64) -> (libc::tm, char, i64) {
     let tt = t as libc::time_t;
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     unsafe { libc::localtime_r(&tt, &mut tm) };
     let off = tm.tm_gmtoff / 60;
     let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+    (tm, sign, off)
+}
+
+/// The date for Unix time `t` in the local zone.
+pub fn rfc5322(t: u64) -> String {
+    let (tm, sign, off) = local(t as i64);
     format!(
         "{}, {} {} {} {:02}:{:02}:{:02} {}{:02}{:02}",
         DAYS[(tm.tm_wday as usize) % 7],

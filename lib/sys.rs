@@ -209,6 +209,8 @@ pub fn hostname() -> Vec<u8> {
 #[derive(Clone, Debug)]
 pub struct Passwd {
     pub name: Vec<u8>,
+    /// pw_passwd: usually "x" (the hash is in shadow).
+    pub passwd: Vec<u8>,
     pub uid: u32,
     pub gid: u32,
     pub dir: Vec<u8>,
@@ -225,6 +227,7 @@ unsafe fn passwd_from(p: *const libc::passwd) -> Passwd {
     };
     Passwd {
         name: s((*p).pw_name),
+        passwd: s((*p).pw_passwd),
         uid: (*p).pw_uid,
         gid: (*p).pw_gid,
         dir: s((*p).pw_dir),

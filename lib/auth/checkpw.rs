@@ -82,23 +82,16 @@ fn cstr_bytes(c: *const libc::c_char) -> Vec<u8> {
 /// Ok(None) when there is no such user.
 pub fn system_account(name: &[u8]) -> io::Result<Option<Account>> {
     let c = crate::sys::cstr(name)?;
-    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16384];
-    let mut res: *mut libc::passwd = std::ptr::null_mut();
-    let r = unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
-    if res.is_null() {
-        return match r {
-            0 | libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => Ok(None),
-            e => Err(io::Error::from_raw_os_error(e)),
-        };
-    }
+    let Some(pw) = crate::sys::getpwnam(name)? else {
+        return Ok(None);
+    };
     let mut acct = Account {
-        name: cstr_bytes(pw.pw_name),
-        hash: cstr_bytes(pw.pw_passwd),
-        uid: pw.pw_uid,
-        gid: pw.pw_gid,
-        home: cstr_bytes(pw.pw_dir),
-        shell: cstr_bytes(pw.pw_shell),
+        name: pw.name,
+        hash: pw.passwd,
+        uid: pw.uid,
+        gid: pw.gid,
+        home: pw.dir,
+        shell: pw.shell,
         groups: Vec::new(),
     };
     let mut sp: libc::spwd = unsafe { std::mem::zeroed() };

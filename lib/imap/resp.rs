@@ -100,14 +100,8 @@ pub fn astring(out: &mut Vec<u8>, s: &[u8]) {
 
 /// INTERNALDATE form: `"17-Jul-1996 02:44:25 -0700"` in the local zone.
 pub fn internal_date(t: i64) -> Vec<u8> {
-    const M: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let tt = t as libc::time_t;
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&tt, &mut tm) };
-    let off = tm.tm_gmtoff / 60;
-    let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
+    const M: [&str; 12] = crate::date::MONTHS;
+    let (tm, sign, off) = crate::date::local(t);
     format!(
         "\"{:02}-{}-{} {:02}:{:02}:{:02} {}{:02}{:02}\"",
         tm.tm_mday,
