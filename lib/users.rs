@@ -199,15 +199,31 @@ impl Assign {
 }
 
 /// users/assign of the current home, read once per process.
-static ASSIGN: Mutex<Option<(PathBuf, Arc<Assign>)>> = Mutex::new(None);
+/// The cached users/assign: its path, its identity when read (device,
+/// inode, size, mtime in ns; None: it did not exist) and its contents.
+type Cached = (PathBuf, Option<(u64, u64, u64, i128)>, Arc<Assign>);
+static ASSIGN: Mutex<Option<Cached>> = Mutex::new(None);
 
-/// users/assign under `home`, cached after the first read (re-read only
-/// when asked for another home).
+fn identity(file: &Path) -> Option<(u64, u64, u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(file).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+    ))
+}
+
+/// users/assign under `home`, cached: read again only when the file
+/// changes (a stat per call), so a long-running local-spawn and the
+/// deliveries it forks see an edited file at once.
 pub fn assign(home: &Path) -> Result<Arc<Assign>, ControlError> {
     let file = home.join("users/assign");
+    let id = identity(&file);
     let mut g = ASSIGN.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((f, a)) = g.as_ref() {
-        if *f == file {
+    if let Some((f, i, a)) = g.as_ref() {
+        if *f == file && *i == id {
             return Ok(a.clone());
         }
     }
@@ -223,7 +239,7 @@ pub fn assign(home: &Path) -> Result<Arc<Assign>, ControlError> {
         }
     };
     let a = Arc::new(a);
-    *g = Some((file, a.clone()));
+    *g = Some((file, id, a.clone()));
     Ok(a)
 }
 

@@ -851,11 +851,22 @@ fn local_spawn_serves_queue_run_and_ends_with_it() {
             65534,
             "queue-run ran as the queue user"
         );
-        if l.2 == "0" {
-            eprintln!("note: users::lookup is still a stub; delivery ran as root (deliver-local switches itself)");
-        } else {
-            assert_eq!(l.2, "65534");
-        }
+        assert_eq!(l.2, "65534", "the delivery ran as the recipient's uid");
+        // An edited users/assign takes effect without restarting local-spawn.
+        std::fs::write(
+            q.home.join("users/assign"),
+            format!("=u:daemon:1:1:{}:::\n.\n", q.fake.display()),
+        )
+        .unwrap();
+        q.inject(
+            b"Subject: after the edit\n\n",
+            &env("s@x.example", &["u@mail.example.org"]),
+        );
+        wait_until(10, "second delivery", || {
+            q.queue_empty() && q.locals().len() == 2
+        });
+        let uids: Vec<String> = q.locals().into_iter().map(|l| l.2).collect();
+        assert!(uids.contains(&"1".to_string()), "uids {:?}", uids);
     } else {
         assert_eq!(l.2, unsafe { libc::geteuid() }.to_string());
     }
