@@ -10,19 +10,17 @@
 //!
 //! 1. `drop/ID` is created (O_EXCL, mode 0644), the `Received:` line and the
 //!    message are written, the file is fsync'd and closed;
-//! 2. **commit point:** `drop/ID.env` is created (O_EXCL) and gets the
-//!    envelope exactly as read from fd 1 (`F` sender NUL, `T` rcpt NUL ...,
-//!    NUL); it is fsync'd, then drop/ is fsync'd (a submitter that may not
-//!    open drop/ for reading calls syncfs(2) instead). queue-inject exits 0
-//!    only after that. A prefix of an envelope is never a valid envelope
-//!    (every record is non-empty, so the first empty one ends it), so a
-//!    half-written `ID.env` is recognisable, and the message it names was
-//!    durable before the file was created;
-//! 3. one byte is written to the fifo `queue/trigger` if anyone listens.
+//! 2. `drop/ID.tmp` gets the envelope exactly as read from fd 1
+//!    (`F` sender NUL, `T` rcpt NUL ..., NUL), and is fsync'd;
+//! 3. **commit point:** `rename(drop/ID.tmp, drop/ID.env)`, then drop/ is
+//!    fsync'd so the rename is durable before queue-inject exits 0 (a
+//!    submitter that may not open drop/ for reading calls syncfs(2) instead);
+//! 4. one byte is written to the fifo `queue/trigger` if anyone listens.
 //!
-//! A crash before step 2 leaves `ID` alone; a crash during step 2 may leave
-//! an `ID.env` that does not parse. queue-run leaves such files alone while
-//! they are young and removes (or quarantines) them later. queue-run trusts
+//! A crash before step 3 leaves `ID` and maybe `ID.tmp`, never `ID.env`:
+//! queue-run ignores them and removes them after 36 hours. (Creating
+//! `ID.env` directly would save a journal commit, but a submitter killed
+//! while writing it would leave a half-made envelope behind.) queue-run trusts
 //! only the kernel's record (st_uid) of who made both files, and checks that
 //! the first line is this module's `Received:` line naming that same uid.
 
@@ -233,17 +231,20 @@ impl Inject {
         parse_envelope(envelope)?;
         self.out.flush().map_err(|_| code::WRITE)?;
         self.out.get_ref().sync_all().map_err(|_| code::WRITE)?;
-        let envp = self.dir.join(format!("{}.env", self.id));
-        let mut f = open_new(&envp).map_err(|_| code::QUEUE_DIR)?;
-        self.committed = true;
+        let tmp = self.dir.join(format!("{}.tmp", self.id));
+        let mut f = open_new(&tmp).map_err(|_| code::QUEUE_DIR)?;
         let r = f.write_all(envelope).and_then(|_| f.sync_all());
         if r.is_err() {
             drop(f);
-            self.committed = false;
-            let _ = std::fs::remove_file(&envp);
+            let _ = std::fs::remove_file(&tmp);
             return Err(code::WRITE);
         }
-        // The envelope's directory entry must be durable before exit 0.
+        if std::fs::rename(&tmp, self.dir.join(format!("{}.env", self.id))).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(code::QUEUE_DIR);
+        }
+        self.committed = true;
+        // The rename is the commit point; the fsync makes it durable.
         match crate::sys::fsync_dir(&self.dir) {
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
                 crate::sys::syncfs(&f).map_err(|_| code::QUEUE_DIR)?

@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 
 /// Half-made drop files older than this are removed (qmail's OSSIFIED).
 pub const OSSIFIED: u64 = 129600;
-/// An envelope that does not parse yet is left alone this many seconds:
-/// its queue-inject may still be writing it.
+/// An envelope that does not parse is left alone this many seconds before
+/// it is quarantined: a hand-made submission may still be being written.
 pub const YOUNG: u64 = 600;
 
 /// The queue's directories.
@@ -398,7 +398,8 @@ pub fn prepare(d: &Dirs, id: &str, birth: u64) -> Took {
     }
     let envelope: Envelope = match parse_envelope(&env) {
         Ok(e) => e,
-        // queue-inject may still be writing it (queue-inject(8), step 2).
+        // Not queue-inject's (it commits by rename): someone may still be
+        // writing it by hand; quarantine it once it is old.
         Err(_) if crate::sys::now().saturating_sub(em.mtime().max(0) as u64) < YOUNG => {
             return Took::Wait
         }
