@@ -534,16 +534,7 @@ fn decode_word(w: &[u8]) -> Option<Vec<u8>> {
     let utf8 = match &cs[..] {
         b"utf-8" | b"utf8" | b"us-ascii" | b"ascii" => raw,
         b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"l1" => {
-            let mut v = Vec::with_capacity(raw.len() * 2);
-            for c in raw {
-                if c < 0x80 {
-                    v.push(c);
-                } else {
-                    v.push(0xc0 | (c >> 6));
-                    v.push(0x80 | (c & 0x3f));
-                }
-            }
-            v
+            crate::mime::to_utf8(&raw, b"iso-8859-1")
         }
         _ => return None,
     };
