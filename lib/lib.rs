@@ -31,4 +31,5 @@ pub mod smtp;
 pub mod submit;
 pub mod sys;
 pub mod tcpserve;
+pub mod tls;
 pub mod users;

@@ -56,7 +56,12 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> io::Result<()> {
 /// Waits until `fd` is readable (or writable with `write`), at most
 /// `secs` seconds. Ok(false) on timeout.
 pub fn wait_fd(fd: i32, write: bool, secs: u64) -> io::Result<bool> {
-    let deadline = now_ms() + secs.saturating_mul(1000);
+    wait_fd_ms(fd, write, secs.saturating_mul(1000))
+}
+
+/// wait_fd with the limit in milliseconds.
+pub fn wait_fd_ms(fd: i32, write: bool, ms: u64) -> io::Result<bool> {
+    let deadline = now_ms() + ms;
     loop {
         let left = deadline.saturating_sub(now_ms());
         if left == 0 {
