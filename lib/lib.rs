@@ -32,4 +32,5 @@ pub mod submit;
 pub mod sys;
 pub mod tcpserve;
 pub mod tls;
+pub mod ucspitls;
 pub mod users;
