@@ -26,7 +26,11 @@ fn main() {
             },
             lexopt::Arg::Value(v) => {
                 o.prog.push(v);
-                o.prog.extend(p.raw_args().map(|r| r.collect::<Vec<_>>()).unwrap_or_default());
+                o.prog.extend(
+                    p.raw_args()
+                        .map(|r| r.collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                );
                 break;
             }
             _ => exit::usage(USAGE),

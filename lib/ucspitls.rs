@@ -20,7 +20,11 @@ pub struct Starttls {
 }
 
 fn fd_env(k: &str) -> Option<i32> {
-    std::env::var(k).ok()?.parse().ok().filter(|&n: &i32| n >= 0)
+    std::env::var(k)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&n: &i32| n >= 0)
 }
 
 /// STARTTLS is possible: the three descriptors are in the environment.

@@ -93,8 +93,8 @@ pub fn run(prog: Vec<OsString>) -> i32 {
     let timeout = super::env_number("IMAPLOGINTIMEOUT", 300);
     let delay = super::env_number("IMAPLOGINDELAY", 2);
     let mut starttls = crate::ucspitls::from_env().filter(|_| !crate::ucspitls::implicit());
-    let mut tls_required = !crate::ucspitls::implicit()
-        && !crate::ucspitls::cleartext_login_ok(starttls.is_some());
+    let mut tls_required =
+        !crate::ucspitls::implicit() && !crate::ucspitls::cleartext_login_ok(starttls.is_some());
     let mut caps = caps(tls_required, starttls.is_some());
     let mut rd = Reader::new(0, 1, timeout);
     let mut out = Out::new(1, timeout);

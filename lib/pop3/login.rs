@@ -153,7 +153,8 @@ pub fn run(hostname: &[u8], prog: &[OsString]) -> i32 {
     let mut rd = Reader::new(0, true, secs);
     let mut user: Option<Vec<u8>> = None;
     let mut stls = crate::ucspitls::from_env().filter(|_| !crate::ucspitls::implicit());
-    let mut login = crate::ucspitls::implicit() || crate::ucspitls::cleartext_login_ok(stls.is_some());
+    let mut login =
+        crate::ucspitls::implicit() || crate::ucspitls::cleartext_login_ok(stls.is_some());
     let r: io::Result<()> = (|| {
         let mut g = b"+OK ".to_vec();
         g.extend_from_slice(&l.ts);

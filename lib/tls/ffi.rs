@@ -31,6 +31,7 @@ pub const SSL_TLSEXT_ERR_OK: c_int = 0;
 pub const SSL_MODE_ENABLE_PARTIAL_WRITE: c_long = 0x1;
 pub const SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER: c_long = 0x2;
 pub const SSL_MODE_RELEASE_BUFFERS: c_long = 0x10;
+pub const SSL_OP_IGNORE_UNEXPECTED_EOF: u64 = 1 << 7;
 pub const SSL_OP_NO_COMPRESSION: u64 = 1 << 17;
 pub const SSL_OP_NO_RENEGOTIATION: u64 = 1 << 30;
 pub const SSL_OP_CIPHER_SERVER_PREFERENCE: u64 = 1 << 22;
@@ -102,12 +103,7 @@ static LIB: OnceLock<Result<Lib, String>> = OnceLock::new();
 /// has no OpenSSL 3 runtime.
 pub fn lib() -> Result<&'static Lib, String> {
     LIB.get_or_init(|| {
-        let h = unsafe {
-            libc::dlopen(
-                c"libssl.so.3".as_ptr(),
-                libc::RTLD_NOW | libc::RTLD_LOCAL,
-            )
-        };
+        let h = unsafe { libc::dlopen(c"libssl.so.3".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if h.is_null() {
             let e = unsafe { libc::dlerror() };
             let why = if e.is_null() {

@@ -59,7 +59,10 @@ impl Ctx {
         unsafe {
             (l.SSL_CTX_set_options)(
                 p,
-                ffi::SSL_OP_NO_COMPRESSION
+                // A peer that closes without close_notify has ended the
+                // session: the protocols inside are self-delimiting.
+                ffi::SSL_OP_IGNORE_UNEXPECTED_EOF
+                    | ffi::SSL_OP_NO_COMPRESSION
                     | ffi::SSL_OP_NO_RENEGOTIATION
                     | ffi::SSL_OP_CIPHER_SERVER_PREFERENCE,
             );
@@ -83,10 +86,12 @@ impl Ctx {
         let kf = crate::sys::cstr(key).map_err(|e| e.to_string())?;
         let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         if unsafe { (l.SSL_CTX_use_certificate_chain_file)(c.p, cf.as_ptr()) } != 1 {
-            return Err(fail(l, &format!("unable to load certificate {}", show(cert))));
+            return Err(fail(
+                l,
+                &format!("unable to load certificate {}", show(cert)),
+            ));
         }
-        if unsafe { (l.SSL_CTX_use_PrivateKey_file)(c.p, kf.as_ptr(), ffi::SSL_FILETYPE_PEM) }
-            != 1
+        if unsafe { (l.SSL_CTX_use_PrivateKey_file)(c.p, kf.as_ptr(), ffi::SSL_FILETYPE_PEM) } != 1
         {
             return Err(fail(l, &format!("unable to load key {}", show(key))));
         }

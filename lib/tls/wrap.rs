@@ -39,7 +39,8 @@ pub fn contexts() -> Result<Ctx, String> {
     for (k, v) in std::env::vars_os() {
         let k = k.into_vec();
         if let Some(name) = k.strip_prefix(b"CERTFILE:") {
-            let key = get(&[&b"KEYFILE:"[..], name].concat()).unwrap_or_else(|| v.clone().into_vec());
+            let key =
+                get(&[&b"KEYFILE:"[..], name].concat()).unwrap_or_else(|| v.clone().into_vec());
             names.push((name.to_ascii_lowercase(), Ctx::server(v.as_bytes(), &key)?));
         }
     }
@@ -138,7 +139,10 @@ fn num_env(k: &str) -> Option<u32> {
 pub fn run(o: &Opts) -> i32 {
     let ctx = match contexts() {
         Ok(c) => c,
-        Err(e) => crate::exit::die(crate::exit::TEMP, &[b"unable to set up TLS: ", e.as_bytes()]),
+        Err(e) => crate::exit::die(
+            crate::exit::TEMP,
+            &[b"unable to set up TLS: ", e.as_bytes()],
+        ),
     };
     let (uid, gid) = (num_env("TLS_UID"), num_env("TLS_GID"));
     prepare_env();

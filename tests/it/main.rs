@@ -14,3 +14,4 @@ mod remote;
 mod smtp;
 mod submit;
 mod tcpserve;
+mod tls;
