@@ -11,6 +11,7 @@ pub mod mx;
 pub mod routes;
 pub mod smtp;
 pub mod tcpto;
+pub mod tls;
 
 use crate::control;
 use smtp::{Conn, Ext, Reply};
@@ -53,6 +54,9 @@ pub struct Config {
     /// The port when smtproutes names none: `$SMTPPORT`, else 25.
     pub port: u16,
     pub ipme: ipme::IpMe,
+    /// control/remotetls and control/remoteauth lines (remote/tls.rs).
+    pub tls: Vec<Vec<u8>>,
+    pub auth: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -94,6 +98,8 @@ impl Config {
             routes,
             port,
             ipme: ipme::IpMe::load()?,
+            tls: control::lines("remotetls")?.unwrap_or_default(),
+            auth: control::lines("remoteauth")?.unwrap_or_default(),
         })
     }
 }
@@ -169,6 +175,10 @@ pub fn deliver(
             b"Sorry, the sender address has bytes SMTP cannot carry. (#5.1.7)\n".to_vec(),
         );
     }
+    let plan = match tls::Plan::for_host(cfg, host) {
+        Ok(p) => p,
+        Err((letter, t)) => return Report::done(letter, t),
+    };
     let (targets, port) = match mx::targets(cfg, resolver, host) {
         Ok(t) => t,
         Err((letter, t)) => return Report::done(letter, t),
@@ -209,7 +219,7 @@ pub fn deliver(
         match c.reply() {
             Ok(r) if r.class() == 2 => {
                 tcpto.record(ip, false);
-                return session(cfg, c, &ipt, sender, recips, msg, &data);
+                return session(cfg, &plan, c, &ipt, sender, recips, msg, &data);
             }
             Ok(r) => {
                 let _ = c.send(b"QUIT\r\n");
@@ -250,8 +260,10 @@ pub fn deliver(
 }
 
 /// After a 2xx greeting: EHLO/HELO, the transaction, QUIT.
+#[allow(clippy::too_many_arguments)]
 fn session(
     cfg: &Config,
+    plan: &tls::Plan,
     mut c: Conn,
     ip: &[u8],
     sender: &[u8],
@@ -284,7 +296,19 @@ fn session(
             .map_err(io(b"sending EHLO"))?;
         let r = c.reply().map_err(io(b"reading the reply to EHLO"))?;
         let ext = if r.class() == 2 {
-            Ext::parse(&r)
+            tls::upgrade(plan, &mut c, Ext::parse(&r), &cfg.helo, ip)?
+        } else if plan.need == tls::Need::Encrypt
+            || plan.need == tls::Need::Verify
+            || plan.auth.is_some()
+        {
+            return Err((
+                b'Z',
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but it refused EHLO, and TLS or AUTH is required. (#4.7.5)\n",
+                ]),
+            ));
         } else {
             c.send(&text(&[b"HELO ", &cfg.helo, b"\r\n"]))
                 .map_err(io(b"sending HELO"))?;

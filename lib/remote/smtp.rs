@@ -60,6 +60,9 @@ pub struct Ext {
     pub size: Option<u64>,
     pub eightbit: bool,
     pub smtputf8: bool,
+    pub starttls: bool,
+    /// The AUTH mechanisms, upper case.
+    pub auth: Vec<Vec<u8>>,
 }
 
 impl Ext {
@@ -74,6 +77,8 @@ impl Ext {
                 b"8BITMIME" => e.eightbit = true,
                 b"SMTPUTF8" => e.smtputf8 = true,
                 b"SIZE" => e.size = Some(w.next().and_then(crate::parse::number).unwrap_or(0)),
+                b"STARTTLS" => e.starttls = true,
+                b"AUTH" => e.auth = w.map(|m| m.to_ascii_uppercase()).collect(),
                 _ => {}
             }
         }
@@ -85,6 +90,8 @@ pub struct Conn {
     fd: i32,
     buf: Vec<u8>,
     timeout: u64,
+    /// After STARTTLS: everything goes through here (remote/tls.rs).
+    tls: Option<crate::tls::Tls>,
 }
 
 impl Drop for Conn {
@@ -141,6 +148,7 @@ impl Conn {
             fd,
             buf: Vec::new(),
             timeout,
+            tls: None,
         };
         if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
             let (ss, len) = sockaddr(SocketAddr::new(b, 0));
@@ -174,7 +182,32 @@ impl Conn {
     }
 
     pub fn send(&mut self, b: &[u8]) -> io::Result<()> {
-        crate::sys::write_timeout(self.fd, b, self.timeout)
+        match &mut self.tls {
+            Some(t) => t.write_timeout(b, self.timeout),
+            None => crate::sys::write_timeout(self.fd, b, self.timeout),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            Some(t) => t.read_timeout(buf, self.timeout),
+            None => crate::sys::read_timeout(self.fd, buf, self.timeout),
+        }
+    }
+
+    /// The TLS handshake after the peer's 220 to STARTTLS: `name` as SNI,
+    /// checked against the certificate with `verify`. Replies the peer
+    /// sent before the handshake would be an injection: refused.
+    pub fn starttls(&mut self, name: &[u8], verify: bool) -> Result<(), String> {
+        if !self.buf.is_empty() {
+            return Err("the peer sent more after its reply to STARTTLS".into());
+        }
+        let ctx = crate::tls::Ctx::client(None)?;
+        let mut t = crate::tls::Tls::new(&ctx, self.fd, self.fd)?;
+        t.client_name(name, verify)?;
+        t.handshake(false, self.timeout)?;
+        self.tls = Some(t);
+        Ok(())
     }
 
     fn line(&mut self) -> io::Result<Vec<u8>> {
@@ -194,7 +227,7 @@ impl Conn {
                 ));
             }
             let mut chunk = [0u8; 4096];
-            let n = match crate::sys::read_timeout(self.fd, &mut chunk, self.timeout) {
+            let n = match self.recv(&mut chunk) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => r?,
             };

@@ -581,3 +581,121 @@ sslcertfile \"{c}\" sslcertck keep\n  mda \"/bin/sh -c 'cat >> {}'\"\n",
         String::from_utf8_lossy(&got)
     );
 }
+
+// ---------------------------------------------------------------------------
+// remote-send: opportunistic STARTTLS, control/remotetls, AUTH to a smarthost.
+
+const TLS_PEER_PY: &str = include_str!("tls/tls_peer.py");
+
+/// remote-send HOST s@example.org x@HOST; returns the report records.
+fn remote_send(s: &Sys, host: &str, cafile: &Path) -> Vec<String> {
+    let h = s.home.to_string_lossy().into_owned();
+    let ca = cafile.to_string_lossy().into_owned();
+    // OpenSSL's default trust store, for the verify policies.
+    let env = [
+        ("PIPEMAIL_HOME", h.as_str()),
+        ("SSL_CERT_FILE", ca.as_str()),
+    ];
+    let rcpt = format!("x@{host}");
+    let o = crate::common::run("remote-send", &[host, "s@example.org", &rcpt], &env, MSG_LF);
+    assert_eq!(o.status.code(), Some(0));
+    let mut v: Vec<String> = o
+        .stdout
+        .split(|&c| c == 0)
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .collect();
+    assert_eq!(v.pop().as_deref(), Some(""));
+    v
+}
+
+const MSG_LF: &[u8] = b"Subject: out\n\n.dot\nbody\n";
+
+#[test]
+fn remote_send_uses_starttls_when_offered_and_obeys_control_remotetls() {
+    let Some((mut s, cert, key)) = system("tls-remote") else {
+        return;
+    };
+    if !have("python3", &["-c", "import aiosmtpd"]) {
+        return;
+    }
+    let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let tls_out = s.base.join("tls.out");
+    let plain_out = s.base.join("plain.out");
+    let tp = s.start_py("tlspeer", TLS_PEER_PY, &[tls_out.to_str().unwrap(), c, k]);
+    let pp = s.start_py(
+        "plainpeer",
+        TLS_PEER_PY,
+        &[plain_out.to_str().unwrap(), c, k, "plain"],
+    );
+    s.control(
+        "smtproutes",
+        &format!(
+            "tls.example:127.0.0.1:{tp}\nsmart.example:[127.0.0.1]:{tp}\nwrongname.example:127.0.0.1:{tp}\n\
+plain.example:127.0.0.1:{pp}\nmust.example:127.0.0.1:{pp}\nauthplain.example:[127.0.0.1]:{pp}\n"
+        ),
+    );
+    s.control(
+        "remotetls",
+        "must.example:encrypt\nsmart.example:verify=mail.example.org\nwrongname.example:verify\n",
+    );
+    s.control("remoteauth", "[127.0.0.1]:ann:sesame\n");
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    // Offered: used (the peer's record says so), even without a policy line.
+    let r = remote_send(&s, "tls.example", &cert);
+    assert!(
+        r[0] == "r" && r[1].starts_with("K127.0.0.1 accepted message."),
+        "{r:?}"
+    );
+    let got = read(&tls_out);
+    assert!(
+        got.starts_with("TLS TLSv1.3 AUTH none\nMAIL s@example.org\nRCPT x@tls.example\n\n"),
+        "{got}"
+    );
+    assert!(
+        got.ends_with("Subject: out\r\n\r\n.dot\r\nbody\r\n"),
+        "{got:?}"
+    );
+    // Not offered: clear text.
+    let r = remote_send(&s, "plain.example", &cert);
+    assert!(r[1].starts_with('K'), "{r:?}");
+    assert!(read(&plain_out).starts_with("TLS none AUTH none\n"));
+    // Required and not offered: deferred, nothing sent.
+    let before = read(&plain_out);
+    let r = remote_send(&s, "must.example", &cert);
+    assert_eq!(
+        r,
+        ["Z".to_string() + "Connected to 127.0.0.1 but it does not offer STARTTLS, and control/remotetls requires TLS. (#4.7.5)\n"]
+    );
+    // A password never goes in clear text.
+    let r = remote_send(&s, "authplain.example", &cert);
+    assert_eq!(
+        r,
+        ["Z".to_string()
+            + "Connected to 127.0.0.1 but I will not send a password without TLS. (#4.7.5)\n"]
+    );
+    assert_eq!(read(&plain_out), before);
+    // A verified smarthost (the certificate names mail.example.org) with
+    // AUTH over TLS.
+    let r = remote_send(&s, "smart.example", &cert);
+    assert!(r[1].starts_with('K'), "{r:?}");
+    assert!(
+        read(&tls_out).contains("TLS TLSv1.3 AUTH ann\nMAIL s@example.org\nRCPT x@smart.example\n")
+    );
+    // verify without a name checks the relay's name (127.0.0.1 is in the
+    // certificate too), so use a CA that did not sign it: deferred.
+    let other = s.base.join("other");
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-cert"))
+        .arg(&other)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    let n = read(&tls_out).len();
+    let r = remote_send(&s, "wrongname.example", &other.join("cert.pem"));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(
+        r[0].starts_with("ZTLS with 127.0.0.1 failed: certificate verification failed"),
+        "{r:?}"
+    );
+    assert_eq!(read(&tls_out).len(), n, "nothing sent");
+}
