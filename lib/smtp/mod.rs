@@ -7,6 +7,7 @@ pub mod auth;
 pub mod conn;
 pub mod data;
 pub mod path;
+pub mod submission;
 
 use crate::control::{self, ControlError};
 use crate::qq::{Outcome, Queue};
@@ -51,6 +52,9 @@ pub struct Config {
     pub starttls: Option<crate::ucspitls::Starttls>,
     /// AUTH may be used before TLS ($AUTH_CLEARTEXT).
     pub auth_cleartext: bool,
+    /// Submission (RFC 6409, $SUBMISSION): AUTH before MAIL, Date and
+    /// Message-ID added when missing.
+    pub submission: bool,
 }
 
 fn env(name: &str) -> Option<Vec<u8>> {
@@ -147,6 +151,7 @@ impl Config {
             tls_info: crate::ucspitls::describe(&crate::ucspitls::implicit_info()),
             starttls: crate::ucspitls::from_env(),
             auth_cleartext: crate::ucspitls::cleartext_allowed(),
+            submission: env_nonempty("SUBMISSION").is_some(),
             me,
         })
     }
@@ -531,6 +536,10 @@ impl Session {
             self.err(b"503 5.5.1 nested MAIL command");
             return Ok(());
         }
+        if self.cfg.submission && self.user.is_none() {
+            self.err(b"530 5.7.0 authentication required");
+            return Ok(());
+        }
         let Some(rest) = strip_prefix_ci(arg, b"FROM:") else {
             self.err(b"501 5.5.4 syntax: MAIL FROM:<address>");
             return Ok(());
@@ -804,6 +813,11 @@ impl Session {
         q.write(&self.received(&id));
         let mut d = data::Data::new(self.cfg.databytes);
         let mut out = Vec::with_capacity(65536);
+        let mut sub = self
+            .cfg
+            .submission
+            .then(|| submission::Complete::new(&self.cfg.me));
+        let mut done = Vec::new();
         loop {
             if self.conn.buffered().is_empty() {
                 if let Err(f) = self.conn.fill() {
@@ -813,6 +827,11 @@ impl Session {
             }
             out.clear();
             let r = d.feed(self.conn.buffered(), &mut out);
+            if let Some(c) = sub.as_mut() {
+                done.clear();
+                c.feed(&out, &mut done);
+                std::mem::swap(&mut out, &mut done);
+            }
             if d.good() && !out.is_empty() {
                 q.write(&out);
             }
@@ -825,6 +844,13 @@ impl Session {
                     let n = self.conn.buffered().len();
                     self.conn.consume(n);
                 }
+            }
+        }
+        if let Some(c) = sub.as_mut() {
+            out.clear();
+            c.finish(&mut out);
+            if d.good() && !out.is_empty() {
+                q.write(&out);
             }
         }
         let tx = self.tx.take().unwrap_or(Tx {

@@ -699,3 +699,83 @@ plain.example:127.0.0.1:{pp}\nmust.example:127.0.0.1:{pp}\nauthplain.example:[12
     );
     assert_eq!(read(&tls_out).len(), n, "nothing sent");
 }
+
+// ---------------------------------------------------------------------------
+// Submission (RFC 6409) on 587 (STARTTLS) and 465 (implicit TLS).
+
+const SUBMIT_PY: &str = r#"
+import smtplib, ssl, sys
+mode, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=cafile)
+if mode == '587':
+    s = smtplib.SMTP('127.0.0.1', port, timeout=30)
+    s.starttls(context=ctx)
+else:
+    s = smtplib.SMTP_SSL('127.0.0.1', port, timeout=30, context=ctx)
+s.ehlo('laptop.example')
+print('mail before auth', s.docmd('MAIL', 'FROM:<ann@mail.example.org>'))
+print('login', s.login('ann', 'sesame')[0])
+print('send', s.sendmail('ann@mail.example.org', ['ann@mail.example.org'], b'Subject: no date\r\n\r\nbody ' + mode.encode() + b'\r\n'))
+print('relay', s.mail('ann@mail.example.org')[0], s.rcpt('x@remote.example')[0])
+s.quit()
+"#;
+
+#[test]
+fn submission_needs_auth_relays_for_it_and_adds_date_and_message_id() {
+    let Some((mut s, cert, key)) = system("tls-submit") else {
+        return;
+    };
+    let mut e = tls_env(&cert, &key);
+    e.push(("SUBMISSION".into(), "1".into()));
+    let p587 = s.serve(
+        "587",
+        &envs(&e),
+        &[],
+        &[p("tls-wrap"), "-d".into(), p("smtp-recv")],
+        true,
+    );
+    let p465 = s.serve(
+        "465",
+        &envs(&e),
+        &[],
+        &[p("tls-wrap"), p("smtp-recv")],
+        true,
+    );
+    s.queue(&[]);
+    for (mode, port) in [("587", p587), ("465", p465)] {
+        let out = py(
+            SUBMIT_PY,
+            &[mode, &port.to_string(), cert.to_str().unwrap()],
+        );
+        assert_eq!(
+            out,
+            "mail before auth (530, b'5.7.0 authentication required')\n\
+login 235\nsend {}\nrelay 250 250\n"
+        );
+    }
+    crate::e2e::wait_until(30, "two messages", || s.mail_of("ann").len() == 2);
+    for m in s.mail_of("ann") {
+        let (names, rest) = split_fields(&m, 7);
+        assert_eq!(
+            names,
+            [
+                "Return-Path",
+                "Delivered-To",
+                "Received",
+                "Received",
+                "Subject",
+                "Date",
+                "Message-ID"
+            ]
+        );
+        assert!(
+            find(&m, b"\nMessage-ID: <").is_some()
+                && find(&m, b"@mail.example.org>\n\nbody ").is_some()
+        );
+        assert!(
+            rest.starts_with(b"\nbody "),
+            "{}",
+            String::from_utf8_lossy(&m)
+        );
+    }
+}
