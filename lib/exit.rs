@@ -15,6 +15,9 @@ pub const EXEC_FAIL: i32 = 126;
 pub const EXEC_NOENT: i32 = 127;
 
 static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
+/// A forked child that runs another program's code (tcp-serve running
+/// tls-wrap linked) names that program instead.
+static CHILD_PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
 
 /// Names the program in every diagnostic; with `pid`, adds `pid N:`.
 pub fn set_prog(prog: &str, pid: bool) {
@@ -23,11 +26,17 @@ pub fn set_prog(prog: &str, pid: bool) {
     if pid {
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
-    let _ = PREFIX.set(p);
+    if PREFIX.set(p.clone()).is_err() {
+        let _ = CHILD_PREFIX.set(p);
+    }
 }
 
 fn prefix() -> &'static [u8] {
-    PREFIX.get().map(|v| v.as_slice()).unwrap_or(b"pipemail: ")
+    CHILD_PREFIX
+        .get()
+        .or(PREFIX.get())
+        .map(|v| v.as_slice())
+        .unwrap_or(b"pipemail: ")
 }
 
 /// One line to fd 2 in a single write: prefix, level, the parts, newline.

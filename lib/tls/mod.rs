@@ -17,6 +17,11 @@ pub struct Ctx {
     l: &'static Lib,
 }
 
+// An SSL_CTX may be shared once set up (OpenSSL's threading rules); tls-wrap
+// keeps one in a static for tcp-serve's forked children.
+unsafe impl Send for Ctx {}
+unsafe impl Sync for Ctx {}
+
 impl Drop for Ctx {
     fn drop(&mut self) {
         unsafe { (self.l.SSL_CTX_free)(self.p) };

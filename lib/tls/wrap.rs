@@ -22,6 +22,8 @@ pub const BUF: usize = 16384;
 /// Longest SSL_* block sent back for `Y`.
 pub const MAX_INFO: usize = 4096;
 
+pub const USAGE: &str = "tls-wrap [-d] [-t secs] prog...";
+
 pub struct Opts {
     pub delayed: bool,
     /// Handshake deadline, seconds.
@@ -136,6 +138,72 @@ fn num_env(k: &str) -> Option<u32> {
     std::env::var(k).ok().and_then(|v| v.parse().ok())
 }
 
+/// tls-wrap's options and program; Err(text) on wrong usage.
+pub fn parse_args(mut p: lexopt::Parser) -> Result<Opts, String> {
+    let mut o = Opts {
+        delayed: false,
+        timeout: 60,
+        prog: Vec::new(),
+    };
+    loop {
+        match p.next().map_err(|e| e.to_string())? {
+            None => break,
+            Some(lexopt::Arg::Short('d')) => o.delayed = true,
+            Some(lexopt::Arg::Short('t')) => {
+                let v = p.value().map_err(|e| e.to_string())?;
+                o.timeout = v
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n: &u64| n > 0)
+                    .ok_or("-t wants a number of seconds")?;
+            }
+            Some(lexopt::Arg::Value(v)) => {
+                o.prog.push(v);
+                o.prog.extend(p.raw_args().map_err(|e| e.to_string())?);
+                break;
+            }
+            Some(a) => return Err(a.unexpected().to_string()),
+        }
+    }
+    if o.prog.is_empty() {
+        return Err("no program".into());
+    }
+    Ok(o)
+}
+
+/// The options and contexts tcp-serve loaded before accepting.
+static PRELOADED: std::sync::OnceLock<(Opts, Ctx)> = std::sync::OnceLock::new();
+
+/// tcp-serve links tls-wrap when its program is `tls-wrap` (the bare name
+/// or tcp-serve's sibling): the certificates are loaded once, here, before
+/// tcp-serve drops privileges, and each connection's child runs
+/// [`run_preloaded`] instead of exec'ing tls-wrap, which saves loading
+/// OpenSSL and parsing the key per connection. Err: wrong usage or an
+/// unusable certificate.
+pub fn preload(prog: &[OsString]) -> Result<(), String> {
+    let Some(first) = prog.first() else {
+        return Ok(());
+    };
+    let ours = crate::exec::sibling("tls-wrap").canonicalize().ok();
+    let same = std::path::Path::new(first).canonicalize().ok();
+    if first != "tls-wrap" && (same.is_none() || same != ours) {
+        return Ok(());
+    }
+    let o = parse_args(lexopt::Parser::from_args(&prog[1..]))
+        .map_err(|e| format!("tls-wrap: {e}; usage: {USAGE}"))?;
+    let ctx = contexts()?;
+    let _ = PRELOADED.set((o, ctx));
+    Ok(())
+}
+
+/// In tcp-serve's child: tls-wrap's job with the preloaded contexts, its
+/// exit code; None when nothing was preloaded (then tcp-serve execs).
+pub fn run_preloaded() -> Option<i32> {
+    let (o, ctx) = PRELOADED.get()?;
+    crate::exit::set_prog("tls-wrap", true);
+    Some(run_with(o, ctx))
+}
+
 pub fn run(o: &Opts) -> i32 {
     let ctx = match contexts() {
         Ok(c) => c,
@@ -144,12 +212,16 @@ pub fn run(o: &Opts) -> i32 {
             &[b"unable to set up TLS: ", e.as_bytes()],
         ),
     };
+    run_with(o, &ctx)
+}
+
+fn run_with(o: &Opts, ctx: &Ctx) -> i32 {
     let (uid, gid) = (num_env("TLS_UID"), num_env("TLS_GID"));
     prepare_env();
     let r = if o.delayed {
-        delayed(o, &ctx, uid, gid)
+        delayed(o, ctx, uid, gid)
     } else {
-        implicit(o, &ctx, uid, gid)
+        implicit(o, ctx, uid, gid)
     };
     match r {
         Ok(code) => code,

@@ -779,3 +779,100 @@ login 235\nsend {}\nrelay 250 250\n"
         );
     }
 }
+
+// ---------------------------------------------------------------------------
+// tls-wrap itself: exec'd (not linked into tcp-serve), SNI, the program's
+// environment, and a certificate that cannot be loaded.
+
+const SNI_PY: &str = r#"
+import socket, ssl, sys
+port = int(sys.argv[1])
+for arg in sys.argv[2:]:
+    name, want = arg.split('=')
+    want = ssl.PEM_cert_to_DER_cert(open(want).read())
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(('127.0.0.1', port), 10) as s:
+        with ctx.wrap_socket(s, server_hostname=name) as t:
+            der = t.getpeercert(binary_form=True)
+            data = b''
+            while True:
+                b = t.recv(1000)
+                if not b: break
+                data += b
+            print(name, t.version(), 'its certificate' if der == want else 'WRONG certificate', data.decode().strip())
+"#;
+
+#[test]
+fn tls_wrap_exec_path_sni_environment_and_bad_certificates() {
+    let Some((mut s, cert, key)) = system("tls-wrapself") else {
+        return;
+    };
+    let other = s.base.join("other");
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-cert"))
+        .arg(&other)
+        .arg("other.example")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    let mut e = tls_env(&cert, &key);
+    e.push((
+        "CERTFILE:other.example".into(),
+        other.join("cert.pem").to_string_lossy().into_owned(),
+    ));
+    e.push((
+        "KEYFILE:other.example".into(),
+        other.join("key.pem").to_string_lossy().into_owned(),
+    ));
+    // Through env(1), so tcp-serve execs tls-wrap instead of linking it
+    // (sh would drop the CERTFILE:name variables).
+    let show = "echo proto=$SSL_PROTOCOL sni=$SSL_TLS_SNI_SERVERNAME ip=$TCPREMOTEIP cert=${CERTFILE:-none}";
+    let prog = vec![
+        "/usr/bin/env".into(),
+        p("tls-wrap"),
+        "/bin/sh".into(),
+        "-c".into(),
+        show.into(),
+    ];
+    let port = s.serve("wrap", &envs(&e), &[], &prog, false);
+    let o1 = format!("other.example={}", other.join("cert.pem").display());
+    let o2 = format!("mail.example.org={}", cert.display());
+    let out = py(SNI_PY, &[&port.to_string(), &o1, &o2]);
+    assert_eq!(
+        out,
+        "other.example TLSv1.3 its certificate proto=TLSv1.3 sni=other.example ip=127.0.0.1 cert=none\n\
+mail.example.org TLSv1.3 its certificate proto=TLSv1.3 sni=mail.example.org ip=127.0.0.1 cert=none\n"
+    );
+    let log = s.log_text("wrap");
+    assert!(log.contains("tls-wrap: pid "), "{log}");
+    // A key that is not there: tcp-serve refuses to start (linked), and
+    // tls-wrap alone exits 111 with the reason.
+    let bad = [
+        ("CERTFILE", cert.to_str().unwrap()),
+        ("KEYFILE", "/nonexistent/key.pem"),
+    ];
+    let o = crate::common::run(
+        "tcp-serve",
+        &["127.0.0.1", "0", &p("tls-wrap"), "/bin/true"],
+        &bad,
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(111));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with(
+            "tcp-serve: fatal: unable to set up TLS: unable to load key /nonexistent/key.pem"
+        ),
+        "{err}"
+    );
+    let o = crate::common::run("tls-wrap", &["/bin/true"], &bad, b"");
+    assert_eq!(o.status.code(), Some(111));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(": fatal: unable to set up TLS: unable to load key /nonexistent/key.pem"),
+        "{err}"
+    );
+    let o = crate::common::run("tls-wrap", &["-t", "x", "/bin/true"], &bad, b"");
+    assert_eq!(o.status.code(), Some(100));
+}
