@@ -119,7 +119,9 @@ pub fn lib() -> Result<&'static Lib, String> {
     .map_err(|e| e.clone())
 }
 
-/// A C string from the library as bytes (empty for NULL).
+/// A C string from the library as bytes (empty for NULL). Only ever
+/// called with a pointer OpenSSL just returned (or a local buffer).
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn text(p: *const c_char) -> Vec<u8> {
     if p.is_null() {
         return Vec::new();
