@@ -876,3 +876,23 @@ mail.example.org TLSv1.3 its certificate proto=TLSv1.3 sni=mail.example.org ip=1
     let o = crate::common::run("tls-wrap", &["-t", "x", "/bin/true"], &bad, b"");
     assert_eq!(o.status.code(), Some(100));
 }
+
+const SILENT_PY: &str = r#"
+import socket, sys, time
+c = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 10)
+c.settimeout(10)
+t = time.time()
+print('closed' if c.recv(100) == b'' else 'data', round(time.time() - t))
+"#;
+
+#[test]
+fn a_silent_client_is_dropped_at_the_handshake_deadline() {
+    let Some((mut s, cert, key)) = system("tls-deadline") else {
+        return;
+    };
+    let e = tls_env(&cert, &key);
+    let port = s.serve("wrap", &envs(&e), &[], &[p("tls-wrap"), "-t".into(), "1".into(), "/bin/true".into()], true);
+    assert_eq!(py(SILENT_PY, &[&port.to_string()]), "closed 1\n");
+    let log = s.log_text("wrap");
+    assert!(log.contains("handshake failed remote=127.0.0.1: handshake timed out"), "{log}");
+}
