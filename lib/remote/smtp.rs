@@ -202,7 +202,7 @@ impl Conn {
         if !self.buf.is_empty() {
             return Err("the peer sent more after its reply to STARTTLS".into());
         }
-        let ctx = crate::tls::Ctx::client(None)?;
+        let ctx = crate::tls::Ctx::client(verify)?;
         let mut t = crate::tls::Tls::new(&ctx, self.fd, self.fd)?;
         t.client_name(name, verify)?;
         t.handshake(false, self.timeout)?;

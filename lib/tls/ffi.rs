@@ -68,7 +68,6 @@ openssl! {
     SSL_CTX_use_PrivateKey_file: fn(*mut SslCtx, *const c_char, c_int) -> c_int;
     SSL_CTX_check_private_key: fn(*const SslCtx) -> c_int;
     SSL_CTX_set_default_verify_paths: fn(*mut SslCtx) -> c_int;
-    SSL_CTX_load_verify_locations: fn(*mut SslCtx, *const c_char, *const c_char) -> c_int;
     SSL_new: fn(*mut SslCtx) -> *mut Ssl;
     SSL_free: fn(*mut Ssl) -> ();
     SSL_set_rfd: fn(*mut Ssl, c_int) -> c_int;

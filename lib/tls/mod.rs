@@ -106,19 +106,13 @@ impl Ctx {
         Ok(c)
     }
 
-    /// A client context trusting the system's CAs, or `cafile` instead.
-    pub fn client(cafile: Option<&[u8]>) -> Result<Ctx, String> {
+    /// A client context; with `trust`, it trusts the system's CAs (or
+    /// $SSL_CERT_FILE, $SSL_CERT_DIR), loaded only then: opportunistic
+    /// TLS verifies nothing and need not read the CA bundle.
+    pub fn client(trust: bool) -> Result<Ctx, String> {
         let c = Ctx::new(false)?;
-        let l = c.l;
-        let ok = match cafile {
-            Some(f) => {
-                let cf = crate::sys::cstr(f).map_err(|e| e.to_string())?;
-                unsafe { (l.SSL_CTX_load_verify_locations)(c.p, cf.as_ptr(), std::ptr::null()) }
-            }
-            None => unsafe { (l.SSL_CTX_set_default_verify_paths)(c.p) },
-        };
-        if ok != 1 {
-            return Err(fail(l, "unable to load trusted certificates"));
+        if trust && unsafe { (c.l.SSL_CTX_set_default_verify_paths)(c.p) } != 1 {
+            return Err(fail(c.l, "unable to load trusted certificates"));
         }
         Ok(c)
     }
