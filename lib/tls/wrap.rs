@@ -216,6 +216,10 @@ pub fn run(o: &Opts) -> i32 {
 }
 
 fn run_with(o: &Opts, ctx: &Ctx) -> i32 {
+    // The key is in this process's memory: a program of the same uid may
+    // not ptrace it or read a core of it (the exec'd program is dumpable
+    // again).
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
     let (uid, gid) = (num_env("TLS_UID"), num_env("TLS_GID"));
     prepare_env();
     let r = if o.delayed {

@@ -891,8 +891,17 @@ fn a_silent_client_is_dropped_at_the_handshake_deadline() {
         return;
     };
     let e = tls_env(&cert, &key);
-    let port = s.serve("wrap", &envs(&e), &[], &[p("tls-wrap"), "-t".into(), "1".into(), "/bin/true".into()], true);
+    let port = s.serve(
+        "wrap",
+        &envs(&e),
+        &[],
+        &[p("tls-wrap"), "-t".into(), "1".into(), "/bin/true".into()],
+        true,
+    );
     assert_eq!(py(SILENT_PY, &[&port.to_string()]), "closed 1\n");
     let log = s.log_text("wrap");
-    assert!(log.contains("handshake failed remote=127.0.0.1: handshake timed out"), "{log}");
+    assert!(
+        log.contains("handshake failed remote=127.0.0.1: handshake timed out"),
+        "{log}"
+    );
 }
