@@ -40,6 +40,8 @@ pub struct Config {
     pub local_domain: Vec<u8>,
     pub relayclient: Option<Vec<u8>>,
     pub smtpauth: Option<OsString>,
+    /// $AUTHREQUIRED: MAIL only after a successful AUTH (submission, RFC 6409).
+    pub auth_required: bool,
     pub remote_ip: Vec<u8>,
     pub remote_host: Vec<u8>,
     pub remote_info: Option<Vec<u8>>,
@@ -133,7 +135,7 @@ impl Config {
         let remote_ip = env_nonempty("TCPREMOTEIP")
             .or_else(|| sockaddr(0, true))
             .unwrap_or_else(|| b"unknown".to_vec());
-        Ok(Config {
+        let mut c = Config {
             greeting,
             databytes,
             timeout,
@@ -143,6 +145,7 @@ impl Config {
             local_domain,
             relayclient: env("RELAYCLIENT"),
             smtpauth: std::env::var_os("SMTPAUTH").filter(|v| !v.is_empty()),
+            auth_required: env("AUTHREQUIRED").is_some(),
             remote_ip,
             remote_host: env_nonempty("TCPREMOTEHOST").unwrap_or_else(|| b"unknown".to_vec()),
             remote_info: env_nonempty("TCPREMOTEINFO"),
@@ -153,7 +156,10 @@ impl Config {
             auth_cleartext: crate::ucspitls::cleartext_allowed(),
             submission: env_nonempty("SUBMISSION").is_some(),
             me,
-        })
+        };
+        // Submission needs AUTH before MAIL.
+        c.auth_required |= c.submission;
+        Ok(c)
     }
 }
 
@@ -532,12 +538,12 @@ impl Session {
             self.err(b"503 5.5.1 send HELO or EHLO first");
             return Ok(());
         }
-        if self.tx.is_some() {
-            self.err(b"503 5.5.1 nested MAIL command");
+        if self.cfg.auth_required && self.user.is_none() {
+            self.err(b"530 5.7.0 authentication required");
             return Ok(());
         }
-        if self.cfg.submission && self.user.is_none() {
-            self.err(b"530 5.7.0 authentication required");
+        if self.tx.is_some() {
+            self.err(b"503 5.5.1 nested MAIL command");
             return Ok(());
         }
         let Some(rest) = strip_prefix_ci(arg, b"FROM:") else {
