@@ -75,14 +75,14 @@ impl Starttls {
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "TLS handshake failed",
+                    "the TLS handshake failed",
                 ));
             }
             block.extend_from_slice(&buf[..n]);
             if block.len() > MAX_INFO {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    "TLS information too long",
+                    "the TLS information is too long",
                 ));
             }
         }

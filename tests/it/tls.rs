@@ -905,3 +905,49 @@ fn a_silent_client_is_dropped_at_the_handshake_deadline() {
         "{log}"
     );
 }
+
+/// After the go-ahead, bytes that are not a TLS handshake end the session:
+/// nothing sent in clear after STARTTLS/STLS is ever answered.
+const AFTER_GO_PY: &str = r#"
+import socket, sys
+def talk(port, greet_cmd, cmd, extra):
+    c = socket.create_connection(('127.0.0.1', port), timeout=10)
+    f = c.makefile('rb')
+    f.readline()
+    if greet_cmd:
+        c.sendall(greet_cmd)
+        while f.readline()[3:4] == b'-': pass
+    c.sendall(cmd + extra)
+    go = f.readline()
+    try:
+        c.sendall(b'NOOP\r\n')
+        rest = f.read()
+    except ConnectionResetError:
+        rest = b''
+    return go, rest
+print(*talk(int(sys.argv[1]), b'EHLO x\r\n', b'STARTTLS\r\n', b''))
+print(*talk(int(sys.argv[2]), None, b'STLS\r\n', b'USER ann\r\n'))
+"#;
+
+#[test]
+fn clear_text_after_the_go_ahead_fails_the_handshake_and_is_never_answered() {
+    let Some((mut s, cert, key)) = system("tls-aftergo") else {
+        return;
+    };
+    let smtp_port = smtp(&mut s, "smtp", &cert, &key, true);
+    let pop = login_server(&mut s, "pop3", &cert, &key, true);
+    let out = py(AFTER_GO_PY, &[&smtp_port.to_string(), &pop.to_string()]);
+    assert_eq!(
+        out,
+        "b'220 2.0.0 ready to start TLS\\r\\n' b''\nb'+OK begin TLS negotiation\\r\\n' b''\n"
+    );
+    let log = s.log_text("smtp");
+    assert!(log.contains("handshake failed remote=127.0.0.1"), "{log}");
+    assert!(
+        log.contains("STARTTLS failed remote=127.0.0.1: the TLS handshake failed"),
+        "{log}"
+    );
+    assert!(s
+        .log_text("pop3")
+        .contains("handshake failed remote=127.0.0.1"));
+}
