@@ -285,7 +285,7 @@ fn implicit(o: &Opts, ctx: &Ctx, uid: Option<u32>, gid: Option<u32>) -> io::Resu
     })?;
     crate::sys::close(theirs);
     drop_to(uid, gid)?;
-    relay(&mut t, mine);
+    relay(&mut t, mine, o.timeout);
     crate::sys::close(mine);
     Ok(reap(pid))
 }
@@ -321,7 +321,7 @@ fn delayed(o: &Opts, ctx: &Ctx, uid: Option<u32>, gid: Option<u32>) -> io::Resul
                 crate::sys::write_all(ctl, &block).is_ok()
             };
             if ok {
-                relay(&mut t, data);
+                relay(&mut t, data, o.timeout);
             }
         }
     } else if n == 1 {
@@ -333,8 +333,10 @@ fn delayed(o: &Opts, ctx: &Ctx, uid: Option<u32>, gid: Option<u32>) -> io::Resul
 }
 
 /// Copies between TLS and the program's descriptor `app` until the
-/// program closes it (then close_notify) or the connection fails.
-fn relay(t: &mut Tls, app: i32) {
+/// program closes it (then close_notify) or the connection fails. What
+/// the program wrote before it exited gets `linger` seconds to reach a
+/// client that stopped reading; then the connection is dropped.
+fn relay(t: &mut Tls, app: i32, linger: u64) {
     crate::sys::signal_ignore(libc::SIGPIPE, true);
     if super::nonblocking(app).is_err() {
         return;
@@ -344,6 +346,7 @@ fn relay(t: &mut Tls, app: i32) {
     let mut up = vec![0u8; BUF]; // program to network
     let (mut u0, mut u1) = (0usize, 0usize);
     let (mut net_eof, mut app_eof, mut app_shut) = (false, false, false);
+    let mut gone: Option<u64> = None;
     loop {
         let mut progress = false;
         let (mut net_r, mut net_w, mut app_r, mut app_w) = (false, false, false, false);
@@ -418,7 +421,17 @@ fn relay(t: &mut Tls, app: i32) {
             pfd(t.wfd, false, net_w),
             pfd(app, app_r, app_w),
         ];
-        let r = unsafe { libc::poll(p.as_mut_ptr(), 3, -1) };
+        let wait = if app_eof {
+            let end = *gone.get_or_insert(crate::sys::now_ms() + linger.saturating_mul(1000));
+            let left = end.saturating_sub(crate::sys::now_ms());
+            if left == 0 {
+                return;
+            }
+            left.min(i32::MAX as u64) as i32
+        } else {
+            -1
+        };
+        let r = unsafe { libc::poll(p.as_mut_ptr(), 3, wait) };
         if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
             return;
         }
