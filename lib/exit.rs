@@ -26,9 +26,7 @@ pub fn set_prog(prog: &str, pid: bool) {
     if pid {
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
-    if PREFIX.set(p.clone()).is_err() {
-        let _ = CHILD_PREFIX.set(p);
-    }
+    let _ = PREFIX.set(p);
 }
 
 fn prefix() -> &'static [u8] {
@@ -37,6 +35,13 @@ fn prefix() -> &'static [u8] {
         .or(PREFIX.get())
         .map(|v| v.as_slice())
         .unwrap_or(b"pipemail: ")
+}
+
+/// In a forked child that runs another program's code (tcp-serve running
+/// tls-wrap linked): names that program, with the child's pid.
+pub fn rename_child(prog: &str) {
+    let p = format!("{}: pid {}: ", prog, std::process::id());
+    let _ = CHILD_PREFIX.set(p.into_bytes());
 }
 
 /// One line to fd 2 in a single write: prefix, level, the parts, newline.

@@ -387,3 +387,18 @@ impl Tls {
         unsafe { (self.l.SSL_get_verify_result)(self.ssl) == 0 }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sni_names() {
+        assert!(name_matches(b"mail.example.org", b"Mail.Example.ORG"));
+        assert!(!name_matches(b"mail.example.org", b"example.org"));
+        assert!(name_matches(b"*.example.org", b"imap.example.org"));
+        assert!(!name_matches(b"*.example.org", b"a.b.example.org"));
+        assert!(!name_matches(b"*.example.org", b"example.org"));
+        assert!(!name_matches(b"*.example.org", b".example.org"));
+    }
+}

@@ -200,7 +200,7 @@ pub fn preload(prog: &[OsString]) -> Result<(), String> {
 /// exit code; None when nothing was preloaded (then tcp-serve execs).
 pub fn run_preloaded() -> Option<i32> {
     let (o, ctx) = PRELOADED.get()?;
-    crate::exit::set_prog("tls-wrap", true);
+    crate::exit::rename_child("tls-wrap");
     Some(run_with(o, ctx))
 }
 
