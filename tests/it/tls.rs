@@ -18,7 +18,7 @@ fn have(tool: &str, args: &[&str]) -> bool {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok();
+        .is_ok_and(|s| s.success());
     if !ok {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
