@@ -129,7 +129,9 @@ fn io_stop(ip: &[u8], what: &[u8], e: std::io::Error) -> Stop {
 pub fn upgrade(plan: &Plan, c: &mut Conn, ext: Ext, helo: &[u8], ip: &[u8]) -> Result<Ext, Stop> {
     let mut ext = ext;
     let mut tls = false;
-    if plan.need != Need::Never && ext.starttls {
+    // Without OpenSSL on this host, opportunistic TLS is simply not tried.
+    let can = plan.need != Need::May || crate::tls::ffi::lib().is_ok();
+    if plan.need != Need::Never && ext.starttls && can {
         c.send(b"STARTTLS\r\n")
             .map_err(|e| io_stop(ip, b"sending STARTTLS", e))?;
         let r = c
