@@ -951,3 +951,25 @@ fn clear_text_after_the_go_ahead_fails_the_handshake_and_is_never_answered() {
         .log_text("pop3")
         .contains("handshake failed remote=127.0.0.1"));
 }
+
+/// No program links OpenSSL: tls-wrap and remote-send load libssl.so.3 at
+/// run time, so building needs no libssl-dev and the rest never load it.
+#[test]
+fn no_program_links_openssl() {
+    for b in [
+        "tls-wrap",
+        "remote-send",
+        "smtp-recv",
+        "pop3-login",
+        "imap-login",
+        "tcp-serve",
+    ] {
+        let o = Command::new("ldd").arg(bin(b)).output().unwrap();
+        let t = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && t.contains("libc.so"), "{b}: {t}");
+        assert!(
+            !t.contains("libssl") && !t.contains("libcrypto"),
+            "{b}: {t}"
+        );
+    }
+}
