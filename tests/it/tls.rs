@@ -882,7 +882,7 @@ import socket, sys, time
 c = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 10)
 c.settimeout(10)
 t = time.time()
-print('closed' if c.recv(100) == b'' else 'data', round(time.time() - t))
+print('closed' if c.recv(100) == b'' else 'data', 0.9 < time.time() - t < 5)
 "#;
 
 #[test]
@@ -898,7 +898,7 @@ fn a_silent_client_is_dropped_at_the_handshake_deadline() {
         &[p("tls-wrap"), "-t".into(), "1".into(), "/bin/true".into()],
         true,
     );
-    assert_eq!(py(SILENT_PY, &[&port.to_string()]), "closed 1\n");
+    assert_eq!(py(SILENT_PY, &[&port.to_string()]), "closed True\n");
     let log = s.log_text("wrap");
     assert!(
         log.contains("handshake failed remote=127.0.0.1: handshake timed out"),
