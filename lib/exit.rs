@@ -24,25 +24,26 @@ pub fn set_prog(prog: &str, pid: bool) {
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
     let _ = PREFIX.set(p);
+    crate::log::init(prog);
 }
 
 fn prefix() -> &'static [u8] {
     PREFIX.get().map(|v| v.as_slice()).unwrap_or(b"pipemail: ")
 }
 
-/// One line to fd 2 in a single write: prefix, level, the parts, newline.
+/// One line to fd 2 in a single write (or to syslog, see `crate::log`):
+/// prefix, level, the parts, newline.
 /// Bytes that are not printable ASCII are escaped; the line is cut at 1000.
 pub fn log(level: &str, parts: &[&[u8]]) {
     let mut line = Vec::with_capacity(128);
-    line.extend_from_slice(prefix());
     line.extend_from_slice(level.as_bytes());
     line.extend_from_slice(b": ");
     for p in parts {
         crate::log::escape_into(&mut line, p);
     }
-    line.truncate(999);
-    line.push(b'\n');
-    crate::sys::write_all(2, &line).ok();
+    let pre = prefix();
+    line.truncate(999usize.saturating_sub(pre.len()));
+    crate::log::emit(level, pre, &line);
 }
 
 pub fn info(parts: &[&[u8]]) {
