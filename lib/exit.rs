@@ -16,11 +16,14 @@ pub const EXEC_NOENT: i32 = 127;
 
 static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
 
-/// Names the program in every diagnostic; with `pid`, adds `pid N:`.
+/// Names the program in every diagnostic and chooses where logs go
+/// (`crate::log`). With `pid` (per-connection programs): adds `pid N:`, and
+/// takes a connection systemd passed as fd 3 as fds 0 and 1.
 pub fn set_prog(prog: &str, pid: bool) {
     let mut p = prog.as_bytes().to_vec();
     p.extend_from_slice(b": ");
     if pid {
+        crate::sys::adopt_listen_fd();
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
     let _ = PREFIX.set(p);
