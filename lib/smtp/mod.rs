@@ -39,6 +39,8 @@ pub struct Config {
     pub local_domain: Vec<u8>,
     pub relayclient: Option<Vec<u8>>,
     pub smtpauth: Option<OsString>,
+    /// $AUTHREQUIRED: MAIL only after a successful AUTH (submission, RFC 6409).
+    pub auth_required: bool,
     pub remote_ip: Vec<u8>,
     pub remote_host: Vec<u8>,
     pub remote_info: Option<Vec<u8>>,
@@ -132,6 +134,7 @@ impl Config {
             local_domain,
             relayclient: env("RELAYCLIENT"),
             smtpauth: std::env::var_os("SMTPAUTH").filter(|v| !v.is_empty()),
+            auth_required: env("AUTHREQUIRED").is_some(),
             remote_ip,
             remote_host: env_nonempty("TCPREMOTEHOST").unwrap_or_else(|| b"unknown".to_vec()),
             remote_info: env_nonempty("TCPREMOTEINFO"),
@@ -512,6 +515,10 @@ impl Session {
     fn mail(&mut self, arg: &[u8]) -> Result<(), Fatal> {
         if self.helo.is_none() {
             self.err(b"503 5.5.1 send HELO or EHLO first");
+            return Ok(());
+        }
+        if self.cfg.auth_required && self.user.is_none() {
+            self.err(b"530 5.7.0 authentication required");
             return Ok(());
         }
         if self.tx.is_some() {
