@@ -18,12 +18,12 @@ const NOBODY: u32 = 65534;
 
 /// A started process: SIGTERM, then SIGKILL after 3 s, and always waited
 /// for, when it drops.
-struct Guard {
-    child: Child,
+pub(crate) struct Guard {
+    pub(crate) child: Child,
 }
 
 impl Guard {
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 }
@@ -57,7 +57,7 @@ fn have_python(modules: &[&str]) -> bool {
     true
 }
 
-fn chown(p: &Path, uid: u32, gid: u32) {
+pub(crate) fn chown(p: &Path, uid: u32, gid: u32) {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
     assert_eq!(
         unsafe { libc::chown(c.as_ptr(), uid, gid) },
@@ -67,7 +67,7 @@ fn chown(p: &Path, uid: u32, gid: u32) {
     );
 }
 
-fn chown_r(p: &Path, uid: u32, gid: u32) {
+pub(crate) fn chown_r(p: &Path, uid: u32, gid: u32) {
     chown(p, uid, gid);
     if p.is_dir() {
         for e in std::fs::read_dir(p).unwrap() {
@@ -76,7 +76,7 @@ fn chown_r(p: &Path, uid: u32, gid: u32) {
     }
 }
 
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(

@@ -1,0 +1,450 @@
+//! Issue 11, a real host: scripts/install into a scratch prefix and home,
+//! then the installed programs, started from the installed service entries
+//! (scripts/service), serve real clients through openbsd-inetd, xinetd,
+//! systemd-socket-activate (inetd style and LISTEN_FDS), ucspi-tcp's
+//! tcpserver and tcp-serve (the runit run scripts). As root the front ends,
+//! the queue and the mail user run as nobody (65534), so every uid switch
+//! is real. deploy/client.py checks that every byte a client reads is
+//! protocol (no log line), and the tests check that mail arrives byte-exact.
+
+use crate::common::{bin, files, is_root, scratch};
+use crate::e2e::{chown_r, wait_until, Guard};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const CLIENT_PY: &str = include_str!("deploy/client.py");
+const NOBODY: u32 = 65534;
+
+/// A peer program: in PATH, /usr/sbin, or where .ci/run extracts the
+/// inetd packages that conflict in Debian (/opt/pipemail-peers).
+fn tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let extra = ["/usr/sbin", "/sbin", "/opt/pipemail-peers/usr/sbin"];
+    let found = path
+        .split(':')
+        .chain(extra)
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
+}
+
+/// The peer, or None (skip) when it is missing; under CI=true a missing
+/// peer or a run without root fails the test.
+fn need(name: &str) -> Option<PathBuf> {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    if !is_root() {
+        assert!(!ci, "CI must run the deploy tests as root");
+        eprintln!("skipped: the deploy tests need root");
+        return None;
+    }
+    let t = tool(name);
+    if t.is_none() {
+        assert!(!ci, "{} is missing (CI=true): .ci/run installs it", name);
+        eprintln!("skipped: {} is missing", name);
+    }
+    t
+}
+
+fn install(args: &[&str]) -> std::process::Output {
+    let bindir = bin("smtp-recv").parent().unwrap().to_path_buf();
+    let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install"))
+        .arg("--bindir")
+        .arg(&bindir)
+        .args(args)
+        .env_remove("DESTDIR")
+        .env_remove("PREFIX")
+        .env_remove("PIPEMAIL_HOME")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "install failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn wait_port(port: u16) {
+    wait_until(20, &format!("a listener on port {}", port), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+}
+
+/// An installed pipemail: prefix base/usr, home base/var, host name
+/// localhost, every account nobody; the mail user ann (password sesame)
+/// in users/assign and users/passwd; the queue running.
+struct Host {
+    base: PathBuf,
+    prefix: PathBuf,
+    home: PathBuf,
+    logs: Vec<PathBuf>,
+    procs: Vec<Guard>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        while let Some(g) = self.procs.pop() {
+            drop(g);
+        }
+        if std::thread::panicking() {
+            for l in &self.logs {
+                let t = std::fs::read(l).unwrap_or_default();
+                let t = &t[t.len().saturating_sub(4000)..];
+                eprintln!("--- {}\n{}", l.display(), String::from_utf8_lossy(t));
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(&self.base);
+        }
+    }
+}
+
+impl Host {
+    fn new(tag: &str) -> Host {
+        let base = scratch(tag);
+        let prefix = base.join("usr");
+        let home = base.join("var");
+        install(&[
+            "--prefix",
+            prefix.to_str().unwrap(),
+            "--home",
+            home.to_str().unwrap(),
+            "--hostname",
+            "localhost",
+            "--pmaild",
+            "nobody",
+            "--pmailq",
+            "nobody",
+            "--pmailr",
+            "nobody",
+            "--alias",
+            "nobody",
+        ]);
+        let mut h = Host {
+            base,
+            prefix,
+            home,
+            logs: Vec::new(),
+            procs: Vec::new(),
+        };
+        let ann = h.ann();
+        for d in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(ann.join("Maildir").join(d)).unwrap();
+        }
+        std::fs::set_permissions(&ann, std::fs::Permissions::from_mode(0o700)).unwrap();
+        chown_r(&ann, NOBODY, NOBODY);
+        std::fs::write(
+            h.home.join("users/assign"),
+            format!("=ann:ann:{0}:{0}:{1}:::\n.\n", NOBODY, ann.display()),
+        )
+        .unwrap();
+        // mail-passwd keeps users/passwd's group (nogroup) and mode 0640.
+        let mut mp = h.cmd("mail-passwd");
+        mp.args(["-u", "65534:65534", "-d", ann.to_str().unwrap(), "ann"]);
+        let o = feed(mp, b"sesame\n");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m = std::fs::metadata(h.home.join("users/passwd")).unwrap();
+        assert_eq!((m.mode() & 0o777, m.gid()), (0o640, NOBODY));
+        let mut q = h.cmd("local-spawn");
+        q.args(["-u", "nobody", "queue-run"]);
+        h.start("queue", q);
+        h
+    }
+
+    /// ann's messages (new/ and cur/: POP3 and IMAP sessions move them).
+    fn mail(&self) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        for sub in ["new", "cur"] {
+            let d = self.ann().join("Maildir").join(sub);
+            for f in files(&d) {
+                v.push(std::fs::read(d.join(f)).unwrap_or_default());
+            }
+        }
+        v
+    }
+
+    fn ann(&self) -> PathBuf {
+        self.base.join("ann")
+    }
+
+    fn libexec(&self, name: &str) -> PathBuf {
+        self.prefix.join("libexec/pipemail").join(name)
+    }
+
+    /// An installed program with a clean environment (no PATH: as inetd).
+    fn cmd(&self, name: &str) -> Command {
+        let mut c = Command::new(self.libexec(name));
+        c.env_clear().env("PIPEMAIL_HOME", &self.home);
+        c
+    }
+
+    /// An installed service entry.
+    fn service(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.prefix.join("share/pipemail/service").join(rel)).unwrap()
+    }
+
+    fn start(&mut self, name: &str, mut c: Command) {
+        let p = self.base.join(format!("{}.log", name));
+        let log = std::fs::File::create(&p).unwrap();
+        self.logs.push(p);
+        let child = c
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.procs.push(Guard { child });
+    }
+
+    /// Runs deploy/client.py against the four ports, then checks that both
+    /// of its messages arrived in ann's Maildir byte for byte.
+    fn exercise(&self, ports: [u16; 4]) {
+        for p in ports {
+            wait_port(p);
+        }
+        let m1 = b"From: someone@example.org\r\nTo: ann@localhost\r\nSubject: one\r\n\r\nbody one\r\n.dot line\r\n".to_vec();
+        let m2 = b"From: ann@localhost\r\nTo: ann@localhost\r\nSubject: two\r\n\r\nsubmitted\r\n".to_vec();
+        let (f1, f2) = (self.base.join("m1"), self.base.join("m2"));
+        std::fs::write(&f1, &m1).unwrap();
+        std::fs::write(&f2, &m2).unwrap();
+        let script = self.base.join("client.py");
+        std::fs::write(&script, CLIENT_PY).unwrap();
+        let mut c = Command::new("python3");
+        c.arg(&script);
+        for p in ports {
+            c.arg(p.to_string());
+        }
+        let o = c.arg(&f1).arg(&f2).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "ok\n",
+            "client: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        wait_until(30, "two messages in ann's Maildir", || self.mail().len() == 2);
+        let got = self.mail();
+        for m in [m1, m2] {
+            // CRLF is stored as LF; nothing else changes.
+            let want = String::from_utf8(m).unwrap().replace("\r\n", "\n");
+            let hit = got.iter().find(|g| g.ends_with(want.as_bytes()));
+            let g = hit.unwrap_or_else(|| panic!("no message ends with {:?}: {:?}", want, got));
+            // Above it only the trace fields the system adds.
+            let top = String::from_utf8_lossy(&g[..g.len() - want.len()]).into_owned();
+            for l in top.lines() {
+                assert!(
+                    ["Return-Path:", "Delivered-To:", "Received:", " ", "\t"]
+                        .iter()
+                        .any(|p| l.starts_with(p)),
+                    "unexpected line above the message: {:?}",
+                    l
+                );
+            }
+        }
+    }
+}
+
+/// Runs `c` with `input` on stdin.
+fn feed(mut c: Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut ch = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ch.stdin.take().unwrap().write_all(input).unwrap();
+    ch.wait_with_output().unwrap()
+}
+
+/// The four network services, in client.py's order.
+const SERVICES: [&str; 4] = ["smtp", "submission", "pop3", "imap"];
+
+#[test]
+fn inetd_serves_smtp_submission_pop3_and_imap_without_a_log_byte_in_the_stream() {
+    let Some(inetd) = need("inetd") else { return };
+    let mut h = Host::new("inetd");
+    let ports = SERVICES.map(|_| free_port());
+    // The installed lines, each on its own 127.0.0.1 port.
+    let mut conf = String::new();
+    let mut n = 0;
+    for l in h.service("inetd.conf").lines() {
+        if l.starts_with('#') || l.trim().is_empty() {
+            continue;
+        }
+        let (_, rest) = l.split_once(' ').unwrap();
+        conf.push_str(&format!("127.0.0.1:{} {}\n", ports[n], rest));
+        n += 1;
+    }
+    assert_eq!(n, 4, "inetd.conf has four services");
+    let p = h.base.join("inetd.conf");
+    std::fs::write(&p, conf).unwrap();
+    let mut c = Command::new(inetd);
+    c.arg("-d").arg(&p);
+    h.start("inetd", c);
+    h.exercise(ports);
+}
+
+#[test]
+fn xinetd_serves_smtp_submission_pop3_and_imap_without_a_log_byte_in_the_stream() {
+    let Some(xinetd) = need("xinetd") else { return };
+    let mut h = Host::new("xinetd");
+    let ports = SERVICES.map(|_| free_port());
+    let mut conf = String::new();
+    for (s, port) in SERVICES.iter().zip(ports) {
+        let f = h.service(&format!("xinetd.d/pipemail-{}", s));
+        let mut port_lines = 0;
+        for l in f.lines() {
+            if l.trim_start().starts_with("port") {
+                conf.push_str(&format!("\tport = {}\n\tbind = 127.0.0.1\n", port));
+                port_lines += 1;
+            } else {
+                conf.push_str(l);
+                conf.push('\n');
+            }
+        }
+        assert_eq!(port_lines, 1, "{} names its port once", s);
+    }
+    let p = h.base.join("xinetd.conf");
+    std::fs::write(&p, conf).unwrap();
+    let mut c = Command::new(xinetd);
+    c.args(["-dontfork", "-filelog"])
+        .arg(h.base.join("xinetd.events"))
+        .arg("-pidfile")
+        .arg(h.base.join("xinetd.pid"))
+        .arg("-f")
+        .arg(&p);
+    h.start("xinetd", c);
+    h.exercise(ports);
+}
+
+/// systemd-socket-activate per connection (Accept=yes) with the installed
+/// units' Environment=, User= and ExecStart=; `inetd`: the connection as
+/// fds 0 and 1 (StandardInput=socket), else as fd 3 with $LISTEN_FDS.
+fn socket_activate(tag: &str, inetd: bool) {
+    let Some(sa) = need("systemd-socket-activate") else { return };
+    let Some(setpriv) = need("setpriv") else { return };
+    let mut h = Host::new(tag);
+    let ports = SERVICES.map(|_| free_port());
+    for (s, port) in SERVICES.iter().zip(ports) {
+        let sock = h.service(&format!("systemd/pipemail-{}.socket", s));
+        assert!(sock.contains("Accept=yes"), "{}.socket: Accept=yes", s);
+        let unit = h.service(&format!("systemd/pipemail-{}@.service", s));
+        let mut c = Command::new(&sa);
+        c.env_clear().arg("-l").arg(format!("127.0.0.1:{}", port)).arg("-a");
+        if inetd {
+            c.arg("--inetd");
+        }
+        let (mut env, mut user, mut exec) = (Vec::new(), false, Vec::new());
+        for l in unit.lines() {
+            if let Some(v) = l.strip_prefix("Environment=") {
+                env.extend(v.split_whitespace().map(String::from));
+            } else if l.starts_with("User=") {
+                user = true;
+            } else if let Some(v) = l.strip_prefix("ExecStart=") {
+                exec = v.split_whitespace().map(String::from).collect();
+            }
+        }
+        for kv in env {
+            c.arg("-E").arg(kv);
+        }
+        if user {
+            c.arg(&setpriv)
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        }
+        assert!(!exec.is_empty(), "{}@.service has ExecStart=", s);
+        c.args(&exec);
+        h.start(&format!("activate-{}", s), c);
+    }
+    h.exercise(ports);
+}
+
+#[test]
+fn systemd_socket_activate_inetd_style_serves_every_service() {
+    socket_activate("sd-inetd", true);
+}
+
+#[test]
+fn systemd_socket_activate_listen_fds_serves_every_service() {
+    socket_activate("sd-accept", false);
+}
+
+#[test]
+fn tcpserver_serves_every_service_with_the_installed_rules() {
+    let Some(tcpserver) = need("tcpserver") else { return };
+    let Some(tcprules) = need("tcprules") else { return };
+    let mut h = Host::new("tcpserver");
+    // control/tcp.smtp as install wrote it, compiled by tcprules.
+    let rules = std::fs::read(h.home.join("control/tcp.smtp")).unwrap();
+    let cdb = h.home.join("control/tcp.smtp.cdb");
+    let mut tr = Command::new(tcprules);
+    tr.arg(&cdb).arg(h.home.join("control/tcp.smtp.tmp"));
+    let o = feed(tr, &rules);
+    assert!(o.status.success(), "tcprules: {}", String::from_utf8_lossy(&o.stderr));
+    let ports = SERVICES.map(|_| free_port());
+    let x = |p: &str| h.libexec(p).to_string_lossy().into_owned();
+    let w = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<String>>();
+    let chains = [
+        vec![x("relay-gate"), "smtp-recv".into()],
+        vec![x("smtp-recv")],
+        [vec![x("pop3-login")], w(&["localhost", "check-password", "pop3d", "Maildir"])].concat(),
+        [vec![x("imap-login")], w(&["check-password", "imapd", "Maildir"])].concat(),
+    ];
+    let mut servers = Vec::new();
+    for (i, chain) in chains.iter().enumerate() {
+        let mut c = Command::new(&tcpserver);
+        c.env_clear().env("PIPEMAIL_HOME", &h.home).args(["-H", "-R", "-l", "localhost"]);
+        match i {
+            0 => c.args(["-u", "65534", "-g", "65534", "-x"]).arg(&cdb),
+            1 => c
+                .args(["-u", "65534", "-g", "65534"])
+                .env("SMTPAUTH", "check-password")
+                .env("AUTHREQUIRED", "1"),
+            _ => &mut c,
+        };
+        c.args(["127.0.0.1", &ports[i].to_string()]).args(chain);
+        servers.push((format!("tcpserver-{}", SERVICES[i]), c));
+    }
+    for (name, c) in servers {
+        h.start(&name, c);
+    }
+    h.exercise(ports);
+}
+
+#[test]
+fn tcp_serve_runit_scripts_serve_every_service_and_swaks_submits_with_auth() {
+    let Some(_) = need("sh") else { return };
+    let mut h = Host::new("runit");
+    let ports = SERVICES.map(|_| free_port());
+    for (s, port) in SERVICES.iter().zip(ports) {
+        let run = h.service(&format!("runit/{}/run", s));
+        let std = [" 0 25 ", " 0 587 ", " 0 110 ", " 0 143 "];
+        let i = SERVICES.iter().position(|x| x == s).unwrap();
+        assert!(run.contains(std[i]), "runit/{}/run listens on {}", s, std[i]);
+        let run = run.replace(std[i], &format!(" 127.0.0.1 {} ", port));
+        let p = h.base.join(format!("{}.run", s));
+        std::fs::write(&p, run).unwrap();
+        let mut c = Command::new("/bin/sh");
+        c.env_clear().arg(&p);
+        h.start(&format!("runit-{}", s), c);
+    }
+    h.exercise(ports);
+    // swaks, a second real client, through submission with AUTH.
+    if let Some(swaks) = need("swaks") {
+        let o = Command::new(swaks)
+            .args(["--server", &format!("127.0.0.1:{}", ports[1])])
+            .args(["--auth", "PLAIN", "--auth-user", "ann", "--auth-password", "sesame"])
+            .args(["--from", "ann@localhost", "--to", "ann@localhost"])
+            .args(["--header", "Subject: swaks", "--body", "by swaks"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "swaks: {}", String::from_utf8_lossy(&o.stdout));
+        wait_until(30, "swaks's message", || h.mail().len() == 3);
+    }
+}
