@@ -448,3 +448,138 @@ fn tcp_serve_runit_scripts_serve_every_service_and_swaks_submits_with_auth() {
         wait_until(30, "swaks's message", || h.mail().len() == 3);
     }
 }
+
+/// Every path under `root` with its type, mode, owner and, for files,
+/// size, mtime and content: what a second install must leave as it was.
+fn snapshot(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let mut line = format!("{} {:o} {}:{}", p.display(), m.mode(), m.uid(), m.gid());
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        } else if m.file_type().is_symlink() {
+            line.push_str(&format!(" -> {}", std::fs::read_link(&p).unwrap().display()));
+        } else if m.is_file() {
+            let body = std::fs::read(&p).unwrap();
+            let sum = body.iter().fold(0u64, |h, &b| h.wrapping_mul(131).wrapping_add(b as u64));
+            line.push_str(&format!(" {} {} {:x}", m.len(), m.mtime(), sum));
+        }
+        out.push(line);
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothing() {
+    let base = scratch("install");
+    let dest = base.join("dest");
+    let args = [
+        "--destdir",
+        dest.to_str().unwrap(),
+        "--hostname",
+        "mail.example.org",
+        "--pmaild",
+        "nobody",
+        "--pmailq",
+        "nobody",
+        "--pmailr",
+        "nobody",
+        "--alias",
+        "nobody",
+    ];
+    install(&args);
+    let lib = dest.join("usr/local/libexec/pipemail");
+    let home = dest.join("var/pipemail");
+    // Every [[bin]] of Cargo.toml, and only those, besides make-home.
+    let cargo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let mut bins: Vec<String> = cargo
+        .split("[[bin]]")
+        .skip(1)
+        .map(|s| s.split('"').nth(1).unwrap().to_string())
+        .collect();
+    bins.push("make-home".into());
+    bins.sort();
+    assert_eq!(files(&lib), bins);
+    for (dir, page) in [("man8", "smtp-recv.8"), ("man1", "tcp-serve.1"), ("man5", "pipemail-control.5"), ("man7", "pipemail.7")] {
+        assert!(dest.join("usr/local/share/man").join(dir).join(page).is_file(), "{}", page);
+    }
+    for (link, to) in [("usr/local/bin/mailq", "sendmail"), ("usr/local/sbin/newaliases", "sendmail"), ("usr/local/sbin/sendmail", "sendmail"), ("usr/local/bin/mail-passwd", "mail-passwd")] {
+        assert!(std::fs::read_link(dest.join(link)).unwrap().ends_with(to), "{}", link);
+    }
+    // No set-user-id or set-group-id bit anywhere.
+    for l in snapshot(&dest) {
+        let mode = u32::from_str_radix(l.split(' ').nth(1).unwrap(), 8).unwrap();
+        assert_eq!(mode & 0o6000, 0, "set-id bit: {}", l);
+    }
+    let mode = |p: &str| std::fs::symlink_metadata(home.join(p)).unwrap().mode();
+    assert_eq!(mode("queue/drop"), 0o41733);
+    assert!(std::fs::metadata(home.join("queue/trigger")).unwrap().file_type().is_fifo());
+    assert_eq!(mode("queue/trigger") & 0o7777, 0o622);
+    assert_eq!(mode("relay") & 0o7777, 0o711);
+    assert_eq!(mode("control") & 0o7777, 0o755);
+    assert_eq!(mode("users/passwd") & 0o7777, 0o640);
+    assert_eq!(std::fs::read_to_string(home.join("control/me")).unwrap(), "mail.example.org\n");
+    // The one SMTP rules file, allowing every client to connect.
+    let rules = std::fs::read_to_string(home.join("control/tcp.smtp")).unwrap();
+    assert!(rules.lines().any(|l| l == ":allow"), "{}", rules);
+    assert_eq!(std::fs::read_to_string(home.join("alias/.qmail-postmaster")).unwrap(), "./Maildir/\n");
+    if is_root() {
+        let m = std::fs::metadata(home.join("users/passwd")).unwrap();
+        assert_eq!(m.gid(), NOBODY, "users/passwd: pmaild's group");
+        assert_eq!(std::fs::metadata(home.join("queue")).unwrap().uid(), NOBODY);
+    }
+    // The service entries name the installed paths.
+    let inetd = std::fs::read_to_string(dest.join("usr/local/share/pipemail/service/inetd.conf")).unwrap();
+    assert!(inetd.contains("/usr/local/libexec/pipemail/pop3-login mail.example.org check-password"));
+    // Edited control files survive; otherwise a second run changes nothing.
+    std::fs::write(home.join("control/me"), "edited.example\n").unwrap();
+    std::fs::write(home.join("alias/.qmail-postmaster"), "&admin@example.org\n").unwrap();
+    let before = snapshot(&dest);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    install(&args);
+    let after = snapshot(&dest);
+    let changed: Vec<&String> = before
+        .iter()
+        .filter(|l| !after.contains(l))
+        .chain(after.iter().filter(|l| !before.contains(l)))
+        .collect();
+    assert!(changed.is_empty(), "the second run changed: {:#?}", changed);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Under inetd and xinetd descriptor 2 is the client's connection.
+#[test]
+fn a_program_whose_fd_2_is_a_socket_writes_nothing_to_it() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+    // check-password without descriptor 3 dies with a diagnostic.
+    let run = |stderr: Stdio| {
+        Command::new(bin("check-password"))
+            .arg("true")
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .status()
+            .unwrap()
+    };
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let st = run(Stdio::from(std::os::fd::OwnedFd::from(theirs)));
+    assert_eq!(st.code(), Some(2));
+    let mut got = Vec::new();
+    ours.read_to_end(&mut got).unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), "", "a log line reached the socket");
+    // A pipe (multilog, svlogd, journald's stream, a terminal) still gets it.
+    let o = Command::new(bin("check-password"))
+        .arg("true")
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.stderr.starts_with(b"check-password: fatal: unable to read descriptor 3"));
+}
