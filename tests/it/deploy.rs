@@ -583,3 +583,57 @@ fn a_program_whose_fd_2_is_a_socket_writes_nothing_to_it() {
         .unwrap();
     assert!(o.stderr.starts_with(b"check-password: fatal: unable to read descriptor 3"));
 }
+
+#[test]
+fn mailq_shows_a_normal_user_the_queue_while_the_queue_stays_private() {
+    let Some(setpriv) = need("setpriv") else { return };
+    let mut h = Host::new("mailq");
+    let closed = free_port();
+    std::fs::write(
+        h.home.join("control/smtproutes"),
+        format!("remote.example:127.0.0.1:{}\n", closed),
+    )
+    .unwrap();
+    // queue-run reads control files at start: restart it.
+    h.procs.clear();
+    let mut q = h.cmd("local-spawn");
+    q.args(["-u", "nobody", "queue-run"]);
+    h.start("queue2", q);
+    let mut sm = h.cmd("sendmail");
+    sm.arg("-t");
+    let o = feed(
+        sm,
+        b"To: far@remote.example\nSubject: waiting\n\nstays queued\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = h.home.join("queue/mailq");
+    wait_until(30, "queue/mailq naming the recipient", || {
+        std::fs::read_to_string(&summary).is_ok_and(|t| t.contains("far@remote.example"))
+    });
+    assert_eq!(std::fs::metadata(&summary).unwrap().mode() & 0o777, 0o644);
+    assert_eq!(std::fs::metadata(h.home.join("queue/info")).unwrap().mode() & 0o777, 0o700);
+    // A normal user (uid 1) runs mailq: the listing, and where it came from.
+    let o = Command::new(&setpriv)
+        .args(["--reuid=1", "--regid=1", "--clear-groups"])
+        .arg(h.prefix.join("bin/mailq"))
+        .env_clear()
+        .env("PIPEMAIL_HOME", &h.home)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("  remote far@remote.example"), "{}", out);
+    assert!(o.stderr.starts_with(b"queue-list: info: from queue/mailq, written "));
+    // Root reads the queue itself: the same message, no note.
+    let o = Command::new(h.prefix.join("bin/mailq"))
+        .env_clear()
+        .env("PIPEMAIL_HOME", &h.home)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("  remote far@remote.example"));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    // newaliases: nothing to rebuild, said so, exit 0.
+    let o = Command::new(h.prefix.join("sbin/newaliases")).env_clear().output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stderr.starts_with(b"sendmail: info: no aliases database to rebuild"));
+}
