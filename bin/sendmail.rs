@@ -34,10 +34,9 @@ fn become_sibling(name: &str) -> ! {
 fn main() {
     exit::set_prog(PROG, false);
     let argv0 = std::env::args_os().next().unwrap_or_default();
-    let action = match sendmail::by_name(&argv0).map_or_else(
-        || sendmail::parse(lexopt::Parser::from_env()),
-        Ok,
-    ) {
+    let action = match sendmail::by_name(&argv0)
+        .map_or_else(|| sendmail::parse(lexopt::Parser::from_env()), Ok)
+    {
         Ok(a) => a,
         Err(e) => fail(
             sendmail::EX_USAGE,

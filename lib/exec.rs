@@ -63,7 +63,10 @@ pub fn exec(argv: &[OsString]) -> io::Error {
     if argv.is_empty() {
         return io::Error::from_raw_os_error(libc::EINVAL);
     }
-    let (c, file) = match (cstrings(argv), crate::sys::cstr(resolve(&argv[0]).as_bytes())) {
+    let (c, file) = match (
+        cstrings(argv),
+        crate::sys::cstr(resolve(&argv[0]).as_bytes()),
+    ) {
         (Ok(c), Ok(f)) => (c, f),
         (Err(e), _) | (_, Err(e)) => return e,
     };

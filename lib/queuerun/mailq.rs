@@ -37,7 +37,10 @@ pub fn refresh(d: &Dirs, now: u64) -> bool {
         return false;
     }
     if let Err(e) = write(d, &super::ctl::format_long(&jobs, now)) {
-        crate::exit::warn(&[b"unable to write queue/mailq: ", crate::exit::errtext(&e).as_bytes()]);
+        crate::exit::warn(&[
+            b"unable to write queue/mailq: ",
+            crate::exit::errtext(&e).as_bytes(),
+        ]);
     }
     *last = Some((now, text));
     false

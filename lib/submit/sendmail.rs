@@ -158,8 +158,14 @@ mod tests {
         assert!(matches!(parse_v(&["-bp"]), Ok(Action::List)));
         assert!(matches!(parse_v(&["-bi"]), Ok(Action::Newaliases)));
         use std::ffi::OsStr;
-        assert!(matches!(by_name(OsStr::new("/usr/bin/mailq")), Some(Action::List)));
-        assert!(matches!(by_name(OsStr::new("newaliases")), Some(Action::Newaliases)));
+        assert!(matches!(
+            by_name(OsStr::new("/usr/bin/mailq")),
+            Some(Action::List)
+        ));
+        assert!(matches!(
+            by_name(OsStr::new("newaliases")),
+            Some(Action::Newaliases)
+        ));
         assert!(by_name(OsStr::new("/usr/sbin/sendmail")).is_none());
         assert!(matches!(parse_v(&["-q"]), Ok(Action::Poke)));
         assert!(matches!(parse_v(&["-q30m"]), Ok(Action::Poke)));

@@ -209,7 +209,8 @@ impl Host {
             wait_port(p);
         }
         let m1 = b"From: someone@example.org\r\nTo: ann@localhost\r\nSubject: one\r\n\r\nbody one\r\n.dot line\r\n".to_vec();
-        let m2 = b"From: ann@localhost\r\nTo: ann@localhost\r\nSubject: two\r\n\r\nsubmitted\r\n".to_vec();
+        let m2 = b"From: ann@localhost\r\nTo: ann@localhost\r\nSubject: two\r\n\r\nsubmitted\r\n"
+            .to_vec();
         let (f1, f2) = (self.base.join("m1"), self.base.join("m2"));
         std::fs::write(&f1, &m1).unwrap();
         std::fs::write(&f2, &m2).unwrap();
@@ -227,7 +228,9 @@ impl Host {
             "client: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        wait_until(30, "two messages in ann's Maildir", || self.mail().len() == 2);
+        wait_until(30, "two messages in ann's Maildir", || {
+            self.mail().len() == 2
+        });
         let got = self.mail();
         for m in [m1, m2] {
             // CRLF is stored as LF; nothing else changes.
@@ -327,8 +330,12 @@ fn xinetd_serves_smtp_submission_pop3_and_imap_without_a_log_byte_in_the_stream(
 /// units' Environment=, User= and ExecStart=; `inetd`: the connection as
 /// fds 0 and 1 (StandardInput=socket), else as fd 3 with $LISTEN_FDS.
 fn socket_activate(tag: &str, inetd: bool) {
-    let Some(sa) = need("systemd-socket-activate") else { return };
-    let Some(setpriv) = need("setpriv") else { return };
+    let Some(sa) = need("systemd-socket-activate") else {
+        return;
+    };
+    let Some(setpriv) = need("setpriv") else {
+        return;
+    };
     let mut h = Host::new(tag);
     let ports = SERVICES.map(|_| free_port());
     for (s, port) in SERVICES.iter().zip(ports) {
@@ -336,7 +343,10 @@ fn socket_activate(tag: &str, inetd: bool) {
         assert!(sock.contains("Accept=yes"), "{}.socket: Accept=yes", s);
         let unit = h.service(&format!("systemd/pipemail-{}@.service", s));
         let mut c = Command::new(&sa);
-        c.env_clear().arg("-l").arg(format!("127.0.0.1:{}", port)).arg("-a");
+        c.env_clear()
+            .arg("-l")
+            .arg(format!("127.0.0.1:{}", port))
+            .arg("-a");
         if inetd {
             c.arg("--inetd");
         }
@@ -376,8 +386,12 @@ fn systemd_socket_activate_listen_fds_serves_every_service() {
 
 #[test]
 fn tcpserver_serves_every_service_with_the_installed_rules() {
-    let Some(tcpserver) = need("tcpserver") else { return };
-    let Some(tcprules) = need("tcprules") else { return };
+    let Some(tcpserver) = need("tcpserver") else {
+        return;
+    };
+    let Some(tcprules) = need("tcprules") else {
+        return;
+    };
     let mut h = Host::new("tcpserver");
     // control/tcp.smtp as install wrote it, compiled by tcprules.
     let rules = std::fs::read(h.home.join("control/tcp.smtp")).unwrap();
@@ -385,20 +399,34 @@ fn tcpserver_serves_every_service_with_the_installed_rules() {
     let mut tr = Command::new(tcprules);
     tr.arg(&cdb).arg(h.home.join("control/tcp.smtp.tmp"));
     let o = feed(tr, &rules);
-    assert!(o.status.success(), "tcprules: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "tcprules: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let ports = SERVICES.map(|_| free_port());
     let x = |p: &str| h.libexec(p).to_string_lossy().into_owned();
     let w = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<String>>();
     let chains = [
         vec![x("relay-gate"), "smtp-recv".into()],
         vec![x("smtp-recv")],
-        [vec![x("pop3-login")], w(&["localhost", "check-password", "pop3d", "Maildir"])].concat(),
-        [vec![x("imap-login")], w(&["check-password", "imapd", "Maildir"])].concat(),
+        [
+            vec![x("pop3-login")],
+            w(&["localhost", "check-password", "pop3d", "Maildir"]),
+        ]
+        .concat(),
+        [
+            vec![x("imap-login")],
+            w(&["check-password", "imapd", "Maildir"]),
+        ]
+        .concat(),
     ];
     let mut servers = Vec::new();
     for (i, chain) in chains.iter().enumerate() {
         let mut c = Command::new(&tcpserver);
-        c.env_clear().env("PIPEMAIL_HOME", &h.home).args(["-H", "-R", "-l", "localhost"]);
+        c.env_clear()
+            .env("PIPEMAIL_HOME", &h.home)
+            .args(["-H", "-R", "-l", "localhost"]);
         match i {
             0 => c.args(["-u", "65534", "-g", "65534", "-x"]).arg(&cdb),
             1 => c
@@ -425,7 +453,12 @@ fn tcp_serve_runit_scripts_serve_every_service_and_swaks_submits_with_auth() {
         let run = h.service(&format!("runit/{}/run", s));
         let std = [" 0 25 ", " 0 587 ", " 0 110 ", " 0 143 "];
         let i = SERVICES.iter().position(|x| x == s).unwrap();
-        assert!(run.contains(std[i]), "runit/{}/run listens on {}", s, std[i]);
+        assert!(
+            run.contains(std[i]),
+            "runit/{}/run listens on {}",
+            s,
+            std[i]
+        );
         let run = run.replace(std[i], &format!(" 127.0.0.1 {} ", port));
         let p = h.base.join(format!("{}.run", s));
         std::fs::write(&p, run).unwrap();
@@ -438,13 +471,24 @@ fn tcp_serve_runit_scripts_serve_every_service_and_swaks_submits_with_auth() {
     if let Some(swaks) = need("swaks") {
         let o = Command::new(swaks)
             .args(["--server", &format!("127.0.0.1:{}", ports[1])])
-            .args(["--auth", "PLAIN", "--auth-user", "ann", "--auth-password", "sesame"])
+            .args([
+                "--auth",
+                "PLAIN",
+                "--auth-user",
+                "ann",
+                "--auth-password",
+                "sesame",
+            ])
             .args(["--from", "ann@localhost", "--to", "ann@localhost"])
             .args(["--header", "Subject: swaks", "--body", "by swaks"])
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        assert!(o.status.success(), "swaks: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            o.status.success(),
+            "swaks: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         wait_until(30, "swaks's message", || h.mail().len() == 3);
     }
 }
@@ -462,10 +506,15 @@ fn snapshot(root: &Path) -> Vec<String> {
                 stack.push(e.unwrap().path());
             }
         } else if m.file_type().is_symlink() {
-            line.push_str(&format!(" -> {}", std::fs::read_link(&p).unwrap().display()));
+            line.push_str(&format!(
+                " -> {}",
+                std::fs::read_link(&p).unwrap().display()
+            ));
         } else if m.is_file() {
             let body = std::fs::read(&p).unwrap();
-            let sum = body.iter().fold(0u64, |h, &b| h.wrapping_mul(131).wrapping_add(b as u64));
+            let sum = body
+                .iter()
+                .fold(0u64, |h, &b| h.wrapping_mul(131).wrapping_add(b as u64));
             line.push_str(&format!(" {} {} {:x}", m.len(), m.mtime(), sum));
         }
         out.push(line);
@@ -496,7 +545,8 @@ fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothin
     let lib = dest.join("usr/local/libexec/pipemail");
     let home = dest.join("var/pipemail");
     // Every [[bin]] of Cargo.toml, and only those, besides make-home.
-    let cargo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let cargo =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
     let mut bins: Vec<String> = cargo
         .split("[[bin]]")
         .skip(1)
@@ -505,11 +555,32 @@ fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothin
     bins.push("make-home".into());
     bins.sort();
     assert_eq!(files(&lib), bins);
-    for (dir, page) in [("man8", "smtp-recv.8"), ("man1", "tcp-serve.1"), ("man5", "pipemail-control.5"), ("man7", "pipemail.7")] {
-        assert!(dest.join("usr/local/share/man").join(dir).join(page).is_file(), "{}", page);
+    for (dir, page) in [
+        ("man8", "smtp-recv.8"),
+        ("man1", "tcp-serve.1"),
+        ("man5", "pipemail-control.5"),
+        ("man7", "pipemail.7"),
+    ] {
+        assert!(
+            dest.join("usr/local/share/man")
+                .join(dir)
+                .join(page)
+                .is_file(),
+            "{}",
+            page
+        );
     }
-    for (link, to) in [("usr/local/bin/mailq", "sendmail"), ("usr/local/sbin/newaliases", "sendmail"), ("usr/local/sbin/sendmail", "sendmail"), ("usr/local/bin/mail-passwd", "mail-passwd")] {
-        assert!(std::fs::read_link(dest.join(link)).unwrap().ends_with(to), "{}", link);
+    for (link, to) in [
+        ("usr/local/bin/mailq", "sendmail"),
+        ("usr/local/sbin/newaliases", "sendmail"),
+        ("usr/local/sbin/sendmail", "sendmail"),
+        ("usr/local/bin/mail-passwd", "mail-passwd"),
+    ] {
+        assert!(
+            std::fs::read_link(dest.join(link)).unwrap().ends_with(to),
+            "{}",
+            link
+        );
     }
     // No set-user-id or set-group-id bit anywhere.
     for l in snapshot(&dest) {
@@ -518,24 +589,36 @@ fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothin
     }
     let mode = |p: &str| std::fs::symlink_metadata(home.join(p)).unwrap().mode();
     assert_eq!(mode("queue/drop"), 0o41733);
-    assert!(std::fs::metadata(home.join("queue/trigger")).unwrap().file_type().is_fifo());
+    assert!(std::fs::metadata(home.join("queue/trigger"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
     assert_eq!(mode("queue/trigger") & 0o7777, 0o622);
     assert_eq!(mode("relay") & 0o7777, 0o711);
     assert_eq!(mode("control") & 0o7777, 0o755);
     assert_eq!(mode("users/passwd") & 0o7777, 0o640);
-    assert_eq!(std::fs::read_to_string(home.join("control/me")).unwrap(), "mail.example.org\n");
+    assert_eq!(
+        std::fs::read_to_string(home.join("control/me")).unwrap(),
+        "mail.example.org\n"
+    );
     // The one SMTP rules file, allowing every client to connect.
     let rules = std::fs::read_to_string(home.join("control/tcp.smtp")).unwrap();
     assert!(rules.lines().any(|l| l == ":allow"), "{}", rules);
-    assert_eq!(std::fs::read_to_string(home.join("alias/.qmail-postmaster")).unwrap(), "./Maildir/\n");
+    assert_eq!(
+        std::fs::read_to_string(home.join("alias/.qmail-postmaster")).unwrap(),
+        "./Maildir/\n"
+    );
     if is_root() {
         let m = std::fs::metadata(home.join("users/passwd")).unwrap();
         assert_eq!(m.gid(), NOBODY, "users/passwd: pmaild's group");
         assert_eq!(std::fs::metadata(home.join("queue")).unwrap().uid(), NOBODY);
     }
     // The service entries name the installed paths.
-    let inetd = std::fs::read_to_string(dest.join("usr/local/share/pipemail/service/inetd.conf")).unwrap();
-    assert!(inetd.contains("/usr/local/libexec/pipemail/pop3-login mail.example.org check-password"));
+    let inetd =
+        std::fs::read_to_string(dest.join("usr/local/share/pipemail/service/inetd.conf")).unwrap();
+    assert!(
+        inetd.contains("/usr/local/libexec/pipemail/pop3-login mail.example.org check-password")
+    );
     // Edited control files survive; otherwise a second run changes nothing.
     std::fs::write(home.join("control/me"), "edited.example\n").unwrap();
     std::fs::write(home.join("alias/.qmail-postmaster"), "&admin@example.org\n").unwrap();
@@ -573,7 +656,11 @@ fn a_program_whose_fd_2_is_a_socket_writes_nothing_to_it() {
     assert_eq!(st.code(), Some(2));
     let mut got = Vec::new();
     ours.read_to_end(&mut got).unwrap();
-    assert_eq!(String::from_utf8_lossy(&got), "", "a log line reached the socket");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "",
+        "a log line reached the socket"
+    );
     // A pipe (multilog, svlogd, journald's stream, a terminal) still gets it.
     let o = Command::new(bin("check-password"))
         .arg("true")
@@ -581,12 +668,16 @@ fn a_program_whose_fd_2_is_a_socket_writes_nothing_to_it() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(o.stderr.starts_with(b"check-password: fatal: unable to read descriptor 3"));
+    assert!(o
+        .stderr
+        .starts_with(b"check-password: fatal: unable to read descriptor 3"));
 }
 
 #[test]
 fn mailq_shows_a_normal_user_the_queue_while_the_queue_stays_private() {
-    let Some(setpriv) = need("setpriv") else { return };
+    let Some(setpriv) = need("setpriv") else {
+        return;
+    };
     let mut h = Host::new("mailq");
     let closed = free_port();
     std::fs::write(
@@ -611,7 +702,10 @@ fn mailq_shows_a_normal_user_the_queue_while_the_queue_stays_private() {
         std::fs::read_to_string(&summary).is_ok_and(|t| t.contains("far@remote.example"))
     });
     assert_eq!(std::fs::metadata(&summary).unwrap().mode() & 0o777, 0o644);
-    assert_eq!(std::fs::metadata(h.home.join("queue/info")).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(h.home.join("queue/info")).unwrap().mode() & 0o777,
+        0o700
+    );
     // A normal user (uid 1) runs mailq: the listing, and where it came from.
     let o = Command::new(&setpriv)
         .args(["--reuid=1", "--regid=1", "--clear-groups"])
@@ -620,10 +714,17 @@ fn mailq_shows_a_normal_user_the_queue_while_the_queue_stays_private() {
         .env("PIPEMAIL_HOME", &h.home)
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("  remote far@remote.example"), "{}", out);
-    assert!(o.stderr.starts_with(b"queue-list: info: from queue/mailq, written "));
+    assert!(o
+        .stderr
+        .starts_with(b"queue-list: info: from queue/mailq, written "));
     // Root reads the queue itself: the same message, no note.
     let o = Command::new(h.prefix.join("bin/mailq"))
         .env_clear()
@@ -633,7 +734,39 @@ fn mailq_shows_a_normal_user_the_queue_while_the_queue_stays_private() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("  remote far@remote.example"));
     assert_eq!(String::from_utf8_lossy(&o.stderr), "");
     // newaliases: nothing to rebuild, said so, exit 0.
-    let o = Command::new(h.prefix.join("sbin/newaliases")).env_clear().output().unwrap();
+    let o = Command::new(h.prefix.join("sbin/newaliases"))
+        .env_clear()
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0));
-    assert!(o.stderr.starts_with(b"sendmail: info: no aliases database to rebuild"));
+    assert!(o
+        .stderr
+        .starts_with(b"sendmail: info: no aliases database to rebuild"));
+}
+
+/// inetd clears PATH; installed programs live outside it.
+#[test]
+fn chain_loaders_find_the_next_program_next_to_themselves_before_path() {
+    let home = crate::common::home("sibling");
+    let o = crate::common::run(
+        "relay-gate",
+        &["smtp-recv"],
+        &[
+            ("PIPEMAIL_HOME", home.to_str().unwrap()),
+            ("TCPREMOTEIP", "192.0.2.1"),
+        ],
+        b"QUIT\r\n",
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stdout.starts_with(b"220 mail.example.org"),
+        "{:?}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(o.stdout.windows(6).any(|w| w == b"\r\n221 "));
 }
