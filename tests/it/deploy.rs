@@ -661,7 +661,30 @@ fn a_program_whose_fd_2_is_a_socket_writes_nothing_to_it() {
         "",
         "a log line reached the socket"
     );
-    // A pipe (multilog, svlogd, journald's stream, a terminal) still gets it.
+    // journald's stream is a socket too: $JOURNAL_STREAM names it.
+    let (mut ours, theirs) = UnixStream::pair().unwrap();
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        unsafe { libc::fstat(std::os::fd::AsRawFd::as_raw_fd(&theirs), &mut st) },
+        0
+    );
+    let st = Command::new(bin("check-password"))
+        .arg("true")
+        .env_clear()
+        .env("JOURNAL_STREAM", format!("{}:{}", st.st_dev, st.st_ino))
+        .stdin(Stdio::null())
+        .stderr(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(2));
+    let mut got = Vec::new();
+    ours.read_to_end(&mut got).unwrap();
+    assert!(
+        got.starts_with(b"check-password: fatal: unable to read descriptor 3"),
+        "{:?}",
+        got
+    );
+    // A pipe (multilog, svlogd, a terminal) gets it as well.
     let o = Command::new(bin("check-password"))
         .arg("true")
         .env_clear()
