@@ -793,3 +793,67 @@ fn chain_loaders_find_the_next_program_next_to_themselves_before_path() {
     );
     assert!(o.stdout.windows(6).any(|w| w == b"\r\n221 "));
 }
+
+/// `--users` on a copy of /etc, bind-mounted over /etc in a private mount
+/// namespace, so the host's accounts stay as they are.
+#[test]
+fn install_users_creates_the_system_accounts_once_and_gives_them_their_files() {
+    let Some(unshare) = need("unshare") else {
+        return;
+    };
+    let base = scratch("users");
+    let etc = base.join("etc");
+    let dest = base.join("dest");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg("/etc/.")
+        .arg(&etc)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let bindir = bin("smtp-recv").parent().unwrap().to_path_buf();
+    let script = format!(
+        "set -e; mount --make-rprivate /; mount --bind '{etc}' /etc; \
+         for i in 1 2; do '{inst}' --bindir '{bin}' --destdir '{dest}' --users --hostname mail.example.org >/dev/null; done; \
+         stat -c '%U:%G %a %n' '{dest}/var/pipemail/queue' '{dest}/var/pipemail/users/passwd' '{dest}/var/pipemail/alias'",
+        etc = etc.display(),
+        inst = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install"),
+        bin = bindir.display(),
+        dest = dest.display()
+    );
+    let o = Command::new(unshare)
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!(
+            "pmailq:pmailq 755 {0}/queue\nroot:pmaild 640 {0}/users/passwd\nalias:alias 755 {0}/alias\n",
+            dest.join("var/pipemail").display()
+        )
+    );
+    let passwd = std::fs::read_to_string(etc.join("passwd")).unwrap();
+    for (u, home) in [
+        ("pmaild", "/var/pipemail"),
+        ("pmailq", "/var/pipemail"),
+        ("pmailr", "/var/pipemail"),
+        ("alias", "/var/pipemail/alias"),
+    ] {
+        let lines: Vec<&str> = passwd
+            .lines()
+            .filter(|l| l.starts_with(&format!("{}:", u)))
+            .collect();
+        assert_eq!(lines.len(), 1, "{} once: {:?}", u, lines);
+        assert!(
+            lines[0].ends_with(&format!(":{}:/usr/sbin/nologin", home)),
+            "{}",
+            lines[0]
+        );
+    }
+    // The host's accounts are untouched.
+    assert!(!std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .contains("\npmaild:"));
+    let _ = std::fs::remove_dir_all(&base);
+}
