@@ -379,6 +379,32 @@ fn systemd_socket_activate_inetd_style_serves_every_service() {
     socket_activate("sd-inetd", true);
 }
 
+/// systemd's own check of the installed units: syntax, and that every
+/// ExecStart= names an executable.
+#[test]
+fn systemd_analyze_verify_accepts_the_installed_units() {
+    let Some(sa) = need("systemd-analyze") else {
+        return;
+    };
+    let h = Host::new("sd-verify");
+    let dir = h.prefix.join("share/pipemail/service/systemd");
+    let mut units: Vec<PathBuf> = files(&dir).iter().map(|f| dir.join(f)).collect();
+    units.sort();
+    assert_eq!(units.len(), 9, "4 sockets, 4 services, the queue");
+    let o = Command::new(sa)
+        .args(["verify", "--man=no"])
+        .args(&units)
+        .output()
+        .unwrap();
+    // Our test accounts are nobody, which systemd warns about; nothing else.
+    let err = String::from_utf8_lossy(&o.stderr);
+    let other: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.contains("Special user nobody"))
+        .collect();
+    assert!(o.status.success() && other.is_empty(), "{}", err);
+}
+
 #[test]
 fn systemd_socket_activate_listen_fds_serves_every_service() {
     socket_activate("sd-accept", false);
