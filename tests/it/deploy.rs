@@ -883,3 +883,35 @@ fn install_users_creates_the_system_accounts_once_and_gives_them_their_files() {
         .contains("\npmaild:"));
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Where the line goes instead: syslog, facility mail (<19> is mail.err),
+/// received on /dev/log of a fresh /dev in a private mount namespace.
+#[test]
+fn with_fd_2_a_socket_the_log_line_goes_to_syslog_facility_mail() {
+    let Some(unshare) = need("unshare") else {
+        return;
+    };
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/deploy/syslog.py");
+    let sh = format!(
+        "mount --make-rprivate / && mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/null c 1 3 && exec python3 '{}' '{}' true",
+        script,
+        bin("check-password").display()
+    );
+    let o = Command::new(unshare)
+        .args(["-m", "sh", "-c", &sh])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["2", "b''"], "{}", out);
+    assert!(lines[2].starts_with("<19>"), "{}", out);
+    assert!(
+        lines[2].contains(" check-password[")
+            && lines[2].ends_with(
+                "]: fatal: unable to read descriptor 3: missing or longer than 512 bytes"
+            ),
+        "{}",
+        out
+    );
+}
