@@ -62,12 +62,7 @@ fn main() {
         None
     };
     // A name without a slash is a sibling program when one exists.
-    if !prog[0].as_bytes().contains(&b'/') {
-        let s = exec::sibling(&prog[0].to_string_lossy());
-        if s.exists() {
-            prog[0] = s.into_os_string();
-        }
-    }
+    prog[0] = exec::resolve(&prog[0]);
     let (req_r, req_w) =
         sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
     let (rep_r, rep_w) =

@@ -363,3 +363,19 @@ pub fn waitpid(pid: i32) -> io::Result<i32> {
         }
     }
 }
+
+/// A connection passed the systemd way (Accept=yes without
+/// StandardInput=socket: `$LISTEN_PID` is us, `$LISTEN_FDS` is 1, the
+/// socket is fd 3) becomes fds 0 and 1, as under inetd.
+pub fn adopt_listen_fd() {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    if var("LISTEN_PID") != Some(std::process::id()) || var("LISTEN_FDS") != Some(1) {
+        return;
+    }
+    if dup2(3, 0).is_ok() && dup2(3, 1).is_ok() {
+        close(3);
+    }
+    for k in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(k);
+    }
+}

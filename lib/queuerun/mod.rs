@@ -6,6 +6,7 @@
 
 pub mod bounce;
 pub mod ctl;
+pub mod mailq;
 pub mod run;
 pub mod sched;
 pub mod spawn;

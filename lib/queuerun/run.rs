@@ -361,9 +361,14 @@ impl Manager {
                 self.scan(now);
             }
             let next = self.schedule(now);
+            let longest = if super::mailq::refresh(&self.d, now) {
+                super::mailq::PERIOD
+            } else {
+                SCAN_SECS
+            };
             let timeout_ms = match next {
-                Some(t) if t > now => ((t - now).min(SCAN_SECS) * 1000) as i32,
-                _ => (SCAN_SECS * 1000) as i32,
+                Some(t) if t > now => ((t - now).min(longest) * 1000) as i32,
+                _ => (longest * 1000) as i32,
             };
             let mut pfds = vec![
                 libc::pollfd {

@@ -19,11 +19,11 @@ pub(crate) const NOBODY: u32 = 65534;
 /// A started process: SIGTERM, then SIGKILL after 3 s, and always waited
 /// for, when it drops.
 pub(crate) struct Guard {
-    child: Child,
+    pub(crate) child: Child,
 }
 
 impl Guard {
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 }

@@ -1195,3 +1195,26 @@ fn unknown_local_recipient_is_refused_at_rcpt() {
     );
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn authrequired_refuses_mail_before_auth_with_530() {
+    let t = T::new("smtp-auth-required");
+    let mut e = auth_env();
+    e.push(("AUTHREQUIRED", "1".into()));
+    let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let input = format!(
+        "EHLO c\r\nMAIL FROM:<alice@mail.example.org>\r\nAUTH PLAIN {}\r\nMAIL FROM:<alice@mail.example.org>\r\nQUIT\r\n",
+        b64(b"\0alice\0secret")
+    );
+    let (out, code, _) = t.session(&e, input.as_bytes());
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            EHLO_AUTH,
+            "530 5.7.0 authentication required\r\n235 2.7.0 authentication successful\r\n250 2.1.0 ok\r\n",
+            BYE
+        ])
+    );
+    assert_eq!(code, Some(0));
+}

@@ -255,7 +255,7 @@ fn sendmail_unknown_option_and_missing_recipients_are_usage_errors() {
         &["-Z", "a@b"][..],
         &["--bogus", "a@b"],
         &["-bd"],
-        &["-bi"],
+        &["-bt"],
         &[],
         &["-f"],
     ] {
