@@ -217,22 +217,27 @@ pub fn main(sp: Spawner) -> i32 {
     m.run(wr)
 }
 
+/// One queue-run per queue: an exclusive flock on queue/info, a directory
+/// of mode 0700 that no other uid can open (a lock file that others may
+/// open would let any user stall queue-run with a shared lock).
 fn lock(d: &Dirs) {
-    let p = d.sub("lock");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .open(&p)
-        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/lock"], &e));
-    use std::os::fd::IntoRawFd;
-    let fd = f.into_raw_fd();
+    let p = d.sub("info");
+    let fd = crate::sys::cpath(&p)
+        .and_then(|c| {
+            crate::sys::cvt(unsafe {
+                libc::open(
+                    c.as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            })
+        })
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/info"], &e));
     if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        log(&[b"waiting for queue/lock (another queue-run is running)"]);
+        log(&[b"waiting for the lock on queue/info (another queue-run is running)"]);
         if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
             exit::die_sys(
                 exit::TEMP,
-                &[b"unable to lock queue/lock"],
+                &[b"unable to lock queue/info"],
                 &std::io::Error::last_os_error(),
             );
         }
@@ -249,9 +254,19 @@ impl Manager {
             match store::load_info(&self.d, &id) {
                 Ok(info) => {
                     if !self.d.mess(&id).exists() {
-                        exit::warn(&[b"msg ", id.as_bytes(), b" has no message file; removing it"]);
+                        // Finished: a crash came in the middle of its removal.
+                        log(&[b"end msg ", id.as_bytes(), b" (removed after a restart)"]);
                         let _ = store::remove_job(&self.d, &id);
                         continue;
+                    }
+                    // A truncation lost in a crash: the info file says how long.
+                    if let Err(e) = store::truncate_mess(&self.d, &id, info.size) {
+                        exit::warn(&[
+                            b"unable to truncate mess/",
+                            id.as_bytes(),
+                            b": ",
+                            exit::errtext(&e).as_bytes(),
+                        ]);
                     }
                     self.add_job(id, info, true)
                 }
@@ -321,7 +336,7 @@ impl Manager {
 
     fn scan(&mut self, now: u64) {
         self.last_scan = now;
-        match store::takeover_all(&self.d, now) {
+        match store::takeover_all(&self.d, now, self.cfg.limits) {
             Ok(v) => {
                 for (id, info) in v {
                     self.add_job(id, info, false);
