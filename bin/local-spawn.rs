@@ -68,8 +68,8 @@ fn main() {
             prog[0] = s.into_os_string();
         }
     }
-    let (req_r, req_w) =
-        sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
+    let (req_r, req_w) = spawn::socketpair()
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a socket pair"], &e));
     let (rep_r, rep_w) =
         sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
     std::env::set_var("PIPEMAIL_LSPAWN", "1");

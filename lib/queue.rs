@@ -198,7 +198,7 @@ pub fn tail_offset(tail: &[u8], size: u64) -> Option<u64> {
     if digits.len() != 20 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let off = crate::parse::number(digits)?;
+    let off = crate::parse::number(&digits[1..]).filter(|_| digits[0] == b'0')?;
     (off <= size.checked_sub(TAIL_LEN as u64)?).then_some(off)
 }
 
