@@ -187,7 +187,7 @@ impl Q {
         files(&self.home.join("queue/info")).is_empty()
             && files(&self.home.join("queue/drop"))
                 .iter()
-                .all(|f| !f.ends_with(".env"))
+                .all(|f| !is_submission(f))
     }
 
     fn list(&self, args: &[&str]) -> String {
@@ -548,12 +548,9 @@ fn retries_on_schedule_and_expires() {
     }
 }
 
-fn forge(home: &Path, id: &str, msg: Option<&[u8]>, envelope: &[u8]) {
-    let d = home.join("queue/drop");
-    if let Some(m) = msg {
-        std::fs::write(d.join(id), m).unwrap();
-    }
-    std::fs::write(d.join(format!("{}.env", id)), envelope).unwrap();
+/// Writes drop/ID by hand in queue-inject's format.
+fn forge(home: &Path, id: &str, msg: &[u8], envelope: &[u8]) {
+    std::fs::write(home.join("queue/drop").join(id), drop_file(id, msg, envelope)).unwrap();
 }
 
 #[test]
@@ -566,39 +563,29 @@ fn quarantines_forged_drop_files() {
         uid
     );
     let e = env("s@x", &["u@mail.example.org"]);
-    forge(
-        &h,
-        "1.1.aa",
-        Some(format!("Received: (pipemail 1 invoked by uid {}); now\n\n", uid + 1).as_bytes()),
-        &e,
-    );
-    forge(&h, "1.1.bb", None, &e);
+    let other = format!("Received: (pipemail 1 invoked by uid {}); now\n\n", uid + 1);
+    forge(&h, "1.1.aa", other.as_bytes(), &e);
     std::os::unix::fs::symlink("/etc/passwd", h.join("queue/drop/1.1.bb")).unwrap();
-    forge(&h, "1.1.cc", None, &e);
     let fifo = std::ffi::CString::new(h.join("queue/drop/1.1.cc").to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-    forge(&h, "1.1.dd", Some(good.as_bytes()), b"garbage");
-    // A young envelope that does not parse may still be being written.
-    let st = Command::new("touch")
-        .args(["-d", "20 minutes ago"])
-        .arg(h.join("queue/drop/1.1.dd.env"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    forge(&h, "1.1.ee", Some(b"Subject: no received line\n\n"), &e);
-    forge(&h, "1.1.ff", Some(good.as_bytes()), &e); // a good one
+    std::fs::write(h.join("queue/drop/1.1.dd"), format!("{}garbage", good)).unwrap();
+    forge(&h, "1.1.ee", b"Subject: no received line\n\n", &e);
+    forge(&h, "1.1.ff", good.as_bytes(), &e); // good, but linked twice
     std::fs::hard_link(
         h.join("queue/drop/1.1.ff"),
         h.parent().unwrap().join("extra-link"),
     )
     .unwrap();
-    forge(&h, "1.1.gg", Some(good.as_bytes()), &e); // good, not linked
-                                                    // Half-made: an old one goes, a fresh one stays.
-    std::fs::write(h.join("queue/drop/2.2.old"), "x").unwrap();
-    std::fs::write(h.join("queue/drop/2.2.new"), "x").unwrap();
+    // The I record must name the file itself.
+    std::fs::write(h.join("queue/drop/1.1.hh"), drop_file("1.1.zz", good.as_bytes(), &e)).unwrap();
+    std::fs::write(h.join("queue/drop/bad name"), "x").unwrap();
+    forge(&h, "1.1.gg", good.as_bytes(), &e); // a good one
+    // Half-made (the fallback without O_TMPFILE): an old one goes, a fresh one stays.
+    std::fs::write(h.join("queue/drop/2.2.old.tmp"), "x").unwrap();
+    std::fs::write(h.join("queue/drop/2.2.new.tmp"), "x").unwrap();
     assert!(Command::new("touch")
         .args(["-d", "3 days ago"])
-        .arg(h.join("queue/drop/2.2.old"))
+        .arg(h.join("queue/drop/2.2.old.tmp"))
         .status()
         .unwrap()
         .success());
@@ -606,44 +593,26 @@ fn quarantines_forged_drop_files() {
     wait_until(10, "takeover", || q.locals().len() == 1 && q.queue_empty());
     q.stop();
     let qd = files(&h.join("queue/quarantine"));
-    for id in ["1.1.aa", "1.1.bb", "1.1.cc", "1.1.dd", "1.1.ee", "1.1.ff"] {
-        assert!(
-            qd.contains(&format!("{}.env", id)),
-            "{} not quarantined: {:?}",
-            id,
-            qd
-        );
+    for id in ["1.1.aa", "1.1.bb", "1.1.cc", "1.1.dd", "1.1.ee", "1.1.ff", "1.1.hh", "bad name"] {
+        assert!(qd.contains(&id.to_string()), "{} not quarantined: {:?}", id, qd);
     }
-    assert_eq!(files(&h.join("queue/drop")), vec!["2.2.new"]);
+    assert_eq!(files(&h.join("queue/drop")), vec!["2.2.new.tmp"]);
     assert_eq!(q.locals().len(), 1, "only the good one is delivered");
+    assert!(files(&h.join("queue/mess")).is_empty(), "no copy left behind");
     let log = q.log_text();
-    assert!(
-        log.contains(
-            "warning: quarantine msg 1.1.aa: message does not start with the Received line of uid"
-        ),
-        "{}",
-        log
-    );
-    assert!(
-        log.contains("quarantine msg 1.1.bb: message not a regular file"),
-        "{}",
-        log
-    );
-    assert!(
-        log.contains("quarantine msg 1.1.dd: envelope does not parse"),
-        "{}",
-        log
-    );
-    assert!(
-        log.contains("quarantine msg 1.1.ff: message more than one link"),
-        "{}",
-        log
-    );
-    assert!(
-        log.contains("removed half-made submission drop/2.2.old"),
-        "{}",
-        log
-    );
+    for want in [
+        "warning: quarantine msg 1.1.aa: message does not start with the Received line of uid",
+        "quarantine msg 1.1.bb: message not a regular file",
+        "quarantine msg 1.1.cc: message not a regular file",
+        "quarantine msg 1.1.dd: no pipemail-queue-v1 tail",
+        "quarantine msg 1.1.ee: message does not start with the Received line of uid",
+        "quarantine msg 1.1.ff: message more than one link",
+        "quarantine msg 1.1.hh: envelope does not parse",
+        "quarantine: bad name in drop/: bad name",
+        "removed half-made submission drop/2.2.old.tmp",
+    ] {
+        assert!(log.contains(want), "{}\n{}", want, log);
+    }
 }
 
 #[test]

@@ -72,16 +72,9 @@ fn hs(h: &Path) -> String {
 
 /// Committed submissions in drop/: (message bytes, envelope bytes, owner).
 fn dropped(h: &Path) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
-    let d = h.join("queue/drop");
-    files(&d)
+    submissions(h)
         .into_iter()
-        .filter(|f| f.ends_with(".env"))
-        .map(|e| {
-            let id = e.trim_end_matches(".env");
-            let m = std::fs::read(d.join(id)).unwrap();
-            let uid = std::fs::metadata(d.join(id)).unwrap().uid();
-            (m, std::fs::read(d.join(&e)).unwrap(), uid)
-        })
+        .map(|s| (s.message, s.envelope, s.uid))
         .collect()
 }
 
