@@ -42,6 +42,9 @@ pub struct Kid {
     pub tag: u64,
     /// A remote-send run (its reply carries the raw report).
     pub remote: bool,
+    /// A linked delivery's socket for new/ descriptors to sync (group
+    /// commit), or -1.
+    pub sync: i32,
 }
 
 impl Kid {
@@ -61,6 +64,9 @@ impl Kid {
     /// Closes the pipe and reaps the child: its exit code, None if killed.
     pub fn finish(self) -> Option<i32> {
         crate::sys::close(self.fd);
+        if self.sync >= 0 {
+            crate::sys::close(self.sync);
+        }
         match crate::sys::waitpid(self.pid) {
             Ok(st) => crate::sys::exit_code(st),
             Err(_) => None,
@@ -99,14 +105,21 @@ fn start_child(
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let (r, w) = crate::sys::pipe()?;
+    let (sync_r, sync_w) = match linked {
+        Some(_) => socketpair().unwrap_or((-1, -1)),
+        None => (-1, -1),
+    };
     let mut fail = b"unable to run ".to_vec();
     fail.extend_from_slice(prog.as_os_str().as_bytes());
     fail.extend_from_slice(b": ");
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         let e = io::Error::last_os_error();
-        crate::sys::close(r);
-        crate::sys::close(w);
+        for fd in [r, w, sync_r, sync_w] {
+            if fd >= 0 {
+                crate::sys::close(fd);
+            }
+        }
         return Err(e);
     }
     if pid == 0 {
@@ -136,6 +149,9 @@ fn start_child(
             if let Some((sender, rcpt)) = linked {
                 // deliver-local's code is linked in: no exec (DESIGN.md, "Speed").
                 crate::exit::set_prog("deliver-local", false);
+                if sync_w >= 0 {
+                    crate::maildir::defer_dir_syncs(sync_w);
+                }
                 let (code, mut report) = crate::deliver::deliver_local(sender, rcpt);
                 report.push(b'\n');
                 let _ = crate::sys::write_all(1, &report);
@@ -151,6 +167,9 @@ fn start_child(
         }
     }
     crate::sys::close(w);
+    if sync_w >= 0 {
+        crate::sys::close(sync_w);
+    }
     Ok(Kid {
         pid,
         fd: r,
@@ -158,6 +177,7 @@ fn start_child(
         limit: REPORT_MAX,
         tag,
         remote: false,
+        sync: sync_r,
     })
 }
 
@@ -441,6 +461,67 @@ fn nonblock(fd: i32) {
     }
 }
 
+/// The directories (open descriptors) a finished linked delivery handed
+/// over for syncing; Err when it sent something that is not one.
+fn sync_dirs(sock: i32) -> Result<Vec<OwnedFd>, ()> {
+    let mut v = Vec::new();
+    loop {
+        match recv_request(sock) {
+            Ok(Packet::Got(_, fds)) => {
+                for fd in fds {
+                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                    let dir = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0
+                        && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    if !dir || v.len() >= crate::maildir::DEFER_MAX {
+                        return Err(());
+                    }
+                    v.push(fd);
+                }
+            }
+            Ok(_) => return Ok(v),
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+/// The group commit of local-spawn: the new/ directories of every
+/// delivery that finished in this round are made durable together, one
+/// fsync when there is one directory, else one syncfs(2) per file system,
+/// before any of them is reported. Returns the tags of the successful
+/// deliveries whose directories could not be synced (to report Z).
+type Done = (u64, bool, Vec<u8>, Option<i32>, Result<Vec<OwnedFd>, ()>);
+fn group_sync(done: &mut [Done]) -> Vec<u64> {
+    let mut bad = Vec::new();
+    let ok = |d: &Done| d.3 == Some(0);
+    let mut fds: Vec<(u64, i32)> = Vec::new();
+    for d in done.iter().filter(|d| ok(d)) {
+        match &d.4 {
+            Ok(v) => fds.extend(v.iter().map(|f| (d.0, f.as_raw_fd()))),
+            Err(()) => bad.push(d.0),
+        }
+    }
+    if fds.len() == 1 {
+        if crate::sys::fsync(fds[0].1).is_err() {
+            bad.push(fds[0].0);
+        }
+        return bad;
+    }
+    let mut devs: Vec<(u64, bool)> = Vec::new();
+    for &(_, fd) in &fds {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        unsafe { libc::fstat(fd, &mut st) };
+        let dev = st.st_dev;
+        if !devs.iter().any(|x| x.0 == dev) {
+            let r = unsafe { libc::syncfs(fd) } == 0;
+            devs.push((dev, r));
+        }
+        if !devs.iter().any(|x| x.0 == dev && x.1) {
+            bad.extend(fds.iter().filter(|x| x.1 == fd).map(|x| x.0));
+        }
+    }
+    bad
+}
+
 /// local-spawn's loop: requests on the socket `req`, replies on `rep`.
 /// Returns when `req` is closed (queue-run is gone) and every delivery
 /// has ended. Replies are buffered so local-spawn never blocks on a busy
@@ -525,11 +606,17 @@ pub fn serve(req: i32, rep: i32) {
                 ended.push(i);
             }
         }
+        let mut done = Vec::new();
         for i in ended.into_iter().rev() {
             let k = kids.remove(i);
+            let dirs = if k.sync >= 0 { sync_dirs(k.sync) } else { Ok(Vec::new()) };
             let (tag, remote) = (k.tag, k.remote);
             let out = k.out.clone();
             let code = k.finish();
+            done.push((tag, remote, out, code, dirs));
+        }
+        let synced = group_sync(&mut done);
+        for (tag, remote, out, code, _) in done {
             if !rep_open {
                 continue;
             }
@@ -538,10 +625,15 @@ pub fn serve(req: i32, rep: i32) {
                 continue;
             }
             let mut text = crate::parse::trim(&out).to_vec();
+            let mut letter = local_letter(code);
             if text.is_empty() && code.is_none() {
                 text = b"deliver-local crashed (#4.3.0)".to_vec();
             }
-            outbuf.extend_from_slice(&reply(tag, local_letter(code), &text));
+            if letter == b'K' && synced.contains(&tag) {
+                letter = b'Z';
+                text = b"Unable to sync new/ (#4.3.0)".to_vec();
+            }
+            outbuf.extend_from_slice(&reply(tag, letter, &text));
         }
     }
 }

@@ -550,10 +550,17 @@ fn write_info_tmp(d: &Dirs, id: &str, info: &Info) -> io::Result<File> {
     Ok(f)
 }
 
+/// A batch at least this large is made durable by one syncfs(2) instead
+/// of an fsync per info file and one of info/.
+pub const SYNCFS_BATCH: usize = 3;
+
 /// Step 2 for a batch: every info file is written first and fsync'd after;
 /// then each is renamed into info/ and info/ is fsync'd once (the commit
-/// point of the whole batch). Returns the jobs that made it.
+/// point of the whole batch). A batch of [`SYNCFS_BATCH`] or more is
+/// written and renamed first, then made durable by one syncfs. Returns
+/// the jobs that made it.
 fn commit_infos(d: &Dirs, fresh: Vec<(String, Info)>) -> io::Result<Vec<(String, Info)>> {
+    let group = fresh.len() >= SYNCFS_BATCH;
     let mut written = Vec::new();
     for (id, info) in fresh {
         match write_info_tmp(d, &id, &info) {
@@ -562,16 +569,19 @@ fn commit_infos(d: &Dirs, fresh: Vec<(String, Info)>) -> io::Result<Vec<(String,
         }
     }
     let mut ok = Vec::new();
+    let mut last = None;
     for (id, info, f) in written {
-        match f
-            .sync_data()
-            .and_then(|_| fs::rename(d.sub("tmp").join(&id), d.info(&id)))
-        {
+        let synced = if group { Ok(()) } else { f.sync_data() };
+        match synced.and_then(|_| fs::rename(d.sub("tmp").join(&id), d.info(&id))) {
             Ok(()) => ok.push((id, info)),
             Err(e) => warn_info(&id, &e),
         }
+        last = Some(f);
     }
-    crate::sys::fsync_dir(&d.sub("info"))?;
+    match last {
+        Some(f) if group => crate::sys::syncfs(&f)?,
+        _ => crate::sys::fsync_dir(&d.sub("info"))?,
+    }
     Ok(ok)
 }
 
