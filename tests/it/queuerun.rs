@@ -990,7 +990,10 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
         10u64 << 30
     );
     wait_until(20, "the refusal and the good delivery", || {
-        q.log_text().contains(&want) && q.locals().len() == 1
+        q.log_text().contains(&want)
+            && q.locals().len() == 1
+            && q.queue_empty()
+            && files(&q.home.join("queue/mess")).is_empty()
     });
     q.stop();
     let log = q.log_text();
