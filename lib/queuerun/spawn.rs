@@ -325,9 +325,9 @@ pub enum Packet {
     Got(Option<Vec<u8>>, Vec<OwnedFd>),
 }
 
-/// Receives one request packet and its descriptors (close-on-exec).
-pub fn recv_request(sock: i32) -> io::Result<Packet> {
-    let mut buf = vec![0u8; REQUEST_MAX];
+/// Receives one request packet (into `buf`, at most its length) and its
+/// descriptors (close-on-exec).
+pub fn recv_request(sock: i32, buf: &mut [u8]) -> io::Result<Packet> {
     let mut cbuf = [0u64; 64];
     unsafe {
         let mut iov = libc::iovec {
@@ -365,8 +365,7 @@ pub fn recv_request(sock: i32) -> io::Result<Packet> {
         if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
             return Ok(Packet::Got(None, fds));
         }
-        buf.truncate(n as usize);
-        Ok(Packet::Got(Some(buf), fds))
+        Ok(Packet::Got(Some(buf[..n as usize].to_vec()), fds))
     }
 }
 
@@ -465,8 +464,9 @@ fn nonblock(fd: i32) {
 /// over for syncing; Err when it sent something that is not one.
 fn sync_dirs(sock: i32) -> Result<Vec<OwnedFd>, ()> {
     let mut v = Vec::new();
+    let mut buf = [0u8; 16];
     loop {
-        match recv_request(sock) {
+        match recv_request(sock, &mut buf) {
             Ok(Packet::Got(_, fds)) => {
                 for fd in fds {
                     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -532,6 +532,7 @@ pub fn serve(req: i32, rep: i32) {
     let mut kids: Vec<Kid> = Vec::new();
     let mut req_open = true;
     let mut rep_open = true;
+    let mut pkt_buf = vec![0u8; REQUEST_MAX];
     loop {
         if !req_open && kids.is_empty() && (outbuf.is_empty() || !rep_open) {
             return;
@@ -565,7 +566,7 @@ pub fn serve(req: i32, rep: i32) {
         if pfds[0].revents != 0 {
             // A burst of requests is read in one go (at most 64 a round).
             for _ in 0..64 {
-                match recv_request(req) {
+                match recv_request(req, &mut pkt_buf) {
                     Ok(Packet::None) => break,
                     Ok(Packet::End) | Err(_) => {
                         req_open = false;

@@ -711,7 +711,17 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
         crate::sys::fsync_dir(&d.sub("mess"))?;
     }
     if !fresh.is_empty() {
+        let all: Vec<(String, u32)> = fresh.iter().map(|(id, i)| (id.clone(), i.uid)).collect();
         fresh = commit_infos(d, fresh)?;
+        // Not committed: undo the move (or the copy) for the next scan.
+        for (id, uid) in all.iter().filter(|(id, _)| !fresh.iter().any(|(f, _)| f == id)) {
+            // A moved file that cannot go back stays: the next start does it.
+            if *uid == crate::sys::geteuid() {
+                let _ = fs::rename(d.mess(id), drop.join(id));
+            } else {
+                let _ = fs::remove_file(d.mess(id));
+            }
+        }
     }
     // Step 3: copies leave drop/; moved files lose their tail.
     for (id, info) in &fresh {
