@@ -345,14 +345,17 @@ impl Inject {
         self.tmp = None;
         // The name is the commit point. One fsync makes the data and the
         // inode (its link) durable, one more the directory entry.
-        let r = self.out.get_ref().sync_all().map_err(|_| code::WRITE).and_then(|_| {
-            match crate::sys::fsync_dir(&self.dir) {
+        let r = self
+            .out
+            .get_ref()
+            .sync_all()
+            .map_err(|_| code::WRITE)
+            .and_then(|_| match crate::sys::fsync_dir(&self.dir) {
                 Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
                     crate::sys::syncfs(self.out.get_ref()).map_err(|_| code::QUEUE_DIR)
                 }
                 r => r.map_err(|_| code::QUEUE_DIR),
-            }
-        });
+            });
         if let Err(c) = r {
             // Not acknowledged: withdraw it (if queue-run took it already,
             // it is delivered anyway: a duplicate at worst, never a loss).
@@ -405,10 +408,16 @@ mod tests {
         let off = tail_offset(&f[f.len() - TAIL_LEN..], size).unwrap();
         assert_eq!(off, n);
         let sec = &f[off as usize..f.len() - TAIL_LEN];
-        assert_eq!(parse_section("1.2.ab", sec).unwrap().recipients, vec![b"c@d".to_vec()]);
+        assert_eq!(
+            parse_section("1.2.ab", sec).unwrap().recipients,
+            vec![b"c@d".to_vec()]
+        );
         assert_eq!(parse_section("1.2.ac", sec), None);
         assert_eq!(tail_offset(&f[f.len() - TAIL_LEN..], 10), None);
-        assert_eq!(tail_offset(b"\n#pipemail-queue-v2 00000000000000000001\n", 99), None);
+        assert_eq!(
+            tail_offset(b"\n#pipemail-queue-v2 00000000000000000001\n", 99),
+            None
+        );
     }
     #[test]
     fn received_uid_round_trip() {

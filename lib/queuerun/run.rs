@@ -645,7 +645,10 @@ impl Manager {
         }
         while let Some((did, rep)) = spawn::take_reply(&mut self.sp_buf) {
             let Some(fl) = self.flights.remove(&did) else {
-                exit::warn(&[b"local-spawn reported an unknown delivery ", &crate::parse::fmt(did)]);
+                exit::warn(&[
+                    b"local-spawn reported an unknown delivery ",
+                    &crate::parse::fmt(did),
+                ]);
                 continue;
             };
             let results = match rep {
@@ -653,7 +656,13 @@ impl Manager {
                     parse_remote(&out, fl.rcpts.len(), code)
                 }
                 spawn::Reply::Local(l, t) if l != 0 && !fl.remote => vec![(l, t)],
-                _ => vec![(b'Z', b"local-spawn sent a malformed report (#4.3.0)".to_vec()); fl.rcpts.len()],
+                _ => vec![
+                    (
+                        b'Z',
+                        b"local-spawn sent a malformed report (#4.3.0)".to_vec()
+                    );
+                    fl.rcpts.len()
+                ],
             };
             if fl.remote {
                 self.busy_remote -= 1;

@@ -410,12 +410,18 @@ pub fn remote_ids() -> Option<(u32, u32)> {
 /// Starts one delivery for a request packet; Err is the reply when it
 /// cannot start.
 fn start_request(pkt: &[u8], fds: Vec<OwnedFd>) -> Result<Kid, Vec<u8>> {
-    let f: Vec<&[u8]> = pkt.strip_suffix(b"\0").unwrap_or(b"").split(|&c| c == 0).collect();
+    let f: Vec<&[u8]> = pkt
+        .strip_suffix(b"\0")
+        .unwrap_or(b"")
+        .split(|&c| c == 0)
+        .collect();
     let tag = f.first().and_then(|t| crate::parse::number(t)).unwrap_or(0);
     let z = |t: &[u8]| reply(tag, b'Z', t);
     let fd = message_fd(fds).map_err(z)?;
     match f.get(1).copied() {
-        Some(b"L") if f.len() == 4 => start_local(fd.as_raw_fd(), f[2], f[3], tag).map_err(|t| z(&t)),
+        Some(b"L") if f.len() == 4 => {
+            start_local(fd.as_raw_fd(), f[2], f[3], tag).map_err(|t| z(&t))
+        }
         Some(b"R") if f.len() >= 5 && f.len() - 4 <= REMOTE_RCPTS_MAX => {
             let prog = crate::exec::program("QMAILREMOTE", "remote-send");
             let mut k = start(&prog, &f[2..], fd.as_raw_fd(), remote_ids(), tag).map_err(|e| {
@@ -434,7 +440,9 @@ fn start_local(fd: i32, sender: &[u8], rcpt: &[u8], tag: u64) -> Result<Kid, Vec
     let ids = if crate::sys::geteuid() == 0 {
         let (local, _) = crate::parse::split_addr(rcpt);
         match crate::users::lookup(local) {
-            Ok(Some(a)) if a.uid == 0 => return Err(b"refusing to deliver as root (#4.3.0)".to_vec()),
+            Ok(Some(a)) if a.uid == 0 => {
+                return Err(b"refusing to deliver as root (#4.3.0)".to_vec())
+            }
             Ok(Some(a)) => Some((a.uid, a.gid)),
             Ok(None) => None, // deliver-local finds the account and switches itself
             Err(e) => return Err(format!("{} (#4.3.0)", e).into_bytes()),
@@ -610,7 +618,11 @@ pub fn serve(req: i32, rep: i32) {
         let mut done = Vec::new();
         for i in ended.into_iter().rev() {
             let k = kids.remove(i);
-            let dirs = if k.sync >= 0 { sync_dirs(k.sync) } else { Ok(Vec::new()) };
+            let dirs = if k.sync >= 0 {
+                sync_dirs(k.sync)
+            } else {
+                Ok(Vec::new())
+            };
             let (tag, remote) = (k.tag, k.remote);
             let out = k.out.clone();
             let code = k.finish();
@@ -654,9 +666,18 @@ mod tests {
         b.extend_from_slice(&reply_remote(4, Some(0), b"r\0Kfine\0"));
         b.extend_from_slice(&reply_remote(5, None, b""));
         b.extend_from_slice(b"6\0R0 10\0r\0");
-        assert_eq!(take_reply(&mut b), Some((3, Reply::Local(b'K', b"ok x".to_vec()))));
-        assert_eq!(take_reply(&mut b), Some((4, Reply::Remote(Some(0), b"r\0Kfine\0".to_vec()))));
-        assert_eq!(take_reply(&mut b), Some((5, Reply::Remote(None, Vec::new()))));
+        assert_eq!(
+            take_reply(&mut b),
+            Some((3, Reply::Local(b'K', b"ok x".to_vec())))
+        );
+        assert_eq!(
+            take_reply(&mut b),
+            Some((4, Reply::Remote(Some(0), b"r\0Kfine\0".to_vec())))
+        );
+        assert_eq!(
+            take_reply(&mut b),
+            Some((5, Reply::Remote(None, Vec::new())))
+        );
         assert_eq!(take_reply(&mut b), None, "incomplete");
         assert_eq!(b, b"6\0R0 10\0r\0");
         assert_eq!(local_letter(Some(0)), b'K');

@@ -11,14 +11,20 @@
 //!   failed validation; `lock` held by the running queue-run; `ctl` the
 //!   administrator's fifo (queue-ctl(8)).
 //!
-//! Takeover of `drop/ID` + `drop/ID.env` (commit order, each step idempotent):
-//! 1. validate; move (same uid: rename) or copy+fsync the message to `mess/ID`;
-//! 2. fsync mess/; write `info/ID` (tmp, fsync, rename); fsync info/;
-//! 3. unlink `drop/ID.env` and `drop/ID`; fsync drop/.
-//! A crash after 1 leaves `mess/ID` and the `.env`: takeover resumes. After
-//! 2, `info/ID` exists: the drop files are only removed. Removal of a
-//! finished job: `info/ID` first (fsync info/), then `mess/ID`, `state/ID`;
-//! `mess/ID` without `info/ID` and without `drop/ID.env` is such a leftover.
+//! Takeover of `drop/ID` (one file: message, envelope section, tail; see
+//! queue.rs), a scan's submissions in one batch, each step idempotent:
+//!
+//! 1. validate; our own file is renamed to `mess/ID` as it is, another
+//!    uid's message part is copied (fsync'd; mess/ fsync'd once);
+//! 2. write every `info/ID` (tmp, rename); fsync them and info/ (or one
+//!    syncfs for a batch): the commit point;
+//! 3. cut a moved file back to its message part; remove a copy's original.
+//!
+//! After a crash: `mess/ID` without `info/ID` that still ends with its own
+//! tail goes back to drop/ (step 1 again); `info/ID` with its file still in
+//! drop/ moves it; a `mess/ID` longer than its info's size is cut again.
+//! Removal of a finished job: `mess/ID`, `state/ID`, then `info/ID`, one
+//! fsync of info/ for the batch; an `info/ID` alone is such a leftover.
 
 use crate::queue::{parse_section, received_uid, tail_offset, Envelope, MAX_ENVELOPE, TAIL_LEN};
 use crate::users::{route, Route};
@@ -455,25 +461,10 @@ pub fn prepare(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
             sub.len, lim.bytes
         ));
     }
-    let mut rcpts = Vec::with_capacity(sub.envelope.recipients.len());
-    for r in &sub.envelope.recipients {
-        match route(r) {
-            Ok(Route::Local { local, domain }) => {
-                let mut l = local;
-                l.push(b'@');
-                l.extend_from_slice(&domain);
-                rcpts.push(Rcpt {
-                    addr: r.clone(),
-                    local: Some(l),
-                });
-            }
-            Ok(Route::Remote) => rcpts.push(Rcpt {
-                addr: r.clone(),
-                local: None,
-            }),
-            Err(e) => return later(e.to_string()),
-        }
-    }
+    let rcpts = match route_all(&sub.envelope) {
+        Ok(r) => r,
+        Err(e) => return later(e),
+    };
     let mess = d.mess(id);
     if mine {
         // Our own file: it moves as it is; the section and tail go after
@@ -500,6 +491,94 @@ pub fn prepare(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
             uid,
             size: sub.len,
             sender: sub.envelope.sender,
+            rcpts,
+        },
+    )
+}
+
+/// Routes every recipient once (control/locals, virtualdomains).
+fn route_all(env: &Envelope) -> Result<Vec<Rcpt>, String> {
+    let mut rcpts = Vec::with_capacity(env.recipients.len());
+    for r in &env.recipients {
+        rcpts.push(match route(r).map_err(|e| e.to_string())? {
+            Route::Local { local, domain } => {
+                let mut l = local;
+                l.push(b'@');
+                l.extend_from_slice(&domain);
+                Rcpt {
+                    addr: r.clone(),
+                    local: Some(l),
+                }
+            }
+            Route::Remote => Rcpt {
+                addr: r.clone(),
+                local: None,
+            },
+        });
+    }
+    Ok(rcpts)
+}
+
+/// Step 1 for a submission in the format before version 1 (`drop/ID`
+/// and its envelope in `drop/ID.env`, left by an older queue-inject
+/// across an upgrade): validated as then, and always copied.
+pub fn prepare_legacy(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
+    let junk = |why: String| Took::Junk(format!("{}.env", id), why);
+    if d.info(id).exists() {
+        return Took::Already(id.to_string());
+    }
+    let drop = d.drop_dir();
+    let (ef, em) = match check_file(&drop.join(format!("{}.env", id)), None) {
+        Ok(x) => x,
+        Err(w) => return junk(format!("envelope {}", w)),
+    };
+    let uid = em.uid();
+    let mut env = Vec::new();
+    if let Err(e) = ef.take(MAX_ENVELOPE as u64 + 1).read_to_end(&mut env) {
+        return Took::Later(id.to_string(), io_text("unable to read envelope", &e));
+    }
+    let Ok(envelope) = crate::queue::parse_envelope(&env) else {
+        return junk("envelope does not parse".into());
+    };
+    let (mut f, m) = match check_file(&drop.join(id), Some(uid)) {
+        Ok(x) => x,
+        Err(w) => return junk(format!("message {}", w)),
+    };
+    let head = match read_head(&mut f) {
+        Ok(h) => h,
+        Err(e) => return Took::Later(id.to_string(), io_text("unable to read message", &e)),
+    };
+    if first_line_uid(&head) != Some(uid) {
+        return junk(format!(
+            "message does not start with the Received line of uid {}",
+            uid
+        ));
+    }
+    if uid != crate::sys::geteuid() && lim.bytes > 0 && m.len() > lim.bytes {
+        return junk(format!(
+            "message of {} bytes is over the limit of {} (control/submitbytes)",
+            m.len(),
+            lim.bytes
+        ));
+    }
+    let rcpts = match route_all(&envelope) {
+        Ok(r) => r,
+        Err(e) => return Took::Later(id.to_string(), e),
+    };
+    if let Err(e) = copy_from(&mut f, &head, m.len(), &d.mess(id)) {
+        let _ = fs::remove_file(d.mess(id));
+        return Took::Later(
+            id.to_string(),
+            io_text("unable to copy message to mess/", &e),
+        );
+    }
+    Took::New(
+        id.to_string(),
+        Info {
+            birth,
+            uid,
+            size: m.len(),
+            sender: envelope.sender,
             rcpts,
         },
     )
@@ -677,14 +756,31 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
             crate::exit::warn(&[b"quarantine: bad name in drop/: ", &crate::log::field(b)]);
         }
     }
+    // Submissions of the format before version 1: ID with ID.env.
+    let legacy: std::collections::HashSet<String> = subs
+        .iter()
+        .filter_map(|n| n.strip_suffix(".env"))
+        .filter(|id| super::valid_id(id.as_bytes()))
+        .map(String::from)
+        .collect();
+    subs.retain(|n| {
+        !legacy.contains(n) && !n.strip_suffix(".env").is_some_and(|i| legacy.contains(i))
+    });
+    subs.extend(legacy.iter().map(|id| format!("{}.env", id)));
     subs.sort();
+    let me = crate::sys::geteuid();
+    let moved = |id: &str, info: &Info| info.uid == me && !legacy.contains(id);
     let mut fresh = Vec::new();
     let mut finished = Vec::new();
     let mut copied = false;
-    for id in &subs {
-        match prepare(d, id, now, lim) {
+    for name in &subs {
+        let took = match name.strip_suffix(".env").filter(|id| legacy.contains(*id)) {
+            Some(id) => prepare_legacy(d, id, now, lim),
+            None => prepare(d, name, now, lim),
+        };
+        match took {
             Took::New(id, info) => {
-                copied |= info.uid != crate::sys::geteuid();
+                copied |= !moved(&id, &info);
                 fresh.push((id, info))
             }
             Took::Already(id) => finished.push(id),
@@ -694,6 +790,12 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
                     .unwrap_or(u32::MAX);
                 if junk.refuse(d, id.as_ref(), uid) {
                     crate::exit::warn(&[b"quarantine msg ", id.as_bytes(), b": ", why.as_bytes()]);
+                }
+                // A legacy envelope takes its message file along.
+                if let Some(base) = id.strip_suffix(".env").filter(|b| legacy.contains(*b)) {
+                    if drop.join(base).exists() {
+                        junk.refuse(d, base.as_ref(), uid);
+                    }
                 }
             }
             Took::Later(id, why) => {
@@ -711,12 +813,18 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
         crate::sys::fsync_dir(&d.sub("mess"))?;
     }
     if !fresh.is_empty() {
-        let all: Vec<(String, u32)> = fresh.iter().map(|(id, i)| (id.clone(), i.uid)).collect();
+        let all: Vec<(String, bool)> = fresh
+            .iter()
+            .map(|(id, i)| (id.clone(), moved(id, i)))
+            .collect();
         fresh = commit_infos(d, fresh)?;
         // Not committed: undo the move (or the copy) for the next scan.
-        for (id, uid) in all.iter().filter(|(id, _)| !fresh.iter().any(|(f, _)| f == id)) {
+        for (id, mv) in all
+            .iter()
+            .filter(|(id, _)| !fresh.iter().any(|(f, _)| f == id))
+        {
             // A moved file that cannot go back stays: the next start does it.
-            if *uid == crate::sys::geteuid() {
+            if *mv {
                 let _ = fs::rename(d.mess(id), drop.join(id));
             } else {
                 let _ = fs::remove_file(d.mess(id));
@@ -725,13 +833,19 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
     }
     // Step 3: copies leave drop/; moved files lose their tail.
     for (id, info) in &fresh {
-        if info.uid == crate::sys::geteuid() {
+        if legacy.contains(id) {
+            let _ = fs::remove_file(drop.join(format!("{}.env", id)));
+        }
+        if moved(id, info) {
             let _ = truncate_mess(d, id, info.size);
         } else {
             let _ = fs::remove_file(drop.join(id));
         }
     }
     for id in &finished {
+        if legacy.contains(id) {
+            let _ = fs::remove_file(drop.join(format!("{}.env", id)));
+        }
         finish_move(d, id);
     }
     // Half-made submissions (named-file fallback, a crash before the link).

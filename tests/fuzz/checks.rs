@@ -86,7 +86,10 @@ pub fn envelope(d: &[u8]) {
             assert!(off as usize + queue::TAIL_LEN <= d.len());
             let sec = &d[off as usize..d.len() - queue::TAIL_LEN];
             if let Some(e) = queue::parse_section("1.2.x", sec) {
-                assert_eq!(queue::trailer("1.2.x", &e.encode(), off), &d[off as usize..]);
+                assert_eq!(
+                    queue::trailer("1.2.x", &e.encode(), off),
+                    &d[off as usize..]
+                );
             }
         }
     }

@@ -125,7 +125,8 @@ pub fn submissions(home: &Path) -> Vec<Submission> {
             let b = std::fs::read(d.join(&id)).unwrap();
             let tl = pipemail::queue::TAIL_LEN;
             let off = pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64)
-                .unwrap_or_else(|| panic!("drop/{} has no tail", id)) as usize;
+                .unwrap_or_else(|| panic!("drop/{} has no tail", id))
+                as usize;
             let sec = &b[off..b.len() - tl];
             let want = format!("I{}\0", id);
             assert!(sec.starts_with(want.as_bytes()), "drop/{}: {:?}", id, sec);
@@ -155,6 +156,10 @@ pub fn whole_submission(p: &Path) -> bool {
 /// A drop file as queue-inject writes it, for tests that forge one.
 pub fn drop_file(id: &str, message: &[u8], envelope: &[u8]) -> Vec<u8> {
     let mut v = message.to_vec();
-    v.extend_from_slice(&pipemail::queue::trailer(id, envelope, message.len() as u64));
+    v.extend_from_slice(&pipemail::queue::trailer(
+        id,
+        envelope,
+        message.len() as u64,
+    ));
     v
 }

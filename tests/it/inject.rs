@@ -156,11 +156,17 @@ fn killed_injections_never_look_whole() {
     }
     // Every committed envelope has its complete message beside it.
     for s in committed(&h) {
-        assert!(s.message.ends_with(&body), "committed message {} is whole", s.id);
+        assert!(
+            s.message.ends_with(&body),
+            "committed message {} is whole",
+            s.id
+        );
         assert_eq!(s.envelope, b"Fa\0Tb@c\0\0");
     }
     assert!(
-        files(&h.join("queue/drop")).iter().all(|f| is_submission(f)),
+        files(&h.join("queue/drop"))
+            .iter()
+            .all(|f| is_submission(f)),
         "a killed queue-inject leaves no file behind (O_TMPFILE)"
     );
     assert!(

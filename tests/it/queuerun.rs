@@ -568,7 +568,11 @@ fn retries_on_schedule_and_expires() {
 
 /// Writes drop/ID by hand in queue-inject's format.
 fn forge(home: &Path, id: &str, msg: &[u8], envelope: &[u8]) {
-    std::fs::write(home.join("queue/drop").join(id), drop_file(id, msg, envelope)).unwrap();
+    std::fs::write(
+        home.join("queue/drop").join(id),
+        drop_file(id, msg, envelope),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -595,10 +599,14 @@ fn quarantines_forged_drop_files() {
     )
     .unwrap();
     // The I record must name the file itself.
-    std::fs::write(h.join("queue/drop/1.1.hh"), drop_file("1.1.zz", good.as_bytes(), &e)).unwrap();
+    std::fs::write(
+        h.join("queue/drop/1.1.hh"),
+        drop_file("1.1.zz", good.as_bytes(), &e),
+    )
+    .unwrap();
     std::fs::write(h.join("queue/drop/bad name"), "x").unwrap();
     forge(&h, "1.1.gg", good.as_bytes(), &e); // a good one
-    // Half-made (the fallback without O_TMPFILE): an old one goes, a fresh one stays.
+                                              // Half-made (the fallback without O_TMPFILE): an old one goes, a fresh one stays.
     std::fs::write(h.join("queue/drop/2.2.old.tmp"), "x").unwrap();
     std::fs::write(h.join("queue/drop/2.2.new.tmp"), "x").unwrap();
     assert!(Command::new("touch")
@@ -611,12 +619,22 @@ fn quarantines_forged_drop_files() {
     wait_until(10, "takeover", || q.locals().len() == 1 && q.queue_empty());
     q.stop();
     let qd = files(&h.join("queue/quarantine"));
-    for id in ["1.1.aa", "1.1.bb", "1.1.cc", "1.1.dd", "1.1.ee", "1.1.ff", "1.1.hh", "bad name"] {
-        assert!(qd.contains(&id.to_string()), "{} not quarantined: {:?}", id, qd);
+    for id in [
+        "1.1.aa", "1.1.bb", "1.1.cc", "1.1.dd", "1.1.ee", "1.1.ff", "1.1.hh", "bad name",
+    ] {
+        assert!(
+            qd.contains(&id.to_string()),
+            "{} not quarantined: {:?}",
+            id,
+            qd
+        );
     }
     assert_eq!(files(&h.join("queue/drop")), vec!["2.2.new.tmp"]);
     assert_eq!(q.locals().len(), 1, "only the good one is delivered");
-    assert!(files(&h.join("queue/mess")).is_empty(), "no copy left behind");
+    assert!(
+        files(&h.join("queue/mess")).is_empty(),
+        "no copy left behind"
+    );
     let log = q.log_text();
     for want in [
         "warning: quarantine msg 1.1.aa: message does not start with the Received line of uid",
@@ -944,7 +962,11 @@ fn dir_bytes(d: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     files(d)
         .iter()
-        .map(|f| std::fs::symlink_metadata(d.join(f)).map(|m| m.blocks() * 512).unwrap_or(0))
+        .map(|f| {
+            std::fs::symlink_metadata(d.join(f))
+                .map(|m| m.blocks() * 512)
+                .unwrap_or(0)
+        })
         .sum()
 }
 
@@ -978,16 +1000,25 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
     );
     // A good submission by the same user still goes through.
     assert_eq!(
-        inject_as(&q.home, b"Subject: good\n\n", &env("a@b", &["u@mail.example.org"]), NOBODY),
+        inject_as(
+            &q.home,
+            b"Subject: good\n\n",
+            &env("a@b", &["u@mail.example.org"]),
+            NOBODY
+        ),
         Some(0)
     );
     // Should the copy start anyway, it may not fill this machine's disk.
     q.fsize = Some(64 << 20);
     q.start(&[]);
+    // As a pair (ID with ID.env, the format before version 1) the size is
+    // the whole file's.
+    let size = std::fs::metadata(q.home.join("queue/drop").join(id))
+        .unwrap()
+        .len();
     let want = format!(
-        "quarantine msg {}: message of {} bytes is over the limit of 2000000 (control/submitbytes)",
-        id,
-        10u64 << 30
+        "quarantine msg {}.env: message of {} bytes is over the limit of 2000000 (control/submitbytes)",
+        id, size
     );
     wait_until(20, "the refusal and the good delivery", || {
         q.log_text().contains(&want)
@@ -998,22 +1029,49 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
     q.stop();
     let log = q.log_text();
     assert_eq!(
-        log.matches(&format!("msg {}:", id)).count(),
+        log.lines().filter(|l| l.contains(id)).count(),
         1,
         "one log line: {}",
         log
     );
-    assert!(files(&q.home.join("queue/quarantine")).contains(&id.to_string()));
+    assert_eq!(
+        files(&q.home.join("queue/quarantine")),
+        vec![id.to_string(), format!("{}.env", id)]
+    );
     assert!(files(&q.home.join("queue/mess")).is_empty(), "no copy kept");
     assert!(dir_bytes(&q.home.join("queue/mess")) == 0);
     assert!(String::from_utf8_lossy(&q.locals()[0].3).contains("Subject: good"));
+
+    // The same in the one-file format.
+    let id2 = "1700000000.2.sparse";
+    python_ok(
+        NOBODY,
+        SPARSE_PY,
+        &[q.home.join("queue/drop").to_str().unwrap(), id2],
+    );
+    std::fs::remove_file(q.home.join("queue/drop").join(format!("{}.env", id2))).unwrap();
+    q.start(&[]);
+    let want2 = format!(
+        "quarantine msg {}: message of {} bytes is over the limit of 2000000 (control/submitbytes)",
+        id2,
+        10u64 << 30
+    );
+    wait_until(10, "the second refusal", || q.log_text().contains(&want2));
+    q.stop();
+    assert!(files(&q.home.join("queue/mess")).is_empty());
+    assert!(files(&q.home.join("queue/quarantine")).contains(&id2.to_string()));
 
     // A copy that fails (here: the file size limit) is removed at once and
     // the submission waits in drop/ for the next scan.
     control(&q.home, "submitbytes", "10000000\n");
     let big = format!("Subject: big\n\n{}\n", "x".repeat(3 << 20));
     assert_eq!(
-        inject_as(&q.home, big.as_bytes(), &env("a@b", &["u@mail.example.org"]), NOBODY),
+        inject_as(
+            &q.home,
+            big.as_bytes(),
+            &env("a@b", &["u@mail.example.org"]),
+            NOBODY
+        ),
         Some(0)
     );
     q.fsize = Some(1 << 20);
@@ -1022,11 +1080,16 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
         q.log_text().contains(": unable to copy message to mess/: ")
     });
     q.stop();
-    assert!(files(&q.home.join("queue/mess")).is_empty(), "partial copy removed");
+    assert!(
+        files(&q.home.join("queue/mess")).is_empty(),
+        "partial copy removed"
+    );
     assert_eq!(submissions(&q.home).len(), 1, "the submission waits");
     q.fsize = None;
     q.start(&[]);
-    wait_until(15, "the big one", || q.locals().len() == 2 && q.queue_empty());
+    wait_until(15, "the big one", || {
+        q.locals().len() == 2 && q.queue_empty()
+    });
     q.stop();
 }
 
@@ -1061,12 +1124,18 @@ fn no_other_uid_can_stall_a_restarted_queue_run() {
     let mut att = python_as(
         NOBODY,
         FLOCK_PY,
-        &[q.home.join("queue").to_str().unwrap(), report.to_str().unwrap()],
+        &[
+            q.home.join("queue").to_str().unwrap(),
+            report.to_str().unwrap(),
+        ],
     );
     wait_until(10, "the attacker's locks", || {
         std::fs::read_to_string(&report).is_ok_and(|t| t.ends_with("READY\n"))
     });
-    q.inject(b"Subject: after restart\n\n", &env("s@x", &["u@mail.example.org"]));
+    q.inject(
+        b"Subject: after restart\n\n",
+        &env("s@x", &["u@mail.example.org"]),
+    );
     q.start(&[]);
     let ok = (0..250).any(|_| {
         std::thread::sleep(Duration::from_millis(40));
@@ -1186,7 +1255,8 @@ fn local_spawn_never_opens_what_the_queue_uid_controls() {
     let code = q.stop();
     let got: Vec<Vec<u8>> = q.locals().into_iter().map(|l| l.3).collect();
     assert!(
-        got.iter().all(|m| !String::from_utf8_lossy(m).contains("TOP SECRET")),
+        got.iter()
+            .all(|m| !String::from_utf8_lossy(m).contains("TOP SECRET")),
         "root's file was delivered: {:?}",
         got
     );
@@ -1198,13 +1268,23 @@ fn local_spawn_never_opens_what_the_queue_uid_controls() {
         let i = f.iter().position(|x| *x == id.as_bytes()).expect(id);
         String::from_utf8_lossy(f[i + 1]).into_owned()
     };
-    assert_eq!(reply("1"), "Zlocal-spawn got no message descriptor (#4.3.0)");
+    assert_eq!(
+        reply("1"),
+        "Zlocal-spawn got no message descriptor (#4.3.0)"
+    );
     assert_eq!(
         reply("2"),
         "Zlocal-spawn got a message that is not a regular file (#4.3.0)"
     );
-    assert_eq!(reply("3"), "Zlocal-spawn got a message not open read-only (#4.3.0)");
-    assert!(reply("4").starts_with("Kdelivered to u@mail.example.org"), "{}", reply("4"));
+    assert_eq!(
+        reply("3"),
+        "Zlocal-spawn got a message not open read-only (#4.3.0)"
+    );
+    assert!(
+        reply("4").starts_with("Kdelivered to u@mail.example.org"),
+        "{}",
+        reply("4")
+    );
     assert_eq!(got.len(), 1);
     assert_eq!(got[0], b"Subject: mine\n\n");
 }
@@ -1221,10 +1301,19 @@ fn remote_send_runs_as_pmailr_whatever_uid_queue_run_has() {
         .status()
         .unwrap();
     assert!(st.success());
-    q.inject(b"Subject: out\n\n", &env("s@mail.example.org", &["x@remote.example"]));
+    q.inject(
+        b"Subject: out\n\n",
+        &env("s@mail.example.org", &["x@remote.example"]),
+    );
     // queue-run as 65534; remote deliveries as PMAILR (uid 1, daemon).
-    q.start_prog("local-spawn", &["-u", "65534", "queue-run"], &[("PMAILR", "1")]);
-    wait_until(10, "remote delivery", || q.queue_empty() && q.remotes().len() == 1);
+    q.start_prog(
+        "local-spawn",
+        &["-u", "65534", "queue-run"],
+        &[("PMAILR", "1")],
+    );
+    wait_until(10, "remote delivery", || {
+        q.queue_empty() && q.remotes().len() == 1
+    });
     q.stop();
     let uids: Vec<String> = files(&q.fake)
         .iter()
@@ -1232,7 +1321,10 @@ fn remote_send_runs_as_pmailr_whatever_uid_queue_run_has() {
         .map(|f| std::fs::read_to_string(q.fake.join(f)).unwrap())
         .collect();
     assert_eq!(uids, vec!["1\n"], "remote-send's uid");
-    assert_eq!(q.remotes()[0].0, "remote.example s@mail.example.org x@remote.example");
+    assert_eq!(
+        q.remotes()[0].0,
+        "remote.example s@mail.example.org x@remote.example"
+    );
     assert_eq!(after_received(&q.remotes()[0].1), b"Subject: out\n\n");
 }
 
@@ -1267,7 +1359,9 @@ fn one_uid_cannot_clutter_drop_or_make_scans_quadratic() {
     );
     q.inject(b"Subject: real\n\n", &env("s@x", &["u@mail.example.org"]));
     q.start(&[]);
-    wait_until(20, "the real one", || q.locals().len() == 1 && q.queue_empty());
+    wait_until(20, "the real one", || {
+        q.locals().len() == 1 && q.queue_empty()
+    });
     // Scans on demand: anyone may write to the trigger.
     let pid = q.child.as_ref().unwrap().id();
     let before = cpu_ms(pid);
@@ -1290,17 +1384,38 @@ fn one_uid_cannot_clutter_drop_or_make_scans_quadratic() {
                 .is_ok_and(|m| m.uid() == NOBODY)
         })
         .collect();
-    assert!(left.len() <= 100, "uid 65534 left {} files in drop/", left.len());
+    assert!(
+        left.len() <= 100,
+        "uid 65534 left {} files in drop/",
+        left.len()
+    );
     let quarantined = files(&q.home.join("queue/quarantine")).len();
-    assert!(quarantined <= 100, "{} files quarantined for one uid", quarantined);
+    assert!(
+        quarantined <= 100,
+        "{} files quarantined for one uid",
+        quarantined
+    );
     let log = q.log_text();
     assert!(
-        log.contains(&format!("removed {} more refused files of uid 65534 from drop/ (limit 100 a scan)", n - 100)),
+        log.contains(&format!(
+            "removed {} more refused files of uid 65534 from drop/ (limit 100 a scan)",
+            n - 100
+        )),
         "{}",
-        log.lines().filter(|l| l.contains("removed")).collect::<Vec<_>>().join("\n")
+        log.lines()
+            .filter(|l| l.contains("removed"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    assert!(log.contains(&format!("removed {} half-made files of uid 65534 from drop/ (limit 100)", n)));
-    assert!(scans_ms < 2000, "20 scans of a cleaned drop/ took {} ms of CPU", scans_ms);
+    assert!(log.contains(&format!(
+        "removed {} half-made files of uid 65534 from drop/ (limit 100)",
+        n
+    )));
+    assert!(
+        scans_ms < 2000,
+        "20 scans of a cleaned drop/ took {} ms of CPU",
+        scans_ms
+    );
 }
 
 #[test]
@@ -1330,7 +1445,10 @@ fn dot_file_programs_get_a_clean_environment() {
         format!("=u:nobody:65534:65534:{}:::\n.\n", user.display()),
     )
     .unwrap();
-    q.inject(b"Subject: env\n\n", &env("s@x.example", &["u@mail.example.org"]));
+    q.inject(
+        b"Subject: env\n\n",
+        &env("s@x.example", &["u@mail.example.org"]),
+    );
     // The linked deliver-local (no QMAILLOCAL), under local-spawn started
     // with root's own variables.
     let log = std::fs::File::create(&q.log).unwrap();
@@ -1356,15 +1474,39 @@ fn dot_file_programs_get_a_clean_environment() {
         .collect();
     vars.sort();
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.contains("PATH=/usr/local/bin:/usr/bin:/bin\n"), "{}", text);
-    assert!(!text.contains("ROOT_SECRET") && !text.contains("FAKE_DIR"), "{}", text);
+    assert!(
+        text.contains("PATH=/usr/local/bin:/usr/bin:/bin\n"),
+        "{}",
+        text
+    );
+    assert!(
+        !text.contains("ROOT_SECRET") && !text.contains("FAKE_DIR"),
+        "{}",
+        text
+    );
     assert!(text.contains(&format!("PIPEMAIL_HOME={}\n", q.home.display())));
     assert_eq!(
         vars,
         [
-            "DTLINE", "EXT", "EXT2", "EXT3", "EXT4", "HOME", "HOST", "HOST2", "HOST3", "HOST4",
-            "LOCAL", "NEWSENDER", "PATH", "PIPEMAIL_HOME", "RECIPIENT", "RPLINE", "SENDER",
-            "UFLINE", "USER"
+            "DTLINE",
+            "EXT",
+            "EXT2",
+            "EXT3",
+            "EXT4",
+            "HOME",
+            "HOST",
+            "HOST2",
+            "HOST3",
+            "HOST4",
+            "LOCAL",
+            "NEWSENDER",
+            "PATH",
+            "PIPEMAIL_HOME",
+            "RECIPIENT",
+            "RPLINE",
+            "SENDER",
+            "UFLINE",
+            "USER"
         ]
     );
 }
@@ -1376,7 +1518,10 @@ fn dot_file_programs_get_a_clean_environment() {
 fn one_job_state(tag: &str) -> (Q, String, Vec<u8>) {
     let q = Q::new(tag);
     let msg = format!("Subject: {}\n\n", tag);
-    assert_eq!(q.inject(msg.as_bytes(), &env("s@x.example", &["u@mail.example.org"])), Some(0));
+    assert_eq!(
+        q.inject(msg.as_bytes(), &env("s@x.example", &["u@mail.example.org"])),
+        Some(0)
+    );
     let s = submissions(&q.home).pop().unwrap();
     (q, s.id, s.message)
 }
@@ -1409,18 +1554,34 @@ fn crash_windows_of_takeover_and_removal() {
     // (a) moved to mess/, killed before info/ was committed: taken over again.
     let (mut q, id, m) = one_job_state("crash-a");
     mk(&q);
-    std::fs::rename(q.home.join("queue/drop").join(&id), q.home.join("queue/mess").join(&id)).unwrap();
+    std::fs::rename(
+        q.home.join("queue/drop").join(&id),
+        q.home.join("queue/mess").join(&id),
+    )
+    .unwrap();
     q.start(&[]);
-    wait_until(10, "(a) delivery", || q.queue_empty() && q.locals().len() == 1);
+    wait_until(10, "(a) delivery", || {
+        q.queue_empty() && q.locals().len() == 1
+    });
     q.stop();
-    assert_eq!(q.locals()[0].3, m, "(a) the message without its envelope section");
+    assert_eq!(
+        q.locals()[0].3,
+        m,
+        "(a) the message without its envelope section"
+    );
     // (b) info/ committed, the truncation lost: cut at load from info's size.
     let (mut q, id, m) = one_job_state("crash-b");
     mk(&q);
-    std::fs::rename(q.home.join("queue/drop").join(&id), q.home.join("queue/mess").join(&id)).unwrap();
+    std::fs::rename(
+        q.home.join("queue/drop").join(&id),
+        q.home.join("queue/mess").join(&id),
+    )
+    .unwrap();
     write_info(&q, &id, m.len() as u64);
     q.start(&[]);
-    wait_until(10, "(b) delivery", || q.queue_empty() && q.locals().len() == 1);
+    wait_until(10, "(b) delivery", || {
+        q.queue_empty() && q.locals().len() == 1
+    });
     q.stop();
     assert_eq!(q.locals()[0].3, m, "(b) truncated before delivery");
     // (c) info/ committed, the rename into mess/ lost: the file moves again.
@@ -1428,7 +1589,9 @@ fn crash_windows_of_takeover_and_removal() {
     mk(&q);
     write_info(&q, &id, m.len() as u64);
     q.start(&[]);
-    wait_until(10, "(c) delivery", || q.queue_empty() && q.locals().len() == 1);
+    wait_until(10, "(c) delivery", || {
+        q.queue_empty() && q.locals().len() == 1
+    });
     q.stop();
     assert_eq!(q.locals()[0].3, m);
     assert!(files(&q.home.join("queue/drop")).is_empty());
@@ -1439,19 +1602,55 @@ fn crash_windows_of_takeover_and_removal() {
     std::fs::remove_file(q.home.join("queue/drop").join(&id)).unwrap();
     write_info(&q, &id, m.len() as u64);
     q.start(&[]);
-    wait_until(10, "(d) cleanup", || files(&q.home.join("queue/info")).is_empty());
+    wait_until(10, "(d) cleanup", || {
+        files(&q.home.join("queue/info")).is_empty()
+    });
     std::thread::sleep(Duration::from_millis(300));
     q.stop();
     assert!(q.locals().is_empty(), "(d) delivered again");
-    assert!(q.log_text().contains(&format!("end msg {} (removed after a restart)", id)));
+    assert!(q
+        .log_text()
+        .contains(&format!("end msg {} (removed after a restart)", id)));
     // (e) a copy left in mess/ (no tail, no info/): removed, not delivered.
     let (mut q, id, m) = one_job_state("crash-e");
     mk(&q);
     std::fs::remove_file(q.home.join("queue/drop").join(&id)).unwrap();
     std::fs::write(q.home.join("queue/mess").join(&id), &m).unwrap();
     q.start(&[]);
-    wait_until(10, "(e) cleanup", || files(&q.home.join("queue/mess")).is_empty());
+    wait_until(10, "(e) cleanup", || {
+        files(&q.home.join("queue/mess")).is_empty()
+    });
     std::thread::sleep(Duration::from_millis(300));
     q.stop();
     assert!(q.locals().is_empty(), "(e) a leftover was delivered");
+}
+
+#[test]
+fn takes_over_submissions_left_in_the_old_format() {
+    // queue-inject before the one-file format: drop/ID and drop/ID.env.
+    let mut q = Q::new("qr-legacy");
+    let uid = unsafe { libc::geteuid() };
+    let d = q.home.join("queue/drop");
+    let msg = format!(
+        "Received: (pipemail 1 invoked by uid {}); now\nSubject: old\n\n",
+        uid
+    );
+    std::fs::write(d.join("1.1.old"), &msg).unwrap();
+    std::fs::write(d.join("1.1.old.env"), env("s@x", &["u@mail.example.org"])).unwrap();
+    std::fs::write(d.join("1.1.bad.env"), "garbage").unwrap();
+    std::fs::write(d.join("1.1.bad"), &msg).unwrap();
+    q.start(&[]);
+    wait_until(10, "the old one", || {
+        q.locals().len() == 1 && q.queue_empty()
+    });
+    q.stop();
+    assert_eq!(q.locals()[0].3, msg.as_bytes());
+    assert!(files(&d).is_empty(), "{:?}", files(&d));
+    assert_eq!(
+        files(&q.home.join("queue/quarantine")),
+        vec!["1.1.bad", "1.1.bad.env"]
+    );
+    assert!(q
+        .log_text()
+        .contains("quarantine msg 1.1.bad.env: envelope does not parse"));
 }
