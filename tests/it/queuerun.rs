@@ -1654,3 +1654,120 @@ fn takes_over_submissions_left_in_the_old_format() {
         .log_text()
         .contains("quarantine msg 1.1.bad.env: envelope does not parse"));
 }
+
+#[test]
+fn local_spawn_syncs_new_directories_before_it_reports() {
+    if !need_root("group commit") {
+        return;
+    }
+    let mut q = Q::new("qr-group");
+    let base = q.home.parent().unwrap().to_path_buf();
+    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
+        .arg(&q.home)
+        .arg("65534")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let user = base.join("user");
+    std::fs::create_dir(&user).unwrap();
+    assert!(Command::new(bin("maildir-make"))
+        .arg(user.join("Maildir"))
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(user.join(".qmail"), "./Maildir/\n").unwrap();
+    assert!(Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&user)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(
+        q.home.join("users/assign"),
+        format!("=u:nobody:65534:65534:{}:::\n.\n", user.display()),
+    )
+    .unwrap();
+    for i in 0..4 {
+        let m = format!("Subject: g{}\n\n", i);
+        q.inject(m.as_bytes(), &env("s@x.example", &["u@mail.example.org"]));
+    }
+    // The linked deliver-local (no QMAILLOCAL), every process traced.
+    let trace = base.join("trace");
+    let mut c = q.command("local-spawn", &["-u", "65534", "queue-run"], &[]);
+    c.env_remove("QMAILLOCAL");
+    let args: Vec<std::ffi::OsString> = std::iter::once(c.get_program().to_os_string())
+        .chain(c.get_args().map(|a| a.to_os_string()))
+        .collect();
+    let mut s = Command::new("strace");
+    s.args([
+        "-f",
+        "-y",
+        "-qq",
+        "-s",
+        "64",
+        "-e",
+        "trace=fsync,fdatasync,syncfs,write",
+        "-o",
+    ])
+    .arg(&trace)
+    .args(&args)
+    .env_clear()
+    .envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+    .stdin(Stdio::null())
+    .stderr(std::fs::File::create(&q.log).unwrap());
+    let Ok(child) = s.spawn() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "strace is needed in CI"
+        );
+        eprintln!("skipped: strace missing");
+        return;
+    };
+    let strace_pid = child.id();
+    q.child = Some(child);
+    wait_until(20, "four deliveries", || {
+        files(&user.join("Maildir/new")).len() == 4 && q.queue_empty()
+    });
+    // local-spawn is strace's child: TERM it (it passes TERM on).
+    let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace_pid))
+        .unwrap_or_default();
+    let lspawn: i32 = kids.split_whitespace().next().unwrap().parse().unwrap();
+    unsafe { libc::kill(lspawn, libc::SIGTERM) };
+    q.reap();
+    let t = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<(i32, &str)> = t
+        .lines()
+        .filter_map(|l| {
+            let (p, rest) = l.split_once(' ')?;
+            Some((p.parse().ok()?, rest.trim_start()))
+        })
+        .collect();
+    let new_sync = |l: &str| {
+        (l.starts_with("fsync(") || l.starts_with("syncfs(")) && l.contains("/Maildir/new>")
+    };
+    let by_lspawn: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].0 == lspawn && new_sync(lines[i].1))
+        .collect();
+    assert!(!by_lspawn.is_empty(), "local-spawn synced no new/:\n{}", t);
+    assert!(
+        !lines.iter().any(|(p, l)| *p != lspawn && new_sync(l)),
+        "a delivery synced new/ itself:\n{}",
+        t
+    );
+    // Every success is written to queue-run after a sync of new/.
+    let reports: Vec<usize> = (0..lines.len())
+        .filter(|&i| {
+            lines[i].0 == lspawn
+                && lines[i].1.starts_with("write(")
+                && lines[i].1.contains("\\0Kdid ")
+        })
+        .collect();
+    assert!(!reports.is_empty(), "no report seen:\n{}", t);
+    for r in reports {
+        assert!(
+            by_lspawn.iter().any(|&s| s < r),
+            "a report before any sync:\n{}",
+            t
+        );
+    }
+}
