@@ -68,7 +68,7 @@ pub fn unprocessed(d: &Dirs) -> Option<usize> {
             .filter(|e| {
                 let n = e.file_name();
                 let b = std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str());
-                super::valid_id(b) && !b.ends_with(b".tmp")
+                super::valid_id(b) && !b.ends_with(b".tmp") && !b.ends_with(b".env")
             })
             .count(),
     )
