@@ -294,6 +294,7 @@ mod tests {
             bouncehost: b"mx.example".to_vec(),
             doublebounceto: b"postmaster".to_vec(),
             doublebouncehost: b"mx.example".to_vec(),
+            limits: crate::queuerun::store::Limits { bytes: 0 },
         }
     }
     #[test]

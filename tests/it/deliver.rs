@@ -233,14 +233,9 @@ fn every_instruction_kind() {
 /// The only committed submission in queue/drop: envelope and message
 /// (without queue-inject's Received line).
 fn queued(home: &Path) -> (Vec<u8>, Vec<u8>) {
-    let drop = home.join("queue/drop");
-    let envs: Vec<String> = files(&drop)
-        .into_iter()
-        .filter(|f| f.ends_with(".env"))
-        .collect();
-    assert_eq!(envs.len(), 1, "{:?}", files(&drop));
-    let e = std::fs::read(drop.join(&envs[0])).unwrap();
-    let m = std::fs::read(drop.join(envs[0].trim_end_matches(".env"))).unwrap();
+    let subs = submissions(home);
+    assert_eq!(subs.len(), 1, "{:?}", files(&home.join("queue/drop")));
+    let (e, m) = (subs[0].envelope.clone(), subs[0].message.clone());
     assert!(m.starts_with(b"Received: (pipemail "));
     let nl = m.iter().position(|&c| c == b'\n').unwrap();
     (e, m[nl + 1..].to_vec())

@@ -220,17 +220,10 @@ fn helo_gives_smtp_and_linked_queue_writes_the_drop_directory() {
         s(&[GREET, "250 mail.example.org\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead, end with <CRLF>.<CRLF>\r\n250 2.0.0 ok QID\r\n", BYE])
     );
     assert_eq!(code, Some(0));
-    let drop = t.home.join("queue/drop");
-    let envs: Vec<String> = files(&drop)
-        .into_iter()
-        .filter(|f| f.ends_with(".env"))
-        .collect();
-    assert_eq!(envs.len(), 1);
-    assert_eq!(
-        std::fs::read(drop.join(&envs[0])).unwrap(),
-        b"F\0Tpostmaster@mail.example.org\0\0"
-    );
-    let m = std::fs::read(drop.join(envs[0].trim_end_matches(".env"))).unwrap();
+    let subs = submissions(&t.home);
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].envelope, b"F\0Tpostmaster@mail.example.org\0\0");
+    let m = subs[0].message.clone();
     let nl = m.iter().position(|&c| c == b'\n').unwrap();
     assert!(m.starts_with(b"Received: (pipemail "));
     let (rcv, body) = body_after_received(&m[nl + 1..]);
