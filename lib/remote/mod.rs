@@ -13,7 +13,7 @@ pub mod smtp;
 pub mod tcpto;
 
 use crate::control;
-use smtp::{Conn, Ext, Reply};
+use smtp::{Conn, Deadlines, Ext, Reply};
 use std::net::IpAddr;
 
 /// The report being built.
@@ -48,6 +48,10 @@ pub struct Config {
     pub helo: Vec<u8>,
     pub timeout_connect: u64,
     pub timeout_remote: u64,
+    /// Seconds one whole reply may take (however slowly it trickles in).
+    pub timeout_reply: u64,
+    /// Seconds from the first connection attempt to the last byte.
+    pub timeout_session: u64,
     pub outgoing_ip: Option<IpAddr>,
     pub routes: Vec<Vec<u8>>,
     /// The port when smtproutes names none: `$SMTPPORT`, else 25.
@@ -90,6 +94,8 @@ impl Config {
             helo: control::line("helohost", &me)?,
             timeout_connect: control::number("timeoutconnect", 60)?.max(1),
             timeout_remote: control::number("timeoutremote", 1200)?.max(1),
+            timeout_reply: control::number("timeoutremotereply", 1200)?.max(1),
+            timeout_session: control::number("timeoutremotesession", 3600)?.max(1),
             outgoing_ip,
             routes,
             port,
@@ -178,6 +184,7 @@ pub fn deliver(
     let mut tried: Vec<u8> = Vec::new();
     let mut greeting_failed = None;
     let mut skipped = 0;
+    let dl = Deadlines::start(cfg.timeout_remote, cfg.timeout_reply, cfg.timeout_session);
     for ip in &targets {
         let ip = *ip;
         let ipt = ip.to_string().into_bytes();
@@ -185,13 +192,16 @@ pub fn deliver(
             skipped += 1;
             continue;
         }
-        let mut c = match Conn::connect(
-            ip,
-            port,
-            cfg.outgoing_ip,
-            cfg.timeout_connect,
-            cfg.timeout_remote,
-        ) {
+        if dl.over() {
+            tried.extend(text(&[
+                &ipt,
+                b" and after: not tried: ",
+                crate::exit::errtext(&dl.over_error()).as_bytes(),
+                b"\n",
+            ]));
+            break;
+        }
+        let mut c = match Conn::connect(ip, port, cfg.outgoing_ip, cfg.timeout_connect, dl) {
             Ok(c) => c,
             Err(e) => {
                 if e.kind() == std::io::ErrorKind::TimedOut {

@@ -81,10 +81,85 @@ impl Ext {
     }
 }
 
+/// How long remote-send waits for a peer (pipemail-control(5)): `idle`
+/// seconds for each read or write (control/timeoutremote), `reply` seconds
+/// for a whole reply however it trickles in (control/timeoutremotereply),
+/// and nothing at all past `end_ms`, the session's end
+/// (control/timeoutremotesession seconds after the first connection
+/// attempt).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub idle: u64,
+    pub reply: u64,
+    pub session: u64,
+    pub end_ms: u64,
+}
+
+/// Which limit ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Limit {
+    Idle,
+    Reply,
+}
+
+impl Deadlines {
+    /// Deadlines for a session that starts now.
+    pub fn start(idle: u64, reply: u64, session: u64) -> Deadlines {
+        Deadlines {
+            idle,
+            reply,
+            session,
+            end_ms: crate::sys::now_ms().saturating_add(session.saturating_mul(1000)),
+        }
+    }
+
+    /// Whether the session's time is up.
+    pub fn over(&self) -> bool {
+        crate::sys::now_ms() >= self.end_ms
+    }
+
+    /// The error for a session whose time is up (not the peer's
+    /// address's fault: not a timeout for queue/tcpto).
+    pub fn over_error(&self) -> io::Error {
+        io::Error::other(format!(
+            "the session took {} seconds (control/timeoutremotesession)",
+            self.session
+        ))
+    }
+
+    /// Waits until `fd` is ready, at most until `end` (ms) or the end of
+    /// the session, whichever comes first.
+    fn wait(&self, fd: i32, write: bool, (end, why): (u64, Limit)) -> io::Result<()> {
+        let session = end >= self.end_ms;
+        let left = end.min(self.end_ms).saturating_sub(crate::sys::now_ms());
+        if left > 0 && crate::sys::wait_fd_ms(fd, write, left)? {
+            return Ok(());
+        }
+        Err(match (session, why) {
+            (true, _) => self.over_error(),
+            (false, Limit::Idle) => io::Error::from(io::ErrorKind::TimedOut),
+            (false, Limit::Reply) => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no whole reply within {} seconds (control/timeoutremotereply)",
+                    self.reply
+                ),
+            ),
+        })
+    }
+
+    fn idle_end(&self) -> (u64, Limit) {
+        (
+            crate::sys::now_ms().saturating_add(self.idle.saturating_mul(1000)),
+            Limit::Idle,
+        )
+    }
+}
+
 pub struct Conn {
     fd: i32,
     buf: Vec<u8>,
-    timeout: u64,
+    dl: Deadlines,
 }
 
 impl Drop for Conn {
@@ -115,14 +190,15 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 impl Conn {
-    /// Connects to `ip:port` within `connect_timeout` seconds, from `bind`
-    /// when it is of the same family. Replies are awaited `timeout` seconds.
+    /// Connects to `ip:port` within `connect_timeout` seconds (and the
+    /// session's deadline), from `bind` when it is of the same family.
+    /// Reads and writes then keep to `dl`.
     pub fn connect(
         ip: IpAddr,
         port: u16,
         bind: Option<IpAddr>,
         connect_timeout: u64,
-        timeout: u64,
+        dl: Deadlines,
     ) -> io::Result<Conn> {
         use crate::sys::cvt;
         let fam = if ip.is_ipv4() {
@@ -140,7 +216,7 @@ impl Conn {
         let c = Conn {
             fd,
             buf: Vec::new(),
-            timeout,
+            dl,
         };
         if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
             let (ss, len) = sockaddr(SocketAddr::new(b, 0));
@@ -152,9 +228,8 @@ impl Conn {
             if e.raw_os_error() != Some(libc::EINPROGRESS) {
                 return Err(e);
             }
-            if !crate::sys::wait_fd(fd, true, connect_timeout)? {
-                return Err(io::Error::from(io::ErrorKind::TimedOut));
-            }
+            let end = crate::sys::now_ms().saturating_add(connect_timeout.saturating_mul(1000));
+            dl.wait(fd, true, (end, Limit::Idle))?;
             let mut err: libc::c_int = 0;
             let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
             cvt(unsafe {
@@ -173,11 +248,20 @@ impl Conn {
         Ok(c)
     }
 
-    pub fn send(&mut self, b: &[u8]) -> io::Result<()> {
-        crate::sys::write_timeout(self.fd, b, self.timeout)
+    /// Writes all of `b`: each write within the idle timeout, all of it
+    /// within the session.
+    pub fn send(&mut self, mut b: &[u8]) -> io::Result<()> {
+        while !b.is_empty() {
+            self.dl.wait(self.fd, true, self.dl.idle_end())?;
+            if let Some(n) = crate::sys::write_nb(self.fd, b)? {
+                b = &b[n..];
+            }
+        }
+        Ok(())
     }
 
-    fn line(&mut self) -> io::Result<Vec<u8>> {
+    /// One line of a reply that must be whole by `end` (ms).
+    fn line(&mut self, end: u64) -> io::Result<Vec<u8>> {
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf) {
                 let mut l: Vec<u8> = self.buf.drain(..=i).collect();
@@ -194,7 +278,9 @@ impl Conn {
                 ));
             }
             let mut chunk = [0u8; 4096];
-            let n = match crate::sys::read_timeout(self.fd, &mut chunk, self.timeout) {
+            self.dl
+                .wait(self.fd, false, self.dl.idle_end().min((end, Limit::Reply)))?;
+            let n = match crate::sys::read(self.fd, &mut chunk) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => r?,
             };
@@ -208,11 +294,12 @@ impl Conn {
         }
     }
 
-    /// Reads one reply (all its lines).
+    /// Reads one reply (all its lines), within the reply deadline.
     pub fn reply(&mut self) -> io::Result<Reply> {
+        let end = crate::sys::now_ms().saturating_add(self.dl.reply.saturating_mul(1000));
         let mut lines = Vec::new();
         loop {
-            let l = self.line()?;
+            let l = self.line(end)?;
             let code = match l.get(..3) {
                 Some(d) if d.iter().all(u8::is_ascii_digit) && (b'2'..=b'5').contains(&d[0]) => {
                     crate::parse::number(d).unwrap_or(0) as u16

@@ -184,6 +184,28 @@ enum Mode {
     CloseDot,
     CloseMidData,
     NoEsmtp,
+    /// Every byte it writes comes alone, this many ms after the last.
+    Drip(u64),
+    /// Every reply comes whole, this many ms late.
+    Slow(u64),
+}
+
+/// Writes as `mode` says: at once, a byte at a time, or late.
+fn put(s: &mut TcpStream, b: &[u8], mode: Mode) -> std::io::Result<()> {
+    match mode {
+        Mode::Drip(ms) => {
+            for c in b {
+                std::thread::sleep(Duration::from_millis(ms));
+                s.write_all(&[*c])?;
+            }
+            Ok(())
+        }
+        Mode::Slow(ms) => {
+            std::thread::sleep(Duration::from_millis(ms));
+            s.write_all(b)
+        }
+        _ => s.write_all(b),
+    }
 }
 
 struct Peer {
@@ -226,7 +248,9 @@ fn serve(mut s: TcpStream, mode: Mode, got: Arc<Mutex<Vec<u8>>>) {
         }
         _ => {}
     }
-    let _ = s.write_all(b"220 peer.test ESMTP\r\n");
+    if put(&mut s, b"220 peer.test ESMTP\r\n", mode).is_err() {
+        return;
+    }
     let mut buf: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     let mut in_data = false;
@@ -282,7 +306,9 @@ fn serve(mut s: TcpStream, mode: Mode, got: Arc<Mutex<Vec<u8>>>) {
             && !seen_data_cmd
             && got.lock().unwrap().windows(4).any(|w| w == b"MAIL");
         if !hold && !out.is_empty() {
-            let _ = s.write_all(&out);
+            if put(&mut s, &out, mode).is_err() {
+                return;
+            }
             out.clear();
         }
     }
@@ -671,4 +697,48 @@ fn via_mx_from_the_test_dns_server() {
         r[1],
         "K127.0.0.2 accepted message.\nRemote host said: 250 2.0.0 queued as 42\n"
     );
+}
+
+/// Issue 13 item 7: a peer that trickles its replies a byte at a time
+/// (each byte well within timeoutremote) or answers every command late
+/// cannot hold remote-send past timeoutremotereply for one reply or
+/// timeoutremotesession for the whole delivery.
+#[test]
+fn dripping_peer_meets_the_reply_and_session_deadlines() {
+    let h = home("rs-drip");
+    control(&h, "timeoutremote", "3\n");
+    control(&h, "timeoutremotereply", "2\n");
+    control(&h, "timeoutremotesession", "4\n");
+    // One byte every 0.5 s: the 21-byte greeting would take 10 s.
+    let drip = peer("127.0.0.1", 0, Mode::Drip(500)).unwrap();
+    route_to(&h, "127.0.0.1", drip.port);
+    let t = Instant::now();
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    let took = t.elapsed();
+    assert_eq!(r, ["ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n127.0.0.1: no greeting: no whole reply within 2 seconds (control/timeoutremotereply)\n"]);
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(4), "{:?}", took);
+    // Every reply whole but 1.5 s late: each within its deadline, the
+    // session (greeting, EHLO, MAIL, RCPT...) is not.
+    std::fs::remove_file(h.join("queue/tcpto")).ok();
+    let slow = peer("127.0.0.1", 0, Mode::Slow(1500)).unwrap();
+    route_to(&h, "127.0.0.1", slow.port);
+    let t = Instant::now();
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    let took = t.elapsed();
+    assert_eq!(r, ["ZConnected to 127.0.0.1 but connection died. (#4.4.2)\nreading the reply to MAIL: the session took 4 seconds (control/timeoutremotesession)\n"]);
+    assert!(took >= Duration::from_millis(3900) && took < Duration::from_secs(6), "{:?}", took);
+    // The session deadline also stops the next address from being tried.
+    control(&h, "timeoutremotesession", "1\n");
+    let stall = peer("127.0.0.1", 0, Mode::StallGreeting).unwrap();
+    control(
+        &h,
+        "smtproutes",
+        &format!(":127.0.0.1:{}\n", stall.port),
+    );
+    let t = Instant::now();
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    assert_eq!(r, ["ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n127.0.0.1: no greeting: the session took 1 seconds (control/timeoutremotesession)\n"]);
+    assert!(t.elapsed() < Duration::from_secs(3));
+    // ... and it is no timeout of that address's: queue/tcpto stays empty.
+    assert_eq!(std::fs::read_to_string(h.join("queue/tcpto")).unwrap_or_default(), "");
 }
