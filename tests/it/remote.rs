@@ -742,3 +742,38 @@ fn dripping_peer_meets_the_reply_and_session_deadlines() {
     // ... and it is no timeout of that address's: queue/tcpto stays empty.
     assert_eq!(std::fs::read_to_string(h.join("queue/tcpto")).unwrap_or_default(), "");
 }
+
+/// Issue 13: a hostile responder at the server's own address sends a
+/// short datagram, then one with the right id and a garbled question,
+/// then the real answer. Neither may end the try: only a datagram whose
+/// id and question match counts.
+#[test]
+fn dns_short_and_garbled_datagrams_do_not_end_the_try() {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = std::thread::spawn(move || {
+        let mut b = [0u8; 512];
+        let (n, from) = sock.recv_from(&mut b).unwrap();
+        let q = &b[..n];
+        // the question: the name from offset 12 to its zero byte, type, class
+        let qend = 12 + q[12..].iter().position(|&c| c == 0).unwrap() + 1 + 4;
+        sock.send_to(&q[..3], from).unwrap();
+        let mut garbled = q[..2].to_vec();
+        garbled.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 63, b'a']);
+        sock.send_to(&garbled, from).unwrap();
+        let mut a = q[..2].to_vec();
+        a.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+        a.extend_from_slice(&q[12..qend]);
+        a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+        sock.send_to(&a, from).unwrap();
+    });
+    let t0 = Instant::now();
+    let (code, out, err) = dnsq(port, &["a", "short.test"]);
+    t.join().unwrap();
+    assert_eq!(
+        (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned()),
+        (Some(0), "192.0.2.77\n".to_string(), String::new())
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
