@@ -19,7 +19,7 @@ pub const MAX_LINE: usize = 1000;
 /// Recipients per message; the next gets 452 4.5.3.
 pub const MAX_RCPT: usize = 100;
 /// More Received:/Delivered-To: lines than this: 554 5.4.6.
-pub const MAX_HOPS: u32 = 100;
+pub use crate::header::MAX_HOPS;
 /// Protocol errors (500-504, 555) and refused recipients (relaying,
 /// unknown user) before the session is closed with 421.
 pub const MAX_ERRORS: u32 = 20;
@@ -811,7 +811,7 @@ impl Session {
         loop {
             if self.conn.buffered().is_empty() {
                 if let Err(f) = self.conn.fill() {
-                    abort(q);
+                    q.abort();
                     return Err(f);
                 }
             }
@@ -838,7 +838,7 @@ impl Session {
         });
         let bytes = d.stored.to_string().into_bytes();
         if d.bare {
-            abort(q);
+            q.abort();
             self.refuse(
                 b"550 5.6.2 message refused: bare CR or LF in data (lines must end in CRLF)",
                 b"id",
@@ -846,15 +846,15 @@ impl Session {
                 b"bare-cr-lf",
             );
         } else if d.over {
-            abort(q);
+            q.abort();
             self.refuse(
                 b"552 5.3.4 message size exceeds fixed maximum message size",
                 b"id",
                 &id,
                 b"size",
             );
-        } else if d.hops > MAX_HOPS {
-            abort(q);
+        } else if d.hops.looping() {
+            q.abort();
             self.refuse(
                 b"554 5.4.6 too many hops, this message is looping",
                 b"id",
@@ -1131,27 +1131,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-}
-
-/// Gives up a submission: the queue program is killed before it sees an
-/// envelope, the linked queue code removes its files. Nothing is queued.
-fn abort(q: Queue) {
-    match q {
-        Queue::Program {
-            mut child,
-            msg,
-            env,
-            fd6,
-            ..
-        } => {
-            let _ = child.kill();
-            drop(msg);
-            drop(env);
-            drop(fd6);
-            let _ = child.wait();
-        }
-        Queue::Linked(i) => drop(i),
     }
 }
 
