@@ -222,7 +222,7 @@ pub fn deliver(
                 return session(cfg, c, &ipt, sender, recips, msg, &data);
             }
             Ok(r) => {
-                let _ = c.send(b"QUIT\r\n");
+                c.quit(true);
                 greeting_failed = Some(text(&[
                     b"Connected to ",
                     &ipt,
@@ -259,6 +259,26 @@ pub fn deliver(
     Report::done(b'Z', t)
 }
 
+/// Reads the replies to `rcpts` pipelined RCPTs and to DATA, after a
+/// refused MAIL.
+fn drain(c: &mut Conn, rcpts: usize) -> std::io::Result<()> {
+    for _ in 0..rcpts {
+        c.reply()?;
+    }
+    let r = c.reply()?;
+    end_empty_data(c, &r)
+}
+
+/// A server that answered 354 to a DATA with no recipient gets an empty
+/// message (just the dot), whose reply is read.
+fn end_empty_data(c: &mut Conn, data_reply: &Reply) -> std::io::Result<()> {
+    if data_reply.class() == 3 {
+        c.send(b".\r\n")?;
+        c.reply()?;
+    }
+    Ok(())
+}
+
 /// After a 2xx greeting: EHLO/HELO, the transaction, QUIT.
 fn session(
     cfg: &Config,
@@ -270,7 +290,10 @@ fn session(
     data: &[u8],
 ) -> Report {
     let mut rep = Report::default();
+    // Whether the connection broke (then QUIT is not waited for).
+    let broken = std::cell::Cell::new(false);
     let died = |dot: bool, what: &[u8], e: &std::io::Error| {
+        broken.set(true);
         let dup: &[u8] = if dot { b" Possible duplicate!" } else { b"" };
         let why = crate::exit::errtext(e);
         (
@@ -295,6 +318,19 @@ fn session(
         let r = c.reply().map_err(io(b"reading the reply to EHLO"))?;
         let ext = if r.class() == 2 {
             Ext::parse(&r)
+        } else if r.code == 421 {
+            // The server is closing the connection (RFC 5321 4.2.2): no HELO.
+            return Err((
+                b'Z',
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but it is closing the connection.",
+                    &status(&r, b"4.3.2"),
+                    b"\n",
+                    &r.said(),
+                ]),
+            ));
         } else {
             c.send(&text(&[b"HELO ", &cfg.helo, b"\r\n"]))
                 .map_err(io(b"sending HELO"))?;
@@ -372,6 +408,11 @@ fn session(
         }
         let r = c.reply().map_err(io(b"reading the reply to MAIL"))?;
         if r.class() != 2 {
+            if ext.pipelining {
+                // RFC 2920: every pipelined command gets its reply read.
+                let sent = ok_rcpt.iter().filter(|&&ok| ok).count();
+                let _ = drain(&mut c, sent);
+            }
             let (l, d): (u8, &[u8]) = if r.class() == 5 {
                 (b'D', b"5.1.7")
             } else {
@@ -434,9 +475,7 @@ fn session(
         }
         let r = c.reply().map_err(io(b"reading the reply to DATA"))?;
         if accepted == 0 {
-            if r.class() == 3 {
-                let _ = c.send(b".\r\n").and_then(|_| c.reply().map(|_| ()));
-            }
+            let _ = end_empty_data(&mut c, &r);
             return Err((b'D', text(&[b"Giving up on ", ip, b".\n"])));
         }
         if r.class() != 3 {
@@ -484,7 +523,7 @@ fn session(
             )),
         }
     })();
-    let _ = c.send(b"QUIT\r\n");
+    c.quit(!broken.get());
     rep.message = match result {
         Ok(m) | Err(m) => m,
     };

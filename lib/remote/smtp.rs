@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 const MAX_LINE: usize = 2048;
 const MAX_LINES: usize = 100;
+/// Seconds the reply to QUIT is awaited, at most.
+pub const QUIT_WAIT: u64 = 10;
 
 /// One reply: its code (0 when the peer's text has none) and its lines,
 /// without CR LF.
@@ -160,6 +162,8 @@ pub struct Conn {
     fd: i32,
     buf: Vec<u8>,
     dl: Deadlines,
+    /// The last reply was 421: the server is closing the connection.
+    closing: bool,
 }
 
 impl Drop for Conn {
@@ -217,6 +221,7 @@ impl Conn {
             fd,
             buf: Vec::new(),
             dl,
+            closing: false,
         };
         if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
             let (ss, len) = sockaddr(SocketAddr::new(b, 0));
@@ -294,6 +299,20 @@ impl Conn {
         }
     }
 
+    /// Sends QUIT and, when `wait`, reads the reply (at most [`QUIT_WAIT`]
+    /// seconds): the result of the delivery is known already. After a 421
+    /// the server is closing: nothing is sent.
+    pub fn quit(&mut self, wait: bool) {
+        if self.closing {
+            return;
+        }
+        self.dl.idle = self.dl.idle.min(QUIT_WAIT);
+        self.dl.reply = self.dl.reply.min(QUIT_WAIT);
+        if self.send(b"QUIT\r\n").is_ok() && wait {
+            let _ = self.reply();
+        }
+    }
+
     /// Reads one reply (all its lines), within the reply deadline.
     pub fn reply(&mut self) -> io::Result<Reply> {
         let end = crate::sys::now_ms().saturating_add(self.dl.reply.saturating_mul(1000));
@@ -318,6 +337,7 @@ impl Conn {
                 } else {
                     0
                 };
+                self.closing = code == 421;
                 return Ok(Reply { code, lines });
             }
         }

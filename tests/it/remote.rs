@@ -777,3 +777,146 @@ fn dns_short_and_garbled_datagrams_do_not_end_the_try() {
     );
     assert!(t0.elapsed() < Duration::from_secs(1));
 }
+
+// ---------------------------------------------------------------------------
+// A scripted peer that keeps a transcript in arrival order: the client's
+// bytes as they arrived (looked for again just before each reply), each
+// reply as "S: ...", and "<EOF>" when the client had closed before a reply.
+
+/// The reply to a command line (without CR LF; "." for the end of the
+/// message) and how many ms to wait before it.
+type Script = fn(&[u8]) -> (&'static str, u64);
+
+struct Scripted {
+    port: u16,
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+fn scripted(script: Script) -> Scripted {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let lg = log.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let lg = lg.clone();
+            std::thread::spawn(move || serve_script(s, script, lg));
+        }
+    });
+    Scripted { port, log }
+}
+
+/// Takes what the client has sent so far without waiting; false at EOF.
+fn take_sent(s: &mut TcpStream, buf: &mut Vec<u8>, log: &Mutex<Vec<u8>>, wait: bool) -> bool {
+    s.set_nonblocking(!wait).unwrap();
+    let mut b = [0u8; 65536];
+    let r = s.read(&mut b);
+    s.set_nonblocking(false).unwrap();
+    match r {
+        Ok(0) => {
+            log.lock().unwrap().extend_from_slice(b"<EOF>");
+            false
+        }
+        Ok(n) => {
+            log.lock().unwrap().extend_from_slice(&b[..n]);
+            buf.extend_from_slice(&b[..n]);
+            true
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    }
+}
+
+fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let say = |s: &mut TcpStream, r: &str| {
+        log.lock().unwrap().extend_from_slice(format!("S: {}", r).as_bytes());
+        let _ = s.write_all(r.as_bytes());
+    };
+    say(&mut s, "220 peer.test ESMTP\r\n");
+    let mut buf = Vec::new();
+    let mut in_data = false;
+    loop {
+        loop {
+            let line: Vec<u8> = if in_data {
+                let end = if buf.starts_with(b".\r\n") { Some(0) } else { find(&buf, b"\r\n.\r\n").map(|i| i + 2) };
+                let Some(i) = end else { break };
+                buf.drain(..i + 3);
+                in_data = false;
+                b".".to_vec()
+            } else {
+                let Some(i) = find(&buf, b"\r\n") else { break };
+                let l: Vec<u8> = buf.drain(..i + 2).collect();
+                l[..i].to_vec()
+            };
+            let (reply, ms) = script(&line);
+            std::thread::sleep(Duration::from_millis(ms));
+            let open = take_sent(&mut s, &mut buf, &log, false);
+            if !open {
+                return;
+            }
+            say(&mut s, reply);
+            in_data = reply.starts_with("354");
+            if reply.starts_with("221") {
+                return;
+            }
+            if reply.starts_with("421") {
+                // Closing: whatever still comes is logged, not answered.
+                while take_sent(&mut s, &mut Vec::new(), &log, true) {}
+                return;
+            }
+        }
+        if !take_sent(&mut s, &mut buf, &log, true) {
+            return;
+        }
+    }
+}
+
+fn script_log(p: &Scripted, end: &[u8]) -> String {
+    String::from_utf8_lossy(&wait_for(&p.log, end)).into_owned()
+}
+
+/// Issue 16: a 421 to EHLO means the server is closing: no HELO, no
+/// QUIT, a temporary failure.
+#[test]
+fn ehlo_421_defers_without_helo() {
+    let h = home("rs-421");
+    control(&h, "timeoutremote", "3\n");
+    let p = scripted(|l| match &l[..4.min(l.len())] {
+        b"EHLO" => ("421 4.3.2 shutting down\r\n", 0),
+        _ => ("250 ok\r\n", 0),
+    });
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    assert_eq!(r, ["ZConnected to 127.0.0.1 but it is closing the connection. (#4.3.2)\nRemote host said: 421 4.3.2 shutting down\n"]);
+    assert_eq!(
+        script_log(&p, b"<EOF>"),
+        "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 421 4.3.2 shutting down\r\n<EOF>"
+    );
+}
+
+/// Issue 16: after a pipelined MAIL is refused, the replies to the RCPTs
+/// and DATA are read before QUIT (RFC 2920), and the reply to QUIT too.
+#[test]
+fn refused_pipelined_mail_reads_every_reply_before_quit() {
+    let h = home("rs-pipe");
+    control(&h, "timeoutremote", "3\n");
+    let p = scripted(|l| match &l[..4.min(l.len())] {
+        b"EHLO" => ("250-peer.test\r\n250 PIPELINING\r\n", 0),
+        b"MAIL" => ("550 5.7.1 not from you\r\n", 0),
+        b"RCPT" => ("503 5.5.1 MAIL first\r\n", 300),
+        b"DATA" => ("503 5.5.1 no valid recipients\r\n", 300),
+        b"QUIT" => ("221 2.0.0 bye\r\n", 300),
+        _ => ("500 what\r\n", 0),
+    });
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(&h, "example.net", &["a@example.net", "b@example.net"], b"hi\n", &[]);
+    assert_eq!(r, ["DConnected to 127.0.0.1 but sender was rejected. (#5.7.1)\nRemote host said: 550 5.7.1 not from you\n"]);
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250-peer.test\r\n250 PIPELINING\r\n\
+MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n\
+S: 550 5.7.1 not from you\r\nS: 503 5.5.1 MAIL first\r\nS: 503 5.5.1 MAIL first\r\n\
+S: 503 5.5.1 no valid recipients\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+    );
+}
