@@ -377,7 +377,8 @@ fn session(
                 ]),
             ));
         }
-        let mut mail = text(&[b"MAIL FROM:<", sender, b">"]);
+        let quote = crate::smtp::path::quote;
+        let mut mail = text(&[b"MAIL FROM:<", &quote(sender), b">"]);
         if ext.size.is_some() {
             mail.extend(text(&[b" SIZE=", &crate::parse::fmt(size)]));
         }
@@ -390,7 +391,7 @@ fn session(
         mail.extend_from_slice(b"\r\n");
         let rcpts: Vec<Vec<u8>> = recips
             .iter()
-            .map(|r| text(&[b"RCPT TO:<", r, b">\r\n"]))
+            .map(|r| text(&[b"RCPT TO:<", &quote(r), b">\r\n"]))
             .collect();
         let ok_rcpt: Vec<bool> = recips.iter().map(|r| !bad_addr(r)).collect();
         // MAIL

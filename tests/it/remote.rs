@@ -920,3 +920,30 @@ S: 550 5.7.1 not from you\r\nS: 503 5.5.1 MAIL first\r\nS: 503 5.5.1 MAIL first\
 S: 503 5.5.1 no valid recipients\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
     );
 }
+
+/// Issue 16: local parts that are not Dot-strings are quoted on the wire
+/// (RFC 5321 4.1.2), as they were before smtp-recv unquoted them.
+#[test]
+fn quoted_local_parts_on_the_wire() {
+    let h = home("rs-quote");
+    control(&h, "timeoutremote", "5\n");
+    let p = peer("127.0.0.1", 0, Mode::Strict).unwrap();
+    route_to(&h, "127.0.0.1", p.port);
+    let hs = h.to_str().unwrap();
+    let o = run(
+        "remote-send",
+        &["example.net", "x y@b.example", "john doe@example.net", "a\"b@example.net", "c\\d@example.net", ".e.@example.net", "y@z@example.net", "plain.one@example.net"],
+        &[("PIPEMAIL_HOME", hs)],
+        b"hi\n",
+    );
+    let r = split_report(&o.stdout);
+    assert_eq!(r.len(), 7, "{:?}", r);
+    assert!(r[6].starts_with('K'), "{:?}", r);
+    let got = wait_for(&p.got, b"QUIT\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "EHLO mail.example.org\r\nMAIL FROM:<\"x y\"@b.example>\r\nRCPT TO:<\"john doe\"@example.net>\r\n\
+RCPT TO:<\"a\\\"b\"@example.net>\r\nRCPT TO:<\"c\\\\d\"@example.net>\r\nRCPT TO:<\".e.\"@example.net>\r\n\
+RCPT TO:<\"y@z\"@example.net>\r\nRCPT TO:<plain.one@example.net>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"
+    );
+}
