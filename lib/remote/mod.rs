@@ -5,6 +5,7 @@
 //! got to, then one `K`/`Z`/`D` record for the message, each ending in NUL.
 //! It never fails: every problem is a `Z` or `D` record.
 
+pub mod downgrade;
 pub mod ipme;
 pub mod message;
 pub mod mx;
@@ -361,6 +362,23 @@ fn session(
                 ]),
             ));
         }
+        // Lines of at most 998 octets; 7 bits for a peer without 8BITMIME.
+        let eightbit = ext.eightbit || ext.smtputf8;
+        let msg = downgrade::fit(msg, eightbit).map_err(|why| {
+            let no8: &[u8] = if eightbit {
+                b""
+            } else {
+                b" does not offer 8BITMIME and"
+            };
+            (
+                b'D',
+                text(&[b"Connected to ", ip, b" but it", no8, b" cannot take the message: ", why.as_bytes(), b". (#5.6.3)\n"]),
+            )
+        })?;
+        let data: std::borrow::Cow<[u8]> = match &msg {
+            std::borrow::Cow::Borrowed(_) => data.into(),
+            std::borrow::Cow::Owned(m) => message::encode(m).into(),
+        };
         // RFC 1870: CR LF counted, the final dot not.
         let size = (data.len() - 3) as u64;
         if let Some(max) = ext.size.filter(|&m| m > 0 && size > m) {
@@ -382,7 +400,7 @@ fn session(
         if ext.size.is_some() {
             mail.extend(text(&[b" SIZE=", &crate::parse::fmt(size)]));
         }
-        if ext.eightbit && message::is_8bit(msg) {
+        if ext.eightbit && message::is_8bit(&msg) {
             mail.extend_from_slice(b" BODY=8BITMIME");
         }
         if utf8 {
@@ -496,7 +514,7 @@ fn session(
                 ]),
             ));
         }
-        c.send(data).map_err(io(b"sending the message"))?;
+        c.send(&data).map_err(io(b"sending the message"))?;
         let r = c
             .reply()
             .map_err(|e| died(true, b"reading the reply to the message", &e))?;

@@ -284,7 +284,7 @@ fn serve(mut s: TcpStream, mode: Mode, got: Arc<Mutex<Vec<u8>>>) {
             let verb = line[..line.len().min(4)].to_ascii_uppercase();
             let reply: &[u8] = match &verb[..] {
                 b"EHLO" if mode == Mode::NoEsmtp => b"502 5.5.1 what\r\n",
-                b"EHLO" => b"250-peer.test\r\n250 PIPELINING\r\n",
+                b"EHLO" => b"250-peer.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n",
                 b"HELO" => b"250 peer.test\r\n",
                 b"MAIL" => b"250 2.1.0 ok\r\n",
                 b"RCPT" if mode == Mode::StallRcpt => return stall(s),
@@ -387,7 +387,7 @@ fn exact_bytes_crlf_and_dot_stuffing() {
         ]
     );
     let got = wait_for(&p.got, b"QUIT\r\n");
-    let want: &[u8] = b"EHLO mail.example.org\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n\
+    let want: &[u8] = b"EHLO mail.example.org\r\nMAIL FROM:<s@example.org> BODY=8BITMIME\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n\
 Subject: x\r\n\r\n..line\r\n...two\r\nbare\r\ncr\r\ncrlf\r\n\xe9t\xe9\r\nend\r\n.\r\nQUIT\r\n";
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
     assert_eq!(got, want);
@@ -945,5 +945,97 @@ fn quoted_local_parts_on_the_wire() {
         "EHLO mail.example.org\r\nMAIL FROM:<\"x y\"@b.example>\r\nRCPT TO:<\"john doe\"@example.net>\r\n\
 RCPT TO:<\"a\\\"b\"@example.net>\r\nRCPT TO:<\"c\\\\d\"@example.net>\r\nRCPT TO:<\".e.\"@example.net>\r\n\
 RCPT TO:<\"y@z\"@example.net>\r\nRCPT TO:<plain.one@example.net>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"
+    );
+}
+
+fn plain_peer(l: &[u8]) -> (&'static str, u64) {
+    match &l[..4.min(l.len())] {
+        b"EHLO" => ("250 peer.test\r\n", 0),
+        b"MAIL" => ("250 2.1.0 ok\r\n", 0),
+        b"RCPT" => ("250 2.1.5 ok\r\n", 0),
+        b"DATA" => ("354 go ahead\r\n", 0),
+        b"." => ("250 2.0.0 queued\r\n", 0),
+        b"QUIT" => ("221 2.0.0 bye\r\n", 0),
+        _ => ("500 what\r\n", 0),
+    }
+}
+
+/// Issue 16: to a peer without 8BITMIME, 8-bit content goes as 7-bit
+/// MIME (quoted-printable, the header adjusted); lines over 998 octets
+/// go quoted-printable to any peer; 8-bit bytes in a header field, which
+/// cannot be converted, bounce (#5.6.3) before MAIL.
+#[test]
+fn eight_bit_downgrade_and_long_lines_to_a_plain_peer() {
+    let h = home("rs-7bit");
+    control(&h, "timeoutremote", "5\n");
+    let p = scripted(plain_peer);
+    route_to(&h, "127.0.0.1", p.port);
+    let head = "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250 peer.test\r\n\
+MAIL FROM:<s@example.org>\r\nS: 250 2.1.0 ok\r\nRCPT TO:<a@example.net>\r\nS: 250 2.1.5 ok\r\n\
+DATA\r\nS: 354 go ahead\r\n";
+    let tail = ".\r\nS: 250 2.0.0 queued\r\nQUIT\r\nS: 221 2.0.0 bye\r\n";
+    let r = send(&h, "example.net", &["a@example.net"], b"Subject: x\n\ncaf\xc3\xa9 au lait\n.\n", &[]);
+    assert_eq!(r[1], "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 queued\n");
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        format!("{head}Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 au lait\r\n..\r\n{tail}")
+    );
+
+    // A 1500-octet line, ASCII: quoted-printable too, soft breaks at 76.
+    let p = scripted(plain_peer);
+    route_to(&h, "127.0.0.1", p.port);
+    let msg = format!("Subject: y\n\n{}\n", "a".repeat(1500));
+    let r = send(&h, "example.net", &["a@example.net"], msg.as_bytes(), &[]);
+    assert!(r[1].starts_with('K'), "{:?}", r);
+    let body = format!("{}{}\r\n", format!("{}=\r\n", "a".repeat(75)).repeat(19), "a".repeat(75));
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        format!("{head}Subject: y\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\n{body}{tail}")
+    );
+
+    // An 8-bit header field: nothing to convert it to; no MAIL is sent.
+    let p = scripted(plain_peer);
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(&h, "example.net", &["a@example.net"], b"Subject: caf\xc3\xa9\n\nx\n", &[]);
+    assert_eq!(r, ["DConnected to 127.0.0.1 but it does not offer 8BITMIME and cannot take the message: it has 8-bit bytes where they cannot be re-encoded (a header field). (#5.6.3)\n"]);
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250 peer.test\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+    );
+}
+
+/// Issue 16: a long line to a peer that takes 8-bit: only the part that
+/// has it is re-encoded; the 8-bit part beside it goes as it is.
+#[test]
+fn long_line_in_one_part_of_a_multipart_to_an_8bitmime_peer() {
+    let h = home("rs-long");
+    control(&h, "timeoutremote", "5\n");
+    let p = peer("127.0.0.1", 0, Mode::Strict).unwrap();
+    route_to(&h, "127.0.0.1", p.port);
+    let long = "b ".repeat(600);
+    let msg = format!(
+        "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=zz\n\n--zz\nContent-Type: text/plain; charset=utf-8\n\
+Content-Transfer-Encoding: 8bit\n\ncaf\u{e9}\n--zz\nContent-Type: text/html\n\n{long}\n--zz--\n"
+    );
+    let r = send(&h, "example.net", &["a@example.net"], msg.as_bytes(), &[]);
+    assert!(r[1].starts_with('K'), "{:?}", r);
+    let got = String::from_utf8_lossy(&wait_for(&p.got, b"QUIT\r\n")).into_owned();
+    // 1199 plain columns in lines of 75 with a soft break, then the last
+    // blank as =20 (it would end a line), which no longer fits the 16th.
+    let chunks: Vec<&str> = long[..1199]
+        .as_bytes()
+        .chunks(75)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    assert_eq!(chunks.len(), 16);
+    let qp = format!("{}=\r\n=20", chunks.join("=\r\n"));
+    assert_eq!(
+        got,
+        format!("EHLO mail.example.org\r\nMAIL FROM:<s@example.org> BODY=8BITMIME\r\nRCPT TO:<a@example.net>\r\nDATA\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u{e9}\r\n--zz\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+{qp}\r\n--zz--\r\n.\r\nQUIT\r\n")
     );
 }
