@@ -131,23 +131,13 @@ fn is_dot_string(l: &[u8]) -> bool {
 /// `@`, becomes a Quoted-string with `"` and `\` escaped when it is not a
 /// Dot-string (RFC 5321 4.1.2). `x y@b` gives `"x y"@b`.
 pub fn quote(addr: &[u8]) -> Vec<u8> {
-    let (local, rest) = match memchr::memrchr(b'@', addr) {
-        Some(i) => (&addr[..i], &addr[i..]),
-        None => (addr, &b""[..]),
-    };
+    let (local, _) = crate::parse::split_addr(addr);
     if local.is_empty() || is_dot_string(local) {
         return addr.to_vec();
     }
     let mut q = Vec::with_capacity(addr.len() + 4);
-    q.push(b'"');
-    for &c in local {
-        if c == b'"' || c == b'\\' {
-            q.push(b'\\');
-        }
-        q.push(c);
-    }
-    q.push(b'"');
-    q.extend_from_slice(rest);
+    crate::parse::push_quoted(&mut q, local);
+    q.extend_from_slice(&addr[local.len()..]);
     q
 }
 

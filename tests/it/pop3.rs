@@ -532,18 +532,27 @@ fn fake_checkprog(dir: &Path) -> PathBuf {
     p
 }
 
-#[test]
-fn pop3_login_over_pipes() {
-    let md = two_messages("p3login");
+/// A Maildir with two messages, the fake checkpassword program beside
+/// it, and pop3-login's arguments to run them: (maildir, its directory,
+/// arguments).
+fn fake_login(tag: &str) -> (PathBuf, PathBuf, Vec<String>) {
+    let md = two_messages(tag);
     let dir = md.parent().unwrap().to_path_buf();
     let fake = fake_checkprog(&dir);
-    let pop3d = bin("pop3d");
     let args = [
-        "mail.example.org",
-        fake.to_str().unwrap(),
-        pop3d.to_str().unwrap(),
-        md.to_str().unwrap(),
+        "mail.example.org".to_string(),
+        fake.to_string_lossy().into_owned(),
+        bin("pop3d").to_string_lossy().into_owned(),
+        md.to_string_lossy().into_owned(),
     ];
+    (md, dir, args.to_vec())
+}
+
+#[test]
+fn pop3_login_over_pipes() {
+    let (md, dir, args) = fake_login("p3login");
+    let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+    let pop3d = bin("pop3d");
     let input = b"NOOP\r\nPASS pw\r\nUSER\r\nUSER ann\r\nPASS wrong\r\nUSER err\r\nPASS x\r\nUSER kill\r\nPASS x\r\nAPOP ann\r\nCAPA\r\nAUTH\r\nAUTH LOGIN\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN\r\n!!!\r\nAUTH PLAIN Ym9iAGFubgBwdw==\r\nAUTH PLAIN AGFubgBwdw==\r\nSTAT\r\nQUIT\r\n";
     let o = run_fd3(
         &bin("pop3-login"),
@@ -637,16 +646,8 @@ fn pop3_login_over_pipes() {
 /// imap-login; temporary failures and syntax errors do not count.
 #[test]
 fn pop3_login_closes_after_three_failed_logins() {
-    let md = two_messages("p3fails");
-    let dir = md.parent().unwrap().to_path_buf();
-    let fake = fake_checkprog(&dir);
-    let pop3d = bin("pop3d");
-    let args = [
-        "mail.example.org",
-        fake.to_str().unwrap(),
-        pop3d.to_str().unwrap(),
-        md.to_str().unwrap(),
-    ];
+    let (_, dir, args) = fake_login("p3fails");
+    let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
     let input = b"USER ann\r\nPASS a\r\nUSER err\r\nPASS x\r\nAPOP ann b\r\nAUTH PLAIN !!!\r\n\
 AUTH PLAIN AGFubgBj\r\nUSER ann\r\nPASS pw\r\nSTAT\r\nQUIT\r\n";
     let o = run_fd3(

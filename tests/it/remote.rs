@@ -842,7 +842,6 @@ fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
                 let end = if buf.starts_with(b".\r\n") { Some(0) } else { find(&buf, b"\r\n.\r\n").map(|i| i + 2) };
                 let Some(i) = end else { break };
                 buf.drain(..i + 3);
-                in_data = false;
                 b".".to_vec()
             } else {
                 let Some(i) = find(&buf, b"\r\n") else { break };
