@@ -81,7 +81,9 @@ impl Login<'_> {
                     b"closed: too many failed logins ip=",
                     &crate::log::field(ip.as_encoded_bytes()),
                 ]);
-                self.say(b"-ERR [AUTH] authorization failed; too many failures, closing connection\r\n")?;
+                self.say(
+                    b"-ERR [AUTH] authorization failed; too many failures, closing connection\r\n",
+                )?;
                 return Ok(true);
             }
         }

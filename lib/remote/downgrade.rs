@@ -55,7 +55,7 @@ pub fn fit(msg: &[u8], eightbit: bool) -> Result<Cow<'_, [u8]>, &'static str> {
     let mut out = Vec::with_capacity(msg.len() + msg.len() / 8);
     emit(msg, &top, eightbit, true, &mut out);
     if !eightbit && has_8bit(&out) {
-        return Err("it has 8-bit bytes where they cannot be re-encoded (a header field)");
+        return Err("it has 8-bit bytes that cannot be re-encoded (in a header field or beside multipart delimiters)");
     }
     Ok(Cow::Owned(out))
 }
@@ -74,7 +74,9 @@ fn emit(m: &[u8], p: &Part, eightbit: bool, top: bool, out: &mut Vec<u8>) {
             return rewrap_base64(body, out);
         }
         let data: Cow<[u8]> = match p.encoding.as_deref() {
-            Some(b"quoted-printable") => Cow::Owned(mime::decode_body(body, Some(b"quoted-printable"))),
+            Some(b"quoted-printable") => {
+                Cow::Owned(mime::decode_body(body, Some(b"quoted-printable")))
+            }
             _ => Cow::Borrowed(body),
         };
         let mut extra: Vec<Vec<u8>> = Vec::new();
@@ -97,7 +99,11 @@ fn emit(m: &[u8], p: &Part, eightbit: bool, top: bool, out: &mut Vec<u8>) {
     }
     let relabel = !eightbit && matches!(p.encoding.as_deref(), Some(b"8bit" | b"binary"));
     if relabel {
-        fold(&set_fields(header, &[b"Content-Transfer-Encoding: 7bit\n".to_vec()]), true, out);
+        fold(
+            &set_fields(header, &[b"Content-Transfer-Encoding: 7bit\n".to_vec()]),
+            true,
+            out,
+        );
     } else {
         fold(header, true, out);
     }
@@ -210,7 +216,11 @@ fn qp_encode(data: &[u8], out: &mut Vec<u8>) {
 
 /// A base64 body in lines of 76, ending with a line end when it had one.
 fn rewrap_base64(body: &[u8], out: &mut Vec<u8>) {
-    let chars: Vec<u8> = body.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
+    let chars: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     let mut chunks = chars.chunks(QP_LINE).peekable();
     while let Some(c) = chunks.next() {
         out.extend_from_slice(c);
@@ -249,12 +259,16 @@ mod tests {
 Content-Transfer-Encoding: quoted-printable\n\ncaf=C3=A9 =3D ok=20\n.dot\n"
         );
         let out = fits(b"A: b\n\n\xe9t\xe9\n", false);
-        assert!(out.starts_with(b"A: b\nMIME-Version: 1.0\nContent-Type: text/plain; charset=unknown-8bit\n"));
+        assert!(out.starts_with(
+            b"A: b\nMIME-Version: 1.0\nContent-Type: text/plain; charset=unknown-8bit\n"
+        ));
     }
 
     #[test]
     fn long_lines_are_encoded_softly_and_decode_back() {
-        let mut m = b"MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\n".to_vec();
+        let mut m =
+            b"MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\n"
+                .to_vec();
         let long: Vec<u8> = (0..3000).map(|i| b"abc d\xc3\xa9"[i % 7]).collect();
         m.extend_from_slice(&long);
         m.extend_from_slice(b"\nend\n");
@@ -294,16 +308,24 @@ Content-Type: text/plain\n\nascii\n--b--\nepi\n"
         let h = &out[..mime::header_end(&out, 0, out.len())];
         let unfolded: Vec<u8> = crate::header::unfold(&mime::field(h, b"subject").unwrap());
         assert_eq!(unfolded, crate::parse::trim(&m[9..9 + 1500]));
-        assert_eq!(mime::field(h, b"x-long").unwrap().iter().filter(|&&c| c == b'x').count(), 2000);
+        assert_eq!(
+            mime::field(h, b"x-long")
+                .unwrap()
+                .iter()
+                .filter(|&&c| c == b'x')
+                .count(),
+            2000
+        );
         assert_eq!(
             fit(b"Subject: caf\xc3\xa9\n\nx\n", false).unwrap_err(),
-            "it has 8-bit bytes where they cannot be re-encoded (a header field)"
+            "it has 8-bit bytes that cannot be re-encoded (in a header field or beside multipart delimiters)"
         );
     }
 
     #[test]
     fn base64_rewrapped_and_qp_reencoded() {
-        let mut m = b"Content-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n".to_vec();
+        let mut m =
+            b"Content-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n".to_vec();
         m.extend_from_slice(&[b'A'; 2000]);
         m.push(b'\n');
         let out = fits(&m, true);

@@ -372,7 +372,15 @@ fn session(
             };
             (
                 b'D',
-                text(&[b"Connected to ", ip, b" but it", no8, b" cannot take the message: ", why.as_bytes(), b". (#5.6.3)\n"]),
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but it",
+                    no8,
+                    b" cannot take the message: ",
+                    why.as_bytes(),
+                    b". (#5.6.3)\n",
+                ]),
             )
         })?;
         let data: std::borrow::Cow<[u8]> = match &msg {

@@ -123,7 +123,9 @@ fn local_part(s: &[u8]) -> Option<(Vec<u8>, usize)> {
 /// Whether `l` is a Dot-string (RFC 5321 4.1.2): atoms joined by single
 /// dots; otherwise a local part must be quoted on the wire.
 fn is_dot_string(l: &[u8]) -> bool {
-    !l.is_empty() && l.split(|&c| c == b'.').all(|a| !a.is_empty() && a.iter().all(|&c| is_atext(c)))
+    !l.is_empty()
+        && l.split(|&c| c == b'.')
+            .all(|a| !a.is_empty() && a.iter().all(|&c| is_atext(c)))
 }
 
 /// The wire form of an envelope address as stored (local part unquoted,

@@ -156,7 +156,10 @@ pub fn remote_downgrade(d: &[u8]) {
         }
         assert!(eightbit || out.is_ascii(), "8-bit byte for a 7-bit peer");
         assert!(
-            matches!(downgrade::fit(&out, eightbit), Ok(std::borrow::Cow::Borrowed(_))),
+            matches!(
+                downgrade::fit(&out, eightbit),
+                Ok(std::borrow::Cow::Borrowed(_))
+            ),
             "not stable"
         );
     }

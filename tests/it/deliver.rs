@@ -961,7 +961,11 @@ fn lookup_and_recipient_exists() {
 fn forwards_bounce_past_100_hops() {
     let t = T::new("dl-hops");
     let joe = t.user("joe");
-    put(&joe.join(".qmail-fwd"), b"./Maildir/\n&next@example.com\n", 0o644);
+    put(
+        &joe.join(".qmail-fwd"),
+        b"./Maildir/\n&next@example.com\n",
+        0o644,
+    );
     let msg = |n: usize| {
         let mut m = b"Received: from a\n".to_vec();
         for i in 1..n {
@@ -992,7 +996,10 @@ fn forwards_bounce_past_100_hops() {
     let d = t.base.join("qq");
     std::fs::create_dir_all(&d).unwrap();
     let script = d.join("fake-qq");
-    let text = format!("#!/bin/sh\ncat > {d}/msg\nexec cat 0<&1 > {d}/env\n", d = d.display());
+    let text = format!(
+        "#!/bin/sh\ncat > {d}/msg\nexec cat 0<&1 > {d}/env\n",
+        d = d.display()
+    );
     put_script(&script, text.as_bytes());
     let env = [
         ("QMAILQUEUE", script.to_str().unwrap()),
@@ -1008,5 +1015,8 @@ fn forwards_bounce_past_100_hops() {
     assert!(!d.join("env").exists());
     let o = run("forward", &["a@example.com"], &env, &msg(99));
     assert_eq!(o.status.code(), Some(0), "{:?}", o);
-    assert_eq!(std::fs::read(d.join("env")).unwrap(), b"Fs@x.org\0Ta@example.com\0\0");
+    assert_eq!(
+        std::fs::read(d.join("env")).unwrap(),
+        b"Fs@x.org\0Ta@example.com\0\0"
+    );
 }

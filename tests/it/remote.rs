@@ -716,7 +716,11 @@ fn dripping_peer_meets_the_reply_and_session_deadlines() {
     let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
     let took = t.elapsed();
     assert_eq!(r, ["ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n127.0.0.1: no greeting: no whole reply within 2 seconds (control/timeoutremotereply)\n"]);
-    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(4), "{:?}", took);
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "{:?}",
+        took
+    );
     // Every reply whole but 1.5 s late: each within its deadline, the
     // session (greeting, EHLO, MAIL, RCPT...) is not.
     std::fs::remove_file(h.join("queue/tcpto")).ok();
@@ -726,21 +730,24 @@ fn dripping_peer_meets_the_reply_and_session_deadlines() {
     let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
     let took = t.elapsed();
     assert_eq!(r, ["ZConnected to 127.0.0.1 but connection died. (#4.4.2)\nreading the reply to MAIL: the session took 4 seconds (control/timeoutremotesession)\n"]);
-    assert!(took >= Duration::from_millis(3900) && took < Duration::from_secs(6), "{:?}", took);
+    assert!(
+        took >= Duration::from_millis(3900) && took < Duration::from_secs(6),
+        "{:?}",
+        took
+    );
     // The session deadline also stops the next address from being tried.
     control(&h, "timeoutremotesession", "1\n");
     let stall = peer("127.0.0.1", 0, Mode::StallGreeting).unwrap();
-    control(
-        &h,
-        "smtproutes",
-        &format!(":127.0.0.1:{}\n", stall.port),
-    );
+    control(&h, "smtproutes", &format!(":127.0.0.1:{}\n", stall.port));
     let t = Instant::now();
     let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
     assert_eq!(r, ["ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n127.0.0.1: no greeting: the session took 1 seconds (control/timeoutremotesession)\n"]);
     assert!(t.elapsed() < Duration::from_secs(3));
     // ... and it is no timeout of that address's: queue/tcpto stays empty.
-    assert_eq!(std::fs::read_to_string(h.join("queue/tcpto")).unwrap_or_default(), "");
+    assert_eq!(
+        std::fs::read_to_string(h.join("queue/tcpto")).unwrap_or_default(),
+        ""
+    );
 }
 
 /// Issue 13: a hostile responder at the server's own address sends a
@@ -751,7 +758,8 @@ fn dripping_peer_meets_the_reply_and_session_deadlines() {
 fn dns_short_and_garbled_datagrams_do_not_end_the_try() {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = sock.local_addr().unwrap().port();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let t = std::thread::spawn(move || {
         let mut b = [0u8; 512];
         let (n, from) = sock.recv_from(&mut b).unwrap();
@@ -772,7 +780,11 @@ fn dns_short_and_garbled_datagrams_do_not_end_the_try() {
     let (code, out, err) = dnsq(port, &["a", "short.test"]);
     t.join().unwrap();
     assert_eq!(
-        (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned()),
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned()
+        ),
         (Some(0), "192.0.2.77\n".to_string(), String::new())
     );
     assert!(t0.elapsed() < Duration::from_secs(1));
@@ -830,7 +842,9 @@ fn take_sent(s: &mut TcpStream, buf: &mut Vec<u8>, log: &Mutex<Vec<u8>>, wait: b
 fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let say = |s: &mut TcpStream, r: &str| {
-        log.lock().unwrap().extend_from_slice(format!("S: {}", r).as_bytes());
+        log.lock()
+            .unwrap()
+            .extend_from_slice(format!("S: {}", r).as_bytes());
         let _ = s.write_all(r.as_bytes());
     };
     say(&mut s, "220 peer.test ESMTP\r\n");
@@ -839,7 +853,11 @@ fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
     loop {
         loop {
             let line: Vec<u8> = if in_data {
-                let end = if buf.starts_with(b".\r\n") { Some(0) } else { find(&buf, b"\r\n.\r\n").map(|i| i + 2) };
+                let end = if buf.starts_with(b".\r\n") {
+                    Some(0)
+                } else {
+                    find(&buf, b"\r\n.\r\n").map(|i| i + 2)
+                };
                 let Some(i) = end else { break };
                 buf.drain(..i + 3);
                 b".".to_vec()
@@ -909,7 +927,13 @@ fn refused_pipelined_mail_reads_every_reply_before_quit() {
         _ => ("500 what\r\n", 0),
     });
     route_to(&h, "127.0.0.1", p.port);
-    let r = send(&h, "example.net", &["a@example.net", "b@example.net"], b"hi\n", &[]);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net", "b@example.net"],
+        b"hi\n",
+        &[],
+    );
     assert_eq!(r, ["DConnected to 127.0.0.1 but sender was rejected. (#5.7.1)\nRemote host said: 550 5.7.1 not from you\n"]);
     assert_eq!(
         script_log(&p, b"221 2.0.0 bye\r\n"),
@@ -931,7 +955,16 @@ fn quoted_local_parts_on_the_wire() {
     let hs = h.to_str().unwrap();
     let o = run(
         "remote-send",
-        &["example.net", "x y@b.example", "john doe@example.net", "a\"b@example.net", "c\\d@example.net", ".e.@example.net", "y@z@example.net", "plain.one@example.net"],
+        &[
+            "example.net",
+            "x y@b.example",
+            "john doe@example.net",
+            "a\"b@example.net",
+            "c\\d@example.net",
+            ".e.@example.net",
+            "y@z@example.net",
+            "plain.one@example.net",
+        ],
         &[("PIPEMAIL_HOME", hs)],
         b"hi\n",
     );
@@ -973,12 +1006,23 @@ fn eight_bit_downgrade_and_long_lines_to_a_plain_peer() {
 MAIL FROM:<s@example.org>\r\nS: 250 2.1.0 ok\r\nRCPT TO:<a@example.net>\r\nS: 250 2.1.5 ok\r\n\
 DATA\r\nS: 354 go ahead\r\n";
     let tail = ".\r\nS: 250 2.0.0 queued\r\nQUIT\r\nS: 221 2.0.0 bye\r\n";
-    let r = send(&h, "example.net", &["a@example.net"], b"Subject: x\n\ncaf\xc3\xa9 au lait\n.\n", &[]);
-    assert_eq!(r[1], "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 queued\n");
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net"],
+        b"Subject: x\n\ncaf\xc3\xa9 au lait\n.\n",
+        &[],
+    );
+    assert_eq!(
+        r[1],
+        "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 queued\n"
+    );
     assert_eq!(
         script_log(&p, b"221 2.0.0 bye\r\n"),
-        format!("{head}Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
-Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 au lait\r\n..\r\n{tail}")
+        format!(
+            "{head}Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 au lait\r\n..\r\n{tail}"
+        )
     );
 
     // A 1500-octet line, ASCII: quoted-printable too, soft breaks at 76.
@@ -987,7 +1031,11 @@ Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 au lait\r\n..\r\n{t
     let msg = format!("Subject: y\n\n{}\n", "a".repeat(1500));
     let r = send(&h, "example.net", &["a@example.net"], msg.as_bytes(), &[]);
     assert!(r[1].starts_with('K'), "{:?}", r);
-    let body = format!("{}{}\r\n", format!("{}=\r\n", "a".repeat(75)).repeat(19), "a".repeat(75));
+    let body = format!(
+        "{}{}\r\n",
+        format!("{}=\r\n", "a".repeat(75)).repeat(19),
+        "a".repeat(75)
+    );
     assert_eq!(
         script_log(&p, b"221 2.0.0 bye\r\n"),
         format!("{head}Subject: y\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\
@@ -997,8 +1045,14 @@ Content-Transfer-Encoding: quoted-printable\r\n\r\n{body}{tail}")
     // An 8-bit header field: nothing to convert it to; no MAIL is sent.
     let p = scripted(plain_peer);
     route_to(&h, "127.0.0.1", p.port);
-    let r = send(&h, "example.net", &["a@example.net"], b"Subject: caf\xc3\xa9\n\nx\n", &[]);
-    assert_eq!(r, ["DConnected to 127.0.0.1 but it does not offer 8BITMIME and cannot take the message: it has 8-bit bytes where they cannot be re-encoded (a header field). (#5.6.3)\n"]);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net"],
+        b"Subject: caf\xc3\xa9\n\nx\n",
+        &[],
+    );
+    assert_eq!(r, ["DConnected to 127.0.0.1 but it does not offer 8BITMIME and cannot take the message: it has 8-bit bytes that cannot be re-encoded (in a header field or beside multipart delimiters). (#5.6.3)\n"]);
     assert_eq!(
         script_log(&p, b"221 2.0.0 bye\r\n"),
         "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250 peer.test\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
@@ -1023,8 +1077,7 @@ Content-Transfer-Encoding: 8bit\n\ncaf\u{e9}\n--zz\nContent-Type: text/html\n\n{
     let got = String::from_utf8_lossy(&wait_for(&p.got, b"QUIT\r\n")).into_owned();
     // 1199 plain columns in lines of 75 with a soft break, then the last
     // blank as =20 (it would end a line), which no longer fits the 16th.
-    let chunks: Vec<&str> = long[..1199]
-        .as_bytes()
+    let chunks: Vec<&str> = long.as_bytes()[..1199]
         .chunks(75)
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect();

@@ -1203,7 +1203,8 @@ fn refused_recipients_count_as_errors_and_probes_are_slowed() {
     )
     .unwrap();
     control(&t.home, "badrcptdelay", "0\n");
-    let mut input = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@other.example>\r\nXYZZY\r\n".to_vec();
+    let mut input =
+        b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@other.example>\r\nXYZZY\r\n".to_vec();
     let mut want = s(&[
         GREET,
         EHLO,
@@ -1221,7 +1222,11 @@ fn refused_recipients_count_as_errors_and_probes_are_slowed() {
     assert_eq!(out, want);
     assert_eq!(code, Some(0));
     assert_eq!(err.matches("reason=unknown-user").count(), 18, "{}", err);
-    assert!(err.contains("closed: too many errors remote=192.0.2.7"), "{}", err);
+    assert!(
+        err.contains("closed: too many errors remote=192.0.2.7"),
+        "{}",
+        err
+    );
 
     // The default delay: two unknown recipients at once, then a second each.
     std::fs::remove_file(t.home.join("control/badrcptdelay")).unwrap();
