@@ -265,6 +265,14 @@ impl Conn {
         Ok(())
     }
 
+    /// One read, within the idle timeout and by `end` (ms, the reply's
+    /// deadline) and the session's.
+    fn recv(&mut self, buf: &mut [u8], end: u64) -> io::Result<usize> {
+        let until = self.dl.idle_end().min((end, Limit::Reply));
+        self.dl.wait(self.fd, false, until)?;
+        crate::sys::read(self.fd, buf)
+    }
+
     /// One line of a reply that must be whole by `end` (ms).
     fn line(&mut self, end: u64) -> io::Result<Vec<u8>> {
         loop {
@@ -283,9 +291,7 @@ impl Conn {
                 ));
             }
             let mut chunk = [0u8; 4096];
-            self.dl
-                .wait(self.fd, false, self.dl.idle_end().min((end, Limit::Reply)))?;
-            let n = match crate::sys::read(self.fd, &mut chunk) {
+            let n = match self.recv(&mut chunk, end) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => r?,
             };
