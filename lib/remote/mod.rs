@@ -438,7 +438,9 @@ fn session(
             if ext.pipelining {
                 // RFC 2920: every pipelined command gets its reply read.
                 let sent = ok_rcpt.iter().filter(|&&ok| ok).count();
-                let _ = drain(&mut c, sent);
+                if drain(&mut c, sent).is_err() {
+                    broken.set(true);
+                }
             }
             let (l, d): (u8, &[u8]) = if r.class() == 5 {
                 (b'D', b"5.1.7")
@@ -502,7 +504,9 @@ fn session(
         }
         let r = c.reply().map_err(io(b"reading the reply to DATA"))?;
         if accepted == 0 {
-            let _ = end_empty_data(&mut c, &r);
+            if end_empty_data(&mut c, &r).is_err() {
+                broken.set(true);
+            }
             return Err((b'D', text(&[b"Giving up on ", ip, b".\n"])));
         }
         if r.class() != 3 {
