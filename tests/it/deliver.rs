@@ -386,9 +386,9 @@ fn forward_uses_owner_sender_and_bounces_keep_theirs() {
     assert_eq!(queued(&t.home).0, b"F\0Ta@example.com\0\0");
 }
 
-#[test]
-fn forward_program_through_qmailqueue() {
-    let t = T::new("fwd");
+/// A queue program that records the message in DIR/msg and the envelope
+/// in DIR/env: (DIR, the program).
+fn fake_qq(t: &T) -> (PathBuf, PathBuf) {
     let d = t.base.join("qq");
     std::fs::create_dir_all(&d).unwrap();
     let script = d.join("fake-qq");
@@ -397,6 +397,13 @@ fn forward_program_through_qmailqueue() {
         d = d.display()
     );
     put_script(&script, text.as_bytes());
+    (d, script)
+}
+
+#[test]
+fn forward_program_through_qmailqueue() {
+    let t = T::new("fwd");
+    let (d, script) = fake_qq(&t);
     let qq = script.to_str().unwrap();
     let o = run(
         "forward",
@@ -993,14 +1000,7 @@ fn forwards_bounce_past_100_hops() {
     assert!(m.starts_with(b"Delivered-To: joe-fwd@mail.example.org\nReceived: from a\n"));
 
     // forward(1), e.g. from a dot-file program: the same limit, DTLINE counted.
-    let d = t.base.join("qq");
-    std::fs::create_dir_all(&d).unwrap();
-    let script = d.join("fake-qq");
-    let text = format!(
-        "#!/bin/sh\ncat > {d}/msg\nexec cat 0<&1 > {d}/env\n",
-        d = d.display()
-    );
-    put_script(&script, text.as_bytes());
+    let (d, script) = fake_qq(&t);
     let env = [
         ("QMAILQUEUE", script.to_str().unwrap()),
         ("SENDER", "s@x.org"),
