@@ -63,8 +63,8 @@ fn main() {
     };
     // A name without a slash is a sibling program when one exists.
     prog[0] = exec::resolve(&prog[0]);
-    let (req_r, req_w) =
-        sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
+    let (req_r, req_w) = spawn::socketpair()
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a socket pair"], &e));
     let (rep_r, rep_w) =
         sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
     std::env::set_var("PIPEMAIL_LSPAWN", "1");

@@ -59,9 +59,9 @@ pub fn wait_fd(fd: i32, write: bool, secs: u64) -> io::Result<bool> {
     wait_fd_ms(fd, write, secs.saturating_mul(1000))
 }
 
-/// wait_fd with the limit in milliseconds.
+/// [`wait_fd`] in milliseconds.
 pub fn wait_fd_ms(fd: i32, write: bool, ms: u64) -> io::Result<bool> {
-    let deadline = now_ms() + ms;
+    let deadline = now_ms().saturating_add(ms);
     loop {
         let left = deadline.saturating_sub(now_ms());
         if left == 0 {
@@ -99,17 +99,25 @@ pub fn write_timeout(fd: i32, mut buf: &[u8], secs: u64) -> io::Result<()> {
         if !wait_fd(fd, true, secs)? {
             return Err(io::Error::from(io::ErrorKind::TimedOut));
         }
-        let r = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => continue,
-                _ => return Err(e),
-            }
+        if let Some(n) = write_nb(fd, buf)? {
+            buf = &buf[n..];
         }
-        buf = &buf[r as usize..];
     }
     Ok(())
+}
+
+/// One write(2) to a descriptor that may be non-blocking: Some(bytes
+/// written), None when it would block or was interrupted.
+pub fn write_nb(fd: i32, buf: &[u8]) -> io::Result<Option<usize>> {
+    let r = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
+    if r >= 0 {
+        return Ok(Some(r as usize));
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => Ok(None),
+        _ => Err(e),
+    }
 }
 
 pub fn close(fd: i32) {
