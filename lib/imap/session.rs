@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::fetch::{self, Item};
-use super::parse::{Cursor, Input, Reader, SeqSet, STAR};
+use super::parse::{Cursor, Input, Limits, Reader, SeqSet, STAR};
 use super::resp::{self, Out};
 use super::search;
 use super::store::{self, Changes, Folder};
@@ -112,7 +112,7 @@ pub fn run(root: PathBuf, tag: Option<Vec<u8>>) -> i32 {
             max_literal,
             ..
         } = &mut s;
-        let input = match rd.command(*max_literal, &mut || {
+        let input = match rd.command(Limits::session(*max_literal), &mut || {
             out.put(b"+ Ready for literal data\r\n");
             out.flush()
         }) {
@@ -126,13 +126,17 @@ pub fn run(root: PathBuf, tag: Option<Vec<u8>>) -> i32 {
                 let _ = s.out.flush();
                 return exit::OK;
             }
-            Input::TooLong(t) => {
-                let t = if t.is_empty() { b"*".to_vec() } else { t };
-                s.out.line(&[&t, b" BAD command line too long"]);
-            }
+            Input::TooLong(t) => s
+                .out
+                .line(&[super::tag_or_star(&t), b" BAD command line too long"]),
             Input::TooBig(t) => s.out.line(&[&t, b" NO [TOOBIG] literal too large"]),
             Input::TooBigPlus(_) => {
                 s.out.line(&[b"* BYE [TOOBIG] literal too large"]);
+                let _ = s.out.flush();
+                return exit::OK;
+            }
+            Input::TooMuch(t) => {
+                s.out.line(&[super::tag_or_star(&t), super::TOO_MUCH]);
                 let _ = s.out.flush();
                 return exit::OK;
             }

@@ -18,7 +18,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -124,6 +124,7 @@ pub fn lock(dir: &Path) -> io::Result<Lock> {
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(dir.join(LOCKFILE))?;
     loop {
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
@@ -238,7 +239,12 @@ pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let r = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -795,6 +801,15 @@ pub fn unique(lf_size: u64, crlf: u64) -> Vec<u8> {
     v
 }
 
+/// Creates a message file: mode 0600 as deliveries do, whatever the umask.
+fn new_file(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Writes `msg` (CRLF or LF; stored with LF) into folder `dir` as cur/
 /// with `flags` and mtime `date`; returns the base name. Durable on return.
 pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Result<Vec<u8>> {
@@ -802,10 +817,7 @@ pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Res
     let base = unique(lf.len() as u64, crlf_size(&lf));
     let tmp = p(dir, "tmp", &base);
     let r = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut f = new_file(&tmp)?;
         f.write_all(&lf)?;
         f.sync_all()?;
         drop(f);
@@ -842,10 +854,7 @@ pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Resul
             let d = fs::read(src)?;
             let t = fs::metadata(src)?.mtime();
             let tmp = p(dir, "tmp", &base);
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
+            let mut f = new_file(&tmp)?;
             f.write_all(&d)?;
             f.sync_all()?;
             set_mtime(&tmp, t)?;
@@ -924,11 +933,18 @@ pub fn create(root: &Path, name: &[u8]) -> io::Result<()> {
         std::process::id(),
         crate::sys::random_hex(6)
     ));
-    fs::create_dir(&tmp)?;
-    for s in ["cur", "new", "tmp"] {
-        fs::create_dir(tmp.join(s))?;
+    let made = (|| {
+        let mut b = fs::DirBuilder::new();
+        b.mode(0o700).create(&tmp)?;
+        for s in ["cur", "new", "tmp"] {
+            b.create(tmp.join(s))?;
+        }
+        new_file(&tmp.join("maildirfolder")).map(drop)
+    })();
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
     }
-    fs::write(tmp.join("maildirfolder"), b"")?;
     match fs::rename(&tmp, &dir) {
         Ok(()) => Ok(()),
         Err(e) => {

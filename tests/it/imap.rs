@@ -1226,3 +1226,168 @@ fn noop_on_an_unchanged_folder_still_sees_changes() {
         "* 3 EXISTS\r\n* 2 RECENT\r\nf OK NOOP completed.\r\n"
     );
 }
+
+/// `head` followed by 40 segments of 65,000 bytes, each ending in `{0+}`
+/// (the attack of issue 13: a command that grows without end).
+fn zero_literal_attack(head: &str) -> Vec<u8> {
+    let mut v = head.as_bytes().to_vec();
+    for _ in 0..40 {
+        v.extend(std::iter::repeat_n(b'x', 65000));
+        v.extend_from_slice(b"{0+}\r\n");
+    }
+    v
+}
+
+#[test]
+fn command_size_limits_before_login() {
+    let md = two_messages("imap-limit-login");
+    let cp = fake_checkpassword(md.parent().unwrap());
+    let imapd = bin("imapd");
+    let args = [
+        cp.to_str().unwrap(),
+        imapd.to_str().unwrap(),
+        md.to_str().unwrap(),
+    ];
+    let env = vec![("TZ", "UTC"), ("IMAPLOGINDELAY", "0")];
+    let hello = format!("* OK [CAPABILITY {LOGIN_CAPS}] pipemail IMAP ready.\n");
+    let bye = "* BYE Command too long.\n";
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        &zero_literal_attack("a LOGIN {0+}\r\n"),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    check(
+        &out.stdout,
+        &format!("{hello}a BAD [TOOBIG] Command too long.\n{bye}"),
+    );
+    // 8192 bytes is the whole command, literals included (final CRLF not
+    // counted): 8192 passes, 8193 does not.
+    let login = |n: usize, plus: &str| {
+        let mut v = format!("a LOGIN joe {{{n}{plus}}}\r\n").into_bytes();
+        v.extend(std::iter::repeat_n(b'p', n));
+        v.extend_from_slice(b"\r\nb LOGOUT\r\n");
+        v
+    };
+    let out = run("imap-login", &args, &env, &login(8171, "+"));
+    check(
+        &out.stdout,
+        &format!("{hello}a NO [AUTHENTICATIONFAILED] Authentication failed.\n* BYE Logging out\nb OK Logout completed.\n"),
+    );
+    let out = run("imap-login", &args, &env, &login(8172, "+"));
+    check(
+        &out.stdout,
+        &format!("{hello}* BYE [TOOBIG] literal too large\n"),
+    );
+    // A synchronising literal over the limit is refused before it is sent.
+    let out = run(
+        "imap-login",
+        &args,
+        &env,
+        b"a LOGIN joe {8173}\r\nb LOGOUT\r\n",
+    );
+    check(
+        &out.stdout,
+        &format!(
+            "{hello}a NO [TOOBIG] literal too large\n* BYE Logging out\nb OK Logout completed.\n"
+        ),
+    );
+    // A plain line: 8192 bytes pass; one more is not drained but refused.
+    let line = |n: usize| {
+        let mut v = b"b NOOP ".to_vec();
+        v.extend(std::iter::repeat_n(b'z', n - 7));
+        v.extend_from_slice(b"\r\nc LOGOUT\r\n");
+        v
+    };
+    let out = run("imap-login", &args, &env, &line(8192));
+    check(
+        &out.stdout,
+        &format!("{hello}b OK NOOP completed.\n* BYE Logging out\nc OK Logout completed.\n"),
+    );
+    let out = run("imap-login", &args, &env, &line(8193));
+    check(
+        &out.stdout,
+        &format!("{hello}b BAD [TOOBIG] Command too long.\n{bye}"),
+    );
+    // An AUTHENTICATE continuation line is held to the same 8 KiB.
+    let mut auth = b"a AUTHENTICATE PLAIN\r\n".to_vec();
+    auth.extend(std::iter::repeat_n(b'A', 9000));
+    auth.extend_from_slice(b"\r\nb LOGOUT\r\n");
+    let out = run("imap-login", &args, &env, &auth);
+    check(
+        &out.stdout,
+        &format!("{hello}+ \na BAD [TOOBIG] Command too long.\n{bye}"),
+    );
+}
+
+#[test]
+fn command_size_limits_after_login() {
+    let md = two_messages("imap-limit-imapd");
+    let out = run(
+        "imapd",
+        &[md.to_str().unwrap()],
+        &env(),
+        &zero_literal_attack("a SELECT {0+}\r\n"),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    check(
+        &out.stdout,
+        &format!("* PREAUTH [CAPABILITY {CAPS}] imapd ready\na BAD [TOOBIG] Command too long.\n* BYE Command too long.\n"),
+    );
+    // The text of all segments together is at most 65536 bytes.
+    let cmd = |n: usize| {
+        let mut v = b"a NOOP {0+}\r\n".to_vec();
+        v.extend(std::iter::repeat_n(b'y', n - 11));
+        v.extend_from_slice(b"\r\nb LOGOUT\r\n");
+        v
+    };
+    let out = run("imapd", &[md.to_str().unwrap()], &env(), &cmd(65536));
+    check(
+        &out.stdout,
+        &format!("* PREAUTH [CAPABILITY {CAPS}] imapd ready\na BAD unexpected extra arguments\n* BYE Logging out\nb OK Logout completed.\n"),
+    );
+    let out = run("imapd", &[md.to_str().unwrap()], &env(), &cmd(65537));
+    check(
+        &out.stdout,
+        &format!("* PREAUTH [CAPABILITY {CAPS}] imapd ready\na BAD [TOOBIG] Command too long.\n* BYE Command too long.\n"),
+    );
+}
+
+/// Issue 13 hardening: what imapd creates is private like a delivery
+/// (messages 0600, folders 0700), whatever the umask.
+#[test]
+fn created_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    unsafe { libc::umask(0o022) };
+    let md = maildir("imap-modes");
+    let got = imapd(
+        &md,
+        "a CREATE a.b\nb APPEND a.b {3+}\nabc\nc APPEND INBOX {3+}\nxyz\nd SUBSCRIBE a.b\ne SELECT INBOX\nf COPY 1 a.b\ng STORE 1 +FLAGS (kw)\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&got).contains("g OK"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let f = md.join(".a.b");
+    for d in [f.clone(), f.join("cur"), f.join("new"), f.join("tmp")] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+    let mut files = vec![
+        f.join("maildirfolder"),
+        f.join("pipemail-uidlist"),
+        md.join("subscriptions"),
+        md.join("dovecot-keywords"),
+    ];
+    for d in [md.join("cur"), f.join("cur")] {
+        for n in crate::common::files(&d) {
+            files.push(d.join(n));
+        }
+    }
+    assert_eq!(files.len(), 7);
+    for p in files {
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+}
