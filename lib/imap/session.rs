@@ -601,17 +601,16 @@ impl Session {
         let unseen = s
             .list
             .iter()
-            .filter(|(_, _, n)| store::flags_of(n) & store::SEEN == 0)
-            .count()
-            + s.in_new;
+            .filter(|e| store::flags_of(&e.name) & store::SEEN == 0)
+            .count();
         let mut v = Vec::new();
         for (i, w) in items.iter().enumerate() {
             if i > 0 {
                 v.push(b' ');
             }
             let n = match &w[..] {
-                b"MESSAGES" => (s.list.len() + s.in_new) as u64,
-                b"RECENT" => s.in_new as u64,
+                b"MESSAGES" => s.list.len() as u64,
+                b"RECENT" => s.list.iter().filter(|e| e.new).count() as u64,
                 b"UIDNEXT" => s.next as u64,
                 b"UIDVALIDITY" => s.validity as u64,
                 _ => unseen as u64,
@@ -716,7 +715,7 @@ impl Session {
             let s = store::scan(dir, false)?;
             (
                 s.validity,
-                s.list.into_iter().map(|(u, b, _)| (u, b)).collect(),
+                s.list.into_iter().map(|e| (e.uid, e.base)).collect(),
             )
         };
         let map: std::collections::HashMap<&[u8], u32> =
@@ -1107,7 +1106,7 @@ impl Session {
                 }
             }
         }
-        if let Err(e) = crate::sys::fsync_dir(&dir.join("cur")) {
+        if let Err(e) = crate::sys::fsync_dir(&dir.join("new")) {
             return sys_no("sync folder", &e);
         }
         let (validity, uids) = if same {

@@ -102,6 +102,8 @@ pub struct Msg {
     pub flags: u64,
     pub recent: bool,
     pub size: Option<u64>,
+    /// Still in new/ (an EXAMINE session does not move files).
+    pub new: bool,
 }
 
 /// What changed since the last look, for untagged responses.
@@ -281,9 +283,8 @@ fn append_uidlist(dir: &Path, added: &[(u32, Vec<u8>)]) -> io::Result<()> {
 pub struct Scan {
     pub validity: u32,
     pub next: u32,
-    pub list: Vec<(u32, Vec<u8>, Vec<u8>)>,
+    pub list: Vec<Entry>,
     pub fresh: HashSet<Vec<u8>>,
-    pub in_new: usize,
 }
 
 /// FNV-1a: file names are not chosen by an attacker, and the default
@@ -311,17 +312,35 @@ impl std::hash::Hasher for Fnv {
 
 pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
-fn cur_map(dir: &Path) -> io::Result<FastMap<Vec<u8>, Vec<u8>>> {
+/// Base name to (file name, whether in new/) for cur/ and, with `new`,
+/// new/ (a name in both, moved while we looked, counts as in cur/).
+fn located(dir: &Path, new: bool) -> io::Result<FastMap<Vec<u8>, (Vec<u8>, bool)>> {
     let mut m = FastMap::default();
+    if new {
+        for n in names(&dir.join("new"))? {
+            m.insert(base_of(&n).to_vec(), (n, true));
+        }
+    }
     for n in names(&dir.join("cur"))? {
-        m.insert(base_of(&n).to_vec(), n);
+        m.insert(base_of(&n).to_vec(), (n, false));
     }
     Ok(m)
 }
 
-/// Brings the state file up to date with new/ and cur/. With `take_new`
-/// files in new/ move to cur/ first; without it (STATUS) nothing on disk
-/// changes and new/ files are counted in `in_new`. Call with the lock held.
+/// One message of a [`Scan`].
+pub struct Entry {
+    pub uid: u32,
+    pub base: Vec<u8>,
+    pub name: Vec<u8>,
+    /// In new/: not yet taken by a session, so \Recent for the next one.
+    pub new: bool,
+}
+
+/// Brings the state file up to date with new/ and cur/: every message gets
+/// a UID. With `take_new` files in new/ move to cur/ first and `fresh`
+/// holds their bases (\Recent for this session); without it (EXAMINE,
+/// STATUS) they stay in new/, \Recent for the next session that takes
+/// them. Call with the lock held.
 pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     let mut ul = match read_uidlist(dir)? {
         Some(u) => u,
@@ -333,13 +352,9 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     };
     let had_file = dir.join(UIDLIST).exists();
     let mut fresh = HashSet::new();
-    let mut in_new = 0;
-    let mut pending_new: Vec<Vec<u8>> = Vec::new();
     for n in names(&dir.join("new"))? {
         if !take_new {
-            in_new += 1;
-            pending_new.push(n);
-            continue;
+            break;
         }
         let target = if memchr::memmem::find(&n, b":2,").is_some() {
             n.clone()
@@ -354,12 +369,19 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
             Err(e) => return Err(e),
         }
     }
-    let mut cur = cur_map(dir)?;
+    // A file that lands in new/ after the moves waits for the next sync
+    // (listed now it would lose its \Recent).
+    let mut cur = located(dir, !take_new)?;
     let mut list = Vec::with_capacity(ul.entries.len() + 16);
     let mut missing = Vec::new();
     for (uid, base) in std::mem::take(&mut ul.entries) {
         match cur.remove(&base) {
-            Some(name) => list.push((uid, base, name)),
+            Some((name, new)) => list.push(Entry {
+                uid,
+                base,
+                name,
+                new,
+            }),
             None => missing.push((uid, base)),
         }
     }
@@ -367,43 +389,48 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     if !missing.is_empty() {
         // A rename by a program that does not take our lock may hide a
         // name from one readdir: look again before calling it gone.
-        let again = cur_map(dir)?;
+        let again = located(dir, true)?;
         for (uid, base) in missing {
             match again.get(&base) {
-                Some(name) => list.push((uid, base, name.clone())),
+                Some((name, new)) => list.push(Entry {
+                    uid,
+                    base,
+                    name: name.clone(),
+                    new: *new,
+                }),
                 None => dropped = true,
             }
         }
-        list.sort_by_key(|e| e.0);
+        list.sort_by_key(|e| e.uid);
     }
     // New names get UIDs in name order: Maildir names start with the
     // delivery time, and ours carry zero-padded microseconds and a counter,
     // so copies keep their order (COPYUID pairs source and target UIDs).
-    let mut rest: Vec<(Vec<u8>, Vec<u8>)> = cur.into_iter().collect();
+    let mut rest: Vec<(Vec<u8>, (Vec<u8>, bool))> = cur.into_iter().collect();
     rest.sort();
     let mut added = Vec::new();
-    for (b, n) in rest {
+    for (base, (name, new)) in rest {
         let uid = ul.next;
         ul.next += 1;
-        added.push((uid, b.clone()));
-        list.push((uid, b, n));
+        added.push((uid, base.clone()));
+        list.push(Entry {
+            uid,
+            base,
+            name,
+            new,
+        });
     }
-    ul.entries = list.iter().map(|(u, b, _)| (*u, b.clone())).collect();
+    ul.entries = list.iter().map(|e| (e.uid, e.base.clone())).collect();
     if dropped || !had_file {
         write_uidlist(dir, &ul)?;
     } else if !added.is_empty() {
         append_uidlist(dir, &added)?;
     }
-    let mut next = ul.next;
-    if !take_new {
-        next += pending_new.len() as u32;
-    }
     Ok(Scan {
         validity: ul.validity,
-        next,
+        next: ul.next,
         list,
         fresh,
-        in_new,
     })
 }
 
@@ -490,7 +517,7 @@ impl Folder {
     }
 
     fn sync_scan(&mut self) -> io::Result<Changes> {
-        let s = scan(&self.dir, true)?;
+        let s = scan(&self.dir, !self.readonly)?;
         self.keywords = read_keywords(&self.dir);
         self.validity = s.validity;
         self.next_uid = s.next;
@@ -498,7 +525,13 @@ impl Folder {
         let mut ch = Changes::default();
         let mut msgs = Vec::with_capacity(s.list.len());
         let mut oi = 0;
-        for (uid, base, name) in s.list {
+        for Entry {
+            uid,
+            base,
+            name,
+            new,
+        } in s.list
+        {
             while oi < old.len() && old[oi].uid < uid {
                 ch.expunged.push(oi as u32 + 1);
                 oi += 1;
@@ -516,10 +549,11 @@ impl Folder {
                     flags,
                     recent: o.recent,
                     size: o.size,
+                    new,
                 });
                 oi += 1;
             } else {
-                let recent = s.fresh.contains(&base);
+                let recent = new || s.fresh.contains(&base);
                 if recent {
                     ch.recent += 1;
                 }
@@ -531,6 +565,7 @@ impl Folder {
                     flags,
                     recent,
                     size: None,
+                    new,
                 });
             }
         }
@@ -545,18 +580,20 @@ impl Folder {
 
     /// Re-reads the names in cur/ (another session renamed files).
     pub fn refresh_names(&mut self) -> io::Result<()> {
-        let m = cur_map(&self.dir)?;
+        let m = located(&self.dir, true)?;
         for msg in &mut self.msgs {
-            if let Some(n) = m.get(&msg.base) {
+            if let Some((n, new)) = m.get(&msg.base) {
                 msg.flags = flags_of(n);
                 msg.name = n.clone();
+                msg.new = *new;
             }
         }
         Ok(())
     }
 
     pub fn path(&self, i: usize) -> PathBuf {
-        p(&self.dir, "cur", &self.msgs[i].name)
+        let m = &self.msgs[i];
+        p(&self.dir, if m.new { "new" } else { "cur" }, &m.name)
     }
 
     /// The message bytes as stored (None when it went away).
@@ -810,7 +847,17 @@ fn new_file(path: &Path) -> io::Result<fs::File> {
         .open(path)
 }
 
-/// Writes `msg` (CRLF or LF; stored with LF) into folder `dir` as cur/
+/// The name of a message written into new/ (APPEND, COPY, MOVE): \Recent
+/// for the session that takes it; flags, when there are any, ride along.
+fn new_name(base: &[u8], flags: u64) -> Vec<u8> {
+    if flags == 0 {
+        base.to_vec()
+    } else {
+        name_with(base, flags)
+    }
+}
+
+/// Writes `msg` (CRLF or LF; stored with LF) into folder `dir` as new/
 /// with `flags` and mtime `date`; returns the base name. Durable on return.
 pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Result<Vec<u8>> {
     let lf = to_lf(msg);
@@ -824,8 +871,8 @@ pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Res
         if let Some(t) = date {
             set_mtime(&tmp, t)?;
         }
-        fs::rename(&tmp, p(dir, "cur", &name_with(&base, flags)))?;
-        crate::sys::fsync_dir(&dir.join("cur"))
+        fs::rename(&tmp, p(dir, "new", &new_name(&base, flags)))?;
+        crate::sys::fsync_dir(&dir.join("new"))
     })();
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -834,7 +881,8 @@ pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Res
 }
 
 /// Links (or copies) the file `src` into folder `dir` as a new message
-/// with `flags`; returns the new base. The mtime (INTERNALDATE) is kept.
+/// (in new/) with `flags`; returns the new base. The mtime (INTERNALDATE)
+/// is kept. The caller syncs new/.
 pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Result<Vec<u8>> {
     let s = name_size(src_base, b'S');
     let w = name_size(src_base, b'W');
@@ -846,7 +894,7 @@ pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Resul
         }
     };
     let base = unique(s, w);
-    let dst = p(dir, "cur", &name_with(&base, flags));
+    let dst = p(dir, "new", &new_name(&base, flags));
     match fs::hard_link(src, &dst) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),

@@ -392,17 +392,17 @@ n NO [NONEXISTENT] Mailbox doesn't exist: projects
 + Ready for literal data
 o OK [APPENDUID {validity} 1] Append completed.
 q OK [APPENDUID {validity} 2] Append completed.
-* STATUS Sent (MESSAGES 2 RECENT 0 UIDNEXT 3 UIDVALIDITY {validity} UNSEEN 1)
+* STATUS Sent (MESSAGES 2 RECENT 2 UIDNEXT 3 UIDVALIDITY {validity} UNSEEN 1)
 r OK Status completed.
 * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done)
 * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Done \\*)] Flags permitted.
 * 2 EXISTS
-* 0 RECENT
+* 2 RECENT
 * OK [UNSEEN 2] First unseen.
 * OK [UIDVALIDITY {validity}] UIDs valid
 * OK [UIDNEXT 3] Predicted next UID
 s OK [READ-WRITE] Select completed.
-* 1 FETCH (UID 1 FLAGS (\\Seen $Done) INTERNALDATE \"14-Jul-2020 10:00:00 +0000\" RFC822.SIZE 12)
+* 1 FETCH (UID 1 FLAGS (\\Seen $Done \\Recent) INTERNALDATE \"14-Jul-2020 10:00:00 +0000\" RFC822.SIZE 12)
 "
     );
     assert!(s.contains(&want.replace('\n', "\r\n")), "{}", s);
@@ -954,14 +954,15 @@ typ, data = M.append('INBOX', '(\\Flagged)', imaplib.Time2Internaldate(time.time
 assert typ == 'OK' and b'APPENDUID' in data[0], data
 typ, data = M.select('INBOX')
 assert typ == 'OK' and data == [b'3'], data
-# APPEND took UID 2; the message waiting in new/ got UID 3 at SELECT.
+# APPEND numbered what new/ held in name order: the message waiting there
+# got UID 2, the appended one UID 3.
 typ, data = M.search(None, 'SUBJECT', '"from python"')
-assert data == [b'2'], data
+assert data == [b'3'], data
 typ, data = M.search(None, 'FLAGGED')
-assert data == [b'2'], data
-typ, data = M.fetch('2', '(RFC822)')
+assert data == [b'3'], data
+typ, data = M.fetch('3', '(RFC822)')
 assert data[0][1] == msg, data
-typ, data = M.fetch('2', '(FLAGS)')
+typ, data = M.fetch('3', '(FLAGS)')
 assert b'\\Seen' in data[0] and b'\\Flagged' in data[0], data
 typ, data = M.uid('FETCH', '1:*', '(UID RFC822.SIZE)')
 assert len(data) == 3, data
@@ -1040,7 +1041,7 @@ fn python_imaplib_and_curl() {
         s,
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = curl(&[&format!("{}Archive;UID=1", url)]).unwrap();
+    let out = curl(&[&format!("{}Archive;UID=2", url)]).unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "From: py@example.org\r\nSubject: from python\r\n\r\nhello imaplib\r\n",
@@ -1173,11 +1174,12 @@ fn envelope_cache_is_used_and_only_an_optimisation() {
         .starts_with(b"V42\n"));
     // The cache answers without reading the message: change the file behind
     // imapd's back (mail never changes; this only proves the cache is read).
-    let f = crate::common::files(&md.join("cur"))
+    // EXAMINE leaves new/ as it is.
+    let f = crate::common::files(&md.join("new"))
         .into_iter()
         .find(|n| n.starts_with("1000000000"))
         .unwrap();
-    fs::write(md.join("cur").join(&f), PLAIN.replace("caf=C3=A9", "other")).unwrap();
+    fs::write(md.join("new").join(&f), PLAIN.replace("caf=C3=A9", "other")).unwrap();
     assert_eq!(after(imapd(&md, q)), first);
     // A damaged cache is ignored and rewritten.
     fs::write(md.join("pipemail-cache"), "V42\n1 E 999\n(garbage").unwrap();
@@ -1381,7 +1383,7 @@ fn created_files_are_private() {
         md.join("subscriptions"),
         md.join("dovecot-keywords"),
     ];
-    for d in [md.join("cur"), f.join("cur")] {
+    for d in [md.join("cur"), f.join("new")] {
         for n in crate::common::files(&d) {
             files.push(d.join(n));
         }
@@ -1390,4 +1392,84 @@ fn created_files_are_private() {
     for p in files {
         assert_eq!(mode(&p), 0o600, "{}", p.display());
     }
+}
+
+/// The validity of folder `name` (a CREATEd folder's is the clock's).
+fn validity_of(md: &Path, name: &str) -> String {
+    let v = fs::read_to_string(md.join(format!(".{name}/pipemail-uidlist"))).unwrap();
+    v.split_whitespace().nth(1).unwrap()[1..].to_string()
+}
+
+/// RFC 3501 §6.3.2, §6.3.11, §6.4.7: EXAMINE keeps \Recent; APPEND and
+/// COPY set it; exactly one session sees it; `* n RECENT` follows changes.
+#[test]
+fn recent_is_set_by_append_and_copy_and_kept_by_examine() {
+    let md = two_messages("imap-recent");
+    let head = |r: usize| {
+        format!(
+            "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 2 EXISTS
+* {r} RECENT
+* OK [UNSEEN 1] First unseen.
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+"
+        )
+    };
+    let got = imapd(
+        &md,
+        "a EXAMINE INBOX\nb FETCH 1:* (UID FLAGS)\nc STATUS INBOX (MESSAGES RECENT UIDNEXT)\n",
+    );
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+{}a OK [READ-ONLY] Examine completed.
+* 1 FETCH (UID 1 FLAGS (\\Recent))
+* 2 FETCH (UID 2 FLAGS (\\Seen))
+b OK Fetch completed.
+* STATUS INBOX (MESSAGES 2 RECENT 1 UIDNEXT 3)
+c OK Status completed.
+",
+            head(1).replace(
+                "(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.",
+                "()] Read-only mailbox."
+            )
+        ),
+    );
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb APPEND INBOX {20+}\nSubject: z\n\nbody\n\nc CREATE Other\nd COPY 2 Other\ne STATUS Other (MESSAGES RECENT)\nf COPY 2 INBOX\ng FETCH 1:* (UID FLAGS)\n",
+    );
+    let v = validity_of(&md, "Other");
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+{}a OK [READ-WRITE] Select completed.
+* 3 EXISTS
+* 2 RECENT
+b OK [APPENDUID 42 3] Append completed.
+c OK Create completed.
+d OK [COPYUID {v} 2 1] Copy completed.
+* STATUS Other (MESSAGES 1 RECENT 1)
+e OK Status completed.
+* 4 EXISTS
+* 3 RECENT
+f OK [COPYUID 42 2 4] Copy completed.
+* 1 FETCH (UID 1 FLAGS (\\Recent))
+* 2 FETCH (UID 2 FLAGS (\\Seen))
+* 3 FETCH (UID 3 FLAGS (\\Recent))
+* 4 FETCH (UID 4 FLAGS (\\Seen \\Recent))
+g OK Fetch completed.
+",
+            head(1)
+        ),
+    );
+    // The session that took them had them: the next one does not.
+    let got = imapd(&md, "a SELECT INBOX\nb SELECT Other\n");
+    let s = String::from_utf8_lossy(&got);
+    assert!(s.contains("* 4 EXISTS\r\n* 0 RECENT\r\n"), "{}", s);
+    assert!(s.contains("* 1 EXISTS\r\n* 1 RECENT\r\n"), "{}", s);
 }
