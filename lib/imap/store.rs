@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 pub const UIDLIST: &str = "pipemail-uidlist";
 pub const LOCKFILE: &str = "pipemail-uidlist.lock";
 pub const KEYWORDS: &str = "dovecot-keywords";
+pub const VALIDITY: &str = "pipemail-uidvalidity";
 
 /// The system flags with their Maildir letters.
 pub const SYSFLAGS: [(&[u8], u8); 5] = [
@@ -121,22 +122,49 @@ pub struct Changes {
 pub struct Lock(#[allow(dead_code)] fs::File);
 
 pub fn lock(dir: &Path) -> io::Result<Lock> {
+    locked(&dir.join(LOCKFILE)).map(Lock)
+}
+
+/// Opens (or creates, mode 0600) `path` and takes an exclusive flock on it.
+fn locked(path: &Path) -> io::Result<fs::File> {
     let f = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(dir.join(LOCKFILE))?;
+        .open(path)?;
     loop {
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Lock(f));
+            return Ok(f);
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
     }
+}
+
+/// A UIDVALIDITY for a new state file in folder `dir`: the clock, but
+/// always above the last one given out in the same Maildir++ tree (kept in
+/// the root's `pipemail-uidvalidity`), so a folder deleted and created
+/// again within one second does not get the old one (RFC 3501 §2.3.1.1).
+fn new_validity(dir: &Path) -> io::Result<u32> {
+    let root = match dir.parent() {
+        Some(p) if dir.join("maildirfolder").exists() => p,
+        _ => dir,
+    };
+    let mut f = locked(&root.join(VALIDITY))?;
+    let mut old = Vec::new();
+    io::Read::read_to_end(&mut f, &mut old)?;
+    let last = crate::parse::number(crate::parse::trim(&old)).unwrap_or(0);
+    let v = (crate::sys::now() as u32)
+        .max(1)
+        .max(last.min(u32::MAX as u64 - 1) as u32 + 1);
+    f.set_len(0)?;
+    std::os::unix::fs::FileExt::write_all_at(&f, format!("{}\n", v).as_bytes(), 0)?;
+    f.sync_data()?;
+    Ok(v)
 }
 
 /// The names in a directory that do not start with `.`.
@@ -345,7 +373,7 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     let mut ul = match read_uidlist(dir)? {
         Some(u) => u,
         None => Uidlist {
-            validity: (crate::sys::now() as u32).max(1),
+            validity: new_validity(dir)?,
             next: 1,
             entries: Vec::new(),
         },

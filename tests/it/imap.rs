@@ -1473,3 +1473,29 @@ g OK Fetch completed.
     assert!(s.contains("* 4 EXISTS\r\n* 0 RECENT\r\n"), "{}", s);
     assert!(s.contains("* 1 EXISTS\r\n* 1 RECENT\r\n"), "{}", s);
 }
+
+/// RFC 3501 §2.3.1.1: a folder deleted and created again (within one
+/// second) gets a new UIDVALIDITY, so name + UIDVALIDITY + UID never names
+/// two messages.
+#[test]
+fn uidvalidity_is_new_after_delete_and_create() {
+    let md = maildir("imap-validity");
+    let got = imapd(
+        &md,
+        "a CREATE x\nb APPEND x {3+}\nabc\nc SELECT x\nd DELETE x\ne CREATE x\nf APPEND x {3+}\nxyz\ng SELECT x\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    let v: Vec<u64> = s
+        .lines()
+        .filter_map(|l| l.strip_prefix("* OK [UIDVALIDITY "))
+        .map(|l| l.split(']').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(v.len(), 2, "{}", s);
+    assert!(v[1] > v[0], "{}", s);
+    assert!(s.contains(&format!("b OK [APPENDUID {} 1]", v[0])), "{}", s);
+    assert!(s.contains(&format!("f OK [APPENDUID {} 1]", v[1])), "{}", s);
+    assert_eq!(
+        fs::read_to_string(md.join("pipemail-uidvalidity")).unwrap(),
+        format!("{}\n", v[1])
+    );
+}
