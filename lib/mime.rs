@@ -115,11 +115,14 @@ pub fn field(h: &[u8], name: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Header lines (with their continuations) of `h` whose names are (or,
-/// with `not`, are not) in `names`; the blank line after them is added.
+/// with `not`, are not) in `names`, each ending in a line end, then the
+/// blank line: always for HEADER.FIELDS, for HEADER.FIELDS.NOT only when
+/// the header has one (RFC 3501 §6.4.5; Dovecot's reading).
 pub fn select_fields(h: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut keep = false;
     let mut rest = h;
+    let mut blank = !not;
     while !rest.is_empty() {
         let e = memchr::memchr(b'\n', rest)
             .map(|i| i + 1)
@@ -127,6 +130,7 @@ pub fn select_fields(h: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
         let line = &rest[..e];
         rest = &rest[e..];
         if line == b"\r\n" || line == b"\n" {
+            blank = true;
             break;
         }
         if line[0] != b' ' && line[0] != b'\t' {
@@ -144,7 +148,12 @@ pub fn select_fields(h: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
             out.extend_from_slice(line);
         }
     }
-    out.extend_from_slice(b"\r\n");
+    if !out.is_empty() && out.last() != Some(&b'\n') {
+        out.extend_from_slice(b"\r\n");
+    }
+    if blank {
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 

@@ -230,8 +230,12 @@ pub fn find<'a>(root: &'a Part, nums: &[u32]) -> Option<&'a Part> {
     let mut cur = root;
     let mut is_msg = true;
     for &n in nums {
-        if !is_msg && cur.is_message() {
-            cur = &cur.parts[0];
+        if !is_msg {
+            if cur.is_message() {
+                cur = &cur.parts[0];
+            } else if !cur.is_multipart() {
+                return None; // a leaf part has no parts (`1.1` of text/plain)
+            }
         }
         if cur.is_multipart() {
             cur = cur.parts.get(n as usize - 1)?;
@@ -359,9 +363,32 @@ fn ext_tail(out: &mut Vec<u8>, p: &Part) {
         None => out.extend_from_slice(b"NIL"),
     }
     out.push(b' ');
-    nstring(out, p.language.as_deref());
+    language(out, p.language.as_deref());
     out.push(b' ');
     nstring(out, p.location.as_deref());
+}
+
+/// body-fld-lang: Content-Language's tags as a list (RFC 3501 §7.4.2,
+/// RFC 3282), NIL when there are none.
+fn language(out: &mut Vec<u8>, v: Option<&[u8]>) {
+    let tags: Vec<&[u8]> = v
+        .unwrap_or_default()
+        .split(|&c| c == b',')
+        .map(crate::parse::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (i, t) in tags.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        string(out, t);
+    }
+    out.push(b')');
 }
 
 fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {

@@ -267,8 +267,9 @@ pub fn literal_at_end(line: &[u8]) -> Option<(usize, bool)> {
 /// A parse error: the text for `tag BAD text`.
 pub type R<T> = Result<T, &'static str>;
 
-/// `*` in a sequence set.
-pub const STAR: u32 = u32::MAX;
+/// `*` in a sequence set: 0, which no sequence number or UID can be
+/// (4294967295 is a UID like any other, RFC 3501 §9).
+pub const STAR: u32 = 0;
 
 /// A sequence set as ranges (lo <= hi after resolution; `*` is [`STAR`]).
 #[derive(Clone, Debug, PartialEq)]

@@ -215,9 +215,39 @@ impl Ctx<'_> {
 }
 
 fn header_match(h: &[u8], name: &[u8], needle: &[u8]) -> bool {
-    mime::fields(h)
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains(&mime::decode_words(v), needle))
+    let addr = matches!(name, b"from" | b"to" | b"cc" | b"bcc");
+    mime::fields(h).iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case(name)
+            && (contains(&mime::decode_words(v), needle)
+                || addr && contains(&address_text(v), needle))
+    })
+}
+
+/// An address field as ENVELOPE reads it, `name <mailbox@host>` for each
+/// address (comments and obsolete spacing gone): SEARCH FROM, TO, CC and
+/// BCC look at this as well as at the text (RFC 3501 §6.4.4).
+fn address_text(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in mime::addresses(v) {
+        if let mime::Addr::Mailbox {
+            name,
+            mailbox,
+            host,
+            ..
+        } = a
+        {
+            if let Some(n) = name {
+                out.extend_from_slice(&mime::decode_words(&n));
+                out.push(b' ');
+            }
+            out.push(b'<');
+            out.extend_from_slice(&mailbox);
+            out.push(b'@');
+            out.extend_from_slice(&host);
+            out.extend_from_slice(b">, ");
+        }
+    }
+    out
 }
 
 fn body_match(m: &[u8], p: &mime::Part, needle: &[u8]) -> bool {

@@ -533,15 +533,24 @@ impl Session {
             if !matches(&full, name) {
                 continue;
             }
+            let mut prefix = name.clone();
+            prefix.push(b'.');
+            let mut real = *real;
             if lsub
                 && !subs
                     .iter()
                     .any(|s| s == name || (store::is_inbox(s) && store::is_inbox(name)))
             {
-                continue;
+                // An unsubscribed parent of a subscription that `%` cut
+                // off is listed \Noselect (RFC 3501 §6.3.9).
+                if !subs
+                    .iter()
+                    .any(|s| s.starts_with(&prefix) && !matches(&full, s))
+                {
+                    continue;
+                }
+                real = false;
             }
-            let mut prefix = name.clone();
-            prefix.push(b'.');
             let children = folders.iter().any(|f| f.starts_with(&prefix));
             let mut attrs: Vec<&[u8]> = Vec::new();
             if !real {

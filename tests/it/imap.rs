@@ -1499,3 +1499,68 @@ fn uidvalidity_is_new_after_delete_and_create() {
         format!("{}\n", v[1])
     );
 }
+
+/// The RFC 3501 misses of issue 15 found against Dovecot, one command each.
+#[test]
+fn rfc3501_misses() {
+    let md = maildir("imap-misses");
+    put(
+        &md,
+        "cur",
+        "1000000000.M1P1.host",
+        Some("S"),
+        "From: <user-from (comment)@ (comment) domain.org>\nSubject: c\nMIME-Version: 1.0\nContent-Language: en, de\n\nx\n",
+        T0,
+    );
+    put(
+        &md,
+        "cur",
+        "1000000001.M2P2.host",
+        Some("S"),
+        "Subject: b",
+        T0,
+    );
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb SEARCH FROM user-from@domain.org\nc UID FETCH 4294967295 UID\nd UID FETCH 2:4294967295 UID\ne FETCH 1 (BODY[1.1] BODY[1] BODYSTRUCTURE)\nf FETCH 2 BODY.PEEK[HEADER.FIELDS (SUBJECT)]\ng CREATE a.b\nh SUBSCRIBE a.b\ni LSUB \"\" %\nj LSUB \"\" *\nk MOVE 1 INBOX\n",
+    );
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 2 EXISTS
+* 0 RECENT
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 3] Predicted next UID
+a OK [READ-WRITE] Select completed.
+* SEARCH 1
+b OK Search completed.
+c OK Fetch completed.
+* 2 FETCH (UID 2)
+d OK Fetch completed.
+* 1 FETCH (BODY[1.1] NIL BODY[1] {{3}}
+x
+ BODYSTRUCTURE (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 3 1 NIL NIL (\"en\" \"de\") NIL))
+e OK Fetch completed.
+* 2 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {{14}}
+Subject: b
+
+)
+f OK Fetch completed.
+g OK Create completed.
+h OK Subscribe completed.
+* LSUB (\\Noselect) \".\" a
+i OK Lsub completed.
+* LSUB () \".\" a.b
+j OK Lsub completed.
+* 3 EXISTS
+* 1 RECENT
+* OK [COPYUID 42 1 3] Moved.
+* 1 EXPUNGE
+k OK Move completed.
+"
+        ),
+    );
+}
