@@ -79,31 +79,13 @@ pub fn header_end(m: &[u8], start: usize, end: usize) -> usize {
 }
 
 /// Header fields in order: (name as written, unfolded value without the
-/// leading blanks). Lines that are not fields are skipped.
+/// leading and trailing blanks), as header.rs reads them (obsolete
+/// `Name : value` too, RFC 5322 §4.5). Lines that are not fields are skipped.
 pub fn fields(h: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
-    let mut out: Vec<(&[u8], Vec<u8>)> = Vec::new();
-    for line in h.split(|&c| c == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            if let Some(last) = out.last_mut() {
-                last.1.extend_from_slice(line);
-            }
-            continue;
-        }
-        if let Some(c) = memchr::memchr(b':', line) {
-            let name = &line[..c];
-            if name.is_empty() || name.iter().any(|&b| b <= 0x20 || b >= 0x7f) {
-                continue;
-            }
-            let v = &line[c + 1..];
-            let skip = v.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-            out.push((name, v[skip..].to_vec()));
-        }
-    }
-    out
+    crate::header::fields(h)
+        .into_iter()
+        .map(|f| (f.name, crate::header::unfold(f.value)))
+        .collect()
 }
 
 /// The first field called `name` (case-insensitive), unfolded.
@@ -619,7 +601,8 @@ fn parse_entity(
     for (n, v) in fields(h) {
         let n = n.to_ascii_lowercase();
         match &n[..] {
-            b"content-type" => {
+            // The first valid Content-Type counts, as in Dovecot.
+            b"content-type" if p.ctype.is_empty() => {
                 let (t, st, ps) = content_type(&v);
                 if !t.is_empty() && !st.is_empty() {
                     p.ctype = t;

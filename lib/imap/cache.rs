@@ -3,11 +3,12 @@
 //! and parse every message. Only an optimisation: a missing, stale or
 //! damaged cache is ignored (and rewritten), never trusted over the mail.
 //!
-//! Format: a first line `V<uidvalidity>`, then records
+//! Format: a first line `V<uidvalidity> F<format>`, then records
 //! `<uid> <kind> <length>\n<bytes>\n`, kind `E` (envelope), `B` (body) or
 //! `S` (bodystructure). Messages never change and UIDs are never reused
 //! within one UIDVALIDITY, so records never go stale; records of expunged
-//! messages are dropped when the file is compacted.
+//! messages are dropped when the file is compacted. [`FORMAT`] changes
+//! whenever imapd's answers change, so an upgrade ignores old answers.
 
 use super::store::{self, FastMap};
 use std::io::Write;
@@ -17,6 +18,14 @@ pub const FILE: &str = "pipemail-cache";
 
 pub type Cache = FastMap<(u32, u8), Vec<u8>>;
 
+/// The version of the answers (2: Content-Language lists, Dovecot's
+/// reading of repeated fields, obsolete `Name :` syntax).
+pub const FORMAT: u32 = 2;
+
+fn head(validity: u32) -> String {
+    format!("V{} F{}\n", validity, FORMAT)
+}
+
 /// Reads the cache; empty when missing, for another UIDVALIDITY, or from
 /// the first damaged record on.
 pub fn load(dir: &Path, validity: u32) -> (Cache, usize) {
@@ -25,7 +34,7 @@ pub fn load(dir: &Path, validity: u32) -> (Cache, usize) {
         Ok(d) => d,
         Err(_) => return (m, 0),
     };
-    let head = format!("V{}\n", validity);
+    let head = head(validity);
     if !d.starts_with(head.as_bytes()) {
         return (m, 0);
     }
@@ -72,7 +81,7 @@ pub fn append(dir: &Path, validity: u32, new: &[(u32, u8, Vec<u8>)]) -> std::io:
     }
     let _l = store::lock(dir)?;
     let path = dir.join(FILE);
-    let head = format!("V{}\n", validity);
+    let head = head(validity);
     let fresh = match std::fs::read(&path) {
         Ok(d) => !d.starts_with(head.as_bytes()),
         Err(_) => true,
@@ -99,7 +108,7 @@ pub fn compact(
     live: &dyn Fn(u32) -> bool,
 ) -> std::io::Result<()> {
     let _l = store::lock(dir)?;
-    let mut out = format!("V{}\n", validity).into_bytes();
+    let mut out = head(validity).into_bytes();
     let mut keys: Vec<&(u32, u8)> = cache.keys().filter(|k| live(k.0)).collect();
     keys.sort();
     for k in keys {

@@ -427,28 +427,39 @@ fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {
     out.push(b')');
 }
 
-/// ENVELOPE of a header.
+/// ENVELOPE of a header. A field that appears twice counts as Dovecot
+/// reads it: the last Date, Subject, In-Reply-To and Message-ID, and every
+/// address field's addresses together.
 pub fn envelope(out: &mut Vec<u8>, h: &[u8]) {
     let f = mime::fields(h);
     let get = |n: &[u8]| -> Option<&[u8]> {
         f.iter()
+            .rev()
             .find(|(k, _)| k.eq_ignore_ascii_case(n))
             .map(|(_, v)| crate::parse::trim(v))
     };
-    let from = get(b"from");
+    let all = |n: &[u8]| -> Option<Vec<u8>> {
+        let v: Vec<&[u8]> = f
+            .iter()
+            .filter(|(k, v)| k.eq_ignore_ascii_case(n) && !v.is_empty())
+            .map(|(_, v)| &v[..])
+            .collect();
+        (!v.is_empty()).then(|| v.join(&b',')[..].to_vec())
+    };
+    let from = all(b"from");
     out.push(b'(');
     nstring(out, get(b"date"));
     out.push(b' ');
     nstring(out, get(b"subject"));
     out.push(b' ');
-    addr_list(out, from);
+    addr_list(out, from.as_deref());
     out.push(b' ');
-    addr_list(out, get(b"sender").filter(|x| !x.is_empty()).or(from));
+    addr_list(out, all(b"sender").or_else(|| from.clone()).as_deref());
     out.push(b' ');
-    addr_list(out, get(b"reply-to").filter(|x| !x.is_empty()).or(from));
+    addr_list(out, all(b"reply-to").or_else(|| from.clone()).as_deref());
     for n in [&b"to"[..], b"cc", b"bcc"] {
         out.push(b' ');
-        addr_list(out, get(n));
+        addr_list(out, all(n).as_deref());
     }
     out.push(b' ');
     nstring(out, get(b"in-reply-to"));

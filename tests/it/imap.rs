@@ -1171,7 +1171,7 @@ fn envelope_cache_is_used_and_only_an_optimisation() {
     let first = after(imapd(&md, q));
     assert!(fs::read(md.join("pipemail-cache"))
         .unwrap()
-        .starts_with(b"V42\n"));
+        .starts_with(b"V42 F2\n"));
     // The cache answers without reading the message: change the file behind
     // imapd's back (mail never changes; this only proves the cache is read).
     // EXAMINE leaves new/ as it is.
@@ -1182,17 +1182,20 @@ fn envelope_cache_is_used_and_only_an_optimisation() {
     fs::write(md.join("new").join(&f), PLAIN.replace("caf=C3=A9", "other")).unwrap();
     assert_eq!(after(imapd(&md, q)), first);
     // A damaged cache is ignored and rewritten.
-    fs::write(md.join("pipemail-cache"), "V42\n1 E 999\n(garbage").unwrap();
+    fs::write(md.join("pipemail-cache"), "V42 F2\n1 E 999\n(garbage").unwrap();
     let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
     assert!(s.contains("\"=?utf-8?q?other?= plans\""), "{}", s);
-    // A cache for another UIDVALIDITY is not used.
-    fs::write(md.join("pipemail-cache"), "V7\n1 E 3\nNIL\n").unwrap();
-    let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
-    assert!(
-        s.contains("* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003"),
-        "{}",
-        s
-    );
+    // A cache for another UIDVALIDITY, or made by an older imapd whose
+    // answers differ, is not used.
+    for old in ["V7 F2\n1 E 3\nNIL\n", "V42\n1 E 3\nNIL\n"] {
+        fs::write(md.join("pipemail-cache"), old).unwrap();
+        let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
+        assert!(
+            s.contains("* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003"),
+            "{}",
+            s
+        );
+    }
 }
 
 #[test]
@@ -1563,4 +1566,45 @@ k OK Move completed.
 "
         ),
     );
+}
+
+/// RFC 5322 §4 obsolete syntax (`From : x`, `Subject<TAB>:`) and repeated
+/// fields, read as Dovecot reads them: the last Date, Subject and
+/// Message-ID, all addresses of repeated address fields, the first
+/// Content-Type.
+#[test]
+fn obsolete_and_repeated_header_fields() {
+    let md = maildir("imap-obs");
+    put(
+        &md,
+        "cur",
+        "1000000000.M1P1.host",
+        Some("S"),
+        "From : x@y\nSubject\t: hello there\nTo: a@b\nCc: c@d\nTo: e@f\nCc: g@h\nContent-Type: text/html\nContent-Type: text/plain\n\nbody\n",
+        T0,
+    );
+    put(
+        &md,
+        "cur",
+        "1000000001.M2P2.host",
+        Some("S"),
+        "From: x@y\nFrom: z@w\nDate: one\nDate: two\nMessage-ID: <1@a>\nMessage-ID: <2@a>\nSubject: first\nSubject: second\nReply-To: r@1\nReply-To: r@2\n\nbody\n",
+        T0,
+    );
+    let got = imapd(
+        &md,
+        "a EXAMINE INBOX\nb FETCH 1:2 (ENVELOPE BODY)\nc SEARCH SUBJECT hello\nd SEARCH FROM x@y\ne SEARCH TO e@f\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    let want = "* 1 FETCH (ENVELOPE (NIL \"hello there\" ((NIL NIL \"x\" \"y\")) ((NIL NIL \"x\" \"y\")) ((NIL NIL \"x\" \"y\")) ((NIL NIL \"a\" \"b\")(NIL NIL \"e\" \"f\")) ((NIL NIL \"c\" \"d\")(NIL NIL \"g\" \"h\")) NIL NIL NIL) BODY (\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 6 1))
+* 2 FETCH (ENVELOPE (\"two\" \"second\" ((NIL NIL \"x\" \"y\")(NIL NIL \"z\" \"w\")) ((NIL NIL \"x\" \"y\")(NIL NIL \"z\" \"w\")) ((NIL NIL \"r\" \"1\")(NIL NIL \"r\" \"2\")) NIL NIL NIL NIL \"<2@a>\") BODY (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 6 1))
+b OK Fetch completed.
+* SEARCH 1
+c OK Search completed.
+* SEARCH 1 2
+d OK Search completed.
+* SEARCH 1
+e OK Search completed.
+";
+    assert!(s.ends_with(&want.replace('\n', "\r\n")), "{}", s);
 }
