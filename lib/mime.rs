@@ -576,11 +576,86 @@ pub fn decode_body(b: &[u8], encoding: Option<&[u8]>) -> Vec<u8> {
 }
 
 /// Parses a whole message.
+///
+/// Multipart bodies are read as Dovecot reads them: a line that starts
+/// with `--` and a boundary is a delimiter (RFC 2046 §5.1.1: the whole
+/// line need not match), the boundaries of every enclosing multipart are
+/// looked for at once, innermost first, so a nested multipart that reuses
+/// its parent's boundary takes the delimiters until its close delimiter,
+/// and a delimiter of an outer multipart ends every part inside it.
 pub fn parse(m: &[u8]) -> Part {
     let mut count = 0;
-    parse_entity(m, 0, m.len(), false, 0, &mut count)
+    parse_entity(m, 0, m.len(), false, 0, &mut count, &mut Vec::new()).0
 }
 
+/// Which boundary of `stack` (innermost first) the line at `i` is a
+/// delimiter of, and whether it is the close delimiter (`--b--`).
+fn delimiter(m: &[u8], i: usize, end: usize, stack: &[Vec<u8>]) -> Option<(usize, bool)> {
+    let l = m[i..end].strip_prefix(b"--")?;
+    let k = stack.iter().rposition(|b| l.starts_with(b))?;
+    Some((k, l[stack[k].len()..].starts_with(b"--")))
+}
+
+/// The start of the line after the one at `i`.
+fn next_line(m: &[u8], i: usize, end: usize) -> usize {
+    memchr::memchr(b'\n', &m[i..end]).map_or(end, |n| i + n + 1)
+}
+
+/// The first delimiter line of `stack` at or after the line start `i`:
+/// where it starts (`end` when there is none) and what it is.
+fn next_delimiter(
+    m: &[u8],
+    mut i: usize,
+    end: usize,
+    stack: &[Vec<u8>],
+) -> (usize, Option<(usize, bool)>) {
+    if stack.is_empty() {
+        return (end, None);
+    }
+    while i < end {
+        if m[i] == b'-' {
+            if let Some(d) = delimiter(m, i, end, stack) {
+                return (i, Some(d));
+            }
+        }
+        i = next_line(m, i, end);
+    }
+    (end, None)
+}
+
+/// Where the header at `start` ends (after its blank line): at the end of
+/// input or at a delimiter line of `stack`, the header ends without one.
+fn header_end_in(m: &[u8], start: usize, end: usize, stack: &[Vec<u8>]) -> usize {
+    let mut i = start;
+    while i < end {
+        let n = next_line(m, i, end);
+        if matches!(&m[i..n], b"\n" | b"\r\n") {
+            return n;
+        }
+        if m[i] == b'-' && delimiter(m, i, end, stack).is_some() {
+            return i;
+        }
+        i = n;
+    }
+    end
+}
+
+/// The end of a part's content that stops at the delimiter line at `at`:
+/// the line end before the delimiter belongs to the delimiter.
+fn before_delimiter(m: &[u8], body: usize, at: usize, end: usize) -> usize {
+    let mut e = at;
+    if e < end && e > body && m[e - 1] == b'\n' {
+        e -= 1;
+        if e > body && m[e - 1] == b'\r' {
+            e -= 1;
+        }
+    }
+    e
+}
+
+/// Parses the entity at `start` inside the multiparts whose boundaries are
+/// `stack`: the part, where it stopped (a delimiter line of `stack`, or
+/// `end`) and that delimiter.
 fn parse_entity(
     m: &[u8],
     start: usize,
@@ -588,9 +663,10 @@ fn parse_entity(
     digest: bool,
     depth: usize,
     count: &mut usize,
-) -> Part {
+    stack: &mut Vec<Vec<u8>>,
+) -> (Part, usize, Option<(usize, bool)>) {
     *count += 1;
-    let body = header_end(m, start, end);
+    let body = header_end_in(m, start, end, stack);
     let mut p = Part {
         start,
         body,
@@ -635,8 +711,7 @@ fn parse_entity(
         }
     }
     if p.ctype == b"text" && !p.params.iter().any(|(n, _)| n == b"charset") {
-        p.params
-            .insert(0, (b"charset".to_vec(), b"us-ascii".to_vec()));
+        p.params.push((b"charset".to_vec(), b"us-ascii".to_vec()));
     }
     if p.ctype.is_empty() {
         if digest {
@@ -649,110 +724,94 @@ fn parse_entity(
         }
     }
     let deep = depth >= MAX_DEPTH || *count >= MAX_PARTS;
-    if p.is_multipart() {
-        let boundary = p
-            .param(b"boundary")
-            .filter(|b| !b.is_empty() && b.len() <= 200);
-        match boundary {
-            Some(b) if !deep => {
-                let dig = p.subtype == b"digest";
-                for (s, e) in split_multipart(m, body, end, &b) {
-                    if *count >= MAX_PARTS {
-                        break;
-                    }
-                    p.parts.push(parse_entity(m, s, e, dig, depth + 1, count));
-                }
-                if p.parts.is_empty() {
-                    // No delimiter found: one empty text part keeps the
-                    // structure valid.
-                    p.parts.push(Part {
-                        start: end,
-                        body: end,
-                        end,
-                        ctype: b"text".to_vec(),
-                        subtype: b"plain".to_vec(),
-                        params: vec![(b"charset".to_vec(), b"us-ascii".to_vec())],
-                        ..Default::default()
-                    });
-                }
-            }
-            _ => {
-                p.ctype = b"application".to_vec();
-                p.subtype = b"octet-stream".to_vec();
-            }
-        }
-    } else if p.ctype == b"message" && p.subtype == b"rfc822" {
-        let enc = p.encoding.as_deref().unwrap_or(b"7bit");
-        if !deep && matches!(enc, b"7bit" | b"8bit" | b"binary") {
-            p.parts
-                .push(parse_entity(m, body, end, false, depth + 1, count));
-        } else {
-            p.ctype = b"application".to_vec();
-            p.subtype = b"octet-stream".to_vec();
-        }
+    let boundary = p
+        .param(b"boundary")
+        .filter(|b| !b.is_empty() && b.len() <= 200);
+    if p.is_multipart() && deep {
+        p.ctype = b"application".to_vec();
+        p.subtype = b"octet-stream".to_vec();
     }
-    p
+    if p.is_multipart() {
+        let b = match boundary {
+            Some(b) => b,
+            None => {
+                // Without a boundary a multipart keeps its type and gets
+                // one empty part, as in Dovecot.
+                let (at, d) = next_delimiter(m, body, end, stack);
+                p.end = before_delimiter(m, body, at, end);
+                p.parts.push(empty_part(p.end));
+                return (p, at, d);
+            }
+        };
+        let dig = p.subtype == b"digest";
+        stack.push(b);
+        let k = stack.len() - 1;
+        let (mut at, mut d) = next_delimiter(m, body, end, stack);
+        loop {
+            match d {
+                Some((j, false)) if j == k => {
+                    let cs = next_line(m, at, end);
+                    let (c, a2, d2) = parse_entity(m, cs, end, dig, depth + 1, count, stack);
+                    p.parts.push(c);
+                    (at, d) = (a2, d2);
+                }
+                Some((j, true)) if j == k => {
+                    // The close delimiter; the epilogue runs to a delimiter
+                    // of an enclosing multipart.
+                    stack.pop();
+                    let (a2, d2) = next_delimiter(m, next_line(m, at, end), end, stack);
+                    p.end = before_delimiter(m, body, a2, end);
+                    (at, d) = (a2, d2);
+                    break;
+                }
+                _ => {
+                    // An enclosing multipart's delimiter, or the end.
+                    stack.pop();
+                    p.end = before_delimiter(m, body, at, end);
+                    break;
+                }
+            }
+        }
+        match p.parts.last() {
+            // An empty last part may sit on the line end before the
+            // delimiter that ends us: keep it inside.
+            Some(c) => p.end = p.end.max(c.end),
+            // No delimiter found: one empty text part keeps the structure
+            // valid.
+            None => p.parts.push(empty_part(p.end)),
+        }
+        return (p, at, d);
+    }
+    let enc = p.encoding.as_deref().unwrap_or(b"7bit");
+    if p.ctype == b"message"
+        && p.subtype == b"rfc822"
+        && (deep || !matches!(enc, b"7bit" | b"8bit" | b"binary"))
+    {
+        p.ctype = b"application".to_vec();
+        p.subtype = b"octet-stream".to_vec();
+    }
+    if p.ctype == b"message" && p.subtype == b"rfc822" {
+        let (c, at, d) = parse_entity(m, body, end, false, depth + 1, count, stack);
+        p.end = c.end;
+        p.parts.push(c);
+        return (p, at, d);
+    }
+    let (at, d) = next_delimiter(m, body, end, stack);
+    p.end = before_delimiter(m, body, at, end);
+    (p, at, d)
 }
 
-/// The (start, end) of each body part between `--boundary` lines.
-fn split_multipart(m: &[u8], body: usize, end: usize, boundary: &[u8]) -> Vec<(usize, usize)> {
-    let mut delim = b"--".to_vec();
-    delim.extend_from_slice(boundary);
-    let mut out = Vec::new();
-    let mut open: Option<usize> = None;
-    let mut pos = body;
-    let region = &m[..end];
-    loop {
-        // Next line that starts with the delimiter.
-        let at = if region[pos..].starts_with(&delim) && (pos == body || region[pos - 1] == b'\n') {
-            Some(pos)
-        } else {
-            let mut nl = b"\n".to_vec();
-            nl.extend_from_slice(&delim);
-            memchr::memmem::find(&region[pos..], &nl).map(|i| pos + i + 1)
-        };
-        let at = match at {
-            Some(a) => a,
-            None => break,
-        };
-        let after = at + delim.len();
-        let close = region[after..].starts_with(b"--");
-        let eol = memchr::memchr(b'\n', &region[after..])
-            .map(|i| after + i + 1)
-            .unwrap_or(end);
-        let rest = &region[after..eol];
-        if !close
-            && !rest
-                .iter()
-                .all(|&c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-        {
-            pos = after;
-            continue;
-        }
-        if let Some(s) = open {
-            // The CRLF before the delimiter belongs to the delimiter.
-            let mut e = at;
-            if e > s && m[e - 1] == b'\n' {
-                e -= 1;
-                if e > s && m[e - 1] == b'\r' {
-                    e -= 1;
-                }
-            }
-            out.push((s, e.max(s)));
-        }
-        if close {
-            return out;
-        }
-        open = Some(eol);
-        pos = eol;
-        if pos >= end {
-            break;
-        }
+/// An empty text/plain part at `at`.
+fn empty_part(at: usize) -> Part {
+    Part {
+        start: at,
+        body: at,
+        end: at,
+        ctype: b"text".to_vec(),
+        subtype: b"plain".to_vec(),
+        params: vec![(b"charset".to_vec(), b"us-ascii".to_vec())],
+        ..Default::default()
     }
-    if let Some(s) = open {
-        out.push((s, end));
-    }
-    out
 }
 
 /// One entry of an address list.

@@ -19,7 +19,8 @@ pub const FILE: &str = "pipemail-cache";
 pub type Cache = FastMap<(u32, u8), Vec<u8>>;
 
 /// The version of the answers (2: Content-Language lists, Dovecot's
-/// reading of repeated fields, obsolete `Name :` syntax).
+/// reading of repeated fields, of multipart boundaries and of line counts,
+/// obsolete `Name :` syntax).
 pub const FORMAT: u32 = 2;
 
 fn head(validity: u32) -> String {

@@ -295,9 +295,10 @@ fn params(out: &mut Vec<u8>, ps: &[(Vec<u8>, Vec<u8>)]) {
     out.push(b')');
 }
 
-/// Text lines: LFs, plus one for a last line without its LF.
+/// Text lines: the line ends (a part's last line before its delimiter
+/// has none: the CRLF belongs to the delimiter), as Dovecot counts.
 fn lines(b: &[u8]) -> usize {
-    memchr::memchr_iter(b'\n', b).count() + usize::from(!b.is_empty() && b[b.len() - 1] != b'\n')
+    memchr::memchr_iter(b'\n', b).count()
 }
 
 /// BODY (ext = false) or BODYSTRUCTURE (ext = true) of a part.

@@ -294,9 +294,9 @@ fn mime_structure_and_sections() {
     let md = two_messages("imap-mime");
     let got = imapd(&md, "a EXAMINE INBOX\nb FETCH 2 (BODYSTRUCTURE)\nc FETCH 2 (BODY)\nd FETCH 2 (BODY[1] BODY[2.HEADER] BODY[2.2] BODY[2.2.MIME] BODY[3]<4.6> BODY[9])\ne FETCH 1 (BODYSTRUCTURE BODY[1] BODY[1.MIME])\n");
     let s = String::from_utf8_lossy(&got).into_owned();
-    let want_bs = "* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 1 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\" ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) NIL NIL NIL NIL NIL) ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 11 1 NIL NIL NIL NIL)(\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 17 1 NIL NIL NIL NIL) \"ALTERNATIVE\" (\"BOUNDARY\" \"B2\") NIL NIL NIL) 12 NIL NIL NIL NIL)(\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"data.bin\") NIL NIL \"BASE64\" 16 NIL (\"ATTACHMENT\" (\"FILENAME*\" \"utf-8''d%C3%A4ta.bin\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"B1\") NIL NIL NIL))\r\n";
+    let want_bs = "* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 0 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\" ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) NIL NIL NIL NIL NIL) ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 11 0 NIL NIL NIL NIL)(\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 17 0 NIL NIL NIL NIL) \"ALTERNATIVE\" (\"BOUNDARY\" \"B2\") NIL NIL NIL) 11 NIL NIL NIL NIL)(\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"data.bin\") NIL NIL \"BASE64\" 16 NIL (\"ATTACHMENT\" (\"FILENAME*\" \"utf-8''d%C3%A4ta.bin\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"B1\") NIL NIL NIL))\r\n";
     assert!(s.contains(want_bs), "{}", s);
-    assert!(s.contains("* 2 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 1)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\""), "{}", s);
+    assert!(s.contains("* 2 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 0)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\""), "{}", s);
     assert!(s.contains("BODY[1] {16}\r\nK=F6ln is=20nice BODY[2.HEADER] {91}\r\nSubject: inner\r\nFrom: eve@example.com\r\nContent-Type: multipart/alternative; boundary=B2\r\n\r\n BODY[2.2] {17}\r\n<p>html inner</p> BODY[2.2.MIME] {27}\r\nContent-Type: text/html\r\n\r\n BODY[3]<4> {6}\r\ncmV0IH BODY[9] NIL)\r\nd OK Fetch completed.\r\n"), "{}", s);
     assert!(s.contains("* 1 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 32 2 NIL NIL NIL NIL) BODY[1] {32}\r\nLet us meet at noon.\r\nSee you.\r\n BODY[1.MIME] {193}\r\nFrom: Alice"), "{}", s);
     // Hostile MIME never crashes and still gives a structure.
@@ -1605,6 +1605,50 @@ c OK Search completed.
 d OK Search completed.
 * SEARCH 1
 e OK Search completed.
+";
+    assert!(s.ends_with(&want.replace('\n', "\r\n")), "{}", s);
+}
+
+/// Multipart bodies as Dovecot reads them (RFC 2046 §5.1.1): a nested
+/// multipart that reuses its parent's boundary keeps its parts, a line that
+/// starts with the delimiter is one, an outer delimiter ends inner parts,
+/// and a multipart without a boundary keeps its type with one empty part.
+#[test]
+fn multipart_boundaries_as_dovecot_reads_them() {
+    let md = maildir("imap-boundaries");
+    let msgs = [
+        "Content-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: multipart/alternative; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\nplain\n--B\nContent-Type: text/html\n\n<b>html</b>\n--B--\n--B\nContent-Type: image/gif\nContent-Transfer-Encoding: base64\n\nR0lG\n--B--\n",
+        "Content-Type: multipart/mixed; boundary=X\n\n--X junk after the boundary\nContent-Type: text/plain\n\none\n--Xtra\nContent-Type: text/plain\n\ntwo\n--X--\n",
+        "Content-Type: multipart/alternative\n\nno boundary\n",
+        "Content-Type: multipart/mixed; boundary=out\n\n--out\nContent-Type: multipart/mixed; boundary=in\n\n--in\n\nA\n--out\n\nB\n--out--\n",
+    ];
+    for (i, m) in msgs.iter().enumerate() {
+        put(
+            &md,
+            "cur",
+            &format!("100000000{i}.M{i}P1.host"),
+            Some("S"),
+            m,
+            T0,
+        );
+    }
+    let got = imapd(
+        &md,
+        "a EXAMINE INBOX\nb FETCH 1:* BODYSTRUCTURE\nc FETCH 1 (BODY[1.2] BODY[2])\nd FETCH 2 BODY[2]\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    let want = "* 1 FETCH (BODYSTRUCTURE (((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 5 0 NIL NIL NIL NIL)(\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 11 0 NIL NIL NIL NIL) \"ALTERNATIVE\" (\"BOUNDARY\" \"B\") NIL NIL NIL)(\"IMAGE\" \"GIF\" NIL NIL NIL \"BASE64\" 4 NIL NIL NIL NIL) \"MIXED\" (\"BOUNDARY\" \"B\") NIL NIL NIL))
+* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 3 0 NIL NIL NIL NIL)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 3 0 NIL NIL NIL NIL) \"MIXED\" (\"BOUNDARY\" \"X\") NIL NIL NIL))
+* 3 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 0 0 NIL NIL NIL NIL) \"ALTERNATIVE\" NIL NIL NIL NIL))
+* 4 FETCH (BODYSTRUCTURE (((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 1 0 NIL NIL NIL NIL) \"MIXED\" (\"BOUNDARY\" \"in\") NIL NIL NIL)(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 1 0 NIL NIL NIL NIL) \"MIXED\" (\"BOUNDARY\" \"out\") NIL NIL NIL))
+b OK Fetch completed.
+* 1 FETCH (BODY[1.2] {11}
+<b>html</b> BODY[2] {4}
+R0lG)
+c OK Fetch completed.
+* 2 FETCH (BODY[2] {3}
+two)
+d OK Fetch completed.
 ";
     assert!(s.ends_with(&want.replace('\n', "\r\n")), "{}", s);
 }
