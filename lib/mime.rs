@@ -442,14 +442,20 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
-/// Text in `charset` as UTF-8: ISO-8859-1 and Windows-1252 are mapped
-/// (as Latin-1); UTF-8 and ASCII pass; other charsets pass unchanged.
+/// Text in `charset` as UTF-8: UTF-8 and ASCII pass, ISO-8859-1 is
+/// mapped here, every other charset goes through the C library's iconv
+/// ([`crate::iconv`]); a charset it does not know passes unchanged.
 pub fn to_utf8(b: &[u8], charset: &[u8]) -> Vec<u8> {
     let cs = charset.to_ascii_lowercase();
-    if matches!(
-        &cs[..],
-        b"iso-8859-1" | b"latin1" | b"iso-8859-15" | b"windows-1252" | b"cp1252"
-    ) {
+    // ASCII text is itself, except in charsets that are not ASCII
+    // supersets (ISO-2022-*, UTF-7, HZ escape; UTF-16/32 have NULs).
+    let escapes = cs.starts_with(b"iso-2022") || cs.starts_with(b"utf-7") || cs.starts_with(b"hz");
+    if matches!(&cs[..], b"utf-8" | b"utf8" | b"us-ascii" | b"")
+        || (!escapes && b.is_ascii() && !b.contains(&0))
+    {
+        return b.to_vec();
+    }
+    if matches!(&cs[..], b"iso-8859-1" | b"latin1" | b"iso_8859-1") {
         let mut out = Vec::with_capacity(b.len() + 8);
         for &c in b {
             if c < 0x80 {
@@ -461,7 +467,7 @@ pub fn to_utf8(b: &[u8], charset: &[u8]) -> Vec<u8> {
         }
         return out;
     }
-    b.to_vec()
+    crate::iconv::to_utf8(b, &cs).unwrap_or_else(|| b.to_vec())
 }
 
 /// Undoes RFC 2047 encoded words (`=?charset?Q?...?=`, `=?cs?B?...?=`);
