@@ -728,21 +728,18 @@ impl Folder {
     }
 }
 
-/// CRLF size of LF-terminated bytes: each LF not after a CR counts twice.
+/// The size of a stored message as IMAP sends it ([`to_crlf`]): the
+/// Maildir rule (lib/maildir.rs [`crate::maildir::Sizes::sent`]) that
+/// deliveries write into `,W=` and pop3d counts too.
 pub fn crlf_size(d: &[u8]) -> u64 {
-    let mut n = d.len() as u64;
-    let mut prev = 0u8;
-    for i in memchr::memchr_iter(b'\n', d) {
-        if i == 0 || d[i - 1] != b'\r' {
-            n += 1;
-        }
-        prev = d[i];
-    }
-    let _ = prev;
-    n
+    let mut s = crate::maildir::Sizes::default();
+    s.add(d);
+    s.sent()
 }
 
-/// The message with every bare LF made CRLF.
+/// The message as sent: every bare LF made CRLF, and a last line without
+/// its line end completed (as pop3d sends it), so that BODY[] has exactly
+/// the RFC822.SIZE that `,W=` says.
 pub fn to_crlf(d: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(d.len() + d.len() / 30 + 2);
     let mut last = 0;
@@ -756,6 +753,11 @@ pub fn to_crlf(d: &[u8]) -> Vec<u8> {
         last = i + 1;
     }
     out.extend_from_slice(&d[last..]);
+    match out.last() {
+        None | Some(b'\n') => {}
+        Some(b'\r') => out.push(b'\n'),
+        Some(_) => out.extend_from_slice(b"\r\n"),
+    }
     out
 }
 
@@ -1140,8 +1142,16 @@ mod tests {
         );
         assert_eq!(name_size(b"1.2.h,S=10,W=12", b'W'), Some(12));
         assert_eq!(name_size(b"1.2.h", b'S'), None);
-        assert_eq!(crlf_size(b"a\nb\r\nc"), 7);
-        assert_eq!(to_crlf(b"a\nb\r\n"), b"a\r\nb\r\n");
+        // A last line without its line end is completed, in the size too.
+        for (d, sent) in [
+            (&b"a\nb\r\nc"[..], &b"a\r\nb\r\nc\r\n"[..]),
+            (b"a\nb\r\n", b"a\r\nb\r\n"),
+            (b"x\r", b"x\r\n"),
+            (b"", b""),
+        ] {
+            assert_eq!(to_crlf(d), sent);
+            assert_eq!(crlf_size(d), sent.len() as u64);
+        }
         assert_eq!(to_lf(b"a\r\nb\rc"), b"a\nb\rc");
     }
     #[test]

@@ -1680,3 +1680,35 @@ fn search_in_every_charset() {
     let want = "* SEARCH 1\r\nb OK Search completed.\r\n* SEARCH 1\r\nc OK Search completed.\r\n* SEARCH 2\r\nd OK Search completed.\r\n* SEARCH 3\r\ne OK Search completed.\r\n* SEARCH 4 5\r\nf OK Search completed.\r\ng NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\n+ Ready for literal data\r\n* SEARCH 1\r\nh OK Search completed.\r\n";
     assert!(s.ends_with(want), "{}", s);
 }
+
+/// One size rule for Maildir (issue 15): a message delivered without a
+/// final newline is sent with it completed, so RFC822.SIZE, `,W=` and the
+/// BODY[] literal agree (they said 33 and {31}).
+#[test]
+fn size_of_a_message_without_final_newline() {
+    let md = maildir("imap-size");
+    let out = run(
+        "deliver-maildir",
+        &[&format!("{}/", md.display())],
+        &[],
+        b"Subject: x\n\nno final newline",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let name = crate::common::files(&md.join("new")).pop().unwrap();
+    assert!(name.ends_with(",S=28,W=32"), "{}", name);
+    let got = imapd(
+        &md,
+        "a EXAMINE INBOX\nb FETCH 1 (RFC822.SIZE BODY.PEEK[] BODY.PEEK[TEXT])\nc APPEND INBOX {3+}\nabc\nd SELECT INBOX\ne FETCH 2 (RFC822.SIZE BODY.PEEK[])\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    assert!(
+        s.contains("* 1 FETCH (RFC822.SIZE 32 BODY[] {32}\r\nSubject: x\r\n\r\nno final newline\r\n BODY[TEXT] {18}\r\nno final newline\r\n)\r\n"),
+        "{}",
+        s
+    );
+    assert!(
+        s.contains("* 2 FETCH (RFC822.SIZE 5 BODY[] {5}\r\nabc\r\n)\r\n"),
+        "{}",
+        s
+    );
+}
