@@ -991,7 +991,14 @@ pub fn folders(root: &Path) -> io::Result<Vec<Vec<u8>>> {
         let e = e?;
         let n = e.file_name();
         let b = n.as_bytes();
-        if b.len() > 1 && b[0] == b'.' && b != b".." && e.path().join("cur").is_dir() {
+        // A name that is not modified UTF-7 can be neither listed nor
+        // selected: maildir-make and CREATE never make one.
+        if b.len() > 1
+            && b[0] == b'.'
+            && b != b".."
+            && valid_name(&b[1..])
+            && e.path().join("cur").is_dir()
+        {
             v.push(b[1..].to_vec());
         }
     }

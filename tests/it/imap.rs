@@ -1712,3 +1712,36 @@ fn size_of_a_message_without_final_newline() {
         s
     );
 }
+
+/// One folder-name encoding on disk (issue 15): `maildir-make -f Entwürfe`
+/// made `.Entwürfe`, which imapd listed (8-bit on the wire) but could not
+/// SELECT. Now it is modified UTF-7, and a raw 8-bit name is not listed.
+#[test]
+fn folder_names_from_maildir_make() {
+    let md = maildir("imap-folder-names");
+    for f in ["Entwürfe", "R&D", "Entw&APw-rfe.sub"] {
+        let out = run("maildir-make", &["-f", f, md.to_str().unwrap()], &[], b"");
+        assert_eq!(out.status.code(), Some(0), "{:?}", out);
+    }
+    let raw = md.join(".Gel\u{f6}scht");
+    for s in ["cur", "new", "tmp"] {
+        fs::create_dir_all(raw.join(s)).unwrap();
+    }
+    let got = imapd(&md, "a LIST \"\" *\nb SELECT Entw&APw-rfe\nc SELECT R&-D\n");
+    let s = String::from_utf8_lossy(&got);
+    assert!(
+        s.contains("* LIST (\\HasNoChildren) \".\" INBOX\r\n* LIST (\\HasChildren) \".\" Entw&APw-rfe\r\n* LIST (\\HasNoChildren) \".\" Entw&APw-rfe.sub\r\n* LIST (\\HasNoChildren) \".\" R&-D\r\na OK List completed.\r\n"),
+        "{}",
+        s
+    );
+    assert!(
+        s.contains("b OK [READ-WRITE] Select completed.\r\n"),
+        "{}",
+        s
+    );
+    assert!(
+        s.contains("c OK [READ-WRITE] Select completed.\r\n"),
+        "{}",
+        s
+    );
+}
