@@ -934,7 +934,9 @@ impl Session {
         }
         if !f.cache_new.is_empty() {
             let new = std::mem::take(&mut f.cache_new);
-            if let Err(e) = super::cache::append(&f.dir, f.validity, &new) {
+            let none = super::cache::Cache::default();
+            let live = f.cache.as_ref().unwrap_or(&none);
+            if let Err(e) = super::cache::append(&f.dir, f.validity, &new, live) {
                 exit::warn(&[b"unable to write cache: ", exit::errtext(&e).as_bytes()]);
             }
         }

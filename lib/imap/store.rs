@@ -603,6 +603,11 @@ impl Folder {
         }
         ch.expunged.reverse();
         self.msgs = msgs;
+        // The session's cache keeps only messages that are still there.
+        if let (Some(c), false) = (self.cache.as_mut(), ch.expunged.is_empty()) {
+            let live: HashSet<u32> = self.msgs.iter().map(|m| m.uid).collect();
+            c.retain(|k, _| live.contains(&k.0));
+        }
         Ok(ch)
     }
 
