@@ -470,70 +470,9 @@ pub fn to_utf8(b: &[u8], charset: &[u8]) -> Vec<u8> {
     crate::iconv::to_utf8(b, &cs).unwrap_or_else(|| b.to_vec())
 }
 
-/// Undoes RFC 2047 encoded words (`=?charset?Q?...?=`, `=?cs?B?...?=`);
-/// blanks between two encoded words go away.
+/// Undoes RFC 2047 encoded words: header.rs's one decoder.
 pub fn decode_words(v: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    let mut last_was_word = false;
-    let mut pending_ws: Vec<u8> = Vec::new();
-    while i < v.len() {
-        if v[i..].starts_with(b"=?") {
-            if let Some((dec, len)) = encoded_word(&v[i..]) {
-                if !last_was_word {
-                    out.extend_from_slice(&pending_ws);
-                }
-                pending_ws.clear();
-                out.extend_from_slice(&dec);
-                i += len;
-                last_was_word = true;
-                continue;
-            }
-        }
-        let c = v[i];
-        if c == b' ' || c == b'\t' {
-            pending_ws.push(c);
-        } else {
-            out.extend_from_slice(&pending_ws);
-            pending_ws.clear();
-            out.push(c);
-            last_was_word = false;
-        }
-        i += 1;
-    }
-    out.extend_from_slice(&pending_ws);
-    out
-}
-
-fn encoded_word(v: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let q1 = 2 + memchr::memchr(b'?', &v[2..])?;
-    let cs = &v[2..q1];
-    let enc = *v.get(q1 + 1)?;
-    if v.get(q1 + 2) != Some(&b'?') {
-        return None;
-    }
-    let ts = q1 + 3;
-    let te = ts + memchr::memmem::find(&v[ts..], b"?=")?;
-    let text = &v[ts..te];
-    if cs.is_empty() || cs.len() > 64 || text.iter().any(|&c| c == b' ' || c == b'\t') {
-        return None;
-    }
-    let cs = match memchr::memchr(b'*', cs) {
-        Some(i) => &cs[..i],
-        None => cs,
-    };
-    let raw = match enc {
-        b'Q' | b'q' => {
-            let u: Vec<u8> = text
-                .iter()
-                .map(|&c| if c == b'_' { b' ' } else { c })
-                .collect();
-            qp_decode(&u)
-        }
-        b'B' | b'b' => base64_decode(text),
-        _ => return None,
-    };
-    Some((to_utf8(&raw, cs), te + 2))
+    crate::header::decode(v)
 }
 
 pub fn qp_decode(v: &[u8]) -> Vec<u8> {
