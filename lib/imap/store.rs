@@ -342,7 +342,10 @@ pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// Base name to (file name, whether in new/) for cur/ and, with `new`,
 /// new/ (a name in both, moved while we looked, counts as in cur/).
-fn located(dir: &Path, new: bool) -> io::Result<FastMap<Vec<u8>, (Vec<u8>, bool)>> {
+/// Base name to (file name, in new/).
+type Located = FastMap<Vec<u8>, (Vec<u8>, bool)>;
+
+fn located(dir: &Path, new: bool) -> io::Result<Located> {
     let mut m = FastMap::default();
     if new {
         for n in names(&dir.join("new"))? {
@@ -434,7 +437,7 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     // New names get UIDs in name order: Maildir names start with the
     // delivery time, and ours carry zero-padded microseconds and a counter,
     // so copies keep their order (COPYUID pairs source and target UIDs).
-    let mut rest: Vec<(Vec<u8>, (Vec<u8>, bool))> = cur.into_iter().collect();
+    let mut rest: Vec<_> = cur.into_iter().collect();
     rest.sort();
     let mut added = Vec::new();
     for (base, (name, new)) in rest {
