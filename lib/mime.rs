@@ -404,6 +404,52 @@ pub fn param(ps: &Params, name: &[u8]) -> Option<Vec<u8>> {
     Some(to_utf8(&raw, charset.as_deref().unwrap_or(b"utf-8")))
 }
 
+/// RFC 2231 continuations (`name*0*`, `name*1*`, `name*2` ...) joined
+/// into one parameter, as Dovecot shows them in BODYSTRUCTURE: `name*`
+/// when a piece is encoded, else `name`, at the place of the first piece,
+/// the pieces' values as written one after the other in number order.
+pub fn joined_continuations(ps: &[(Vec<u8>, Vec<u8>)]) -> Params {
+    let piece = |n: &[u8]| -> Option<(Vec<u8>, u64, bool)> {
+        let star = memchr::memchr(b'*', n)?;
+        let rest = &n[star + 1..];
+        let (num, enc) = match rest.strip_suffix(b"*") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        Some((n[..star].to_vec(), crate::parse::number(num)?, enc))
+    };
+    let mut out: Params = Vec::new();
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    for (n, v) in ps {
+        let Some((base, _, _)) = piece(n) else {
+            out.push((n.clone(), v.clone()));
+            continue;
+        };
+        if done.contains(&base) {
+            continue;
+        }
+        let mut parts: Vec<(u64, bool, &[u8])> = ps
+            .iter()
+            .filter_map(|(n2, v2)| {
+                piece(n2)
+                    .filter(|(b, _, _)| *b == base)
+                    .map(|(_, k, e)| (k, e, &v2[..]))
+            })
+            .collect();
+        parts.sort_by_key(|p| p.0);
+        let mut name = base.clone();
+        if parts.iter().any(|p| p.1) {
+            name.push(b'*');
+        }
+        out.push((
+            name,
+            parts.iter().flat_map(|p| p.2.iter().copied()).collect(),
+        ));
+        done.push(base);
+    }
+    out
+}
+
 fn pct_decode(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;

@@ -279,6 +279,7 @@ fn up(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 fn params(out: &mut Vec<u8>, ps: &[(Vec<u8>, Vec<u8>)]) {
+    let ps = &mime::joined_continuations(ps);
     if ps.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
