@@ -434,11 +434,18 @@ fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {
 /// address field's addresses together.
 pub fn envelope(out: &mut Vec<u8>, h: &[u8]) {
     let f = mime::fields(h);
-    let get = |n: &[u8]| -> Option<&[u8]> {
+    // The last such field; a TAB left by unfolding reads as a space, as
+    // in Dovecot.
+    let get = |n: &[u8]| -> Option<Vec<u8>> {
         f.iter()
             .rev()
             .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| crate::parse::trim(v))
+            .map(|(_, v)| {
+                crate::parse::trim(v)
+                    .iter()
+                    .map(|&c| if c == b'\t' { b' ' } else { c })
+                    .collect()
+            })
     };
     let all = |n: &[u8]| -> Option<Vec<u8>> {
         let v: Vec<&[u8]> = f
@@ -450,9 +457,9 @@ pub fn envelope(out: &mut Vec<u8>, h: &[u8]) {
     };
     let from = all(b"from");
     out.push(b'(');
-    nstring(out, get(b"date"));
+    nstring(out, get(b"date").as_deref());
     out.push(b' ');
-    nstring(out, get(b"subject"));
+    nstring(out, get(b"subject").as_deref());
     out.push(b' ');
     addr_list(out, from.as_deref());
     out.push(b' ');
@@ -464,9 +471,9 @@ pub fn envelope(out: &mut Vec<u8>, h: &[u8]) {
         addr_list(out, all(n).as_deref());
     }
     out.push(b' ');
-    nstring(out, get(b"in-reply-to"));
+    nstring(out, get(b"in-reply-to").as_deref());
     out.push(b' ');
-    nstring(out, get(b"message-id"));
+    nstring(out, get(b"message-id").as_deref());
     out.push(b')');
 }
 
