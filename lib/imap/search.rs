@@ -24,6 +24,8 @@ pub enum Key {
     Date(Cmp, i64, bool),
     Larger(u64),
     Smaller(u64),
+    /// WITHIN (RFC 5032): OLDER (true) or YOUNGER than this many seconds.
+    Within(bool, u64),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     And(Vec<Key>),
@@ -177,6 +179,10 @@ fn key(c: &mut Cursor, depth: usize) -> R<Key> {
             c.sp()?;
             Key::Smaller(c.number()? as u64)
         }
+        b"OLDER" | b"YOUNGER" => {
+            c.sp()?;
+            Key::Within(w == b"OLDER", c.nz_number()? as u64)
+        }
         b"UID" => {
             c.sp()?;
             Key::Uid(c.seqset()?)
@@ -327,6 +333,14 @@ fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
         Key::Uid(s) => s.contains(m.uid, max_uid),
         Key::Larger(n) => cx.f.size(cx.i).unwrap_or(0) > *n,
         Key::Smaller(n) => cx.f.size(cx.i).unwrap_or(0) < *n,
+        Key::Within(older, secs) => {
+            let age = crate::sys::now() as i64 - cx.f.date(cx.i);
+            if *older {
+                age > *secs as i64
+            } else {
+                age <= *secs as i64
+            }
+        }
         Key::Date(cmp, d, sent) => {
             let msgday = if *sent {
                 let dd = cx

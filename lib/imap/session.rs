@@ -264,7 +264,7 @@ impl Session {
                 tryp!(c.end());
                 self.expunge(None)
             }
-            b"SEARCH" => self.search(c, false),
+            b"SEARCH" => self.search(tag, c, false),
             b"FETCH" => self.fetch(c, false),
             b"STORE" => self.store(c, false),
             b"COPY" | b"MOVE" => self.copy(c, false, name == b"MOVE"),
@@ -274,7 +274,7 @@ impl Session {
                 match &sub[..] {
                     b"FETCH" => self.fetch(c, true),
                     b"STORE" => self.store(c, true),
-                    b"SEARCH" => self.search(c, true),
+                    b"SEARCH" => self.search(tag, c, true),
                     b"COPY" => self.copy(c, true, false),
                     b"MOVE" => self.copy(c, true, true),
                     b"EXPUNGE" => {
@@ -1030,8 +1030,33 @@ impl Session {
         ok("Store completed.")
     }
 
-    fn search(&mut self, c: &mut Cursor, uid: bool) -> Done {
+    fn search(&mut self, tag: &[u8], c: &mut Cursor, uid: bool) -> Done {
         tryp!(c.sp());
+        // ESEARCH (RFC 4731): `RETURN (MIN MAX ALL COUNT)` first.
+        let save = c.i;
+        let mut ret: Option<Vec<Vec<u8>>> = None;
+        if c.word().map(|w| w == b"RETURN").unwrap_or(false) {
+            tryp!(c.sp());
+            tryp!(c.expect(b'('));
+            let mut v = Vec::new();
+            while !c.eat(b')') {
+                if !v.is_empty() {
+                    tryp!(c.sp());
+                }
+                let w = tryp!(c.word());
+                if !matches!(&w[..], b"MIN" | b"MAX" | b"ALL" | b"COUNT") {
+                    return bad("unknown search return option");
+                }
+                v.push(w);
+            }
+            if v.is_empty() {
+                v.push(b"ALL".to_vec());
+            }
+            tryp!(c.sp());
+            ret = Some(v);
+        } else {
+            c.i = save;
+        }
         let key = match search::parse(c) {
             Ok(k) => k,
             Err(search::Error::Bad(m)) => return bad(m),
@@ -1040,12 +1065,42 @@ impl Session {
             }
         };
         let f = self.sel.as_mut().unwrap();
-        let hits = search::run(f, &key);
+        let hits: Vec<u32> = search::run(f, &key)
+            .into_iter()
+            .map(|i| if uid { f.msgs[i].uid } else { i as u32 + 1 })
+            .collect();
         let mut v = b"* SEARCH".to_vec();
-        for i in hits {
-            v.push(b' ');
-            let n = if uid { f.msgs[i].uid } else { i as u32 + 1 };
-            v.extend_from_slice(n.to_string().as_bytes());
+        match ret {
+            None => {
+                for n in hits {
+                    v.push(b' ');
+                    v.extend_from_slice(n.to_string().as_bytes());
+                }
+            }
+            Some(opts) => {
+                v = b"* ESEARCH (TAG ".to_vec();
+                resp::string(&mut v, tag);
+                v.push(b')');
+                if uid {
+                    v.extend_from_slice(b" UID");
+                }
+                let has = |o: &[u8]| opts.iter().any(|x| x == o);
+                let mut put = |name: &str, val: String| {
+                    v.extend_from_slice(format!(" {} {}", name, val).as_bytes());
+                };
+                if let (true, Some(m)) = (has(b"MIN"), hits.iter().min()) {
+                    put("MIN", m.to_string());
+                }
+                if let (true, Some(m)) = (has(b"MAX"), hits.iter().max()) {
+                    put("MAX", m.to_string());
+                }
+                if has(b"ALL") && !hits.is_empty() {
+                    put("ALL", uid_set(&hits));
+                }
+                if has(b"COUNT") {
+                    put("COUNT", hits.len().to_string());
+                }
+            }
         }
         self.out.line(&[&v]);
         ok("Search completed.")

@@ -85,7 +85,7 @@ fn check(got: &[u8], want: &str) {
 }
 
 const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN ESEARCH WITHIN";
 
 fn two_messages(tag: &str) -> PathBuf {
     let md = maildir(tag);
@@ -588,7 +588,7 @@ e OK Logout completed.
         &env,
         &crlf("a AUTHENTICATE PLAIN am9lAGpvZQBzZWNyZXQ=\nb NOOP\n"),
     );
-    assert!(out.stdout.ends_with(b"a OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN] Logged in\r\nb OK NOOP completed.\r\n"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.stdout.ends_with(b"a OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN ESEARCH WITHIN] Logged in\r\nb OK NOOP completed.\r\n"), "{}", String::from_utf8_lossy(&out.stdout));
     // Three failures end the session; TLS required means LOGINDISABLED.
     let out = run(
         "imap-login",
@@ -1948,4 +1948,29 @@ fn bodystructure_matches_dovecot() {
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// ESEARCH (RFC 4731) and WITHIN (RFC 5032), answered as Dovecot does.
+#[test]
+fn esearch_and_within() {
+    let md = maildir("imap-esearch");
+    let now = unsafe { libc::time(std::ptr::null_mut()) } as i64;
+    for i in 1..=5 {
+        let t = if i <= 2 { now - 2 * 86400 } else { now - 60 };
+        put(
+            &md,
+            "cur",
+            &format!("100000000{i}.M{i}P1.host"),
+            Some("S"),
+            &format!("Subject: m{i}\n\nbody\n"),
+            t,
+        );
+    }
+    let got = imapd(
+        &md,
+        "a EXAMINE INBOX\nb SEARCH RETURN (MIN MAX COUNT ALL) OR SUBJECT m1 OR SUBJECT m3 SUBJECT m5\nc UID SEARCH RETURN () SUBJECT m\nd SEARCH RETURN (COUNT) SUBJECT nothing\ne SEARCH RETURN (MIN) SUBJECT nothing\nf SEARCH OLDER 86400\ng SEARCH YOUNGER 86400\nh SEARCH RETURN (FOO) ALL\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    let want = "* ESEARCH (TAG \"b\") MIN 1 MAX 5 ALL 1,3,5 COUNT 3\r\nb OK Search completed.\r\n* ESEARCH (TAG \"c\") UID ALL 1:5\r\nc OK Search completed.\r\n* ESEARCH (TAG \"d\") COUNT 0\r\nd OK Search completed.\r\n* ESEARCH (TAG \"e\")\r\ne OK Search completed.\r\n* SEARCH 1 2\r\nf OK Search completed.\r\n* SEARCH 3 4 5\r\ng OK Search completed.\r\nh BAD unknown search return option\r\n";
+    assert!(s.ends_with(want), "{}", s);
 }
