@@ -1,12 +1,8 @@
 //! smtp-recv: receive mail via SMTP on descriptors 0 and 1 (smtp-recv(8)).
-
-const PROG: &str = "smtp-recv";
-const USAGE: &str = "smtp-recv";
+//! The program lives in lib/smtp (PROG, USAGE, main), which tcp-serve also
+//! links to run a session without exec.
 
 fn main() {
-    pipemail::exit::set_prog(PROG, true);
-    if std::env::args_os().len() > 1 {
-        pipemail::exit::usage(USAGE);
-    }
-    std::process::exit(pipemail::smtp::run(0, 1));
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    std::process::exit(pipemail::smtp::main(&args));
 }

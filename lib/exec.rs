@@ -63,6 +63,68 @@ pub fn chain(argv: &[OsString]) -> ! {
     crate::exit::die_sys(code, &[b"unable to run ", &name], &e)
 }
 
+/// What tells one executable file from another: device, inode, size,
+/// mtime and ctime (an in-place rewrite keeps the inode, not the times).
+pub type FileId = (u64, u64, u64, i64, i64);
+
+fn file_id(p: &std::path::Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    if !m.is_file() {
+        return None;
+    }
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.ctime()))
+}
+
+/// The file execvp would run for `prog`: `prog` itself when it holds a
+/// slash, else the first executable regular file named so in `$PATH`.
+pub fn resolve(prog: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if prog.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(prog));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// A pipemail program whose code is linked into the caller, so that a
+/// chain-loader may run it in its own (forked) process instead of
+/// exec'ing it (DESIGN.md, "Speed"): its name, its entry point (the
+/// arguments after argv[0]; returns the exit code) and the identity of
+/// the file beside our executable when [`Linked::probe`] looked.
+pub struct Linked {
+    pub name: &'static str,
+    pub main: fn(&[OsString]) -> i32,
+    id: Option<FileId>,
+}
+
+impl Linked {
+    /// Notes which of `progs` lie beside our executable, as they are now.
+    pub fn probe(progs: &[(&'static str, fn(&[OsString]) -> i32)]) -> Vec<Linked> {
+        progs
+            .iter()
+            .map(|&(name, main)| Linked {
+                name,
+                main,
+                id: file_id(&sibling(name)),
+            })
+            .collect()
+    }
+
+    /// The entry point to call for argv[0] `prog`: Some when `prog` is the
+    /// very file that lay beside our executable at probe time (not a
+    /// replacement, not a newer build installed since), else None (exec it).
+    pub fn find(linked: &[Linked], prog: &std::ffi::OsStr) -> Option<fn(&[OsString]) -> i32> {
+        let path = resolve(prog)?;
+        let name = path.file_name()?.as_bytes();
+        let l = linked.iter().find(|l| l.name.as_bytes() == name)?;
+        let id = file_id(&path)?;
+        (l.id == Some(id)).then_some(l.main)
+    }
+}
+
 /// The rest of the command line as raw OsStrings (for chain-loaders).
 pub fn os_args(v: Vec<Vec<u8>>) -> Vec<OsString> {
     v.into_iter().map(OsString::from_vec).collect()

@@ -5,7 +5,7 @@
 //! reads `PROG: pid N: LEVEL: ...`. Each line is one write(2).
 
 use std::io;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub const OK: i32 = 0;
 pub const STOP: i32 = 99;
@@ -14,27 +14,29 @@ pub const TEMP: i32 = 111;
 pub const EXEC_FAIL: i32 = 126;
 pub const EXEC_NOENT: i32 = 127;
 
-static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
+/// The `PROG: ` (or `PROG: pid N: `) prefix; null until [`set_prog`].
+/// A leaked box rather than a lock, so a forked child never waits on it.
+static PREFIX: AtomicPtr<Vec<u8>> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Names the program in every diagnostic; with `pid`, adds `pid N:`.
+/// A later call replaces the name: a forked child that runs another
+/// program's linked code (tcp-serve, local-spawn) logs under that name.
 pub fn set_prog(prog: &str, pid: bool) {
     let mut p = prog.as_bytes().to_vec();
     p.extend_from_slice(b": ");
     if pid {
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
-    let _ = PREFIX.set(p);
-}
-
-fn prefix() -> &'static [u8] {
-    PREFIX.get().map(|v| v.as_slice()).unwrap_or(b"pipemail: ")
+    PREFIX.store(Box::into_raw(Box::new(p)), Ordering::Release);
 }
 
 /// One line to fd 2 in a single write: prefix, level, the parts, newline.
 /// Bytes that are not printable ASCII are escaped; the line is cut at 1000.
 pub fn log(level: &str, parts: &[&[u8]]) {
     let mut line = Vec::with_capacity(128);
-    line.extend_from_slice(prefix());
+    let p = PREFIX.load(Ordering::Acquire);
+    // SAFETY: a non-null PREFIX points to a box that is never freed.
+    line.extend_from_slice(if p.is_null() { b"pipemail: " } else { unsafe { &*p } });
     line.extend_from_slice(level.as_bytes());
     line.extend_from_slice(b": ");
     for p in parts {

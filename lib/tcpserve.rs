@@ -14,9 +14,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-use crate::{exit, rules, sys};
+use crate::{exec, exit, rules, sys};
 
-pub const USAGE: &str = "tcp-serve [-1qQvdDHRhpPoO] [-c limit] [-x rules] [-X] [-u uid] [-g gid] \
+pub const USAGE: &str = "tcp-serve [-1eqQvdDHRhpPoO] [-c limit] [-x rules] [-X] [-u uid] [-g gid] \
 [-b backlog] [-l localname] [-B banner] [-t secs] host port prog...";
 
 /// Everything the command line says.
@@ -37,7 +37,13 @@ pub struct Config {
     pub nodelay: bool,
     pub localname: Option<Vec<u8>>,
     pub banner: Option<Vec<u8>>,
+    /// -e: always exec prog, never run a linked program's code in the child.
+    pub exec_always: bool,
 }
+
+/// The programs whose code tcp-serve's child runs without exec when prog
+/// names the very file beside tcp-serve (DESIGN.md, "Speed").
+pub const LINKED: &[(&str, fn(&[OsString]) -> i32)] = &[(crate::smtp::PROG, crate::smtp::main)];
 
 fn num<T: TryFrom<u64>>(v: &OsString, what: &str) -> Result<T, String> {
     crate::parse::number(v.as_bytes())
@@ -84,6 +90,7 @@ pub fn parse_args(mut p: lexopt::Parser) -> Result<Config, String> {
         nodelay: true,
         localname: None,
         banner: None,
+        exec_always: false,
     };
     let mut operands = Vec::new();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -98,6 +105,7 @@ pub fn parse_args(mut p: lexopt::Parser) -> Result<Config, String> {
             Short('x') => c.rules = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
             Short('X') => c.rules_optional = true,
             Short('1') => c.print_port = true,
+            Short('e') => c.exec_always = true,
             Short('q') => c.verbosity = 0,
             Short('Q') => c.verbosity = 1,
             Short('v') => c.verbosity = 2,
@@ -323,6 +331,11 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         r.map_err(|e| fail("drop privileges", e))?;
     }
     let log = Log(c.verbosity);
+    let linked = if c.exec_always {
+        Vec::new()
+    } else {
+        exec::Linked::probe(LINKED)
+    };
     let mask = sigset(&[libc::SIGCHLD, libc::SIGTERM]);
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
     let sfd =
@@ -371,7 +384,7 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         }
         if fds.len() == 2 && fds[1].revents != 0 {
             if let Some(l) = lfd {
-                accept_one(l, sfd, c, &log, &mut running, &status);
+                accept_one(l, sfd, c, &linked, &log, &mut running, &status);
             }
         }
     }
@@ -414,6 +427,7 @@ fn accept_one(
     lfd: i32,
     sfd: i32,
     c: &Config,
+    linked: &[exec::Linked],
     log: &Log,
     running: &mut usize,
     status: &dyn Fn(usize) -> Vec<u8>,
@@ -444,7 +458,7 @@ fn accept_one(
             log.warn(&[b"unable to fork: ", exit::errtext(&e).as_bytes()]);
             sys::close(conn);
         }
-        0 => child(conn, lfd, sfd, c, log),
+        0 => child(conn, lfd, sfd, c, linked, log),
         _ => {
             sys::close(conn);
             *running += 1;
@@ -455,7 +469,7 @@ fn accept_one(
 
 // ---- the child ----
 
-fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
+fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, linked: &[exec::Linked], log: &Log) -> ! {
     sys::close(lfd);
     sys::close(sfd);
     let empty = sigset(&[]);
@@ -562,7 +576,13 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
         b" remote ",
         &remote,
     ]);
-    let e = crate::exec::exec(&c.prog);
+    if let Some(main) = exec::Linked::find(linked, &c.prog[0]) {
+        // The program as exec'd would start with SIGPIPE ignored (Rust's
+        // runtime does that), its own name in its logs and its own pid.
+        sys::signal_ignore(libc::SIGPIPE, true);
+        std::process::exit(main(&c.prog[1..]));
+    }
+    let e = exec::exec(&c.prog);
     let code = if e.kind() == io::ErrorKind::NotFound {
         exit::EXEC_NOENT
     } else {

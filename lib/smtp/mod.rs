@@ -334,6 +334,20 @@ pub fn badmailfrom_has(bmf: &[Vec<u8>], addr: &[u8]) -> bool {
     bmf.iter().any(|b| *b == a || Some(b.as_slice()) == at)
 }
 
+pub const PROG: &str = "smtp-recv";
+pub const USAGE: &str = "smtp-recv";
+
+/// The program smtp-recv(8): `args` are its arguments after argv[0]
+/// (none are allowed). bin/smtp-recv.rs calls it, and so does tcp-serve's
+/// child when it runs smtp-recv's linked code instead of exec'ing it.
+pub fn main(args: &[OsString]) -> i32 {
+    crate::exit::set_prog(PROG, true);
+    if !args.is_empty() {
+        crate::exit::usage(USAGE);
+    }
+    run(0, 1)
+}
+
 /// Runs one session on fds 0/1; returns the exit code.
 pub fn run(rfd: i32, wfd: i32) -> i32 {
     let cfg = match Config::load() {
