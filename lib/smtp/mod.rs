@@ -37,6 +37,8 @@ pub struct Config {
     pub badmailfrom: Vec<Vec<u8>>,
     pub localiphost: Option<Vec<u8>>,
     pub local_domain: Vec<u8>,
+    /// control/locals, virtualdomains and users/assign, read once.
+    pub recipients: crate::users::Recipients,
     pub relayclient: Option<Vec<u8>>,
     pub smtpauth: Option<OsString>,
     pub remote_ip: Vec<u8>,
@@ -112,9 +114,12 @@ impl Config {
         let rcpthosts = control::lines("rcpthosts")?.map(lower);
         let badmailfrom = lower(control::lines("badmailfrom")?.unwrap_or_default());
         let localiphost = control::lines("localiphost")?.and_then(|v| v.into_iter().next());
-        let local_domain = control::locals()?
-            .into_iter()
-            .next()
+        let recipients = crate::users::Recipients::load()?;
+        let local_domain = recipients
+            .routes
+            .locals
+            .first()
+            .cloned()
             .unwrap_or_else(|| me.to_ascii_lowercase());
         let local_ip = env_nonempty("TCPLOCALIP")
             .or_else(|| sockaddr(0, false))
@@ -130,6 +135,7 @@ impl Config {
             badmailfrom,
             localiphost,
             local_domain,
+            recipients,
             relayclient: env("RELAYCLIENT"),
             smtpauth: std::env::var_os("SMTPAUTH").filter(|v| !v.is_empty()),
             remote_ip,
@@ -674,10 +680,7 @@ impl Session {
             }
             let ok = match &self.cfg.rcpthosts {
                 Some(h) => rcpthosts_has(h, dom),
-                None => match crate::users::route(&addr) {
-                    Ok(r) => r != crate::users::Route::Remote,
-                    Err(e) => return self.control_failure(e),
-                },
+                None => self.cfg.recipients.route(&addr) != crate::users::Route::Remote,
             };
             if !ok {
                 self.refuse(b"554 5.7.1 relaying denied", b"rcpt", &addr, b"relaying");
@@ -691,9 +694,9 @@ impl Session {
             self.err(b"501 5.1.3 recipient address too long");
             return Ok(());
         }
-        match crate::users::route(&addr) {
-            Ok(crate::users::Route::Local { local, domain }) => {
-                match crate::users::recipient_exists(&local, &domain) {
+        match self.cfg.recipients.route(&addr) {
+            crate::users::Route::Local { local, .. } => {
+                match self.cfg.recipients.exists(&local) {
                     Ok(true) => {}
                     Ok(false) => {
                         self.refuse(
@@ -707,8 +710,7 @@ impl Session {
                     Err(e) => return self.control_failure(e),
                 }
             }
-            Ok(crate::users::Route::Remote) => {}
-            Err(e) => return self.control_failure(e),
+            crate::users::Route::Remote => {}
         }
         if let Some(t) = self.tx.as_mut() {
             t.rcpts.push(addr);
@@ -964,10 +966,10 @@ impl Session {
         let ok = relay
             || match &self.cfg.rcpthosts {
                 Some(h) => rcpthosts_has(h, &d),
-                None => match crate::users::route(&[&b"postmaster@"[..], &d].concat()) {
-                    Ok(r) => r != crate::users::Route::Remote,
-                    Err(e) => return self.control_failure(e),
-                },
+                None => {
+                    let pm = [&b"postmaster@"[..], &d].concat();
+                    self.cfg.recipients.route(&pm) != crate::users::Route::Remote
+                }
             };
         if !ok {
             self.refuse(

@@ -831,6 +831,43 @@ fn relay_control() {
     );
 }
 
+/// Control files are read once per session, not per command: an edit
+/// made while a session runs takes effect for the next session.
+#[test]
+fn control_files_are_read_once_per_session() {
+    let t = T::new("smtp-once");
+    control(&t.home, "virtualdomains", "virt.example:joe\n");
+    let mut l = Live::start(&t, &[]);
+    l.expect(GREET);
+    l.send(b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@virt.example>\r\n");
+    l.expect("250 2.1.5 ok\r\n");
+    std::fs::remove_file(t.home.join("control/virtualdomains")).unwrap();
+    control(&t.home, "locals", "other.example\n");
+    l.send(b"RCPT TO:<v@virt.example>\r\nRCPT TO:<w@mail.example.org>\r\nQUIT\r\n");
+    let (out, code) = l.finish();
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            "250 mail.example.org\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n",
+            BYE
+        ])
+    );
+    assert_eq!(code, Some(0));
+    let (out, _, _) = t.session(
+        &[],
+        b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@virt.example>\r\nRCPT TO:<w@mail.example.org>\r\nRCPT TO:<x@other.example>\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            "250 mail.example.org\r\n250 2.1.0 ok\r\n554 5.7.1 relaying denied\r\n554 5.7.1 relaying denied\r\n250 2.1.5 ok\r\n",
+            BYE
+        ])
+    );
+}
+
 #[test]
 fn relayclient_allows_relaying_and_is_appended() {
     let t = T::new("smtp-relayclient");
