@@ -358,3 +358,31 @@ pub fn waitpid(pid: i32) -> io::Result<i32> {
         }
     }
 }
+
+/// The part of Rust's start-up that a `#![no_main]` program still needs
+/// (smtp-recv skips the rest: the main thread's stack bounds, read from
+/// /proc/self/maps, and the stack-overflow handler): descriptors 0-2 open
+/// (a closed one gets /dev/null, so no file we open lands there) and
+/// SIGPIPE ignored (a write to a closed peer is an error, not a death).
+pub fn no_main_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    for p in fds {
+        let closed = if r < 0 {
+            (unsafe { libc::fcntl(p.fd, libc::F_GETFD) }) < 0
+        } else {
+            p.revents & libc::POLLNVAL != 0
+        };
+        if closed {
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != p.fd {
+                unsafe { libc::abort() };
+            }
+        }
+    }
+    signal_ignore(libc::SIGPIPE, true);
+}
