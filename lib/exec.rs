@@ -89,21 +89,30 @@ pub fn resolve(prog: &std::ffi::OsStr) -> Option<PathBuf> {
         .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
-/// A pipemail program whose code is linked into the caller, so that a
-/// chain-loader may run it in its own (forked) process instead of
-/// exec'ing it (DESIGN.md, "Speed"): its name, its entry point (the
-/// arguments after argv[0]; returns the exit code) and the identity of
-/// the file beside our executable when [`Linked::probe`] looked.
-pub struct Linked {
-    pub name: &'static str,
-    pub main: fn(&[OsString]) -> i32,
+/// A program's entry point: its arguments after argv[0]; returns the exit code.
+pub type Main = fn(&[OsString]) -> i32;
+
+/// The pipemail programs a chain-loader (tcp-serve, relay-gate) may run in
+/// its own process instead of exec'ing them (DESIGN.md, "Speed"): nothing
+/// in them needs a fresh process, and they keep the caller's uid.
+pub const LINKED: &[(&str, Main)] = &[
+    (crate::smtp::PROG, crate::smtp::main),
+    (crate::relay::GATE, crate::relay::gate),
+];
+
+/// A linked program and the identity of the file beside our executable
+/// when [`linked`] first looked.
+struct Linked {
+    name: &'static str,
+    main: Main,
     id: Option<FileId>,
 }
 
-impl Linked {
-    /// Notes which of `progs` lie beside our executable, as they are now.
-    pub fn probe(progs: &[(&'static str, fn(&[OsString]) -> i32)]) -> Vec<Linked> {
-        progs
+static PROBE: std::sync::OnceLock<Vec<Linked>> = std::sync::OnceLock::new();
+
+fn probe() -> &'static [Linked] {
+    PROBE.get_or_init(|| {
+        LINKED
             .iter()
             .map(|&(name, main)| Linked {
                 name,
@@ -111,18 +120,37 @@ impl Linked {
                 id: file_id(&sibling(name)),
             })
             .collect()
-    }
+    })
+}
 
-    /// The entry point to call for argv[0] `prog`: Some when `prog` is the
-    /// very file that lay beside our executable at probe time (not a
-    /// replacement, not a newer build installed since), else None (exec it).
-    pub fn find(linked: &[Linked], prog: &std::ffi::OsStr) -> Option<fn(&[OsString]) -> i32> {
-        let path = resolve(prog)?;
-        let name = path.file_name()?.as_bytes();
-        let l = linked.iter().find(|l| l.name.as_bytes() == name)?;
-        let id = file_id(&path)?;
-        (l.id == Some(id)).then_some(l.main)
+/// Notes, once per process, which [`LINKED`] programs lie beside our
+/// executable as they are now. tcp-serve calls it at start, so its
+/// children compare against what was there when it started.
+pub fn probe_linked() {
+    probe();
+}
+
+/// The entry point to call instead of exec'ing argv[0] `prog`: Some when
+/// `prog` (after a PATH search) is the very file that lay beside our
+/// executable when it was probed (not a replacement, not a newer build
+/// installed since), else None: exec it.
+pub fn linked(prog: &std::ffi::OsStr) -> Option<Main> {
+    let path = resolve(prog)?;
+    let name = path.file_name()?.as_bytes();
+    let l = probe().iter().find(|l| l.name.as_bytes() == name)?;
+    let id = file_id(&path)?;
+    (l.id == Some(id)).then_some(l.main)
+}
+
+/// Runs argv: the linked code of a [`LINKED`] program when [`linked`]
+/// allows (SIGPIPE ignored, as a Rust program starts), else chain-loads
+/// it ([`chain`]). Never returns.
+pub fn run_or_chain(argv: &[OsString]) -> ! {
+    if let Some(main) = argv.first().and_then(|p| linked(p)) {
+        crate::sys::signal_ignore(libc::SIGPIPE, true);
+        std::process::exit(main(&argv[1..]));
     }
+    chain(argv)
 }
 
 /// The rest of the command line as raw OsStrings (for chain-loaders).

@@ -41,10 +41,6 @@ pub struct Config {
     pub exec_always: bool,
 }
 
-/// The programs whose code tcp-serve's child runs without exec when prog
-/// names the very file beside tcp-serve (DESIGN.md, "Speed").
-pub const LINKED: &[(&str, fn(&[OsString]) -> i32)] = &[(crate::smtp::PROG, crate::smtp::main)];
-
 fn num<T: TryFrom<u64>>(v: &OsString, what: &str) -> Result<T, String> {
     crate::parse::number(v.as_bytes())
         .and_then(|n| T::try_from(n).ok())
@@ -331,11 +327,9 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         r.map_err(|e| fail("drop privileges", e))?;
     }
     let log = Log(c.verbosity);
-    let linked = if c.exec_always {
-        Vec::new()
-    } else {
-        exec::Linked::probe(LINKED)
-    };
+    if !c.exec_always {
+        exec::probe_linked();
+    }
     let mask = sigset(&[libc::SIGCHLD, libc::SIGTERM]);
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
     let sfd =
@@ -384,7 +378,7 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         }
         if fds.len() == 2 && fds[1].revents != 0 {
             if let Some(l) = lfd {
-                accept_one(l, sfd, c, &linked, &log, &mut running, &status);
+                accept_one(l, sfd, c, &log, &mut running, &status);
             }
         }
     }
@@ -427,7 +421,6 @@ fn accept_one(
     lfd: i32,
     sfd: i32,
     c: &Config,
-    linked: &[exec::Linked],
     log: &Log,
     running: &mut usize,
     status: &dyn Fn(usize) -> Vec<u8>,
@@ -458,7 +451,7 @@ fn accept_one(
             log.warn(&[b"unable to fork: ", exit::errtext(&e).as_bytes()]);
             sys::close(conn);
         }
-        0 => child(conn, lfd, sfd, c, linked, log),
+        0 => child(conn, lfd, sfd, c, log),
         _ => {
             sys::close(conn);
             *running += 1;
@@ -469,7 +462,7 @@ fn accept_one(
 
 // ---- the child ----
 
-fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, linked: &[exec::Linked], log: &Log) -> ! {
+fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
     sys::close(lfd);
     sys::close(sfd);
     let empty = sigset(&[]);
@@ -576,9 +569,9 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, linked: &[exec::Linked], log
         b" remote ",
         &remote,
     ]);
-    if let Some(main) = exec::Linked::find(linked, &c.prog[0]) {
-        // The program as exec'd would start with SIGPIPE ignored (Rust's
-        // runtime does that), its own name in its logs and its own pid.
+    if let Some(main) = exec::linked(&c.prog[0]).filter(|_| !c.exec_always) {
+        // As the program exec'd would start: SIGPIPE ignored (Rust's
+        // runtime does that); it names itself and its pid in its logs.
         sys::signal_ignore(libc::SIGPIPE, true);
         std::process::exit(main(&c.prog[1..]));
     }

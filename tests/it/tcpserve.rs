@@ -454,12 +454,19 @@ fn smtp_recv_beside_tcp_serve_runs_without_exec() {
     let want = b"220 mail.example.org ESMTP\r\n250-mail.example.org\r\n250-PIPELINING\r\n\
 250-SIZE 10240000\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250 SMTPUTF8\r\n\
 250 2.1.0 ok\r\n250 2.0.0 ok\r\n221 2.0.0 mail.example.org closing connection\r\n";
+    let rg = bin("relay-gate");
+    let (sr, rg) = (sr.to_str().unwrap(), rg.to_str().unwrap());
+    let copy = copy.to_str().unwrap();
     for (opts, prog, exe) in [
-        (&["-v"][..], &sr, bin("tcp-serve")),
-        (&["-v", "-e"][..], &sr, bin("smtp-recv")),
-        (&["-v"][..], &copy, copy.clone()),
+        (&["-v"][..], &[sr][..], bin("tcp-serve")),
+        (&["-v", "-e"][..], &[sr][..], bin("smtp-recv")),
+        (&["-v"][..], &[copy][..], copy.into()),
+        // relay-gate links smtp-recv too: no exec in the usual chain.
+        (&["-v"][..], &[rg, sr][..], bin("tcp-serve")),
+        (&["-v", "-e"][..], &[rg, sr][..], bin("relay-gate")),
+        (&["-v"][..], &[rg, copy][..], copy.into()),
     ] {
-        let s = start(opts, &[prog.to_str().unwrap()], &env);
+        let s = start(opts, prog, &env);
         let (out, ran) = smtp_session(&s, input);
         assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
         assert_eq!(ran, exe, "{:?}", opts);
@@ -468,7 +475,7 @@ fn smtp_recv_beside_tcp_serve_runs_without_exec() {
     }
     // Usage errors and log lines name smtp-recv and the session's pid.
     for opts in [&["-v"][..], &["-v", "-e"][..]] {
-        let s = start(opts, &[sr.to_str().unwrap(), "extra"], &env);
+        let s = start(opts, &[sr, "extra"], &env);
         let _ = s.talk(b"");
         let log = s.wait_log("status 100");
         let pid = log
