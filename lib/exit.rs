@@ -36,7 +36,11 @@ pub fn log(level: &str, parts: &[&[u8]]) {
     let mut line = Vec::with_capacity(128);
     let p = PREFIX.load(Ordering::Acquire);
     // SAFETY: a non-null PREFIX points to a box that is never freed.
-    line.extend_from_slice(if p.is_null() { b"pipemail: " } else { unsafe { &*p } });
+    line.extend_from_slice(if p.is_null() {
+        b"pipemail: "
+    } else {
+        unsafe { &*p }
+    });
     line.extend_from_slice(level.as_bytes());
     line.extend_from_slice(b": ");
     for p in parts {

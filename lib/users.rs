@@ -69,7 +69,7 @@ impl Routes {
     pub fn route(&self, addr: &[u8]) -> Route {
         let (local, domain) = crate::parse::split_addr(addr);
         let dom = domain.to_ascii_lowercase();
-        if self.locals.iter().any(|l| *l == dom) {
+        if self.locals.contains(&dom) {
             return Route::Local {
                 local: local.to_vec(),
                 domain: domain.to_vec(),
@@ -95,7 +95,7 @@ impl Routes {
                 None
             };
             if let Some(r) = rank {
-                if best.as_ref().map_or(true, |(b, _)| r > *b) {
+                if best.as_ref().is_none_or(|(b, _)| r > *b) {
                     best = Some((r, prepend));
                 }
             }
@@ -359,7 +359,11 @@ pub fn lookup_in(home: &Path, local: &[u8]) -> Result<Option<Account>, ControlEr
     lookup_with(&*assign(home)?, home, local)
 }
 
-fn lookup_with(assign: &Assign, home: &Path, local: &[u8]) -> Result<Option<Account>, ControlError> {
+fn lookup_with(
+    assign: &Assign,
+    home: &Path,
+    local: &[u8],
+) -> Result<Option<Account>, ControlError> {
     if local.is_empty() {
         return Ok(None);
     }

@@ -695,21 +695,19 @@ impl Session {
             return Ok(());
         }
         match self.cfg.recipients.route(&addr) {
-            crate::users::Route::Local { local, .. } => {
-                match self.cfg.recipients.exists(&local) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.refuse(
-                            b"550 5.1.1 no such user here",
-                            b"rcpt",
-                            &addr,
-                            b"unknown-user",
-                        );
-                        return Ok(());
-                    }
-                    Err(e) => return self.control_failure(e),
+            crate::users::Route::Local { local, .. } => match self.cfg.recipients.exists(&local) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.refuse(
+                        b"550 5.1.1 no such user here",
+                        b"rcpt",
+                        &addr,
+                        b"unknown-user",
+                    );
+                    return Ok(());
                 }
-            }
+                Err(e) => return self.control_failure(e),
+            },
             crate::users::Route::Remote => {}
         }
         if let Some(t) = self.tx.as_mut() {

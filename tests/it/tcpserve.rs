@@ -486,6 +486,10 @@ fn smtp_recv_beside_tcp_serve_runs_without_exec() {
             .to_string();
         let want = format!("smtp-recv: pid {}: usage: smtp-recv\n", pid);
         assert!(log.contains(&want), "{:?}: {}", opts, log);
-        assert!(log.contains(&format!("end pid {} status 100", pid)), "{}", log);
+        assert!(
+            log.contains(&format!("end pid {} status 100", pid)),
+            "{}",
+            log
+        );
     }
 }
