@@ -88,6 +88,28 @@ pub fn read_timeout(fd: i32, buf: &mut [u8], secs: u64) -> io::Result<usize> {
     read(fd, buf)
 }
 
+/// [`read_timeout`] into the spare capacity of `buf` (its length grows by
+/// what was read): a large buffer costs no zeroing and no page faults for
+/// the part a short session never uses.
+pub fn read_timeout_spare(fd: i32, buf: &mut Vec<u8>, secs: u64) -> io::Result<usize> {
+    if !wait_fd(fd, false, secs)? {
+        return Err(io::Error::from(io::ErrorKind::TimedOut));
+    }
+    let spare = buf.spare_capacity_mut();
+    loop {
+        let r = unsafe { libc::read(fd, spare.as_mut_ptr() as *mut libc::c_void, spare.len()) };
+        if r >= 0 {
+            // SAFETY: read(2) initialised the first r bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + r as usize) };
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// write_all with a timeout per write; a stalled peer gives Err(TimedOut).
 pub fn write_timeout(fd: i32, mut buf: &[u8], secs: u64) -> io::Result<()> {
     while !buf.is_empty() {
