@@ -329,6 +329,9 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
     let log = Log(c.verbosity);
     if !c.exec_always {
         exec::probe_linked();
+        // Load the time zone once: children that run linked code inherit
+        // it instead of reading /etc/localtime per session.
+        crate::date::local(sys::now() as i64);
     }
     let mask = sigset(&[libc::SIGCHLD, libc::SIGTERM]);
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
