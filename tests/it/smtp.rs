@@ -238,6 +238,42 @@ fn helo_gives_smtp_and_linked_queue_writes_the_drop_directory() {
     assert_eq!(body, b"Subject: x\n\nbody\n");
 }
 
+/// smtp-recv started with descriptor 2 closed (it has no Rust runtime to
+/// reopen it) puts /dev/null there first, so no file it opens later (a
+/// queue file) becomes fd 2 and takes its log lines.
+#[test]
+fn closed_stderr_becomes_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let t = T::new("smtp-closed2");
+    let mut c = Command::new(bin("smtp-recv"));
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PIPEMAIL_HOME", &t.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    unsafe {
+        c.pre_exec(|| {
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut greeting = [0u8; 100];
+    let n = out.read(&mut greeting).unwrap();
+    assert_eq!(&greeting[..n], GREET.as_bytes());
+    let fd2 = std::fs::read_link(format!("/proc/{}/fd/2", child.id()));
+    stdin.write_all(b"QUIT\r\n").unwrap();
+    drop(stdin);
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, BYE.as_bytes());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(fd2.unwrap(), PathBuf::from("/dev/null"));
+}
+
 /// A child whose replies are read as they come, to check what was flushed.
 struct Live {
     child: Child,
