@@ -5,8 +5,9 @@
 //! No Rust `main`: a session is short and this program starts once per
 //! connection under inetd or tcpserver, so it skips the start-up work it
 //! does not need (sys::no_main_start). A panic still exits 101.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     pipemail::sys::no_main_start();
