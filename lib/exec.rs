@@ -132,25 +132,34 @@ pub fn probe_linked() {
     probe();
 }
 
-/// The entry point to call instead of exec'ing argv[0] `prog`: Some when
-/// `prog` (after a PATH search) is the very file that lay beside our
+/// Whether argv[0] `prog` may run as linked code instead of an exec: yes
+/// when `prog` (after a PATH search) is the very file that lay beside our
 /// executable when it was probed (not a replacement, not a newer build
-/// installed since), else None: exec it.
-pub fn linked(prog: &std::ffi::OsStr) -> Option<Main> {
+/// installed since); None: exec it.
+pub fn linked(prog: &std::ffi::OsStr) -> Option<(&'static str, Main)> {
     let path = resolve(prog)?;
     let name = path.file_name()?.as_bytes();
     let l = probe().iter().find(|l| l.name.as_bytes() == name)?;
     let id = file_id(&path)?;
-    (l.id == Some(id)).then_some(l.main)
+    (l.id == Some(id)).then_some((l.name, l.main))
+}
+
+/// Becomes the linked program `name` and runs it with `args` (after
+/// argv[0]), as an exec would start it: SIGPIPE ignored (Rust's runtime
+/// does that) and `name` as the process name (ps, top, /proc/PID/comm).
+pub fn run_linked((name, main): (&'static str, Main), args: &[OsString]) -> ! {
+    crate::sys::signal_ignore(libc::SIGPIPE, true);
+    if let Ok(n) = std::ffi::CString::new(name) {
+        unsafe { libc::prctl(libc::PR_SET_NAME, n.as_ptr(), 0, 0, 0) };
+    }
+    std::process::exit(main(args))
 }
 
 /// Runs argv: the linked code of a [`LINKED`] program when [`linked`]
-/// allows (SIGPIPE ignored, as a Rust program starts), else chain-loads
-/// it ([`chain`]). Never returns.
+/// allows, else chain-loads it ([`chain`]). Never returns.
 pub fn run_or_chain(argv: &[OsString]) -> ! {
-    if let Some(main) = argv.first().and_then(|p| linked(p)) {
-        crate::sys::signal_ignore(libc::SIGPIPE, true);
-        std::process::exit(main(&argv[1..]));
+    if let Some(l) = argv.first().and_then(|p| linked(p)) {
+        run_linked(l, &argv[1..]);
     }
     chain(argv)
 }

@@ -572,11 +572,8 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
         b" remote ",
         &remote,
     ]);
-    if let Some(main) = exec::linked(&c.prog[0]).filter(|_| !c.exec_always) {
-        // As the program exec'd would start: SIGPIPE ignored (Rust's
-        // runtime does that); it names itself and its pid in its logs.
-        sys::signal_ignore(libc::SIGPIPE, true);
-        std::process::exit(main(&c.prog[1..]));
+    if let Some(l) = exec::linked(&c.prog[0]).filter(|_| !c.exec_always) {
+        exec::run_linked(l, &c.prog[1..]);
     }
     let e = exec::exec(&c.prog);
     let code = if e.kind() == io::ErrorKind::NotFound {

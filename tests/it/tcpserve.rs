@@ -416,10 +416,10 @@ fn thirty_concurrent_cat_clients() {
     );
 }
 
-/// One SMTP session through `s`: the bytes it sent, and the program that
-/// ran it (/proc/PID/exe of the child tcp-serve logged), read while the
-/// session is open.
-fn smtp_session(s: &Server, input: &[u8]) -> (Vec<u8>, std::path::PathBuf) {
+/// One SMTP session through `s`: the bytes it sent, the program that ran
+/// it and its process name (/proc/PID/exe and comm of the child tcp-serve
+/// logged), read while the session is open.
+fn smtp_session(s: &Server, input: &[u8]) -> (Vec<u8>, std::path::PathBuf, String) {
     let mut c = s.connect();
     let mut greeting = [0u8; 512];
     let n = c.read(&mut greeting).unwrap();
@@ -432,10 +432,11 @@ fn smtp_session(s: &Server, input: &[u8]) -> (Vec<u8>, std::path::PathBuf) {
         .unwrap()
         .to_string();
     let exe = std::fs::read_link(format!("/proc/{}/exe", pid)).unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid)).unwrap();
     c.write_all(input).unwrap();
     let mut out = greeting[..n].to_vec();
     let _ = c.read_to_end(&mut out);
-    (out, exe)
+    (out, exe, comm)
 }
 
 /// tcp-serve runs smtp-recv's linked code in the forked child, without
@@ -467,9 +468,10 @@ fn smtp_recv_beside_tcp_serve_runs_without_exec() {
         (&["-v"][..], &[rg, copy][..], copy.into()),
     ] {
         let s = start(opts, prog, &env);
-        let (out, ran) = smtp_session(&s, input);
+        let (out, ran, comm) = smtp_session(&s, input);
         assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
         assert_eq!(ran, exe, "{:?}", opts);
+        assert_eq!(comm, "smtp-recv\n", "{:?} {:?}", opts, prog);
         let log = s.wait_log("status 0");
         assert!(log.contains(" end pid "), "{}", log);
     }
