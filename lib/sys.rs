@@ -88,13 +88,10 @@ pub fn read_timeout(fd: i32, buf: &mut [u8], secs: u64) -> io::Result<usize> {
     read(fd, buf)
 }
 
-/// [`read_timeout`] into the spare capacity of `buf` (its length grows by
-/// what was read): a large buffer costs no zeroing and no page faults for
-/// the part a short session never uses.
-pub fn read_timeout_spare(fd: i32, buf: &mut Vec<u8>, secs: u64) -> io::Result<usize> {
-    if !wait_fd(fd, false, secs)? {
-        return Err(io::Error::from(io::ErrorKind::TimedOut));
-    }
+/// read(2) into the spare capacity of `buf`, retrying EINTR; its length
+/// grows by what was read. A large buffer so costs no zeroing and no page
+/// faults for the part a short message never uses.
+pub fn read_spare(fd: i32, buf: &mut Vec<u8>) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     loop {
         let r = unsafe { libc::read(fd, spare.as_mut_ptr() as *mut libc::c_void, spare.len()) };
@@ -108,6 +105,14 @@ pub fn read_timeout_spare(fd: i32, buf: &mut Vec<u8>, secs: u64) -> io::Result<u
             return Err(e);
         }
     }
+}
+
+/// [`read_spare`] with [`read_timeout`]'s timeout.
+pub fn read_timeout_spare(fd: i32, buf: &mut Vec<u8>, secs: u64) -> io::Result<usize> {
+    if !wait_fd(fd, false, secs)? {
+        return Err(io::Error::from(io::ErrorKind::TimedOut));
+    }
+    read_spare(fd, buf)
 }
 
 /// write_all with a timeout per write; a stalled peer gives Err(TimedOut).
