@@ -19,6 +19,30 @@ pub fn sibling(name: &str) -> PathBuf {
     }
 }
 
+/// Where to run program `name` from: a name with a slash as it is; else
+/// our sibling of that name when there is one (inetd clears PATH, and an
+/// installed tree need not be in PATH); else the bare name, for PATH.
+pub fn resolve(name: &std::ffi::OsStr) -> OsString {
+    if name.as_bytes().contains(&b'/') || name.is_empty() {
+        return name.to_os_string();
+    }
+    let s = sibling(&name.to_string_lossy());
+    let c = match crate::sys::cpath(&s) {
+        Ok(c) => c,
+        Err(_) => return name.to_os_string(),
+    };
+    if s.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+        s.into_os_string()
+    } else {
+        name.to_os_string()
+    }
+}
+
+/// A Command for `prog` found by [`resolve`].
+pub fn command(prog: &std::ffi::OsStr) -> std::process::Command {
+    std::process::Command::new(resolve(prog))
+}
+
 /// `$VAR` when set and non-empty, else the sibling program `name`.
 pub fn program(var: &str, name: &str) -> PathBuf {
     match std::env::var_os(var) {
@@ -33,18 +57,22 @@ fn cstrings(args: &[OsString]) -> io::Result<Vec<CString>> {
         .collect()
 }
 
-/// execvp(argv). Returns only on failure, with the errno.
+/// execvp(argv), argv[0] found by [`resolve`] (argv[0] itself is passed
+/// unchanged). Returns only on failure, with the errno.
 pub fn exec(argv: &[OsString]) -> io::Error {
     if argv.is_empty() {
         return io::Error::from_raw_os_error(libc::EINVAL);
     }
-    let c = match cstrings(argv) {
-        Ok(c) => c,
-        Err(e) => return e,
+    let (c, file) = match (
+        cstrings(argv),
+        crate::sys::cstr(resolve(&argv[0]).as_bytes()),
+    ) {
+        (Ok(c), Ok(f)) => (c, f),
+        (Err(e), _) | (_, Err(e)) => return e,
     };
     let mut p: Vec<*const libc::c_char> = c.iter().map(|s| s.as_ptr()).collect();
     p.push(std::ptr::null());
-    unsafe { libc::execvp(p[0], p.as_ptr()) };
+    unsafe { libc::execvp(file.as_ptr(), p.as_ptr()) };
     io::Error::last_os_error()
 }
 
@@ -76,16 +104,18 @@ fn file_id(p: &std::path::Path) -> Option<FileId> {
     Some((m.dev(), m.ino(), m.size(), m.mtime(), m.ctime()))
 }
 
-/// The file execvp would run for `prog`: `prog` itself when it holds a
-/// slash, else the first executable regular file named so in `$PATH`.
-pub fn resolve(prog: &std::ffi::OsStr) -> Option<PathBuf> {
+/// The file [`exec`] would run for argv[0] `prog`: [`resolve`]'s answer
+/// when it holds a slash, else the first executable regular file named so
+/// in `$PATH` (what execvp does with a bare name).
+fn exec_path(prog: &std::ffi::OsStr) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
+    let prog = resolve(prog);
     if prog.as_bytes().contains(&b'/') {
         return Some(PathBuf::from(prog));
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
     std::env::split_paths(&path)
-        .map(|d| d.join(prog))
+        .map(|d| d.join(&prog))
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
@@ -133,11 +163,11 @@ pub fn probe_linked() {
 }
 
 /// Whether argv[0] `prog` may run as linked code instead of an exec: yes
-/// when `prog` (after a PATH search) is the very file that lay beside our
+/// when the file [`exec`] would run for it is the very file that lay beside our
 /// executable when it was probed (not a replacement, not a newer build
 /// installed since); None: exec it.
 pub fn linked(prog: &std::ffi::OsStr) -> Option<(&'static str, Main)> {
-    let path = resolve(prog)?;
+    let path = exec_path(prog)?;
     let name = path.file_name()?.as_bytes();
     let l = probe().iter().find(|l| l.name.as_bytes() == name)?;
     let id = file_id(&path)?;

@@ -18,37 +18,45 @@ pub const EXEC_NOENT: i32 = 127;
 /// A leaked box rather than a lock, so a forked child never waits on it.
 static PREFIX: AtomicPtr<Vec<u8>> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Names the program in every diagnostic; with `pid`, adds `pid N:`.
-/// A later call replaces the name: a forked child that runs another
-/// program's linked code (tcp-serve, local-spawn) logs under that name.
+/// Names the program in every diagnostic and chooses where logs go
+/// (`crate::log`). With `pid` (per-connection programs): adds `pid N:`, and
+/// takes a connection systemd passed as fd 3 as fds 0 and 1. A later call
+/// replaces the name: a forked child that runs another program's linked
+/// code (tcp-serve, relay-gate, local-spawn) logs under that name.
 pub fn set_prog(prog: &str, pid: bool) {
     let mut p = prog.as_bytes().to_vec();
     p.extend_from_slice(b": ");
     if pid {
+        crate::sys::adopt_listen_fd();
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
     PREFIX.store(Box::into_raw(Box::new(p)), Ordering::Release);
+    crate::log::init(prog);
 }
 
-/// One line to fd 2 in a single write: prefix, level, the parts, newline.
+fn prefix() -> &'static [u8] {
+    let p = PREFIX.load(Ordering::Acquire);
+    if p.is_null() {
+        b"pipemail: "
+    } else {
+        // SAFETY: a non-null PREFIX points to a box that is never freed.
+        unsafe { &*p }
+    }
+}
+
+/// One line to fd 2 in a single write (or to syslog, see `crate::log`):
+/// prefix, level, the parts, newline.
 /// Bytes that are not printable ASCII are escaped; the line is cut at 1000.
 pub fn log(level: &str, parts: &[&[u8]]) {
     let mut line = Vec::with_capacity(128);
-    let p = PREFIX.load(Ordering::Acquire);
-    // SAFETY: a non-null PREFIX points to a box that is never freed.
-    line.extend_from_slice(if p.is_null() {
-        b"pipemail: "
-    } else {
-        unsafe { &*p }
-    });
     line.extend_from_slice(level.as_bytes());
     line.extend_from_slice(b": ");
     for p in parts {
         crate::log::escape_into(&mut line, p);
     }
-    line.truncate(999);
-    line.push(b'\n');
-    crate::sys::write_all(2, &line).ok();
+    let pre = prefix();
+    line.truncate(999usize.saturating_sub(pre.len()));
+    crate::log::emit(level, pre, &line);
 }
 
 pub fn info(parts: &[&[u8]]) {
