@@ -44,6 +44,13 @@ fn prefix() -> &'static [u8] {
     }
 }
 
+/// In a forked child that runs another program's code (tcp-serve running
+/// tls-wrap linked): names that program, with the child's pid.
+pub fn rename_child(prog: &str) {
+    let p = format!("{}: pid {}: ", prog, std::process::id());
+    PREFIX.store(Box::into_raw(Box::new(p.into_bytes())), Ordering::Release);
+}
+
 /// One line to fd 2 in a single write (or to syslog, see `crate::log`):
 /// prefix, level, the parts, newline.
 /// Bytes that are not printable ASCII are escaped; the line is cut at 1000.

@@ -82,6 +82,18 @@ impl Conn {
         &self.buf[self.pos..]
     }
 
+    /// Moves to other descriptors (after STARTTLS): input already read
+    /// from the old ones is thrown away, its length returned (RFC 3207:
+    /// nothing sent before the handshake may count after it).
+    pub fn switch(&mut self, rfd: i32, wfd: i32) -> usize {
+        let dropped = self.buf.len() - self.pos;
+        self.rfd = rfd;
+        self.wfd = wfd;
+        self.pos = 0;
+        self.buf.clear();
+        dropped
+    }
+
     /// Marks `n` buffered bytes as used.
     pub fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.buf.len());
