@@ -5,6 +5,9 @@ const PROG: &str = "check-password";
 
 fn main() {
     pipemail::exit::set_prog(PROG, false);
-    let prog: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let prog = {
+        use pipemail::auth::checkpw::{MISUSE, USAGE};
+        pipemail::exit::operands_exit(MISUSE, USAGE)
+    };
     pipemail::auth::checkpw::main(&prog)
 }

@@ -5,7 +5,7 @@ use pipemail::{deliver, exit};
 use std::os::unix::ffi::OsStringExt;
 
 const PROG: &str = "deliver-local";
-const USAGE: &str = "deliver-local SENDER RECIPIENT";
+const USAGE: &str = "deliver-local sender recipient";
 
 fn main() {
     exit::set_prog(PROG, false);

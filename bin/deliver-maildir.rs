@@ -4,11 +4,11 @@ use pipemail::{deliver, exit, maildir};
 use std::os::unix::ffi::OsStringExt;
 
 const PROG: &str = "deliver-maildir";
-const USAGE: &str = "deliver-maildir DIR";
+const USAGE: &str = "deliver-maildir dir";
 
 fn main() {
     exit::set_prog(PROG, false);
-    let args: Vec<Vec<u8>> = std::env::args_os().skip(1).map(|a| a.into_vec()).collect();
+    let args: Vec<Vec<u8>> = exit::operands(USAGE).into_iter().map(|a| a.into_vec()).collect();
     if args.len() != 1 || args[0].is_empty() {
         exit::usage(USAGE);
     }

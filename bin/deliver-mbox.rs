@@ -5,11 +5,11 @@ use pipemail::{deliver, exit, mbox, sys};
 use std::os::unix::ffi::OsStringExt;
 
 const PROG: &str = "deliver-mbox";
-const USAGE: &str = "deliver-mbox FILE";
+const USAGE: &str = "deliver-mbox file";
 
 fn main() {
     exit::set_prog(PROG, false);
-    let args: Vec<Vec<u8>> = std::env::args_os().skip(1).map(|a| a.into_vec()).collect();
+    let args: Vec<Vec<u8>> = exit::operands(USAGE).into_iter().map(|a| a.into_vec()).collect();
     if args.len() != 1 || args[0].is_empty() {
         exit::usage(USAGE);
     }

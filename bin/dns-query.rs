@@ -4,7 +4,7 @@ use pipemail::{dns, exit};
 use std::os::unix::ffi::OsStringExt;
 
 const PROG: &str = "dns-query";
-const USAGE: &str = "dns-query mx|a|aaaa|txt|ptr NAME";
+const USAGE: &str = "dns-query mx|a|aaaa|txt|ptr name";
 
 fn main() {
     exit::set_prog(PROG, false);

@@ -4,7 +4,7 @@ use pipemail::{deliver, exit};
 use std::os::unix::ffi::OsStringExt;
 
 const PROG: &str = "forward";
-const USAGE: &str = "forward ADDRESS...";
+const USAGE: &str = "forward address...";
 
 fn main() {
     exit::set_prog(PROG, false);

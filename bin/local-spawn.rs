@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 const PROG: &str = "local-spawn";
-const USAGE: &str = "local-spawn [ -u user ] prog...";
+const USAGE: &str = "local-spawn [-u user] prog...";
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 

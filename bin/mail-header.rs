@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 
 const PROG: &str = "mail-header";
-const USAGE: &str = "mail-header [ -a ] [ -d ] name ...";
+const USAGE: &str = "mail-header [-a] [-d] name...";
 
 fn main() {
     exit::set_prog(PROG, false);

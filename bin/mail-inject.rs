@@ -6,7 +6,7 @@ use pipemail::submit::input::Fd;
 use std::os::unix::ffi::OsStringExt;
 
 const PROG: &str = "mail-inject";
-const USAGE: &str = "mail-inject [ -nNaAhHt ] [ -f sender ] [ recipient ... ]";
+const USAGE: &str = "mail-inject [-nNaAhHt] [-f sender] [recipient...]";
 
 fn main() {
     exit::set_prog(PROG, false);

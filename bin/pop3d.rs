@@ -5,7 +5,7 @@ const USAGE: &str = "pop3d [maildir]";
 
 fn main() {
     pipemail::exit::set_prog(PROG, true);
-    let mut args = std::env::args_os().skip(1);
+    let mut args = pipemail::exit::operands(USAGE).into_iter();
     let md = args.next().unwrap_or_else(|| ".".into());
     if args.next().is_some() {
         pipemail::exit::usage(USAGE);

@@ -4,7 +4,7 @@ use pipemail::queuerun::{ctl, mailq, store::Dirs};
 use pipemail::{exit, sys};
 
 const PROG: &str = "queue-list";
-const USAGE: &str = "queue-list [ -s ]";
+const USAGE: &str = "queue-list [-s]";
 
 fn main() {
     exit::set_prog(PROG, false);

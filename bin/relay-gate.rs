@@ -3,6 +3,6 @@
 //! (GATE, GATE_USAGE, gate), which tcp-serve also links.
 
 fn main() {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let args = pipemail::exit::operands(pipemail::relay::GATE_USAGE);
     std::process::exit(pipemail::relay::gate(&args));
 }

@@ -8,7 +8,7 @@ const USAGE: &str = "relay-stamp prog...";
 
 fn main() {
     exit::set_prog(PROG, true);
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let argv = exit::operands(USAGE);
     if argv.is_empty() {
         exit::usage(USAGE);
     }

@@ -5,7 +5,7 @@ use pipemail::{exit, remote};
 use std::os::unix::ffi::OsStringExt;
 
 const PROG: &str = "remote-send";
-const USAGE: &str = "remote-send host sender recip [recip ...]";
+const USAGE: &str = "remote-send host sender recip [recip...]";
 
 fn main() {
     exit::set_prog(PROG, false);

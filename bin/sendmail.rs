@@ -8,7 +8,7 @@ use pipemail::{exec, exit};
 use std::ffi::OsString;
 
 const PROG: &str = "sendmail";
-const USAGE: &str = "sendmail [ -t ] [ -i ] [ -f sender ] [ -F name ] [ -bm | -bs | -bp | -q ] [ -v ] [ -- ] [ recipient ... ]";
+const USAGE: &str = "sendmail [-t] [-i] [-f sender] [-F name] [-bm|-bs|-bp|-bi|-q] [-v] [--] [recipient...]";
 
 fn fail(code: i32, parts: &[&[u8]]) -> ! {
     exit::log("fatal", parts);
@@ -38,10 +38,7 @@ fn main() {
         .map_or_else(|| sendmail::parse(lexopt::Parser::from_env()), Ok)
     {
         Ok(a) => a,
-        Err(e) => fail(
-            sendmail::EX_USAGE,
-            &[e.as_bytes(), b"; usage: ", USAGE.as_bytes()],
-        ),
+        Err(_) => exit::usage_exit(sendmail::EX_USAGE, USAGE),
     };
     match action {
         Action::Poke => pipemail::queue::pull_trigger(),

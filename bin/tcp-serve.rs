@@ -8,10 +8,7 @@ fn main() {
     exit::set_prog(PROG, false);
     let cfg = match tcpserve::parse_args(lexopt::Parser::from_env()) {
         Ok(c) => c,
-        Err(m) => {
-            exit::warn(&[m.as_bytes()]);
-            exit::usage(tcpserve::USAGE)
-        }
+        Err(_) => exit::usage(tcpserve::USAGE),
     };
     match tcpserve::serve(&cfg) {
         Ok(()) => std::process::exit(exit::OK),

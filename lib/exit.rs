@@ -89,10 +89,41 @@ pub fn die_sys(code: i32, parts: &[&[u8]], e: &io::Error) -> ! {
     die(code, &v)
 }
 
-/// `PROG: usage: USAGE` and exit 100.
+/// `PROG: usage: USAGE` and exit 100: the one misuse line of every program
+/// (tests/it/usage.rs checks it against each man page's SYNOPSIS).
 pub fn usage(text: &str) -> ! {
-    log("usage", &[text.as_bytes()]);
-    std::process::exit(PERM)
+    usage_exit(PERM, text)
+}
+
+/// [`usage`] with the exit code a foreign interface fixes (check-password:
+/// 2; sendmail: sysexits 64). Always one line on fd 2, without the `pid N:`
+/// of per-connection programs and never to syslog: USAGE starts with the
+/// program's name.
+pub fn usage_exit(code: i32, text: &str) -> ! {
+    let prog = text.split(' ').next().unwrap_or(text);
+    let line = format!("{prog}: usage: {text}\n");
+    crate::sys::write_all(2, line.as_bytes()).ok();
+    std::process::exit(code)
+}
+
+/// The operands of a program that takes no options: `--` first is dropped,
+/// a first argument that looks like an option (`-x`, not `-`) is misuse.
+/// Only the first is looked at: after it may come another program's argv.
+pub fn operands(text: &str) -> Vec<std::ffi::OsString> {
+    operands_exit(PERM, text)
+}
+
+/// [`operands`] with the misuse exit code of [`usage_exit`].
+pub fn operands_exit(code: i32, text: &str) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    match args.first().map(|a| a.as_encoded_bytes()) {
+        Some(b"--") => {
+            args.remove(0);
+        }
+        Some(a) if a.len() > 1 && a[0] == b'-' => usage_exit(code, text),
+        _ => {}
+    }
+    args
 }
 
 /// Lower-case errno text without Rust's " (os error N)" suffix.

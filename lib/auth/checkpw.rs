@@ -182,11 +182,13 @@ fn fail(start_ms: u64, login: &[u8], why: &str) -> ! {
     std::process::exit(BAD)
 }
 
+pub const USAGE: &str = "check-password prog...";
+
 /// check-password's whole run: returns only through exit or exec.
 pub fn main(prog: &[OsString]) -> ! {
     use crate::exit::die;
     if prog.is_empty() {
-        die(MISUSE, &[b"usage: check-password prog..."]);
+        crate::exit::usage_exit(MISUSE, USAGE);
     }
     let mut input = match read_fd3() {
         Ok(b) => b,

@@ -51,7 +51,21 @@ pub fn control(home: &Path, name: &str, text: &str) {
 /// Runs `prog` with a cleared environment plus `env`, feeding `input` on
 /// stdin from a thread; returns its output.
 pub fn run(prog: &str, args: &[&str], env: &[(&str, &str)], input: &[u8]) -> Output {
+    run_in(None, prog, args, env, input)
+}
+
+/// [`run`] in the working directory `dir` (when given).
+pub fn run_in(
+    dir: Option<&Path>,
+    prog: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    input: &[u8],
+) -> Output {
     let mut c = Command::new(bin(prog));
+    if let Some(d) = dir {
+        c.current_dir(d);
+    }
     c.args(args).env_clear().env("PATH", "/usr/bin:/bin");
     for (k, v) in env {
         c.env(k, v);

@@ -16,3 +16,4 @@ mod smtp;
 mod submit;
 mod tcpserve;
 mod tls;
+mod usage;
