@@ -16,6 +16,7 @@ pub mod header;
 pub mod imap;
 pub mod log;
 pub mod maildir;
+pub mod maildir_clean;
 pub mod maildir_make;
 pub mod mbox;
 pub mod mime;
