@@ -25,6 +25,7 @@ pub mod pop3;
 pub mod qq;
 pub mod queue;
 pub mod queuerun;
+pub mod rbl;
 pub mod relay;
 pub mod remote;
 pub mod rules;

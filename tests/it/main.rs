@@ -11,6 +11,7 @@ mod inject;
 mod maildir_clean;
 mod pop3;
 mod queuerun;
+mod rbl;
 mod remote;
 mod smtp;
 mod submit;
