@@ -14,6 +14,7 @@ pub mod exec;
 pub mod exit;
 pub mod header;
 pub mod imap;
+pub mod lmtp;
 pub mod log;
 pub mod maildir;
 pub mod maildir_clean;

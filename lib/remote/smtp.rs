@@ -173,6 +173,38 @@ impl Conn {
         Ok(c)
     }
 
+    /// Connects to the unix socket `path`; replies are awaited `timeout`
+    /// seconds. A listener with a full backlog is a temporary error.
+    pub fn unix(path: &std::path::Path, timeout: u64) -> io::Result<Conn> {
+        use std::os::unix::ffi::OsStrExt;
+        let p = path.as_os_str().as_bytes();
+        let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        if p.is_empty() || p.len() >= sa.sun_path.len() || p.contains(&0) {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, &s) in sa.sun_path.iter_mut().zip(p) {
+            *d = s as libc::c_char;
+        }
+        let fd = crate::sys::cvt(unsafe {
+            libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        })?;
+        let c = Conn {
+            fd,
+            buf: Vec::new(),
+            timeout,
+        };
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        crate::sys::cvt(unsafe {
+            libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len)
+        })?;
+        Ok(c)
+    }
+
     pub fn send(&mut self, b: &[u8]) -> io::Result<()> {
         crate::sys::write_timeout(self.fd, b, self.timeout)
     }

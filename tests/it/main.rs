@@ -8,6 +8,7 @@ mod faults;
 mod fuzzreg;
 mod imap;
 mod inject;
+mod lmtp;
 mod maildir_clean;
 mod pop3;
 mod queuerun;
