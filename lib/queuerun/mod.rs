@@ -9,6 +9,7 @@ pub mod ctl;
 pub mod run;
 pub mod sched;
 pub mod spawn;
+pub mod stats;
 pub mod store;
 
 use crate::control::{self, ControlError};

@@ -12,6 +12,7 @@ mod lmtp;
 mod maildir_clean;
 mod pop3;
 mod queuerun;
+mod queuestat;
 mod rbl;
 mod remote;
 mod smtp;

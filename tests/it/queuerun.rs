@@ -37,8 +37,8 @@ printf 'K127.0.0.1 accepted message.\000'
 exit 0
 "#;
 
-struct Q {
-    home: PathBuf,
+pub(crate) struct Q {
+    pub(crate) home: PathBuf,
     fake: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -50,7 +50,7 @@ fn script(path: &Path, text: &str) {
 }
 
 impl Q {
-    fn new(tag: &str) -> Q {
+    pub(crate) fn new(tag: &str) -> Q {
         let home = home(tag);
         let base = home.parent().unwrap().to_path_buf();
         let fake = base.join("fake");
@@ -74,7 +74,7 @@ impl Q {
         }
     }
 
-    fn command(&self, prog: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
+    pub(crate) fn command(&self, prog: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
         let base = self.home.parent().unwrap();
         let mut c = Command::new(bin(prog));
         c.args(args)
@@ -90,7 +90,7 @@ impl Q {
         c
     }
 
-    fn start(&mut self, extra: &[(&str, &str)]) {
+    pub(crate) fn start(&mut self, extra: &[(&str, &str)]) {
         self.start_prog("queue-run", &[], extra);
     }
 
@@ -117,7 +117,7 @@ impl Q {
     }
 
     /// SIGTERM and wait (at most 10 s); returns the exit code.
-    fn stop(&mut self) -> Option<i32> {
+    pub(crate) fn stop(&mut self) -> Option<i32> {
         self.signal(libc::SIGTERM);
         self.reap()
     }
@@ -147,12 +147,12 @@ impl Q {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 
-    fn inject(&self, msg: &[u8], envelope: &[u8]) -> Option<i32> {
+    pub(crate) fn inject(&self, msg: &[u8], envelope: &[u8]) -> Option<i32> {
         inject_in(&self.home, msg, envelope)
     }
 
     /// (argv1, argv2, uid, message) per local delivery, in no order.
-    fn locals(&self) -> Vec<(String, String, String, Vec<u8>)> {
+    pub(crate) fn locals(&self) -> Vec<(String, String, String, Vec<u8>)> {
         let mut v = Vec::new();
         for f in files(&self.fake) {
             if let Some(n) = f.strip_prefix("local.") {
@@ -166,7 +166,7 @@ impl Q {
     }
 
     /// (argv, message) per remote-send run.
-    fn remotes(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn remotes(&self) -> Vec<(String, Vec<u8>)> {
         let mut v = Vec::new();
         for f in files(&self.fake) {
             if let Some(n) = f.strip_prefix("remote.") {
@@ -236,7 +236,7 @@ fn inject_in(home: &Path, msg: &[u8], envelope: &[u8]) -> Option<i32> {
     child.wait().unwrap().code()
 }
 
-fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {
+pub(crate) fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {
     let mut v = format!("F{}\0", sender).into_bytes();
     for r in rcpts {
         v.extend_from_slice(format!("T{}\0", r).as_bytes());
@@ -245,7 +245,7 @@ fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {
     v
 }
 
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(
