@@ -4,3 +4,4 @@
 //! dot-stuffing encoder.
 
 pub mod client;
+pub mod server;

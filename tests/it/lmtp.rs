@@ -443,3 +443,182 @@ fn against_dovecot_lmtp() {
         text(&o.stderr)
     );
 }
+
+// ---------------------------------------------------------------------------
+// lmtp-recv: one session with mixed recipients, exact bytes.
+
+/// Runs lmtp-recv as the mail user (setpriv when we are root: it refuses
+/// to run as root).
+fn lmtp_recv(home: &Path, input: &[u8]) -> Output {
+    let h = home.to_str().unwrap();
+    let prog = crate::common::bin("lmtp-recv");
+    let env = [("PIPEMAIL_HOME", h)];
+    if is_root() {
+        let p = prog.to_str().unwrap();
+        run(
+            "/usr/bin/setpriv",
+            &["--reuid=65534", "--regid=65534", "--clear-groups", p],
+            &env,
+            input,
+        )
+    } else {
+        run("lmtp-recv", &[], &env, input)
+    }
+}
+
+#[test]
+fn lmtp_recv_replies_per_recipient_after_the_dot() {
+    let t = crate::deliver::T::new("lmtp-recv");
+    let joe = t.user("joe");
+    let ann = t.user("ann");
+    let bob = t.user("bob");
+    crate::deliver::put(&ann.join(".qmail"), b"|exit 111\n", 0o644);
+    crate::deliver::put(
+        &bob.join(".qmail"),
+        b"|echo mailbox disabled; exit 100\n",
+        0o644,
+    );
+    let a = t.home.join("users/assign");
+    let text0 = std::fs::read_to_string(&a).unwrap().replace(".\n", "");
+    std::fs::write(
+        &a,
+        format!("{}=other:other:1:1:/nonexistent:::\n.\n", text0),
+    )
+    .unwrap();
+    let input = b"LHLO client.test\r\nMAIL FROM:<s@a.test> BODY=8BITMIME SIZE=40\r\n\
+RCPT TO:<joe@mail.example.org>\r\nRCPT TO:<nosuch@mail.example.org>\r\n\
+RCPT TO:<ann@mail.example.org>\r\nRCPT TO:<x@remote.test>\r\nRCPT TO:<bob@mail.example.org>\r\n\
+RCPT TO:<other@mail.example.org>\r\nDATA\r\nSubject: lmtp\r\n\r\n..dot\r\nhi \xe9\r\n.\r\nQUIT\r\n";
+    let o = lmtp_recv(&t.home, input);
+    let want = "220 mail.example.org LMTP\r\n\
+250-mail.example.org\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SIZE 10240000\r\n\
+250 2.1.0 ok\r\n250 2.1.5 ok\r\n\
+550 5.1.1 <nosuch@mail.example.org> no such user here\r\n\
+250 2.1.5 ok\r\n\
+550 5.1.2 <x@remote.test> not a local address\r\n\
+250 2.1.5 ok\r\n\
+451 4.3.5 <other@mail.example.org> mailbox of another uid; not delivered by this lmtp-recv\r\n\
+354 go ahead, end with <CRLF>.<CRLF>\r\n\
+250 2.0.0 <joe@mail.example.org> delivered\r\n\
+451 4.3.0 <ann@mail.example.org> Program exited 111. (#4.3.0)\r\n\
+550 5.0.0 <bob@mail.example.org> mailbox disabled\r\n\
+221 2.0.0 mail.example.org closing connection\r\n";
+    assert_eq!(text(&o.stdout), want, "stderr: {}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0));
+    let new = joe.join("Maildir/new");
+    let f = crate::common::files(&new);
+    assert_eq!(f.len(), 1);
+    let m = std::fs::read(new.join(&f[0])).unwrap();
+    let s = text(&m);
+    assert!(
+        s.starts_with("Return-Path: <s@a.test>\nDelivered-To: joe@mail.example.org\nReceived: from client.test (local)\n\tby mail.example.org with LMTP; "),
+        "{}",
+        s
+    );
+    assert!(m.ends_with(b"\nSubject: lmtp\n\n.dot\nhi \xe9\n"), "{}", s);
+    // one log line per recipient
+    let e = text(&o.stderr);
+    assert!(e.contains(": info: rcpt <joe@mail.example.org> from <s@a.test> remote=local: 250 2.0.0 <joe@mail.example.org> delivered\n"), "{}", e);
+
+    // a bare LF refuses the message for every recipient; nothing delivered
+    let input = b"LHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<joe@mail.example.org>\r\nRCPT TO:<ann@mail.example.org>\r\nDATA\r\nbare\nlf\r\n.\r\nQUIT\r\n";
+    let o = lmtp_recv(&t.home, input);
+    let s = text(&o.stdout);
+    assert!(
+        s.ends_with(
+            "354 go ahead, end with <CRLF>.<CRLF>\r\n\
+550 5.6.2 <joe@mail.example.org> message refused: bare CR or LF in data\r\n\
+550 5.6.2 <ann@mail.example.org> message refused: bare CR or LF in data\r\n\
+221 2.0.0 mail.example.org closing connection\r\n"
+        ),
+        "{}",
+        s
+    );
+    assert_eq!(crate::common::files(&new).len(), 1);
+    // HELO is not LMTP; MAIL before LHLO; DATA without recipients
+    let o = lmtp_recv(
+        &t.home,
+        b"HELO x\r\nMAIL FROM:<>\r\nLHLO x\r\nMAIL FROM:<>\r\nDATA\r\nQUIT\r\n",
+    );
+    let s = text(&o.stdout);
+    assert!(
+        s.contains("\r\n500 5.5.1 this is LMTP: say LHLO\r\n503 5.5.1 send LHLO first\r\n250-"),
+        "{}",
+        s
+    );
+    assert!(s.ends_with("250 2.1.0 ok\r\n554 5.5.1 no valid recipients\r\n221 2.0.0 mail.example.org closing connection\r\n"), "{}", s);
+    if is_root() {
+        let o = run(
+            "lmtp-recv",
+            &[],
+            &[("PIPEMAIL_HOME", t.home.to_str().unwrap())],
+            b"",
+        );
+        assert_eq!(o.status.code(), Some(111));
+        assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv does not run as root\r\n");
+    }
+}
+
+/// The chain: tcp-serve -> lmtp-recv, with Python's smtplib.LMTP and with
+/// deliver-lmtp as clients.
+#[test]
+fn lmtp_recv_under_tcp_serve_with_real_clients() {
+    let t = crate::deliver::T::new("lmtp-chain");
+    let joe = t.user("joe");
+    let ann = t.user("ann");
+    crate::deliver::put(&ann.join(".qmail"), b"|exit 111\n", 0o644);
+    let h = t.home.to_str().unwrap();
+    let prog = crate::common::bin("lmtp-recv");
+    let user: &[&str] = if is_root() { &["-u", "nobody"] } else { &[] };
+    let srv = crate::tcpserve::start(user, &[prog.to_str().unwrap()], &[("PIPEMAIL_HOME", h)]);
+    let py = format!(
+        r#"
+import smtplib
+s = smtplib.LMTP("127.0.0.1", {})
+print(s.ehlo("py.test")[0], s.does_esmtp, s.has_extn("pipelining"), s.has_extn("enhancedstatuscodes"))
+print(s.mail("s@a.test"))
+for r in ["joe@mail.example.org", "nosuch@mail.example.org", "ann@mail.example.org"]:
+    print(s.rcpt(r))
+# smtplib.LMTP sends LHLO for ehlo(); after the dot one reply per
+# accepted recipient: data() reads the first, getreply() the next
+print(s.data(b"Subject: py\r\n\r\nfrom python\r\n"))
+print(s.getreply())
+print(s.quit())
+"#,
+        srv.port
+    );
+    let o = Command::new("python3").args(["-c", &py]).output().unwrap();
+    assert_eq!(
+        text(&o.stdout),
+        "250 True True True\n(250, b'2.1.0 ok')\n(250, b'2.1.5 ok')\n\
+(550, b'5.1.1 <nosuch@mail.example.org> no such user here')\n(250, b'2.1.5 ok')\n\
+(250, b'2.0.0 <joe@mail.example.org> delivered')\n\
+(451, b'4.3.0 <ann@mail.example.org> Program exited 111. (#4.3.0)')\n\
+(221, b'2.0.0 mail.example.org closing connection')\n",
+        "{}",
+        text(&o.stderr)
+    );
+    let new = joe.join("Maildir/new");
+    wait(|| crate::common::files(&new).len() == 1);
+    // deliver-lmtp against lmtp-recv
+    let target = format!("127.0.0.1:{}", srv.port);
+    let o = lmtp(&target, &[("RECIPIENT", "joe@mail.example.org")], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).ends_with(
+        "took the message: Remote host said: 250 2.0.0 <joe@mail.example.org> delivered\n"
+    ));
+    assert_eq!(crate::common::files(&new).len(), 2);
+    let o = lmtp(&target, &[("RECIPIENT", "ann@mail.example.org")], &[]);
+    assert_eq!(o.status.code(), Some(111));
+    let o = lmtp(&target, &[("RECIPIENT", "nosuch@mail.example.org")], &[]);
+    assert_eq!(o.status.code(), Some(100));
+    assert!(text(&o.stderr).ends_with("refused the recipient: Remote host said: 550 5.1.1 <nosuch@mail.example.org> no such user here\n"));
+}
+
+fn wait(mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(10), "timed out");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
