@@ -83,11 +83,7 @@ pub fn report_code(text: &[u8], class: u8) -> Vec<u8> {
 pub fn run(rfd: i32, wfd: i32) -> i32 {
     let cfg = match Config::load() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = crate::sys::write_timeout(wfd, b"421 4.3.0 unable to read controls\r\n", 10);
-            crate::exit::warn(&[b"unable to read controls: ", &e.text()]);
-            return crate::exit::TEMP;
-        }
+        Err(e) => return crate::smtp::controls_failed(wfd, &e),
     };
     let conn = Conn::new(rfd, wfd, cfg.timeout);
     let mut s = Session {
@@ -261,7 +257,7 @@ impl Session {
             self.put(&[b"554 5.5.1 no valid recipients"]);
             return Ok(());
         }
-        let mut f = match spool() {
+        let mut f = match crate::sys::temp_file("lmtp-recv") {
             Ok(f) => Some(f),
             Err(e) => {
                 crate::exit::warn(&[
@@ -366,25 +362,6 @@ fn check(addr: &[u8]) -> Result<Vec<u8>, Vec<u8>> {
         return Err(b"451 4.3.5 mailbox of another uid; not delivered by this lmtp-recv".to_vec());
     }
     Ok([&local[..], b"@", &domain].concat())
-}
-
-/// An unlinked temporary file for the message, mode 0600.
-fn spool() -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let p = std::env::temp_dir().join(format!(
-        "lmtp-recv.{}.{}",
-        std::process::id(),
-        crate::sys::random_hex(8)
-    ));
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&p)?;
-    std::fs::remove_file(&p)?;
-    Ok(f)
 }
 
 /// Delivers the spooled message to one recipient: its reply line.

@@ -216,14 +216,14 @@ pub fn quarantined(d: &Dirs) -> usize {
 pub fn format(s: &Stats, g: &[[u64; GAUGES.len()]; CHANNELS.len()], prom: bool) -> Vec<u8> {
     let mut rows: Vec<(&str, bool, usize, u64)> = Vec::new();
     for (k, name) in COUNTERS.iter().enumerate() {
-        for c in 0..CHANNELS.len() {
-            rows.push((name, true, c, s.n[c][k]));
+        for (c, row) in s.n.iter().enumerate() {
+            rows.push((name, true, c, row[k]));
         }
     }
     for (k, name) in GAUGES.iter().enumerate() {
-        for c in 0..CHANNELS.len() {
+        for (c, row) in g.iter().enumerate() {
             if k < 4 || c == 0 {
-                rows.push((name, false, c, g[c][k]));
+                rows.push((name, false, c, row[k]));
             }
         }
     }

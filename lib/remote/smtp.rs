@@ -115,6 +115,22 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 impl Conn {
+    /// A non-blocking stream socket of family `fam`, not yet connected.
+    fn socket(fam: i32, timeout: u64) -> io::Result<Conn> {
+        let fd = crate::sys::cvt(unsafe {
+            libc::socket(
+                fam,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        })?;
+        Ok(Conn {
+            fd,
+            buf: Vec::new(),
+            timeout,
+        })
+    }
+
     /// Connects to `ip:port` within `connect_timeout` seconds, from `bind`
     /// when it is of the same family. Replies are awaited `timeout` seconds.
     pub fn connect(
@@ -130,18 +146,8 @@ impl Conn {
         } else {
             libc::AF_INET6
         };
-        let fd = cvt(unsafe {
-            libc::socket(
-                fam,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        })?;
-        let c = Conn {
-            fd,
-            buf: Vec::new(),
-            timeout,
-        };
+        let c = Conn::socket(fam, timeout)?;
+        let fd = c.fd;
         if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
             let (ss, len) = sockaddr(SocketAddr::new(b, 0));
             cvt(unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) })?;
@@ -186,18 +192,8 @@ impl Conn {
         for (d, &s) in sa.sun_path.iter_mut().zip(p) {
             *d = s as libc::c_char;
         }
-        let fd = crate::sys::cvt(unsafe {
-            libc::socket(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        })?;
-        let c = Conn {
-            fd,
-            buf: Vec::new(),
-            timeout,
-        };
+        let c = Conn::socket(libc::AF_UNIX, timeout)?;
+        let fd = c.fd;
         let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
         crate::sys::cvt(unsafe {
             libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len)

@@ -284,10 +284,9 @@ fn dot_file_of_a_virtual_domain() {
         text(&o.stderr)
     );
     let got = text(&h.join().unwrap());
-    assert!(
-        got.starts_with(&format!("LHLO mail.example.org\r\nMAIL FROM:<s@a.test> SIZE=15\r\nRCPT TO:<joe@lmtp.test>\r\nDATA\r\nSubject: v\r\n\r\nhi\r\n.\r\nQUIT\r\n")),
-        "{}",
-        got
+    assert_eq!(
+        got,
+        "LHLO mail.example.org\r\nMAIL FROM:<s@a.test> SIZE=15\r\nRCPT TO:<joe@lmtp.test>\r\nDATA\r\nSubject: v\r\n\r\nhi\r\n.\r\nQUIT\r\n"
     );
 }
 

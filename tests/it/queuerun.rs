@@ -191,7 +191,12 @@ impl Q {
     }
 
     fn list(&self, args: &[&str]) -> String {
-        let o = self.command("queue-list", args, &[]).output().unwrap();
+        self.output("queue-list", args)
+    }
+
+    /// Runs `prog args` in this home; its stdout (it must exit 0).
+    pub(crate) fn output(&self, prog: &str, args: &[&str]) -> String {
+        let o = self.command(prog, args, &[]).output().unwrap();
         assert_eq!(
             o.status.code(),
             Some(0),

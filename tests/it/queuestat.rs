@@ -4,14 +4,7 @@
 use crate::queuerun::{env, wait_until, Q};
 
 fn stat(q: &Q, args: &[&str]) -> String {
-    let o = q.command("queue-stat", args, &[]).output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    q.output("queue-stat", args)
 }
 
 /// The sizes of the queued messages (as queue-run counts them) by
