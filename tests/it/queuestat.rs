@@ -45,10 +45,14 @@ fn counters_after_a_known_run() {
         ),
         Some(0)
     );
-    // before queue-run: nothing counted, two submissions waiting
+    // a forged submission without queue-inject's Received line: quarantined
+    let drop = q.home.join("queue/drop");
+    std::fs::write(drop.join("9.9.zz"), "Subject: forged\n\n").unwrap();
+    std::fs::write(drop.join("9.9.zz.env"), env("s@x", &["u@mail.example.org"])).unwrap();
+    // before queue-run: nothing counted, three submissions waiting
     let s = stat(&q, &[]);
     assert!(s.contains("all received_messages 0\n"), "{}", s);
-    assert!(s.contains("all unprocessed_messages 2\n"), "{}", s);
+    assert!(s.contains("all unprocessed_messages 3\n"), "{}", s);
     q.start(&[]);
     wait_until(15, "deliveries", || {
         q.locals().len() == 3 && q.remotes().len() == 2
@@ -60,7 +64,7 @@ fn counters_after_a_known_run() {
          all transmitted_messages 2\nall transmitted_octets {a2}\nall transmitted_recipients 3\n\
          all failed_recipients 1\nall deferred_recipients 2\n\
          all stored_messages 2\nall stored_octets {ab}\nall stored_recipients 2\n\
-         all oldest_message_seconds AGE\nall rejected_messages 0\nall unprocessed_messages 0\n\
+         all oldest_message_seconds AGE\nall rejected_messages 1\nall unprocessed_messages 0\n\
          local received_messages 2\nlocal received_octets {ab}\nlocal received_recipients 3\n\
          local transmitted_messages 1\nlocal transmitted_octets {a}\nlocal transmitted_recipients 1\n\
          local failed_recipients 1\nlocal deferred_recipients 1\n\
@@ -106,7 +110,7 @@ fn counters_after_a_known_run() {
         p
     );
     assert!(p.contains("# TYPE pipemail_stored_recipients gauge\npipemail_stored_recipients{channel=\"all\"} 2\n"), "{}", p);
-    assert!(p.contains("pipemail_rejected_messages{channel=\"all\"} 0\n# TYPE pipemail_unprocessed_messages gauge\n"), "{}", p);
+    assert!(p.contains("pipemail_rejected_messages{channel=\"all\"} 1\n# TYPE pipemail_unprocessed_messages gauge\n"), "{}", p);
     // usage
     let o = q.command("queue-stat", &["-x"], &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(100));
