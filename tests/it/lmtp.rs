@@ -354,7 +354,11 @@ fn dovecot() -> Option<Dovecot> {
     std::fs::write(d.join("dovecot.conf"), conf).unwrap();
     std::fs::write(
         d.join("users"),
-        format!("joe::{u}:{u}::{d}/mail/joe::\n", u = uid, d = d.display()),
+        format!(
+            "joe::{u}:{u}::{d}/mail/joe::\nbroken::{u}:{u}::{d}/ro/broken::\n",
+            u = uid,
+            d = d.display()
+        ),
     )
     .unwrap();
     if is_root() {
@@ -365,6 +369,12 @@ fn dovecot() -> Option<Dovecot> {
             .unwrap();
         assert!(o.success());
     }
+    // a home the mail user cannot create: Dovecot answers 451 after DATA
+    std::fs::create_dir(d.join("ro")).unwrap();
+    if is_root() {
+        std::os::unix::fs::chown(d.join("ro"), Some(0), Some(0)).unwrap();
+    }
+    std::fs::set_permissions(d.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
     let mut c = if is_root() {
         let mut c = Command::new("setpriv");
         c.args([
@@ -433,6 +443,15 @@ fn against_dovecot_lmtp() {
     let o = lmtp(&format!("127.0.0.1:{}", dc.port), &env("joe"), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(crate::common::files(&new).len(), 2);
+    // a mailbox Dovecot cannot write: deferred
+    let o = lmtp(sock.to_str().unwrap(), &env("broken"), &[]);
+    assert_eq!(o.status.code(), Some(111));
+    assert!(
+        text(&o.stderr)
+            .contains(" did not take the message: Remote host said: 451 4.2.0 <broken> "),
+        "{}",
+        text(&o.stderr)
+    );
     // an unknown user bounces
     let o = lmtp(sock.to_str().unwrap(), &env("nosuch"), &[]);
     assert_eq!(o.status.code(), Some(100));
