@@ -3,10 +3,12 @@
 //! smtp-recv's connection (line limits, timeouts, replies flushed before
 //! each read: PIPELINING), its path parser and its DATA state machine
 //! (only CR LF . CR LF ends the data). RCPT accepts local recipients that
-//! exist (users/assign, virtualdomains, the alias user) and whose account
-//! has our own uid. After the final dot the message, kept in an unlinked
+//! exist (users/assign, virtualdomains, the alias user) and, without the
+//! root helper ([`super::helper`]), whose account has our own uid. After
+//! the final dot the message, kept in an unlinked
 //! temporary file, is delivered to each accepted recipient in turn by
-//! deliver-local (or `$QMAILLOCAL`), and each gets its own reply:
+//! deliver-local (or `$QMAILLOCAL`), run by us or by the helper as the
+//! recipient's account, and each gets its own reply:
 //! exit 0 → 250, 100 → 550, anything else → 451, with deliver-local's
 //! report as text.
 
@@ -50,6 +52,8 @@ struct Session {
     sender: Option<Vec<u8>>,
     rcpts: Vec<Rcpt>,
     done: bool,
+    /// The socket to the root helper (lmtp-recv -u), if any.
+    helper: Option<i32>,
 }
 
 /// Text safe for a reply: printable ASCII, at most 200 bytes.
@@ -79,8 +83,10 @@ pub fn report_code(text: &[u8], class: u8) -> Vec<u8> {
     found.unwrap_or_else(|| vec![class, b'.', b'0', b'.', b'0'])
 }
 
-/// Runs one session; returns the exit code.
-pub fn run(rfd: i32, wfd: i32) -> i32 {
+/// Runs one session; returns the exit code. With `helper`, deliveries go
+/// through the root helper (any uid but 0), else they run as we do (our
+/// uid's accounts only).
+pub fn run(rfd: i32, wfd: i32, helper: Option<i32>) -> i32 {
     let cfg = match Config::load() {
         Ok(c) => c,
         Err(e) => return crate::smtp::controls_failed(wfd, &e),
@@ -93,6 +99,7 @@ pub fn run(rfd: i32, wfd: i32) -> i32 {
         sender: None,
         rcpts: Vec::new(),
         done: false,
+        helper,
     };
     match s.serve() {
         Ok(()) | Err(Fatal::Eof) => crate::exit::OK,
@@ -239,7 +246,7 @@ impl Session {
             return self.put(&[b"452 4.5.3 too many recipients"]);
         }
         let a = [&b"<"[..], &crate::smtp::safe(&addr), b">"].concat();
-        match check(&addr) {
+        match check(&addr, self.helper.is_some()) {
             Ok(routed) => {
                 self.rcpts.push(Rcpt { addr, routed });
                 self.put(&[b"250 2.1.5 ok"]);
@@ -305,7 +312,7 @@ impl Session {
         for r in &rcpts {
             let a = [&b"<"[..], &crate::smtp::safe(&r.addr), b">"].concat();
             let reply = match (all, f.as_mut()) {
-                (None, Some(f)) => deliver(f, &sender, r, &a),
+                (None, Some(f)) => deliver(f, self.helper, &sender, r, &a),
                 _ => with_addr(all.unwrap_or(b"451 4.3.0 unable to store the message"), &a),
             };
             crate::exit::info(&[
@@ -347,7 +354,7 @@ fn with_addr(reply: &[u8], a: &[u8]) -> Vec<u8> {
 
 /// Whether `addr` may be delivered here by us: Ok(routed address), or
 /// Err(reply) with the code first (`550 ...`).
-fn check(addr: &[u8]) -> Result<Vec<u8>, Vec<u8>> {
+fn check(addr: &[u8], any_uid: bool) -> Result<Vec<u8>, Vec<u8>> {
     use crate::users::{self, Route};
     let ctl = |_| b"451 4.3.0 unable to read controls".to_vec();
     let Route::Local { local, domain } = users::route(addr).map_err(ctl)? else {
@@ -357,35 +364,50 @@ fn check(addr: &[u8]) -> Result<Vec<u8>, Vec<u8>> {
         return Err(b"550 5.1.1 no such user here".to_vec());
     }
     let acct = users::lookup(&local).map_err(ctl)?;
-    if acct.is_some_and(|a| a.uid != crate::sys::geteuid()) {
-        // Not ours to write: that needs the root helper (lmtp-recv(8)).
+    if !any_uid && acct.is_some_and(|a| a.uid != crate::sys::geteuid()) {
+        // Not ours to write: that needs the root helper (lmtp-recv -u).
         return Err(b"451 4.3.5 mailbox of another uid; not delivered by this lmtp-recv".to_vec());
     }
     Ok([&local[..], b"@", &domain].concat())
 }
 
-/// Delivers the spooled message to one recipient: its reply line.
-fn deliver(f: &mut std::fs::File, sender: &[u8], r: &Rcpt, a: &[u8]) -> Vec<u8> {
+/// Delivers the spooled message to one recipient, through the helper or
+/// by running deliver-local ourselves: its reply line.
+fn deliver(
+    f: &mut std::fs::File,
+    helper: Option<i32>,
+    sender: &[u8],
+    r: &Rcpt,
+    a: &[u8],
+) -> Vec<u8> {
     let fail = |e: std::io::Error| {
-        crate::exit::warn(&[
-            b"unable to run deliver-local: ",
-            crate::exit::errtext(&e).as_bytes(),
-        ]);
+        crate::exit::warn(&[b"unable to deliver: ", crate::exit::errtext(&e).as_bytes()]);
         [&b"451 4.3.0 "[..], a, b" unable to run deliver-local"].concat()
     };
     if let Err(e) = f.flush().and_then(|_| f.rewind()) {
         return fail(e);
     }
-    let prog = crate::exec::program("QMAILLOCAL", "deliver-local");
-    let args: [&[u8]; 2] = [sender, &r.routed];
-    let mut kid = match crate::queuerun::spawn::start(&prog, &args, f.as_raw_fd(), None, 0) {
-        Ok(k) => k,
-        Err(e) => return fail(e),
+    let (code, out) = match helper {
+        Some(h) => match super::helper::ask(h, f.as_raw_fd(), sender, &r.routed) {
+            Ok(r) => r,
+            Err(e) => return fail(e),
+        },
+        None => {
+            let prog = crate::exec::program("QMAILLOCAL", "deliver-local");
+            let args: [&[u8]; 2] = [sender, &r.routed];
+            let mut kid = match crate::queuerun::spawn::start(&prog, &args, f.as_raw_fd(), None, 0)
+            {
+                Ok(k) => k,
+                Err(e) => return fail(e),
+            };
+            kid.limit = 1000;
+            while !kid.read_some() {}
+            let out = std::mem::take(&mut kid.out);
+            (kid.finish(), out)
+        }
     };
-    kid.limit = 1000;
-    while !kid.read_some() {}
-    let report = clean(&kid.out);
-    match kid.finish() {
+    let report = clean(&out);
+    match code {
         Some(0) => [&b"250 2.0.0 "[..], a, b" delivered"].concat(),
         Some(100) => [
             &b"550 "[..],

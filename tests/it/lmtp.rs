@@ -573,7 +573,7 @@ RCPT TO:<other@mail.example.org>\r\nDATA\r\nSubject: lmtp\r\n\r\n..dot\r\nhi \xe
             b"",
         );
         assert_eq!(o.status.code(), Some(111));
-        assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv does not run as root\r\n");
+        assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv is not set up to run\r\n");
     }
 }
 
@@ -638,5 +638,70 @@ fn wait(mut f: impl FnMut() -> bool) {
     while !f() {
         assert!(t.elapsed() < Duration::from_secs(10), "timed out");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// lmtp-recv -u started as root: the session runs as nobody, the root
+/// helper delivers as each recipient's own uid, never as root.
+#[test]
+fn lmtp_recv_root_helper_delivers_as_each_uid() {
+    if !is_root() {
+        eprintln!("skipped: needs root (CI runs as root)");
+        return;
+    }
+    let t = crate::deliver::T::new("lmtp-helper");
+    let joe = t.user("joe"); // uid 65534
+                             // an account of another uid (daemon, 1) and one of root
+    let base = joe.parent().unwrap().to_path_buf();
+    let dh = base.join("dmn");
+    for d in ["", "Maildir", "Maildir/tmp", "Maildir/new", "Maildir/cur"] {
+        std::fs::create_dir_all(dh.join(d)).unwrap();
+        std::os::unix::fs::chown(dh.join(d), Some(1), Some(1)).unwrap();
+    }
+    let a = t.home.join("users/assign");
+    let t0 = std::fs::read_to_string(&a).unwrap().replace(".\n", "");
+    std::fs::write(
+        &a,
+        format!(
+            "{}=dmn:daemon:1:1:{}:::\n=boss:root:0:0:/root:::\n.\n",
+            t0,
+            dh.display()
+        ),
+    )
+    .unwrap();
+    let h = t.home.to_str().unwrap();
+    let prog = crate::common::bin("lmtp-recv");
+    let env = [("PIPEMAIL_HOME", h)];
+    let input = b"LHLO c\r\nMAIL FROM:<s@a.test>\r\nRCPT TO:<joe@mail.example.org>\r\n\
+RCPT TO:<dmn@mail.example.org>\r\nRCPT TO:<boss@mail.example.org>\r\nDATA\r\nSubject: u\r\n\r\nhi\r\n.\r\nQUIT\r\n";
+    let o = run(prog.to_str().unwrap(), &["-u", "nobody"], &env, input);
+    let out = text(&o.stdout);
+    assert!(
+        out.ends_with(
+            "354 go ahead, end with <CRLF>.<CRLF>\r\n\
+250 2.0.0 <joe@mail.example.org> delivered\r\n\
+250 2.0.0 <dmn@mail.example.org> delivered\r\n\
+451 4.3.0 <boss@mail.example.org> Refusing to deliver as root. (#4.3.0)\r\n\
+221 2.0.0 mail.example.org closing connection\r\n"
+        ),
+        "{}{}",
+        out,
+        text(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0));
+    use std::os::unix::fs::MetadataExt;
+    for (dir, uid) in [
+        (joe.join("Maildir/new"), 65534),
+        (dh.join("Maildir/new"), 1),
+    ] {
+        let f = crate::common::files(&dir);
+        assert_eq!(f.len(), 1, "{:?}", dir);
+        assert_eq!(std::fs::metadata(dir.join(&f[0])).unwrap().uid(), uid);
+    }
+    // -u naming root, or no -u as root: refused
+    for args in [&["-u", "root"][..], &[][..]] {
+        let o = run(prog.to_str().unwrap(), args, &env, b"");
+        assert_eq!(o.status.code(), Some(111), "{:?}", args);
+        assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv is not set up to run\r\n");
     }
 }
