@@ -57,6 +57,8 @@ fn names(d: &Fd) -> io::Result<Vec<Vec<u8>>> {
         crate::sys::close(fd);
         return Err(e);
     }
+    // the duplicate shares the offset: start from the beginning
+    unsafe { libc::rewinddir(dir) };
     let mut out = Vec::new();
     loop {
         let ent = unsafe { libc::readdir(dir) };

@@ -261,7 +261,8 @@ impl Session {
             return Ok(());
         }
         if self.rcpts.is_empty() {
-            self.put(&[b"554 5.5.1 no valid recipients"]);
+            // RFC 2033 4.2: DATA without a successful RCPT fails with 503
+            self.put(&[b"503 5.5.1 no valid recipients"]);
             return Ok(());
         }
         let mut f = match crate::sys::temp_file("lmtp-recv") {

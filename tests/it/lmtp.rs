@@ -564,7 +564,7 @@ RCPT TO:<other@mail.example.org>\r\nDATA\r\nSubject: lmtp\r\n\r\n..dot\r\nhi \xe
         "{}",
         s
     );
-    assert!(s.ends_with("250 2.1.0 ok\r\n554 5.5.1 no valid recipients\r\n221 2.0.0 mail.example.org closing connection\r\n"), "{}", s);
+    assert!(s.ends_with("250 2.1.0 ok\r\n503 5.5.1 no valid recipients\r\n221 2.0.0 mail.example.org closing connection\r\n"), "{}", s);
     if is_root() {
         let o = run(
             "lmtp-recv",
