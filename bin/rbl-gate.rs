@@ -2,7 +2,7 @@
 //! (rbl-gate(8)).
 
 use pipemail::rbl::{self, Decision, List, Opts};
-use pipemail::{dns, exec, exit, relay};
+use pipemail::{exec, exit, relay};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
@@ -27,28 +27,11 @@ fn main() {
         a.lists = file_lists;
     }
     let env = std::env::var_os("RBLSMTPD");
-    let d = match rbl::from_env(env.as_ref().map(|v| v.as_bytes())) {
-        Some(d) => d,
-        None => match relay::remote_addr().map(|s| s.parse()) {
-            Ok(Ok(ip)) => {
-                let answers = rbl::ask_all(dns::Resolver::from_env(), ip, &a.lists, a.o.budget);
-                for (l, ans) in a.lists.iter().zip(&answers) {
-                    if let rbl::Answer::Temp(t) = ans {
-                        exit::warn(&[b"lookup in ", &l.base, b" failed: ", t.as_bytes()]);
-                    }
-                }
-                rbl::decide(&a.lists, &answers, &a.o)
-            }
-            Ok(Err(_)) => Decision::Pass,
-            Err(m) => {
-                exit::warn(&[&m]);
-                Decision::Pass
-            }
-        },
-    };
+    let ip = relay::remote_addr();
+    let d = rbl::decision(env.as_ref().map(|v| v.as_bytes()), &ip, &a.lists, &a.o);
     if let Decision::Block { code, text, why } = d {
         let msg = rbl::reply(code, &text);
-        let ip = relay::remote_addr().unwrap_or_else(|_| "unknown".into());
+        let ip = ip.unwrap_or_else(|_| "unknown".into());
         exit::info(&[
             b"blocked remote=",
             ip.as_bytes(),

@@ -167,6 +167,35 @@ pub fn ask_all(r: Resolver, ip: IpAddr, lists: &[List], budget: u64) -> Vec<Answ
     out
 }
 
+/// The whole decision: `$RBLSMTPD` (`env`) when set, else the lists asked
+/// about the client `ip` (relay::remote_addr's result: an unknown client
+/// passes, with a warning). Failed lookups are logged.
+pub fn decision(
+    env: Option<&[u8]>,
+    ip: &Result<String, Vec<u8>>,
+    lists: &[List],
+    o: &Opts,
+) -> Decision {
+    if let Some(d) = from_env(env) {
+        return d;
+    }
+    let ip: IpAddr = match ip.as_ref().map(|s| s.parse()) {
+        Ok(Ok(ip)) => ip,
+        Ok(Err(_)) => return Decision::Pass,
+        Err(m) => {
+            crate::exit::warn(&[m]);
+            return Decision::Pass;
+        }
+    };
+    let answers = ask_all(Resolver::from_env(), ip, lists, o.budget);
+    for (l, a) in lists.iter().zip(&answers) {
+        if let Answer::Temp(t) = a {
+            crate::exit::warn(&[b"lookup in ", &l.base, b" failed: ", t.as_bytes()]);
+        }
+    }
+    decide(lists, &answers, o)
+}
+
 /// rblsmtpd's rule over the answers, in the lists' order.
 pub fn decide(lists: &[List], answers: &[Answer], o: &Opts) -> Decision {
     let mut failed = false;
