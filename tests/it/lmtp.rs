@@ -705,3 +705,58 @@ RCPT TO:<dmn@mail.example.org>\r\nRCPT TO:<boss@mail.example.org>\r\nDATA\r\nSub
         assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv is not set up to run\r\n");
     }
 }
+
+/// lmtp-recv on a unix socket, as a systemd socket with Accept=yes runs
+/// it (the connection on fds 0 and 1), with deliver-lmtp as the client.
+#[test]
+fn lmtp_recv_on_a_unix_socket() {
+    let t = crate::deliver::T::new("lmtp-unix");
+    let joe = t.user("joe");
+    let d = scratch("lmtp-unix-sock");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = d.join("lmtp");
+    let l = UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let home = t.home.clone();
+    let server = std::thread::spawn(move || {
+        let (c, _) = l.accept().unwrap();
+        let prog = crate::common::bin("lmtp-recv");
+        let mut cmd = if is_root() {
+            let mut c = Command::new("/usr/bin/setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&prog);
+            c
+        } else {
+            Command::new(&prog)
+        };
+        let fd = std::os::fd::OwnedFd::from(c);
+        let st = cmd
+            .env_clear()
+            .env("PIPEMAIL_HOME", &home)
+            .stdin(Stdio::from(fd.try_clone().unwrap()))
+            .stdout(Stdio::from(fd))
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        st.code()
+    });
+    let o = lmtp(
+        sock.to_str().unwrap(),
+        &[("RECIPIENT", "joe@mail.example.org")],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).ends_with(
+        " took the message: Remote host said: 250 2.0.0 <joe@mail.example.org> delivered\n"
+    ));
+    assert_eq!(server.join().unwrap(), Some(0));
+    let new = joe.join("Maildir/new");
+    let f = crate::common::files(&new);
+    assert_eq!(f.len(), 1);
+    let m = text(&std::fs::read(new.join(&f[0])).unwrap());
+    assert!(
+        m.contains("\nReceived: from mx.example.org (local)\n\tby mail.example.org with LMTP; "),
+        "{}",
+        m
+    );
+}
