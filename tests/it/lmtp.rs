@@ -326,15 +326,15 @@ fn dovecot() -> Option<Dovecot> {
     }
     let d = scratch("dovecot");
     let uid = crate::deliver::mail_uid();
-    let user = if is_root() {
-        "nobody".to_string()
-    } else {
-        std::env::var("USER").unwrap_or_else(|_| "nobody".into())
+    // as root: nobody/nogroup (65534); otherwise ourselves
+    let id = |flag: &str| -> String {
+        let o = Command::new("id").arg(flag).output().unwrap();
+        text(&o.stdout).trim().to_string()
     };
-    let group = if is_root() {
-        "nogroup".to_string()
+    let (user, group) = if is_root() {
+        ("nobody".to_string(), "nogroup".to_string())
     } else {
-        user.clone()
+        (id("-un"), id("-gn"))
     };
     let port = free_port();
     for s in ["run", "state", "mail"] {
