@@ -62,14 +62,9 @@ fn main() {
         None
     };
     // A name without a slash is a sibling program when one exists.
-    if !prog[0].as_bytes().contains(&b'/') {
-        let s = exec::sibling(&prog[0].to_string_lossy());
-        if s.exists() {
-            prog[0] = s.into_os_string();
-        }
-    }
-    let (req_r, req_w) =
-        sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
+    prog[0] = exec::resolve(&prog[0]);
+    let (req_r, req_w) = spawn::socketpair()
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a socket pair"], &e));
     let (rep_r, rep_w) =
         sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
     std::env::set_var("PIPEMAIL_LSPAWN", "1");

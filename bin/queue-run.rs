@@ -1,5 +1,5 @@
 //! queue-run: the queue manager (queue-run(8)).
-//! Under local-spawn it talks to it on fds 6 (requests) and 7 (replies);
+//! Under local-spawn it talks to it on fds 6 (requests: a socket) and 7 (replies);
 //! alone, it forks its own local-spawn (same code, no exec).
 
 use pipemail::queuerun::{run, spawn};
@@ -23,8 +23,8 @@ fn main() {
         let _ = sys::set_cloexec(7, true);
         run::Spawner { w: 6, r: 7 }
     } else {
-        let (req_r, req_w) = sys::pipe()
-            .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
+        let (req_r, req_w) = spawn::socketpair()
+            .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a socket pair"], &e));
         let (rep_r, rep_w) = sys::pipe()
             .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
         match unsafe { libc::fork() } {

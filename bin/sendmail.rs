@@ -33,7 +33,10 @@ fn become_sibling(name: &str) -> ! {
 
 fn main() {
     exit::set_prog(PROG, false);
-    let action = match sendmail::parse(lexopt::Parser::from_env()) {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let action = match sendmail::by_name(&argv0)
+        .map_or_else(|| sendmail::parse(lexopt::Parser::from_env()), Ok)
+    {
         Ok(a) => a,
         Err(e) => fail(
             sendmail::EX_USAGE,
@@ -43,6 +46,7 @@ fn main() {
     match action {
         Action::Poke => pipemail::queue::pull_trigger(),
         Action::List => become_sibling("queue-list"),
+        Action::Newaliases => exit::info(&[sendmail::NEWALIASES]),
         Action::Smtp => {
             let user = pipemail::sys::getpwuid(pipemail::sys::getuid())
                 .ok()

@@ -19,6 +19,30 @@ pub fn sibling(name: &str) -> PathBuf {
     }
 }
 
+/// Where to run program `name` from: a name with a slash as it is; else
+/// our sibling of that name when there is one (inetd clears PATH, and an
+/// installed tree need not be in PATH); else the bare name, for PATH.
+pub fn resolve(name: &std::ffi::OsStr) -> OsString {
+    if name.as_bytes().contains(&b'/') || name.is_empty() {
+        return name.to_os_string();
+    }
+    let s = sibling(&name.to_string_lossy());
+    let c = match crate::sys::cpath(&s) {
+        Ok(c) => c,
+        Err(_) => return name.to_os_string(),
+    };
+    if s.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+        s.into_os_string()
+    } else {
+        name.to_os_string()
+    }
+}
+
+/// A Command for `prog` found by [`resolve`].
+pub fn command(prog: &std::ffi::OsStr) -> std::process::Command {
+    std::process::Command::new(resolve(prog))
+}
+
 /// `$VAR` when set and non-empty, else the sibling program `name`.
 pub fn program(var: &str, name: &str) -> PathBuf {
     match std::env::var_os(var) {
@@ -33,18 +57,22 @@ fn cstrings(args: &[OsString]) -> io::Result<Vec<CString>> {
         .collect()
 }
 
-/// execvp(argv). Returns only on failure, with the errno.
+/// execvp(argv), argv[0] found by [`resolve`] (argv[0] itself is passed
+/// unchanged). Returns only on failure, with the errno.
 pub fn exec(argv: &[OsString]) -> io::Error {
     if argv.is_empty() {
         return io::Error::from_raw_os_error(libc::EINVAL);
     }
-    let c = match cstrings(argv) {
-        Ok(c) => c,
-        Err(e) => return e,
+    let (c, file) = match (
+        cstrings(argv),
+        crate::sys::cstr(resolve(&argv[0]).as_bytes()),
+    ) {
+        (Ok(c), Ok(f)) => (c, f),
+        (Err(e), _) | (_, Err(e)) => return e,
     };
     let mut p: Vec<*const libc::c_char> = c.iter().map(|s| s.as_ptr()).collect();
     p.push(std::ptr::null());
-    unsafe { libc::execvp(p[0], p.as_ptr()) };
+    unsafe { libc::execvp(file.as_ptr(), p.as_ptr()) };
     io::Error::last_os_error()
 }
 

@@ -16,33 +16,37 @@ pub const EXEC_NOENT: i32 = 127;
 
 static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
 
-/// Names the program in every diagnostic; with `pid`, adds `pid N:`.
+/// Names the program in every diagnostic and chooses where logs go
+/// (`crate::log`). With `pid` (per-connection programs): adds `pid N:`, and
+/// takes a connection systemd passed as fd 3 as fds 0 and 1.
 pub fn set_prog(prog: &str, pid: bool) {
     let mut p = prog.as_bytes().to_vec();
     p.extend_from_slice(b": ");
     if pid {
+        crate::sys::adopt_listen_fd();
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
     let _ = PREFIX.set(p);
+    crate::log::init(prog);
 }
 
 fn prefix() -> &'static [u8] {
     PREFIX.get().map(|v| v.as_slice()).unwrap_or(b"pipemail: ")
 }
 
-/// One line to fd 2 in a single write: prefix, level, the parts, newline.
+/// One line to fd 2 in a single write (or to syslog, see `crate::log`):
+/// prefix, level, the parts, newline.
 /// Bytes that are not printable ASCII are escaped; the line is cut at 1000.
 pub fn log(level: &str, parts: &[&[u8]]) {
     let mut line = Vec::with_capacity(128);
-    line.extend_from_slice(prefix());
     line.extend_from_slice(level.as_bytes());
     line.extend_from_slice(b": ");
     for p in parts {
         crate::log::escape_into(&mut line, p);
     }
-    line.truncate(999);
-    line.push(b'\n');
-    crate::sys::write_all(2, &line).ok();
+    let pre = prefix();
+    line.truncate(999usize.saturating_sub(pre.len()));
+    crate::log::emit(level, pre, &line);
 }
 
 pub fn info(parts: &[&[u8]]) {

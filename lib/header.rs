@@ -10,6 +10,96 @@ use memchr::memchr;
 /// The most header bytes the submission tools read (mail-inject, mail-header).
 pub const MAX_HEADER: usize = 1 << 20;
 
+/// More `Received:` and `Delivered-To:` lines than this: the message is
+/// looping (smtp-recv refuses it, forward and deliver-local bounce it).
+pub const MAX_HOPS: u32 = 100;
+
+/// The failure text for a message over [`MAX_HOPS`].
+pub const LOOPING: &[u8] =
+    b"This message is looping: it has more than 100 Received and Delivered-To lines. (#5.4.6)";
+
+const HOP_PREFIX: usize = 13; // "delivered-to:"
+
+/// Counts the `Received:` and `Delivered-To:` lines of a header as the
+/// message streams by (LF line ends, chunks cut anywhere), as qmail-smtpd
+/// does: the hop count.
+#[derive(Debug, Clone)]
+pub struct Hops {
+    pub count: u32,
+    in_header: bool,
+    line_len: usize,
+    prefix: [u8; HOP_PREFIX],
+}
+
+impl Default for Hops {
+    fn default() -> Hops {
+        Hops {
+            count: 0,
+            in_header: true,
+            line_len: 0,
+            prefix: [0; HOP_PREFIX],
+        }
+    }
+}
+
+impl Hops {
+    /// One byte of the message.
+    pub fn byte(&mut self, c: u8) {
+        if c == b'\n' {
+            if self.in_header {
+                if self.line_len == 0 {
+                    self.in_header = false;
+                } else {
+                    let p = &self.prefix[..self.line_len.min(HOP_PREFIX)];
+                    if p.starts_with(b"received:") || p.starts_with(b"delivered-to:") {
+                        self.count = self.count.saturating_add(1);
+                    }
+                }
+            }
+            self.line_len = 0;
+        } else {
+            if self.in_header && self.line_len < HOP_PREFIX {
+                self.prefix[self.line_len] = c.to_ascii_lowercase();
+            }
+            self.line_len += 1;
+        }
+    }
+
+    /// Whether the bytes up to the next LF do not matter (past the header,
+    /// or past the start of the line): then [`Hops::skip`] them.
+    pub fn idle(&self) -> bool {
+        !self.in_header || self.line_len >= HOP_PREFIX
+    }
+
+    /// `n` bytes without an LF, skipped while [`Hops::idle`].
+    pub fn skip(&mut self, n: usize) {
+        self.line_len += n;
+    }
+
+    /// A chunk of the message.
+    pub fn feed(&mut self, b: &[u8]) {
+        let mut i = 0;
+        while i < b.len() && self.in_header {
+            if self.idle() {
+                match memchr(b'\n', &b[i..]) {
+                    Some(n) => {
+                        self.skip(n);
+                        i += n;
+                    }
+                    None => return self.skip(b.len() - i),
+                }
+            }
+            self.byte(b[i]);
+            i += 1;
+        }
+    }
+
+    /// Whether the count is over [`MAX_HOPS`].
+    pub fn looping(&self) -> bool {
+        self.count > MAX_HOPS
+    }
+}
+
 fn is_wsp(c: u8) -> bool {
     c == b' ' || c == b'\t'
 }
@@ -614,6 +704,23 @@ pub fn phrase(text: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hops_in_any_chunks() {
+        let m = b"Received: a\nX-Received: b\nDELIVERED-TO: c\n received: folded\nReceived:\nSubject: s\n\nReceived: body\n";
+        for cut in 1..m.len() {
+            let mut h = Hops::default();
+            for c in m.chunks(cut) {
+                h.feed(c);
+            }
+            assert_eq!(h.count, 3, "cut {}", cut);
+        }
+        let mut h = Hops::default();
+        h.feed(&b"Received: x\n".repeat(100));
+        assert!(!h.looping());
+        h.feed(b"Delivered-To: y\n");
+        assert!(h.looping());
+    }
 
     fn addrs(v: &[u8]) -> Vec<String> {
         addresses(v)

@@ -1,5 +1,71 @@
-//! Escaping untrusted bytes for log lines: printable ASCII passes, the rest
-//! becomes `\xNN`; values are cut at [`MAX_FIELD`] bytes.
+//! Where log lines go, and escaping untrusted bytes for them.
+//!
+//! Lines go to descriptor 2, except when descriptor 2 is a socket that is
+//! not journald's stream (inetd, xinetd, systemd with StandardError=socket
+//! hand programs the client's connection as fd 2): then they go to syslog,
+//! facility mail, and fd 2 becomes /dev/null so that no program of the
+//! session, ours or not, writes into the connection. `PIPEMAIL_LOG=syslog`
+//! (exported for the programs we run) keeps them on syslog too. This is the
+//! one place with the syslog FFI.
+//!
+//! Escaping: printable ASCII passes, the rest becomes `\xNN`; values are
+//! cut at [`MAX_FIELD`] bytes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static SYSLOG: AtomicBool = AtomicBool::new(false);
+
+/// Is descriptor 2 a socket other than journald's stream ($JOURNAL_STREAM
+/// names its device and inode)?
+fn stderr_is_client_socket() -> bool {
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(2, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return false;
+    }
+    let journal = std::env::var("JOURNAL_STREAM").unwrap_or_default();
+    journal != format!("{}:{}", st.st_dev, st.st_ino)
+}
+
+/// Chooses the log sink for program `prog` (called once, at start, by
+/// `exit::set_prog`).
+pub fn init(prog: &str) {
+    let forced = std::env::var_os("PIPEMAIL_LOG").is_some_and(|v| v == "syslog");
+    if !forced && !stderr_is_client_socket() {
+        return;
+    }
+    let ident = std::ffi::CString::new(prog).unwrap_or_default();
+    // openlog keeps the pointer: the ident lives as long as the process.
+    let ident: &'static std::ffi::CStr = Box::leak(ident.into_boxed_c_str());
+    unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_MAIL) };
+    SYSLOG.store(true, Ordering::Relaxed);
+    if !forced {
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            let _ = crate::sys::dup2(null.as_raw_fd(), 2);
+        }
+        std::env::set_var("PIPEMAIL_LOG", "syslog");
+    }
+}
+
+/// Writes one finished line: `prefix` names the program (left out on
+/// syslog, whose ident does that), `rest` is `LEVEL: text`.
+pub fn emit(level: &str, prefix: &[u8], rest: &[u8]) {
+    if SYSLOG.load(Ordering::Relaxed) {
+        let pri = match level {
+            "info" => libc::LOG_INFO,
+            "warning" => libc::LOG_WARNING,
+            _ => libc::LOG_ERR,
+        };
+        let msg = std::ffi::CString::new(rest.to_vec()).unwrap_or_default();
+        unsafe { libc::syslog(pri, c"%s".as_ptr(), msg.as_ptr()) };
+        return;
+    }
+    let mut line = Vec::with_capacity(prefix.len() + rest.len() + 1);
+    line.extend_from_slice(prefix);
+    line.extend_from_slice(rest);
+    line.push(b'\n');
+    crate::sys::write_all(2, &line).ok();
+}
 
 pub const MAX_FIELD: usize = 200;
 

@@ -13,10 +13,45 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 /// Deliveries by this process (the `Q` part of names).
 static COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// local-spawn's group commit: a socket to send new/'s descriptor to
+/// instead of fsyncing it here, or -1.
+static DEFER_SYNC: AtomicI32 = AtomicI32::new(-1);
+static DEFERRED: AtomicUsize = AtomicUsize::new(0);
+/// Most directories one delivery hands over; past it, it syncs them itself.
+pub const DEFER_MAX: usize = 16;
+
+/// From now on new/ is not fsync'd here: its descriptor goes to `sock`,
+/// whose reader (local-spawn) syncs it, with the other deliveries that
+/// finished together, before it reports success.
+pub fn defer_dir_syncs(sock: i32) {
+    DEFER_SYNC.store(sock, Ordering::SeqCst);
+}
+
+/// Makes new/'s entries durable: fsync, or hands it to the group commit.
+fn sync_new(dir: &Path) -> io::Result<()> {
+    let new = dir.join("new");
+    let sock = DEFER_SYNC.load(Ordering::SeqCst);
+    if sock >= 0 && DEFERRED.fetch_add(1, Ordering::SeqCst) < DEFER_MAX {
+        let c = crate::sys::cpath(&new)?;
+        let fd = crate::sys::cvt(unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?;
+        let r = crate::queuerun::spawn::send_request(sock, b"S", fd);
+        crate::sys::close(fd);
+        if r.is_ok() {
+            return Ok(());
+        }
+    }
+    crate::sys::fsync_dir(&new)
+}
 
 /// The host name as it may appear in a unique name.
 pub fn escaped_host(h: &[u8]) -> Vec<u8> {
@@ -190,7 +225,7 @@ fn write_and_link(
         let new = p(dir, "new", &name);
         match link_noreplace(tmp, &new) {
             Ok(()) => {
-                if let Err(e) = crate::sys::fsync_dir(&dir.join("new")) {
+                if let Err(e) = sync_new(dir) {
                     let _ = std::fs::remove_file(&new);
                     return Err(Fail::sys(b"Unable to sync new/", &e));
                 }

@@ -42,6 +42,19 @@ pub fn split_addr(a: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// Appends `s` as a quoted string: in `"`, with `"` and `\` escaped by
+/// `\` (RFC 5321 Quoted-string, IMAP quoted).
+pub fn push_quoted(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &c in s {
+        if c == b'"' || c == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(c);
+    }
+    out.push(b'"');
+}
+
 /// Lower-cases ASCII letters.
 pub fn lower(b: &[u8]) -> Vec<u8> {
     b.to_ascii_lowercase()

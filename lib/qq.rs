@@ -193,6 +193,27 @@ impl Queue {
         }
     }
 
+    /// Gives up a submission: the queue program is killed before it sees an
+    /// envelope, the linked queue code removes its files. Nothing is queued.
+    pub fn abort(self) {
+        match self {
+            Queue::Program {
+                mut child,
+                msg,
+                env,
+                fd6,
+                ..
+            } => {
+                let _ = child.kill();
+                drop(msg);
+                drop(env);
+                drop(fd6);
+                let _ = child.wait();
+            }
+            Queue::Linked(i) => drop(i),
+        }
+    }
+
     /// Submits a whole message in one call.
     pub fn submit(message: &[u8], envelope: &[u8]) -> Outcome {
         match Queue::start() {

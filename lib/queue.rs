@@ -1,4 +1,5 @@
-//! The submission side of the queue: the drop directory (queue-inject(8)).
+//! The submission side of the queue: the drop directory (queue-inject(8),
+//! pipemail-queue(5)).
 //!
 //! Any uid may submit. queue-inject writes into `queue/drop/`, a directory
 //! owned by the queue user with mode 1733: everyone may create files there,
@@ -6,23 +7,34 @@
 //! removing or renaming another uid's files. Names carry 64 random bits, so
 //! a file can be opened only by whoever made it (and queue-run).
 //!
-//! One submission, id `SECS.PID.RANDOM`:
+//! One submission is one file, `drop/ID` (ID = `SECS.PID.RANDOM`), made
+//! durable by one file fsync and one directory fsync:
 //!
-//! 1. `drop/ID` is created (O_EXCL, mode 0644), the `Received:` line and the
-//!    message are written, the file is fsync'd and closed;
-//! 2. `drop/ID.tmp` gets the envelope exactly as read from fd 1
-//!    (`F` sender NUL, `T` rcpt NUL ..., NUL), and is fsync'd;
-//! 3. **commit point:** `rename(drop/ID.tmp, drop/ID.env)`, then drop/ is
-//!    fsync'd so the rename is durable before queue-inject exits 0 (a
-//!    submitter that may not open drop/ for reading calls syncfs(2) instead);
+//! 1. an unnamed file is opened in drop/ (O_TMPFILE; where the file system
+//!    lacks it, `drop/ID.tmp`), mode 0644; the `Received:` line and the
+//!    message are written;
+//! 2. the envelope section and the tail are appended (format below);
+//! 3. **commit point:** the file gets its name `drop/ID` (linkat, or a
+//!    link of the .tmp), then the file is fsync'd (data and inode) and
+//!    drop/ is fsync'd, so the name is durable before queue-inject exits 0
+//!    (a submitter that may not open drop/ for reading calls syncfs(2)
+//!    instead of the second fsync);
 //! 4. one byte is written to the fifo `queue/trigger` if anyone listens.
 //!
-//! A crash before step 3 leaves `ID` and maybe `ID.tmp`, never `ID.env`:
-//! queue-run ignores them and removes them after 36 hours. (Creating
-//! `ID.env` directly would save a journal commit, but a submitter killed
-//! while writing it would leave a half-made envelope behind.) queue-run trusts
-//! only the kernel's record (st_uid) of who made both files, and checks that
-//! the first line is this module's `Received:` line naming that same uid.
+//! A crash before step 3 leaves nothing (or an `ID.tmp` that queue-run
+//! removes); a named `drop/ID` is always whole. The file, version 1:
+//!
+//! ```text
+//! MESSAGE    the Received: line, then the message bytes as read from fd 0
+//! ENVELOPE   `I` ID NUL `F` sender NUL (`T` recipient NUL)... NUL
+//! TAIL       "\n#pipemail-queue-v1 " + 20 decimal digits (MESSAGE's length) + "\n"
+//! ```
+//!
+//! The tail is found from the file's end; its version word lets a later
+//! format add records. queue-run trusts only the kernel's record (st_uid)
+//! of who made the file, checks that the first line is this module's
+//! `Received:` line naming that same uid and that the `I` record names
+//! the file itself.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -161,106 +173,205 @@ pub fn pull_trigger() {
     }
 }
 
-/// One submission in progress. Dropping it uncommitted removes its files.
+/// The tail's fixed part; 20 digits and a newline follow.
+pub const TAIL_MAGIC: &[u8] = b"\n#pipemail-queue-v1 ";
+/// Length of the whole tail.
+pub const TAIL_LEN: usize = TAIL_MAGIC.len() + 21;
+
+/// The envelope section and tail that end a drop file whose message part
+/// is `msg_len` bytes long.
+pub fn trailer(id: &str, envelope: &[u8], msg_len: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(id.len() + envelope.len() + TAIL_LEN + 2);
+    v.push(b'I');
+    v.extend_from_slice(id.as_bytes());
+    v.push(0);
+    v.extend_from_slice(envelope);
+    v.extend_from_slice(TAIL_MAGIC);
+    v.extend_from_slice(format!("{:020}\n", msg_len).as_bytes());
+    v
+}
+
+/// Where the message part of a drop file of `size` bytes ends, from its
+/// last [`TAIL_LEN`] bytes; None when that is not a version 1 tail.
+pub fn tail_offset(tail: &[u8], size: u64) -> Option<u64> {
+    let digits = tail.strip_prefix(TAIL_MAGIC)?.strip_suffix(b"\n")?;
+    if digits.len() != 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let off = crate::parse::number(&digits[1..]).filter(|_| digits[0] == b'0')?;
+    (off <= size.checked_sub(TAIL_LEN as u64)?).then_some(off)
+}
+
+/// Parses the envelope section (between the message and the tail) of the
+/// drop file named `id`. None when the `I` record names another file or
+/// the envelope does not parse.
+pub fn parse_section(id: &str, sec: &[u8]) -> Option<Envelope> {
+    let rest = sec.strip_prefix(b"I")?;
+    let nul = memchr::memchr(0, rest)?;
+    if &rest[..nul] != id.as_bytes() {
+        return None;
+    }
+    parse_envelope(&rest[nul + 1..]).ok()
+}
+
+/// One submission in progress. Dropping it uncommitted removes its file.
 pub struct Inject {
-    id: String,
     dir: PathBuf,
     out: io::BufWriter<File>,
-    committed: bool,
+    /// Bytes of the message part written so far.
+    len: u64,
+    /// The `.tmp` name when the file system has no O_TMPFILE.
+    tmp: Option<PathBuf>,
+}
+
+fn new_id() -> String {
+    format!(
+        "{}.{}.{}",
+        crate::sys::now(),
+        std::process::id(),
+        crate::sys::random_hex(8)
+    )
+}
+
+/// An unnamed file in `dir` (O_TMPFILE), mode 0644; None when the file
+/// system (or a missing /proc, needed to name it) does not allow one.
+fn open_unnamed(dir: &Path) -> io::Result<Option<File>> {
+    if !Path::new("/proc/self/fd").is_dir() {
+        return Ok(None);
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .mode(0o644)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn open_new(p: &Path) -> io::Result<File> {
-    let f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
         .custom_flags(libc::O_CLOEXEC)
-        .open(p)?;
-    // The umask must not make the file unreadable for queue-run.
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    Ok(f)
+        .open(p)
+}
+
+/// Gives the unnamed file `f` the name `to` (linkat through /proc).
+fn link_unnamed(f: &File, to: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = crate::sys::cpath(Path::new(&format!("/proc/self/fd/{}", f.as_raw_fd())))?;
+    let to = crate::sys::cpath(to)?;
+    crate::sys::cvt(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(|_| ())
 }
 
 impl Inject {
-    /// Creates `drop/ID` and writes the `Received:` line. Err is an exit code.
+    /// Opens the submission's file and writes the `Received:` line. Err is
+    /// an exit code.
     pub fn create() -> Result<Inject, i32> {
         let home = crate::control::home();
         if !home.is_dir() {
             return Err(code::HOME);
         }
         let dir = drop_dir();
-        let pid = std::process::id();
-        for _ in 0..5 {
-            let id = format!(
-                "{}.{}.{}",
-                crate::sys::now(),
-                pid,
-                crate::sys::random_hex(8)
-            );
-            match open_new(&dir.join(&id)) {
-                Ok(f) => {
-                    let mut inj = Inject {
-                        id,
-                        dir,
-                        out: io::BufWriter::with_capacity(65536, f),
-                        committed: false,
-                    };
-                    let line = received_line(pid, crate::sys::geteuid(), &crate::date::now());
-                    inj.write(&line)?;
-                    return Ok(inj);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(_) => return Err(code::QUEUE_DIR),
+        let (f, tmp) = match open_unnamed(&dir) {
+            Ok(Some(f)) => (f, None),
+            Ok(None) => {
+                let p = dir.join(format!("{}.tmp", new_id()));
+                (open_new(&p).map_err(|_| code::QUEUE_DIR)?, Some(p))
             }
-        }
-        Err(code::QUEUE_DIR)
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
+            Err(_) => return Err(code::QUEUE_DIR),
+        };
+        // The umask must not make the file unreadable for queue-run.
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|_| code::QUEUE_DIR)?;
+        let mut inj = Inject {
+            dir,
+            out: io::BufWriter::with_capacity(65536, f),
+            len: 0,
+            tmp,
+        };
+        let line = received_line(
+            std::process::id(),
+            crate::sys::geteuid(),
+            &crate::date::now(),
+        );
+        inj.write(&line)?;
+        Ok(inj)
     }
 
     /// Appends message bytes. Err(53) on a write error (disk full).
     pub fn write(&mut self, b: &[u8]) -> Result<(), i32> {
+        self.len += b.len() as u64;
         self.out.write_all(b).map_err(|_| code::WRITE)
     }
 
-    /// Validates the envelope, makes message and envelope durable and
-    /// commits (steps 1-4 above). Err is an exit code; nothing is queued then.
+    /// Validates the envelope, makes the file durable and names it (steps
+    /// 2-4 above). Returns the queue id; Err is an exit code and nothing
+    /// is queued then.
     pub fn commit(mut self, envelope: &[u8]) -> Result<String, i32> {
         parse_envelope(envelope)?;
+        let id = new_id();
+        let t = trailer(&id, envelope, self.len);
+        self.out.write_all(&t).map_err(|_| code::WRITE)?;
         self.out.flush().map_err(|_| code::WRITE)?;
-        self.out.get_ref().sync_all().map_err(|_| code::WRITE)?;
-        let tmp = self.dir.join(format!("{}.tmp", self.id));
-        let mut f = open_new(&tmp).map_err(|_| code::QUEUE_DIR)?;
-        let r = f.write_all(envelope).and_then(|_| f.sync_all());
-        if r.is_err() {
-            drop(f);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(code::WRITE);
-        }
-        if std::fs::rename(&tmp, self.dir.join(format!("{}.env", self.id))).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(code::QUEUE_DIR);
-        }
-        self.committed = true;
-        // The rename is the commit point; the fsync makes it durable.
-        match crate::sys::fsync_dir(&self.dir) {
-            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                crate::sys::syncfs(&f).map_err(|_| code::QUEUE_DIR)?
-            }
-            r => r.map_err(|_| code::QUEUE_DIR)?,
+        let name = self.dir.join(&id);
+        // Both refuse an existing name (a 64-bit clash fails like any
+        // queue error).
+        let r = match &self.tmp {
+            None => link_unnamed(self.out.get_ref(), &name),
+            Some(tmp) => std::fs::hard_link(tmp, &name).and_then(|_| std::fs::remove_file(tmp)),
+        };
+        r.map_err(|_| code::QUEUE_DIR)?;
+        self.tmp = None;
+        // The name is the commit point. One fsync makes the data and the
+        // inode (its link) durable, one more the directory entry.
+        let r = self
+            .out
+            .get_ref()
+            .sync_all()
+            .map_err(|_| code::WRITE)
+            .and_then(|_| match crate::sys::fsync_dir(&self.dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                    crate::sys::syncfs(self.out.get_ref()).map_err(|_| code::QUEUE_DIR)
+                }
+                r => r.map_err(|_| code::QUEUE_DIR),
+            });
+        if let Err(c) = r {
+            // Not acknowledged: withdraw it (if queue-run took it already,
+            // it is delivered anyway: a duplicate at worst, never a loss).
+            let _ = std::fs::remove_file(&name);
+            return Err(c);
         }
         pull_trigger();
-        Ok(self.id.clone())
+        Ok(id)
     }
 }
 
 impl Drop for Inject {
     fn drop(&mut self) {
-        if !self.committed {
+        if let Some(tmp) = &self.tmp {
             let _ = self.out.get_ref().set_len(0);
-            let _ = std::fs::remove_file(self.dir.join(&self.id));
+            let _ = std::fs::remove_file(tmp);
         }
     }
 }
@@ -286,6 +397,27 @@ mod tests {
         assert_eq!(parse_envelope(&long), Err(11));
         assert_eq!(envelope_end(b"Fa\0Tb\0\0rest"), Some(7));
         assert_eq!(envelope_end(b"Fa\0Tb\0"), None);
+    }
+    #[test]
+    fn trailers() {
+        let env = b"Fa@b\0Tc@d\0\0";
+        let mut f = b"Received: x\nbody\n".to_vec();
+        let n = f.len() as u64;
+        f.extend_from_slice(&trailer("1.2.ab", env, n));
+        let size = f.len() as u64;
+        let off = tail_offset(&f[f.len() - TAIL_LEN..], size).unwrap();
+        assert_eq!(off, n);
+        let sec = &f[off as usize..f.len() - TAIL_LEN];
+        assert_eq!(
+            parse_section("1.2.ab", sec).unwrap().recipients,
+            vec![b"c@d".to_vec()]
+        );
+        assert_eq!(parse_section("1.2.ac", sec), None);
+        assert_eq!(tail_offset(&f[f.len() - TAIL_LEN..], 10), None);
+        assert_eq!(
+            tail_offset(b"\n#pipemail-queue-v2 00000000000000000001\n", 99),
+            None
+        );
     }
     #[test]
     fn received_uid_round_trip() {

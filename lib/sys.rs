@@ -56,7 +56,12 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> io::Result<()> {
 /// Waits until `fd` is readable (or writable with `write`), at most
 /// `secs` seconds. Ok(false) on timeout.
 pub fn wait_fd(fd: i32, write: bool, secs: u64) -> io::Result<bool> {
-    let deadline = now_ms() + secs.saturating_mul(1000);
+    wait_fd_ms(fd, write, secs.saturating_mul(1000))
+}
+
+/// [`wait_fd`] in milliseconds.
+pub fn wait_fd_ms(fd: i32, write: bool, ms: u64) -> io::Result<bool> {
+    let deadline = now_ms().saturating_add(ms);
     loop {
         let left = deadline.saturating_sub(now_ms());
         if left == 0 {
@@ -94,17 +99,25 @@ pub fn write_timeout(fd: i32, mut buf: &[u8], secs: u64) -> io::Result<()> {
         if !wait_fd(fd, true, secs)? {
             return Err(io::Error::from(io::ErrorKind::TimedOut));
         }
-        let r = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => continue,
-                _ => return Err(e),
-            }
+        if let Some(n) = write_nb(fd, buf)? {
+            buf = &buf[n..];
         }
-        buf = &buf[r as usize..];
     }
     Ok(())
+}
+
+/// One write(2) to a descriptor that may be non-blocking: Some(bytes
+/// written), None when it would block or was interrupted.
+pub fn write_nb(fd: i32, buf: &[u8]) -> io::Result<Option<usize>> {
+    let r = unsafe { libc::write(fd, buf.as_ptr() as *const libc::c_void, buf.len()) };
+    if r >= 0 {
+        return Ok(Some(r as usize));
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => Ok(None),
+        _ => Err(e),
+    }
 }
 
 pub fn close(fd: i32) {
@@ -382,4 +395,20 @@ pub fn temp_file(prefix: &str) -> io::Result<std::fs::File> {
         .open(&p)?;
     std::fs::remove_file(&p)?;
     Ok(f)
+}
+
+/// A connection passed the systemd way (Accept=yes without
+/// StandardInput=socket: `$LISTEN_PID` is us, `$LISTEN_FDS` is 1, the
+/// socket is fd 3) becomes fds 0 and 1, as under inetd.
+pub fn adopt_listen_fd() {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
+    if var("LISTEN_PID") != Some(std::process::id()) || var("LISTEN_FDS") != Some(1) {
+        return;
+    }
+    if dup2(3, 0).is_ok() && dup2(3, 1).is_ok() {
+        close(3);
+    }
+    for k in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        std::env::remove_var(k);
+    }
 }

@@ -37,7 +37,7 @@ pub fn check(prog: &[OsString], user: &[u8], pass: &[u8], timestamp: &[u8]) -> i
         crate::sys::close(r);
         return Err(e);
     }
-    let mut cmd = std::process::Command::new(&prog[0]);
+    let mut cmd = crate::exec::command(&prog[0]);
     cmd.args(&prog[1..]);
     unsafe {
         cmd.pre_exec(move || crate::sys::dup2(r, 3));

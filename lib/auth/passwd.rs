@@ -119,7 +119,9 @@ pub fn lookup(name: &[u8]) -> Result<Option<Entry>, ControlError> {
 }
 
 /// Writes `entries` to `file` atomically: a temporary file beside it,
-/// mode 0600, fsync, rename, fsync of the directory.
+/// mode 0600, fsync, rename, fsync of the directory. A file that exists
+/// keeps its owner, group and group-read bit (mode 0640 root:pmaild lets
+/// smtp-recv check AUTH without root; see check-password(8)).
 pub fn write(file: &Path, entries: &[Entry]) -> io::Result<()> {
     use std::io::Write;
     let dir = file.parent().unwrap_or(Path::new("."));
@@ -138,6 +140,11 @@ pub fn write(file: &Path, entries: &[Entry]) -> io::Result<()> {
             text.extend_from_slice(&e.line());
         }
         f.write_all(&text)?;
+        if let Ok(old) = std::fs::metadata(file) {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()))?;
+            f.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o640))?;
+        }
         f.sync_all()?;
         std::fs::rename(&tmp, file)?;
         crate::sys::fsync_dir(dir)

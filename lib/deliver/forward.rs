@@ -2,12 +2,16 @@
 //! (qmail's forward(1) and qmail-local's `&addr` lines).
 
 use super::Fail;
+use crate::header::Hops;
 use crate::qq::{Outcome, Queue};
 use crate::queue::Envelope;
 
 /// Queues `prefix` (usually the DTLINE) and the message read from `fd` to
 /// `recipients` with envelope sender `sender`. Ok: the queue's id text.
-/// Nothing is queued when the message cannot be read.
+/// Nothing is queued when the message cannot be read, or when its header
+/// (with `prefix`) has more than [`crate::header::MAX_HOPS`] `Received:` and
+/// `Delivered-To:` lines: a loop, a permanent failure (#5.4.6) as
+/// smtp-recv's.
 pub fn forward(
     fd: i32,
     prefix: &[u8],
@@ -16,14 +20,25 @@ pub fn forward(
 ) -> Result<Vec<u8>, Fail> {
     let mut q = Queue::start().map_err(|e| Fail::sys(b"Unable to start the queue program", &e))?;
     q.write(prefix);
+    let mut hops = Hops::default();
+    hops.feed(prefix);
     let mut buf = vec![0u8; 65536];
     loop {
         match crate::sys::read(fd, &mut buf) {
             Ok(0) => break,
-            Ok(n) => q.write(&buf[..n]),
-            // Dropping the submission unfinished queues nothing.
-            Err(e) => return Err(Fail::sys(b"Unable to read message", &e)),
+            Ok(n) => {
+                hops.feed(&buf[..n]);
+                q.write(&buf[..n]);
+            }
+            Err(e) => {
+                q.abort();
+                return Err(Fail::sys(b"Unable to read message", &e));
+            }
         }
+    }
+    if hops.looping() {
+        q.abort();
+        return Err(Fail::perm(crate::header::LOOPING));
     }
     let env = Envelope {
         sender: sender.to_vec(),

@@ -130,9 +130,12 @@ pub fn ufline(sender: &[u8], t: u64) -> Vec<u8> {
 }
 
 /// Whether the header of the message on fd 0 already holds `dt`
-/// (compared without case): the message is looping.
-fn looping(dt: &[u8]) -> Result<bool, Fail> {
+/// (compared without case): the message is looping. Also its hop count
+/// with `dt` (Received: and Delivered-To: lines), for the forwards.
+fn looping(dt: &[u8]) -> Result<(bool, crate::header::Hops), Fail> {
     let want = &dt[..dt.len() - 1];
+    let mut hops = crate::header::Hops::default();
+    hops.feed(dt);
     let mut off: i64 = 0;
     let mut line: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 65536];
@@ -145,16 +148,17 @@ fn looping(dt: &[u8]) -> Result<bool, Fail> {
             ));
         }
         if n == 0 {
-            return Ok(false);
+            return Ok((false, hops));
         }
         off += n as i64;
         for &c in &buf[..n as usize] {
+            hops.byte(c);
             if c == b'\n' {
                 if line.is_empty() {
-                    return Ok(false); // end of header
+                    return Ok((false, hops)); // end of header
                 }
                 if line.eq_ignore_ascii_case(want) {
-                    return Ok(true);
+                    return Ok((true, hops));
                 }
                 line.clear();
             } else if line.len() <= want.len() {
@@ -292,7 +296,8 @@ fn run(sender: &[u8], recipient: &[u8]) -> Result<Vec<u8>, Fail> {
         ));
     }
     let dt = dtline(recipient);
-    if looping(&dt)? {
+    let (looping, hops) = looping(&dt)?;
+    if looping {
         return Err(Fail::perm(
             b"This message is looping: it already has my Delivered-To line. (#5.4.6)",
         ));
@@ -312,6 +317,11 @@ fn run(sender: &[u8], recipient: &[u8]) -> Result<Vec<u8>, Fail> {
         }
         None => (dotqmail::parse(&default_delivery, false)?, None, None),
     };
+    // Forwards carry our Delivered-To line: bounce a looping message before
+    // anything is delivered, rather than after (forward() checks again).
+    if hops.looping() && instrs.iter().any(|i| matches!(i, Instr::Forward(_))) {
+        return Err(Fail::perm(crate::header::LOOPING));
+    }
     let newsender = new_sender(sender, local, domain, found.as_deref());
     let rp = rpline(sender);
     let uf = ufline(sender, now);

@@ -32,8 +32,16 @@ pub fn verdict(code: Option<i32>) -> Verdict {
     }
 }
 
+/// The PATH a dot-file program gets (pipemail-dot(5)).
+pub const PATH: &[u8] = b"/usr/local/bin:/usr/bin:/bin";
+
+/// Variables passed on from deliver-local's own environment, so that a
+/// program that queues mail (forward, sendmail) reaches the same queue.
+const PASSED: [&str; 2] = ["PIPEMAIL_HOME", "QMAILQUEUE"];
+
 /// Runs `cmd` with the message on fd 0 (rewound), its stdout and stderr
-/// captured for the report. Ok(true) when it asked to stop (99).
+/// captured for the report, in a clean environment: PATH, the variables
+/// of [`PASSED`] when set, and `env`. Ok(true) when it asked to stop (99).
 pub fn run(cmd: &[u8], env: &[(Vec<u8>, Vec<u8>)]) -> Result<bool, Fail> {
     super::rewind()?;
     let (r, w) = crate::sys::pipe().map_err(|e| Fail::sys(b"Unable to make a pipe", &e))?;
@@ -46,7 +54,14 @@ pub fn run(cmd: &[u8], env: &[(Vec<u8>, Vec<u8>)]) -> Result<bool, Fail> {
         .arg(OsStr::from_bytes(cmd))
         .stdin(Stdio::inherit())
         .stdout(Stdio::from(w))
-        .stderr(Stdio::from(w2));
+        .stderr(Stdio::from(w2))
+        .env_clear()
+        .env("PATH", OsStr::from_bytes(PATH));
+    for k in PASSED {
+        if let Some(v) = std::env::var_os(k) {
+            c.env(k, v);
+        }
+    }
     for (k, v) in env {
         c.env(OsStr::from_bytes(k), OsStr::from_bytes(v));
     }

@@ -6,7 +6,8 @@
 //! `attempts` rounds over all servers with `timeout` seconds per try
 //! (resolv.conf's `options timeout:N attempts:N`, overridden by
 //! `$RES_OPTIONS` as in the C library). Answers that are not for our
-//! question (id, name, type, class) are ignored; broken ones count as a
+//! question (id, name, type, class), or too short or garbled to tell, are
+//! ignored; broken ones whose question matched count as a
 //! failed server. Results: records, [`Fail::NxDomain`] and [`Fail::NoData`]
 //! (permanent), [`Fail::Temp`] (SERVFAIL, timeouts, broken answers).
 

@@ -157,10 +157,10 @@ pub fn read_name(p: &[u8], at: usize) -> Result<(Vec<u8>, usize), Malformed> {
 /// type must match). Records of the answer section are returned
 /// undecoded; use the `rdata_*` helpers.
 pub fn parse(p: &[u8], q: &[u8]) -> Result<Answer, Malformed> {
-    if p.len() < 12 {
-        return Err(Malformed::Bad("truncated header"));
-    }
-    if q.len() < 12 || p[0..2] != q[0..2] {
+    // Until the id and the question match, a datagram is anybody's: a
+    // short or garbled one is ignored like a foreign one, so it cannot end
+    // the wait for the real answer.
+    if p.len() < 12 || q.len() < 12 || p[0..2] != q[0..2] {
         return Err(Malformed::NotOurs);
     }
     if p[2] & 0x80 == 0 || (p[2] >> 3) & 0x0f != 0 {
@@ -183,7 +183,7 @@ pub fn parse(p: &[u8], q: &[u8]) -> Result<Answer, Malformed> {
         }
         return Err(Malformed::NotOurs);
     }
-    let (qname, mut pos) = read_name(p, 12)?;
+    let (qname, mut pos) = read_name(p, 12).map_err(|_| Malformed::NotOurs)?;
     let (ourname, qend) = read_name(q, 12).map_err(|_| Malformed::NotOurs)?;
     if qname != ourname || p.get(pos..pos + 4) != q.get(qend..qend + 4) {
         return Err(Malformed::NotOurs);
@@ -393,10 +393,15 @@ mod tests {
 
     #[test]
     fn refuses_truncated_headers_and_foreign_answers() {
-        assert_eq!(
-            parse(b"\x12\x34\x81", &q()).unwrap_err(),
-            Malformed::Bad("truncated header")
-        );
+        // Short or garbled before the question matched: anybody's datagram,
+        // ignored like a foreign one (it must not end the try).
+        let p = reply(1, &[]);
+        for n in 0..12 {
+            assert_eq!(parse(&p[..n], &q()).unwrap_err(), Malformed::NotOurs);
+        }
+        let mut p = p[..12].to_vec();
+        p.extend_from_slice(&[63, b'a']);
+        assert_eq!(parse(&p, &q()).unwrap_err(), Malformed::NotOurs);
         let mut p = reply(0, &[]);
         p[1] = 0x35; // wrong id
         assert_eq!(parse(&p, &q()).unwrap_err(), Malformed::NotOurs);

@@ -6,7 +6,6 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 use super::parse::{Cursor, Input, Reader};
 use super::resp::Out;
@@ -37,7 +36,7 @@ pub fn check(prog: &[OsString], tag: &[u8], user: &[u8], pass: &[u8]) -> Check {
         Ok(p) => p,
         Err(_) => return Check::Temp,
     };
-    let mut cmd = Command::new(&prog[0]);
+    let mut cmd = crate::exec::command(&prog[0]);
     cmd.args(&prog[1..]).env(
         "IMAPLOGINTAG",
         std::ffi::OsStr::new(std::str::from_utf8(tag).unwrap_or("x")),

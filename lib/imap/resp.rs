@@ -60,14 +60,7 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
         literal(out, s);
         return;
     }
-    out.push(b'"');
-    for &c in s {
-        if c == b'"' || c == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(c);
-    }
-    out.push(b'"');
+    crate::parse::push_quoted(out, s);
 }
 
 pub fn literal(out: &mut Vec<u8>, s: &[u8]) {

@@ -4,7 +4,7 @@
 //! LHLO that is not 2xx, a connection that fails or goes silent.
 
 use crate::remote::message;
-use crate::remote::smtp::{Conn, Ext, Reply};
+use crate::remote::smtp::{Conn, Deadlines, Ext, Reply};
 use std::io;
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -58,13 +58,17 @@ fn name(t: &Target) -> Vec<u8> {
     }
 }
 
+/// How many `-t` periods a whole session may take.
+pub const SESSION_FACTOR: u64 = 10;
+
 fn connect(t: &Target, timeout: u64) -> io::Result<Conn> {
+    let dl = Deadlines::start(timeout, timeout, timeout.saturating_mul(SESSION_FACTOR));
     match t {
-        Target::Unix(p) => Conn::unix(p, timeout),
+        Target::Unix(p) => Conn::unix(p, dl),
         Target::Tcp(h, port) => {
             let mut last = io::Error::from(io::ErrorKind::NotFound);
             for a in (h.as_str(), *port).to_socket_addrs()? {
-                match Conn::connect(a.ip(), a.port(), None, timeout, timeout) {
+                match Conn::connect(a.ip(), a.port(), None, timeout, dl) {
                     Ok(c) => return Ok(c),
                     Err(e) => last = e,
                 }
@@ -139,7 +143,7 @@ pub fn deliver(t: &Target, j: &Job) -> Outcome {
         b"did not take the message",
         true
     );
-    let _ = step(&mut c, b"QUIT\r\n");
+    c.quit(true);
     Outcome {
         code: 0,
         text: [

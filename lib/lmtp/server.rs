@@ -13,7 +13,7 @@
 //! report as text.
 
 use crate::smtp::conn::{Conn, Fatal, Line};
-use crate::smtp::{data, path, MAX_HOPS, MAX_LINE, MAX_RCPT};
+use crate::smtp::{data, path, MAX_LINE, MAX_RCPT};
 use std::io::{Seek, Write};
 use std::os::fd::AsRawFd;
 
@@ -303,7 +303,7 @@ impl Session {
             Some(b"550 5.6.2 message refused: bare CR or LF in data")
         } else if d.over {
             Some(b"552 5.3.4 message size exceeds fixed maximum message size")
-        } else if d.hops > MAX_HOPS {
+        } else if d.hops.looping() {
             Some(b"554 5.4.6 too many hops, this message is looping")
         } else if failed {
             Some(b"451 4.3.0 unable to store the message")

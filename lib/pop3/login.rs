@@ -4,7 +4,8 @@
 //! client still on fds 0 and 1. When the login succeeds the checkpassword
 //! program execs prog (pop3d), which answers and carries the session on;
 //! when that exits 0 so does pop3-login. Any other result is an -ERR
-//! reply here and the client may try again.
+//! reply here and the client may try again, up to [`MAX_LOGIN_FAILURES`]
+//! refused logins.
 
 use super::{split_command, Line, Reader};
 use std::ffi::OsString;
@@ -29,10 +30,15 @@ pub fn failure_reply(code: i32) -> &'static [u8] {
     }
 }
 
+/// Failed logins (checkpassword exit 1) before the session is closed, as
+/// imap-login does.
+pub const MAX_LOGIN_FAILURES: u32 = 3;
+
 struct Login<'a> {
     prog: &'a [OsString],
     ts: Vec<u8>,
     secs: u64,
+    failures: std::cell::Cell<u32>,
 }
 
 impl Login<'_> {
@@ -68,6 +74,19 @@ impl Login<'_> {
             b" status=",
             code.to_string().as_bytes(),
         ]);
+        if code == 1 {
+            self.failures.set(self.failures.get() + 1);
+            if self.failures.get() >= MAX_LOGIN_FAILURES {
+                crate::exit::info(&[
+                    b"closed: too many failed logins ip=",
+                    &crate::log::field(ip.as_encoded_bytes()),
+                ]);
+                self.say(
+                    b"-ERR [AUTH] authorization failed; too many failures, closing connection\r\n",
+                )?;
+                return Ok(true);
+            }
+        }
         self.say(failure_reply(code))?;
         Ok(false)
     }
@@ -132,6 +151,7 @@ pub fn run(hostname: &[u8], prog: &[OsString]) -> i32 {
         prog,
         ts: timestamp(hostname),
         secs,
+        failures: std::cell::Cell::new(0),
     };
     let mut rd = Reader::new(0, true, secs);
     let mut user: Option<Vec<u8>> = None;

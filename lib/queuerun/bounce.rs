@@ -251,7 +251,11 @@ pub fn build(
     for f in fails {
         push(
             &mut m,
-            &[b"\nFinal-Recipient: rfc822; ", &safe(&f.addr, 900), b"\n"],
+            &[
+                b"\nFinal-Recipient: rfc822; ",
+                &safe(&crate::smtp::path::quote(&f.addr), 900),
+                b"\n",
+            ],
         );
         push(
             &mut m,
@@ -294,6 +298,7 @@ mod tests {
             bouncehost: b"mx.example".to_vec(),
             doublebounceto: b"postmaster".to_vec(),
             doublebouncehost: b"mx.example".to_vec(),
+            limits: crate::queuerun::store::Limits { bytes: 0 },
         }
     }
     #[test]
@@ -337,13 +342,21 @@ mod tests {
             message: b"Subject: x\n\nbody\n",
             whole: true,
         };
-        let f = [Failure {
-            addr: b"u@x".to_vec(),
-            text: b"no (#5.1.1)".to_vec(),
-        }];
+        let f = [
+            Failure {
+                addr: b"u@x".to_vec(),
+                text: b"no (#5.1.1)".to_vec(),
+            },
+            Failure {
+                addr: b"john doe@x".to_vec(),
+                text: b"no (#5.1.1)".to_vec(),
+            },
+        ];
         let m = build(&cfg(), b"a@b", false, &o, &f, 10);
         let s = String::from_utf8(m).unwrap();
         assert!(s.contains("Final-Recipient: rfc822; u@x\nAction: failed\nStatus: 5.1.1\n"));
+        // RFC 3464 2.3.2: the address as it goes on the wire, quoted.
+        assert!(s.contains("Final-Recipient: rfc822; \"john doe\"@x\n"));
         assert!(s.contains("Content-Type: message/rfc822\n\nSubject: x\n\nbody\n"));
         assert_eq!(header_of(b"A: b\n\nbody"), b"A: b\n\n");
     }

@@ -65,7 +65,11 @@ pub fn unprocessed(d: &Dirs) -> Option<usize> {
     let r = std::fs::read_dir(d.drop_dir()).ok()?;
     Some(
         r.filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".env"))
+            .filter(|e| {
+                let n = e.file_name();
+                let b = std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str());
+                super::valid_id(b) && !b.ends_with(b".tmp") && !b.ends_with(b".env")
+            })
             .count(),
     )
 }

@@ -6,6 +6,7 @@
 
 pub mod bounce;
 pub mod ctl;
+pub mod mailq;
 pub mod run;
 pub mod sched;
 pub mod spawn;
@@ -25,6 +26,7 @@ pub struct Config {
     pub bouncehost: Vec<u8>,
     pub doublebounceto: Vec<u8>,
     pub doublebouncehost: Vec<u8>,
+    pub limits: store::Limits,
 }
 
 /// The largest concurrency accepted (qmail's conf-spawn).
@@ -46,6 +48,12 @@ impl Config {
             doublebounceto: control::line("doublebounceto", b"postmaster")?,
             doublebouncehost,
             me,
+            limits: store::Limits {
+                bytes: control::number(
+                    "submitbytes",
+                    control::number("databytes", crate::smtp::DEFAULT_DATABYTES)?,
+                )?,
+            },
         })
     }
 }

@@ -59,7 +59,8 @@ struct Flight {
     remote: bool,
 }
 
-/// queue-run's end of local-spawn: requests go to `w`, replies come on `r`.
+/// queue-run's end of local-spawn: requests go to the socket `w` (with
+/// the message's descriptor), replies come on `r` (spawn.rs).
 pub struct Spawner {
     pub w: i32,
     pub r: i32,
@@ -76,8 +77,6 @@ struct Manager {
     sp: Spawner,
     sp_buf: Vec<u8>,
     sp_open: bool,
-    remotes: Vec<spawn::Kid>,
-    remote_ids: Option<(u32, u32)>,
     trigger: i32,
     ctl: i32,
     trig_buf: Vec<u8>,
@@ -128,18 +127,6 @@ fn open_fifo(p: &std::path::Path, mode: u32) -> std::io::Result<i32> {
             libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
         )
     })
-}
-
-/// The uid/gid remote-send runs as when queue-run is root: `$PMAILR`
-/// (a name or a number), else the account `pmailr`, else 65534.
-fn remote_ids() -> Option<(u32, u32)> {
-    if crate::sys::geteuid() != 0 {
-        return None;
-    }
-    let name = std::env::var_os("PMAILR")
-        .map(|v| std::os::unix::ffi::OsStringExt::into_vec(v))
-        .unwrap_or(b"pmailr".to_vec());
-    Some(account_ids(&name).unwrap_or((65534, 65534)))
 }
 
 /// A user given as a name or a uid: (uid, gid).
@@ -201,8 +188,6 @@ pub fn main(sp: Spawner) -> i32 {
         sp,
         sp_buf: Vec::new(),
         sp_open: true,
-        remotes: Vec::new(),
-        remote_ids: remote_ids(),
         trigger,
         ctl,
         trig_buf: Vec::new(),
@@ -221,22 +206,27 @@ pub fn main(sp: Spawner) -> i32 {
     m.run(wr)
 }
 
+/// One queue-run per queue: an exclusive flock on queue/info, a directory
+/// of mode 0700 that no other uid can open (a lock file that others may
+/// open would let any user stall queue-run with a shared lock).
 fn lock(d: &Dirs) {
-    let p = d.sub("lock");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .open(&p)
-        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/lock"], &e));
-    use std::os::fd::IntoRawFd;
-    let fd = f.into_raw_fd();
+    let p = d.sub("info");
+    let fd = crate::sys::cpath(&p)
+        .and_then(|c| {
+            crate::sys::cvt(unsafe {
+                libc::open(
+                    c.as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            })
+        })
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/info"], &e));
     if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        log(&[b"waiting for queue/lock (another queue-run is running)"]);
+        log(&[b"waiting for the lock on queue/info (another queue-run is running)"]);
         if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
             exit::die_sys(
                 exit::TEMP,
-                &[b"unable to lock queue/lock"],
+                &[b"unable to lock queue/info"],
                 &std::io::Error::last_os_error(),
             );
         }
@@ -253,9 +243,19 @@ impl Manager {
             match store::load_info(&self.d, &id) {
                 Ok(info) => {
                     if !self.d.mess(&id).exists() {
-                        exit::warn(&[b"msg ", id.as_bytes(), b" has no message file; removing it"]);
+                        // Finished: a crash came in the middle of its removal.
+                        log(&[b"end msg ", id.as_bytes(), b" (removed after a restart)"]);
                         let _ = store::remove_job(&self.d, &id);
                         continue;
+                    }
+                    // A truncation lost in a crash: the info file says how long.
+                    if let Err(e) = store::truncate_mess(&self.d, &id, info.size) {
+                        exit::warn(&[
+                            b"unable to truncate mess/",
+                            id.as_bytes(),
+                            b": ",
+                            exit::errtext(&e).as_bytes(),
+                        ]);
                     }
                     self.add_job(id, info, true)
                 }
@@ -335,7 +335,7 @@ impl Manager {
 
     fn scan(&mut self, now: u64) {
         self.last_scan = now;
-        match store::takeover_all(&self.d, now) {
+        match store::takeover_all(&self.d, now, self.cfg.limits) {
             Ok(v) => {
                 for (id, info) in v {
                     self.add_job(id, info, false);
@@ -376,9 +376,14 @@ impl Manager {
                 self.scan(now);
             }
             let next = self.schedule(now);
+            let longest = if super::mailq::refresh(&self.d, now) {
+                super::mailq::PERIOD
+            } else {
+                SCAN_SECS
+            };
             let mut timeout_ms = match next {
-                Some(t) if t > now => ((t - now).min(SCAN_SECS) * 1000) as i32,
-                _ => (SCAN_SECS * 1000) as i32,
+                Some(t) if t > now => ((t - now).min(longest) * 1000) as i32,
+                _ => (longest * 1000) as i32,
             };
             self.save_stats(false);
             if self.stats.dirty {
@@ -406,13 +411,6 @@ impl Manager {
                     revents: 0,
                 },
             ];
-            for k in &self.remotes {
-                pfds.push(libc::pollfd {
-                    fd: k.fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
-            }
             let r =
                 unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
             if r <= 0 {
@@ -451,19 +449,6 @@ impl Manager {
             }
             if pfds[3].revents != 0 {
                 self.spawner_replies();
-            }
-            let ready: Vec<usize> = (0..pfds.len() - 4)
-                .filter(|&i| pfds[4 + i].revents != 0)
-                .collect();
-            let mut ended = Vec::new();
-            for i in ready {
-                if self.remotes[i].read_some() {
-                    ended.push(i);
-                }
-            }
-            for i in ended.into_iter().rev() {
-                let k = self.remotes.remove(i);
-                self.remote_done(k);
             }
         }
     }
@@ -513,11 +498,13 @@ impl Manager {
                 }
                 self.start_local(&id, i);
             }
-            for (dom, rc) in remotes {
-                if self.busy_remote >= self.cfg.concurrency_remote {
-                    break;
+            'remote: for (dom, rc) in remotes {
+                for part in rc.chunks(spawn::REMOTE_RCPTS_MAX) {
+                    if self.busy_remote >= self.cfg.concurrency_remote || !self.sp_open {
+                        break 'remote;
+                    }
+                    self.start_remote(&id, &dom, part.to_vec());
                 }
-                self.start_remote(&id, &dom, rc);
             }
         }
         if !self.stopping {
@@ -529,17 +516,60 @@ impl Manager {
         earliest
     }
 
+    /// Opens mess/ID for a delivery (the descriptor goes to local-spawn).
+    fn open_mess(&self, id: &str) -> std::io::Result<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(self.d.mess(id))?;
+        if !f.metadata()?.file_type().is_file() {
+            return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Ok(f)
+    }
+
+    /// Sends one request with mess/ID attached; false when it could not
+    /// (the recipients are then due again in a minute).
+    fn request(&mut self, id: &str, rc: &[usize], req: &[u8]) -> bool {
+        let sent = self.open_mess(id).and_then(|f| {
+            use std::os::fd::AsRawFd;
+            spawn::send_request(self.sp.w, req, f.as_raw_fd())
+        });
+        match sent {
+            Ok(()) => true,
+            Err(e) => {
+                let gone = matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET));
+                if gone {
+                    self.spawner_gone();
+                } else {
+                    exit::warn(&[
+                        b"unable to start a delivery of msg ",
+                        id.as_bytes(),
+                        b": ",
+                        exit::errtext(&e).as_bytes(),
+                    ]);
+                }
+                if let Some(j) = self.jobs.get_mut(id) {
+                    for &i in rc {
+                        j.st[i] = St::Pending(super::now() + if gone { 0 } else { 60 });
+                    }
+                }
+                false
+            }
+        }
+    }
+
     fn start_local(&mut self, id: &str, i: usize) {
         let did = self.next_did;
-        let j = self.jobs.get_mut(id).expect("job");
+        let j = &self.jobs[id];
         let rcpt = j.info.rcpts[i].local.clone().unwrap_or_default();
-        let req = spawn::request(did, id, &j.info.sender, &rcpt);
-        if crate::sys::write_all(self.sp.w, &req).is_err() {
-            self.spawner_gone();
+        let req = spawn::request(did, &j.info.sender, &rcpt);
+        if !self.request(id, &[i], &req) {
             return;
         }
         self.next_did += 1;
-        j.st[i] = St::Busy;
+        self.jobs.get_mut(id).expect("job").st[i] = St::Busy;
         self.flights.insert(
             did,
             Flight {
@@ -562,68 +592,40 @@ impl Manager {
 
     fn start_remote(&mut self, id: &str, dom: &[u8], rc: Vec<usize>) {
         let did = self.next_did;
+        let j = &self.jobs[id];
+        let addrs: Vec<&[u8]> = rc.iter().map(|&i| &j.info.rcpts[i].addr[..]).collect();
+        let req = spawn::request_remote(did, dom, &j.info.sender, &addrs);
+        let mut line: Vec<u8> = Vec::new();
+        for a in &addrs {
+            line.push(b' ');
+            line.extend_from_slice(a);
+        }
+        if !self.request(id, &rc, &req) {
+            return;
+        }
         let j = self.jobs.get_mut(id).expect("job");
-        let mut args: Vec<&[u8]> = vec![dom, &j.info.sender];
         for &i in &rc {
-            args.push(&j.info.rcpts[i].addr);
+            j.st[i] = St::Busy;
         }
-        let f = match std::fs::File::open(self.d.mess(id)) {
-            Ok(f) => f,
-            Err(e) => {
-                exit::warn(&[
-                    b"unable to open mess/",
-                    id.as_bytes(),
-                    b": ",
-                    exit::errtext(&e).as_bytes(),
-                ]);
-                for &i in &rc {
-                    j.st[i] = St::Pending(super::now() + 60);
-                }
-                return;
-            }
-        };
-        let prog = crate::exec::program("QMAILREMOTE", "remote-send");
-        use std::os::fd::AsRawFd;
-        match spawn::start(&prog, &args, f.as_raw_fd(), self.remote_ids, did) {
-            Ok(mut k) => {
-                k.limit = 10000 + 1100 * rc.len();
-                let mut line: Vec<u8> = Vec::new();
-                for &i in &rc {
-                    line.push(b' ');
-                    line.extend_from_slice(&j.info.rcpts[i].addr);
-                    j.st[i] = St::Busy;
-                }
-                self.next_did += 1;
-                self.remotes.push(k);
-                self.flights.insert(
-                    did,
-                    Flight {
-                        id: id.to_string(),
-                        rcpts: rc,
-                        remote: true,
-                    },
-                );
-                self.busy_remote += 1;
-                log(&[
-                    b"starting delivery ",
-                    &crate::parse::fmt(did),
-                    b": msg ",
-                    id.as_bytes(),
-                    b" to remote",
-                    &line,
-                ]);
-                self.status();
-            }
-            Err(e) => {
-                exit::warn(&[
-                    b"unable to start remote-send: ",
-                    exit::errtext(&e).as_bytes(),
-                ]);
-                for &i in &rc {
-                    j.st[i] = St::Pending(super::now() + 60);
-                }
-            }
-        }
+        self.next_did += 1;
+        self.flights.insert(
+            did,
+            Flight {
+                id: id.to_string(),
+                rcpts: rc,
+                remote: true,
+            },
+        );
+        self.busy_remote += 1;
+        log(&[
+            b"starting delivery ",
+            &crate::parse::fmt(did),
+            b": msg ",
+            id.as_bytes(),
+            b" to remote",
+            &line,
+        ]);
+        self.status();
     }
 
     fn spawner_gone(&mut self) {
@@ -633,22 +635,15 @@ impl Manager {
         self.sp_open = false;
         exit::warn(&[b"local-spawn has gone away; exiting"]);
         let now = super::now();
-        let locals: Vec<u64> = self
-            .flights
-            .iter()
-            .filter(|(_, f)| !f.remote)
-            .map(|(d, _)| *d)
-            .collect();
-        for did in locals {
-            if let Some(f) = self.flights.remove(&did) {
-                if let Some(j) = self.jobs.get_mut(&f.id) {
-                    for i in f.rcpts {
-                        j.st[i] = St::Pending(now);
-                    }
+        for (_, f) in std::mem::take(&mut self.flights) {
+            if let Some(j) = self.jobs.get_mut(&f.id) {
+                for i in f.rcpts {
+                    j.st[i] = St::Pending(now);
                 }
-                self.busy_local -= 1;
             }
         }
+        self.busy_local = 0;
+        self.busy_remote = 0;
         self.stopping = true;
         self.code = exit::TEMP;
     }
@@ -672,41 +667,40 @@ impl Manager {
                 }
             }
         }
-        while let Some(f) = spawn::take_fields(&mut self.sp_buf, 2) {
-            let did = crate::parse::number(&f[0]).unwrap_or(0);
+        while let Some((did, rep)) = spawn::take_reply(&mut self.sp_buf) {
             let Some(fl) = self.flights.remove(&did) else {
-                exit::warn(&[b"local-spawn reported an unknown delivery ", &f[0]]);
+                exit::warn(&[
+                    b"local-spawn reported an unknown delivery ",
+                    &crate::parse::fmt(did),
+                ]);
                 continue;
             };
-            self.busy_local -= 1;
-            let (letter, text) = match f[1].split_first() {
-                Some((&l, t)) if matches!(l, b'K' | b'Z' | b'D') => (l, t.to_vec()),
-                _ => (
-                    b'Z',
-                    b"local-spawn sent a malformed report (#4.3.0)".to_vec(),
-                ),
+            let results = match rep {
+                spawn::Reply::Remote(code, out) if fl.remote => {
+                    parse_remote(&out, fl.rcpts.len(), code)
+                }
+                spawn::Reply::Local(l, t) if l != 0 && !fl.remote => vec![(l, t)],
+                _ => vec![
+                    (
+                        b'Z',
+                        b"local-spawn sent a malformed report (#4.3.0)".to_vec()
+                    );
+                    fl.rcpts.len()
+                ],
             };
-            self.result(did, &fl.id, fl.rcpts[0], letter, &text);
+            if fl.remote {
+                self.busy_remote -= 1;
+            } else {
+                self.busy_local -= 1;
+            }
+            for (n, (letter, text)) in results.into_iter().enumerate() {
+                self.result(did, &fl.id, fl.rcpts[n], letter, &text);
+            }
             self.status();
         }
         if gone {
             self.spawner_gone();
         }
-    }
-
-    fn remote_done(&mut self, k: spawn::Kid) {
-        let did = k.tag;
-        let out = k.out.clone();
-        let code = k.finish();
-        let Some(fl) = self.flights.remove(&did) else {
-            return;
-        };
-        self.busy_remote -= 1;
-        let results = parse_remote(&out, fl.rcpts.len(), code);
-        for (n, (letter, text)) in results.into_iter().enumerate() {
-            self.result(did, &fl.id, fl.rcpts[n], letter, &text);
-        }
-        self.status();
     }
 
     /// Records one recipient's outcome (durably for K and D) and logs it.

@@ -1,16 +1,29 @@
-//! Delivery processes and local-spawn(8)'s side of the pipe protocol.
+//! Delivery processes and local-spawn(8)'s side of its protocol.
 //!
-//! queue-run → local-spawn, one request per local delivery:
-//! `ID` NUL `MSGID` NUL `SENDER` NUL `RECIPIENT` NUL, where ID is a decimal
-//! delivery number and MSGID names `queue/mess/MSGID`.
-//! local-spawn → queue-run, one reply per request, in any order:
-//! `ID` NUL then `K`, `Z` or `D` and the delivery's report text, NUL.
+//! queue-run → local-spawn: a SOCK_SEQPACKET socket (fd 6 under
+//! local-spawn). One packet per delivery, at most [`REQUEST_MAX`] bytes,
+//! NUL-terminated fields, with exactly one descriptor attached by
+//! SCM_RIGHTS: the message, a regular file open read-only. local-spawn
+//! never opens a path in the queue; a packet without such a descriptor is
+//! refused with a Z reply.
 //!
-//! local-spawn starts `deliver-local SENDER RECIPIENT` (or `$QMAILLOCAL`)
-//! with fd 0 the message (opened read-only, seekable) and fds 1 and 2 a
-//! pipe whose first 3000 bytes are the report. Started as root it runs the
-//! delivery as the recipient's account (users::lookup), never as uid 0.
-//! Exit 0 → K, 100 → D, anything else or a crash → Z.
+//! - `ID` NUL `L` NUL `SENDER` NUL `RECIPIENT` NUL: a local delivery;
+//! - `ID` NUL `R` NUL `HOST` NUL `SENDER` NUL (`RECIPIENT` NUL)...: a remote
+//!   delivery of at most [`REMOTE_RCPTS_MAX`] recipients.
+//!
+//! ID is a decimal delivery number. local-spawn → queue-run: a pipe (fd 7),
+//! one reply per request, in any order:
+//!
+//! - `ID` NUL then `K`, `Z` or `D` and the report text, NUL (local);
+//! - `ID` NUL `R` CODE SP LEN NUL, then LEN bytes: remote-send's exit code
+//!   (`-` when it was killed) and its output (the qmail-remote report).
+//!
+//! Local: `deliver-local SENDER RECIPIENT` (or `$QMAILLOCAL`), fd 0 the
+//! message, fds 1 and 2 a pipe whose first 3000 bytes are the report; as
+//! root, run as the recipient's account (users::lookup), never uid 0.
+//! Exit 0 → K, 100 → D, anything else or a crash → Z. Remote:
+//! `remote-send HOST SENDER RECIPIENT...` (or `$QMAILREMOTE`), as root run
+//! as `$PMAILR`, else the account pmailr, else 65534.
 
 use std::ffi::CString;
 use std::io;
@@ -27,6 +40,11 @@ pub struct Kid {
     pub out: Vec<u8>,
     pub limit: usize,
     pub tag: u64,
+    /// A remote-send run (its reply carries the raw report).
+    pub remote: bool,
+    /// A linked delivery's socket for new/ descriptors to sync (group
+    /// commit), or -1.
+    pub sync: i32,
 }
 
 impl Kid {
@@ -46,6 +64,9 @@ impl Kid {
     /// Closes the pipe and reaps the child: its exit code, None if killed.
     pub fn finish(self) -> Option<i32> {
         crate::sys::close(self.fd);
+        if self.sync >= 0 {
+            crate::sys::close(self.sync);
+        }
         match crate::sys::waitpid(self.pid) {
             Ok(st) => crate::sys::exit_code(st),
             Err(_) => None,
@@ -84,14 +105,21 @@ fn start_child(
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let (r, w) = crate::sys::pipe()?;
+    let (sync_r, sync_w) = match linked {
+        Some(_) => socketpair().unwrap_or((-1, -1)),
+        None => (-1, -1),
+    };
     let mut fail = b"unable to run ".to_vec();
     fail.extend_from_slice(prog.as_os_str().as_bytes());
     fail.extend_from_slice(b": ");
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         let e = io::Error::last_os_error();
-        crate::sys::close(r);
-        crate::sys::close(w);
+        for fd in [r, w, sync_r, sync_w] {
+            if fd >= 0 {
+                crate::sys::close(fd);
+            }
+        }
         return Err(e);
     }
     if pid == 0 {
@@ -121,6 +149,9 @@ fn start_child(
             if let Some((sender, rcpt)) = linked {
                 // deliver-local's code is linked in: no exec (DESIGN.md, "Speed").
                 crate::exit::set_prog("deliver-local", false);
+                if sync_w >= 0 {
+                    crate::maildir::defer_dir_syncs(sync_w);
+                }
                 let (code, mut report) = crate::deliver::deliver_local(sender, rcpt);
                 report.push(b'\n');
                 let _ = crate::sys::write_all(1, &report);
@@ -136,12 +167,17 @@ fn start_child(
         }
     }
     crate::sys::close(w);
+    if sync_w >= 0 {
+        crate::sys::close(sync_w);
+    }
     Ok(Kid {
         pid,
         fd: r,
         out: Vec::new(),
         limit: REPORT_MAX,
         tag,
+        remote: false,
+        sync: sync_r,
     })
 }
 
@@ -154,17 +190,35 @@ pub fn local_letter(code: Option<i32>) -> u8 {
     }
 }
 
-/// A request record.
-pub fn request(id: u64, msgid: &str, sender: &[u8], rcpt: &[u8]) -> Vec<u8> {
-    let mut v = format!("{}\0{}\0", id, msgid).into_bytes();
-    v.extend_from_slice(sender);
-    v.push(0);
-    v.extend_from_slice(rcpt);
-    v.push(0);
+/// Largest request packet.
+pub const REQUEST_MAX: usize = 65536;
+/// Most recipients in one remote request (so a packet stays under
+/// [`REQUEST_MAX`]: addresses are at most 1002 bytes).
+pub const REMOTE_RCPTS_MAX: usize = 50;
+
+fn fields(v: &mut Vec<u8>, f: &[&[u8]]) {
+    for x in f {
+        v.extend_from_slice(x);
+        v.push(0);
+    }
+}
+
+/// A local request packet.
+pub fn request(id: u64, sender: &[u8], rcpt: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    fields(&mut v, &[id.to_string().as_bytes(), b"L", sender, rcpt]);
     v
 }
 
-/// A reply record; NULs in the text become spaces.
+/// A remote request packet.
+pub fn request_remote(id: u64, host: &[u8], sender: &[u8], rcpts: &[&[u8]]) -> Vec<u8> {
+    let mut v = Vec::new();
+    fields(&mut v, &[id.to_string().as_bytes(), b"R", host, sender]);
+    fields(&mut v, rcpts);
+    v
+}
+
+/// A local reply record; NULs in the text become spaces.
 pub fn reply(id: u64, letter: u8, text: &[u8]) -> Vec<u8> {
     let mut v = format!("{}\0", id).into_bytes();
     v.push(letter);
@@ -173,52 +227,225 @@ pub fn reply(id: u64, letter: u8, text: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Takes `n` NUL-terminated fields off the front of `buf`, if all are there.
-pub fn take_fields(buf: &mut Vec<u8>, n: usize) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::with_capacity(n);
-    let mut i = 0;
-    for _ in 0..n {
-        let z = memchr::memchr(0, &buf[i..])?;
-        out.push(buf[i..i + z].to_vec());
-        i += z + 1;
-    }
-    buf.drain(..i);
-    Some(out)
+/// A remote reply record: exit code (None: killed) and raw output.
+pub fn reply_remote(id: u64, code: Option<i32>, out: &[u8]) -> Vec<u8> {
+    let c = code.map_or("-".to_string(), |c| c.to_string());
+    let mut v = format!("{}\0R{} {}\0", id, c, out.len()).into_bytes();
+    v.extend_from_slice(out);
+    v
 }
 
-/// Starts one local delivery for local-spawn: Err is the (letter, text)
-/// reply when it cannot start.
-fn start_local(msgid: &[u8], sender: &[u8], rcpt: &[u8], tag: u64) -> Result<Kid, (u8, Vec<u8>)> {
-    if !super::valid_id(msgid) {
-        return Err((
-            b'Z',
-            b"local-spawn got a bad message name (#4.3.0)".to_vec(),
-        ));
+/// A reply as queue-run reads it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Letter (or 0 when malformed) and text.
+    Local(u8, Vec<u8>),
+    Remote(Option<i32>, Vec<u8>),
+}
+
+/// Takes one whole reply off the front of `buf`, if it is all there.
+pub fn take_reply(buf: &mut Vec<u8>) -> Option<(u64, Reply)> {
+    let z1 = memchr::memchr(0, buf)?;
+    let z2 = z1 + 1 + memchr::memchr(0, &buf[z1 + 1..])?;
+    let id = crate::parse::number(&buf[..z1]).unwrap_or(0);
+    let f = &buf[z1 + 1..z2];
+    if let Some(r) = f.strip_prefix(b"R") {
+        let sp = memchr::memchr(b' ', r).unwrap_or(r.len());
+        let code = crate::parse::number(&r[..sp]).map(|c| c as i32);
+        let len = crate::parse::number(r.get(sp + 1..).unwrap_or(b"")).unwrap_or(0) as usize;
+        let end = z2 + 1 + len;
+        if buf.len() < end {
+            return None;
+        }
+        let out = buf[z2 + 1..end].to_vec();
+        buf.drain(..end);
+        return Some((id, Reply::Remote(code, out)));
     }
-    let path = super::store::Dirs::new().mess(std::str::from_utf8(msgid).unwrap_or("-"));
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(|e| {
-            (
-                b'Z',
-                format!(
-                    "unable to open the message: {} (#4.3.0)",
-                    crate::exit::errtext(&e)
-                )
-                .into_bytes(),
-            )
-        })?;
+    let rep = match f.split_first() {
+        Some((&l, t)) if matches!(l, b'K' | b'Z' | b'D') => Reply::Local(l, t.to_vec()),
+        _ => Reply::Local(0, Vec::new()),
+    };
+    buf.drain(..=z2);
+    Some((id, rep))
+}
+
+/// A SOCK_SEQPACKET socket pair, both ends close-on-exec.
+pub fn socketpair() -> io::Result<(i32, i32)> {
+    let mut fds = [0i32; 2];
+    crate::sys::cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// Sends one request packet with `fd` attached (SCM_RIGHTS).
+pub fn send_request(sock: i32, rec: &[u8], fd: i32) -> io::Result<()> {
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: rec.as_ptr() as *mut libc::c_void,
+            iov_len: rec.len(),
+        };
+        let space = libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as usize;
+        let mut cbuf = vec![0u64; space.div_ceil(8)];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = space as _;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut i32, fd);
+        loop {
+            let n = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+            if n >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// What [`recv_request`] got.
+pub enum Packet {
+    /// The socket is closed.
+    End,
+    /// Nothing to read now.
+    None,
+    /// A packet (None: too long) and the descriptors that came with it.
+    Got(Option<Vec<u8>>, Vec<OwnedFd>),
+}
+
+/// Receives one request packet (into `buf`, at most its length) and its
+/// descriptors (close-on-exec).
+pub fn recv_request(sock: i32, buf: &mut [u8]) -> io::Result<Packet> {
+    let mut cbuf = [0u64; 64];
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT);
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(Packet::None),
+                _ => Err(e),
+            };
+        }
+        let mut fds = Vec::new();
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c) as *const i32;
+                let k = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..k {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        if n == 0 && fds.is_empty() {
+            return Ok(Packet::End);
+        }
+        if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+            return Ok(Packet::Got(None, fds));
+        }
+        Ok(Packet::Got(Some(buf[..n as usize].to_vec()), fds))
+    }
+}
+
+/// The message descriptor of a request: one regular file, open read-only
+/// (so neither a FIFO nor a device can stall or feed a delivery).
+fn message_fd(mut fds: Vec<OwnedFd>) -> Result<OwnedFd, &'static [u8]> {
+    const NO: &[u8] = b"local-spawn got no message descriptor (#4.3.0)";
+    if fds.len() != 1 {
+        return Err(NO);
+    }
+    let fd = fds.pop().ok_or(NO)?;
+    let raw = fd.as_raw_fd();
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(raw, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(b"local-spawn got a message that is not a regular file (#4.3.0)");
+    }
+    let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if fl < 0 || fl & libc::O_ACCMODE != libc::O_RDONLY {
+        return Err(b"local-spawn got a message not open read-only (#4.3.0)");
+    }
+    if unsafe { libc::lseek(raw, 0, libc::SEEK_SET) } != 0 {
+        return Err(b"local-spawn got a message it cannot rewind (#4.3.0)");
+    }
+    Ok(fd)
+}
+
+/// The uid/gid remote-send runs as when we are root: `$PMAILR` (a name
+/// or a number), else the account `pmailr`, else 65534.
+pub fn remote_ids() -> Option<(u32, u32)> {
+    if crate::sys::geteuid() != 0 {
+        return None;
+    }
+    let name = std::env::var_os("PMAILR")
+        .map(std::os::unix::ffi::OsStringExt::into_vec)
+        .unwrap_or(b"pmailr".to_vec());
+    match super::run::account_ids(&name) {
+        Some((0, _)) | None => Some((65534, 65534)),
+        ids => ids,
+    }
+}
+
+/// Starts one delivery for a request packet; Err is the reply when it
+/// cannot start.
+fn start_request(pkt: &[u8], fds: Vec<OwnedFd>) -> Result<Kid, Vec<u8>> {
+    let f: Vec<&[u8]> = pkt
+        .strip_suffix(b"\0")
+        .unwrap_or(b"")
+        .split(|&c| c == 0)
+        .collect();
+    let tag = f.first().and_then(|t| crate::parse::number(t)).unwrap_or(0);
+    let z = |t: &[u8]| reply(tag, b'Z', t);
+    let fd = message_fd(fds).map_err(z)?;
+    match f.get(1).copied() {
+        Some(b"L") if f.len() == 4 => {
+            start_local(fd.as_raw_fd(), f[2], f[3], tag).map_err(|t| z(&t))
+        }
+        Some(b"R") if f.len() >= 5 && f.len() - 4 <= REMOTE_RCPTS_MAX => {
+            let prog = crate::exec::program("QMAILREMOTE", "remote-send");
+            let mut k = start(&prog, &f[2..], fd.as_raw_fd(), remote_ids(), tag).map_err(|e| {
+                z(format!("unable to fork: {} (#4.3.0)", crate::exit::errtext(&e)).as_bytes())
+            })?;
+            k.remote = true;
+            k.limit = 10000 + 1100 * (f.len() - 4);
+            Ok(k)
+        }
+        _ => Err(z(b"local-spawn got a malformed request (#4.3.0)")),
+    }
+}
+
+/// Starts one local delivery: Err is the reply text when it cannot start.
+fn start_local(fd: i32, sender: &[u8], rcpt: &[u8], tag: u64) -> Result<Kid, Vec<u8>> {
     let ids = if crate::sys::geteuid() == 0 {
         let (local, _) = crate::parse::split_addr(rcpt);
         match crate::users::lookup(local) {
             Ok(Some(a)) if a.uid == 0 => {
-                return Err((b'Z', b"refusing to deliver as root (#4.3.0)".to_vec()))
+                return Err(b"refusing to deliver as root (#4.3.0)".to_vec())
             }
             Ok(Some(a)) => Some((a.uid, a.gid)),
             Ok(None) => None, // deliver-local finds the account and switches itself
-            Err(e) => return Err((b'Z', format!("{} (#4.3.0)", e).into_bytes())),
+            Err(e) => return Err(format!("{} (#4.3.0)", e).into_bytes()),
         }
     } else {
         None
@@ -228,18 +455,11 @@ fn start_local(msgid: &[u8], sender: &[u8], rcpt: &[u8], tag: u64) -> Result<Kid
         Some(v) if !v.is_empty() => None,
         _ => Some((sender, rcpt)),
     };
-    use std::os::fd::AsRawFd;
-    let r = start_child(&prog, &[sender, rcpt], f.as_raw_fd(), ids, tag, linked);
-    drop(f);
-    r.map_err(|e| {
-        (
-            b'Z',
-            format!("unable to fork: {} (#4.3.0)", crate::exit::errtext(&e)).into_bytes(),
-        )
-    })
+    start_child(&prog, &[sender, rcpt], fd, ids, tag, linked)
+        .map_err(|e| format!("unable to fork: {} (#4.3.0)", crate::exit::errtext(&e)).into_bytes())
 }
 
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 fn nonblock(fd: i32) {
     unsafe {
@@ -248,16 +468,79 @@ fn nonblock(fd: i32) {
     }
 }
 
-/// local-spawn's loop: requests on `req`, replies on `rep`. Returns when
-/// `req` is closed (queue-run is gone) and every delivery has ended.
-/// Replies are buffered so local-spawn never blocks on a busy queue-run.
+/// The directories (open descriptors) a finished linked delivery handed
+/// over for syncing; Err when it sent something that is not one.
+fn sync_dirs(sock: i32) -> Result<Vec<OwnedFd>, ()> {
+    let mut v = Vec::new();
+    let mut buf = [0u8; 16];
+    loop {
+        match recv_request(sock, &mut buf) {
+            Ok(Packet::Got(_, fds)) => {
+                for fd in fds {
+                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                    let dir = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0
+                        && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    if !dir || v.len() >= crate::maildir::DEFER_MAX {
+                        return Err(());
+                    }
+                    v.push(fd);
+                }
+            }
+            Ok(_) => return Ok(v),
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+/// The group commit of local-spawn: the new/ directories of every
+/// delivery that finished in this round are made durable together, one
+/// fsync when there is one directory, else one syncfs(2) per file system,
+/// before any of them is reported. Returns the tags of the successful
+/// deliveries whose directories could not be synced (to report Z).
+type Done = (u64, bool, Vec<u8>, Option<i32>, Result<Vec<OwnedFd>, ()>);
+fn group_sync(done: &mut [Done]) -> Vec<u64> {
+    let mut bad = Vec::new();
+    let ok = |d: &Done| d.3 == Some(0);
+    let mut fds: Vec<(u64, i32)> = Vec::new();
+    for d in done.iter().filter(|d| ok(d)) {
+        match &d.4 {
+            Ok(v) => fds.extend(v.iter().map(|f| (d.0, f.as_raw_fd()))),
+            Err(()) => bad.push(d.0),
+        }
+    }
+    if fds.len() == 1 {
+        if crate::sys::fsync(fds[0].1).is_err() {
+            bad.push(fds[0].0);
+        }
+        return bad;
+    }
+    let mut devs: Vec<(u64, bool)> = Vec::new();
+    for &(_, fd) in &fds {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        unsafe { libc::fstat(fd, &mut st) };
+        let dev = st.st_dev;
+        if !devs.iter().any(|x| x.0 == dev) {
+            let r = unsafe { libc::syncfs(fd) } == 0;
+            devs.push((dev, r));
+        }
+        if !devs.iter().any(|x| x.0 == dev && x.1) {
+            bad.extend(fds.iter().filter(|x| x.1 == fd).map(|x| x.0));
+        }
+    }
+    bad
+}
+
+/// local-spawn's loop: requests on the socket `req`, replies on `rep`.
+/// Returns when `req` is closed (queue-run is gone) and every delivery
+/// has ended. Replies are buffered so local-spawn never blocks on a busy
+/// queue-run.
 pub fn serve(req: i32, rep: i32) {
     nonblock(rep);
-    let mut inbuf: Vec<u8> = Vec::new();
     let mut outbuf: Vec<u8> = Vec::new();
     let mut kids: Vec<Kid> = Vec::new();
     let mut req_open = true;
     let mut rep_open = true;
+    let mut pkt_buf = vec![0u8; REQUEST_MAX];
     loop {
         if !req_open && kids.is_empty() && (outbuf.is_empty() || !rep_open) {
             return;
@@ -289,18 +572,21 @@ pub fn serve(req: i32, rep: i32) {
             continue; // EINTR: a forwarded signal
         }
         if pfds[0].revents != 0 {
-            let mut buf = [0u8; 8192];
-            match crate::sys::read(req, &mut buf) {
-                Ok(0) => req_open = false,
-                Ok(n) => inbuf.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => req_open = false,
-            }
-            while let Some(f) = take_fields(&mut inbuf, 4) {
-                let tag = crate::parse::number(&f[0]).unwrap_or(0);
-                match start_local(&f[1], &f[2], &f[3], tag) {
-                    Ok(k) => kids.push(k),
-                    Err((l, t)) => outbuf.extend_from_slice(&reply(tag, l, &t)),
+            // A burst of requests is read in one go (at most 64 a round).
+            for _ in 0..64 {
+                match recv_request(req, &mut pkt_buf) {
+                    Ok(Packet::None) => break,
+                    Ok(Packet::End) | Err(_) => {
+                        req_open = false;
+                        break;
+                    }
+                    Ok(Packet::Got(pkt, fds)) => {
+                        let pkt = pkt.unwrap_or_default();
+                        match start_request(&pkt, fds) {
+                            Ok(k) => kids.push(k),
+                            Err(rep) => outbuf.extend_from_slice(&rep),
+                        }
+                    }
                 }
             }
         }
@@ -329,18 +615,38 @@ pub fn serve(req: i32, rep: i32) {
                 ended.push(i);
             }
         }
+        let mut done = Vec::new();
         for i in ended.into_iter().rev() {
             let k = kids.remove(i);
-            let tag = k.tag;
+            let dirs = if k.sync >= 0 {
+                sync_dirs(k.sync)
+            } else {
+                Ok(Vec::new())
+            };
+            let (tag, remote) = (k.tag, k.remote);
             let out = k.out.clone();
             let code = k.finish();
+            done.push((tag, remote, out, code, dirs));
+        }
+        let synced = group_sync(&mut done);
+        for (tag, remote, out, code, _) in done {
+            if !rep_open {
+                continue;
+            }
+            if remote {
+                outbuf.extend_from_slice(&reply_remote(tag, code, &out));
+                continue;
+            }
             let mut text = crate::parse::trim(&out).to_vec();
+            let mut letter = local_letter(code);
             if text.is_empty() && code.is_none() {
                 text = b"deliver-local crashed (#4.3.0)".to_vec();
             }
-            if rep_open {
-                outbuf.extend_from_slice(&reply(tag, local_letter(code), &text));
+            if letter == b'K' && synced.contains(&tag) {
+                letter = b'Z';
+                text = b"Unable to sync new/ (#4.3.0)".to_vec();
             }
+            outbuf.extend_from_slice(&reply(tag, letter, &text));
         }
     }
 }
@@ -350,21 +656,30 @@ mod tests {
     use super::*;
     #[test]
     fn fields_and_records() {
-        let mut b = request(7, "1.2.ab", b"", b"u@x");
-        b.extend_from_slice(b"9\0partial");
-        let f = take_fields(&mut b, 4).unwrap();
+        assert_eq!(request(7, b"", b"u@x"), b"7\0L\0\0u@x\0");
         assert_eq!(
-            f,
-            vec![
-                b"7".to_vec(),
-                b"1.2.ab".to_vec(),
-                b"".to_vec(),
-                b"u@x".to_vec()
-            ]
+            request_remote(8, b"h", b"s", &[b"a@h", b"b@h"]),
+            b"8\0R\0h\0s\0a@h\0b@h\0"
         );
-        assert_eq!(take_fields(&mut b, 4), None);
-        assert_eq!(b, b"9\0partial");
-        assert_eq!(reply(3, b'K', b"ok\0x"), b"3\0Kok x\0");
+        let mut b = reply(3, b'K', b"ok\0x");
+        assert_eq!(b, b"3\0Kok x\0");
+        b.extend_from_slice(&reply_remote(4, Some(0), b"r\0Kfine\0"));
+        b.extend_from_slice(&reply_remote(5, None, b""));
+        b.extend_from_slice(b"6\0R0 10\0r\0");
+        assert_eq!(
+            take_reply(&mut b),
+            Some((3, Reply::Local(b'K', b"ok x".to_vec())))
+        );
+        assert_eq!(
+            take_reply(&mut b),
+            Some((4, Reply::Remote(Some(0), b"r\0Kfine\0".to_vec())))
+        );
+        assert_eq!(
+            take_reply(&mut b),
+            Some((5, Reply::Remote(None, Vec::new())))
+        );
+        assert_eq!(take_reply(&mut b), None, "incomplete");
+        assert_eq!(b, b"6\0R0 10\0r\0");
         assert_eq!(local_letter(Some(0)), b'K');
         assert_eq!(local_letter(Some(100)), b'D');
         assert_eq!(local_letter(Some(99)), b'Z');

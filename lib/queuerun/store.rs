@@ -11,16 +11,22 @@
 //!   failed validation; `lock` held by the running queue-run; `ctl` the
 //!   administrator's fifo (queue-ctl(8)).
 //!
-//! Takeover of `drop/ID` + `drop/ID.env` (commit order, each step idempotent):
-//! 1. validate; move (same uid: rename) or copy+fsync the message to `mess/ID`;
-//! 2. fsync mess/; write `info/ID` (tmp, fsync, rename); fsync info/;
-//! 3. unlink `drop/ID.env` and `drop/ID`; fsync drop/.
-//! A crash after 1 leaves `mess/ID` and the `.env`: takeover resumes. After
-//! 2, `info/ID` exists: the drop files are only removed. Removal of a
-//! finished job: `info/ID` first (fsync info/), then `mess/ID`, `state/ID`;
-//! `mess/ID` without `info/ID` and without `drop/ID.env` is such a leftover.
+//! Takeover of `drop/ID` (one file: message, envelope section, tail; see
+//! queue.rs), a scan's submissions in one batch, each step idempotent:
+//!
+//! 1. validate; our own file is renamed to `mess/ID` as it is, another
+//!    uid's message part is copied (fsync'd; mess/ fsync'd once);
+//! 2. write every `info/ID` (tmp, rename); fsync them and info/ (or one
+//!    syncfs for a batch): the commit point;
+//! 3. cut a moved file back to its message part; remove a copy's original.
+//!
+//! After a crash: `mess/ID` without `info/ID` that still ends with its own
+//! tail goes back to drop/ (step 1 again); `info/ID` with its file still in
+//! drop/ moves it; a `mess/ID` longer than its info's size is cut again.
+//! Removal of a finished job: `mess/ID`, `state/ID`, then `info/ID`, one
+//! fsync of info/ for the batch; an `info/ID` alone is such a leftover.
 
-use crate::queue::{parse_envelope, received_uid, Envelope, MAX_ENVELOPE};
+use crate::queue::{parse_section, received_uid, tail_offset, Envelope, MAX_ENVELOPE, TAIL_LEN};
 use crate::users::{route, Route};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -306,20 +312,30 @@ fn open_nofollow(p: &Path) -> io::Result<File> {
         .open(p)
 }
 
-/// What became of one `drop/ID.env`.
+/// What became of one `drop/ID`.
 #[derive(Debug)]
 pub enum Took {
-    /// Taken over: the job to schedule (its info file is written in phase 2).
+    /// Taken over: the job to schedule (its info file is written in step 2).
     New(String, Info),
-    /// Already a job (a crash came after step 2): only the drop files go.
+    /// Already a job (a crash came after step 2): the drop file only moves.
     Already(String),
-    /// Moved to quarantine/ with this reason.
-    Quarantined(String, String),
+    /// Refused with this reason: quarantined (or removed, past the cap).
+    Junk(String, String),
     /// A temporary problem (logged); left for the next scan.
     Later(String, String),
-    /// An envelope still being written: left for the next scan, silently.
-    Wait,
 }
+
+/// Limits on what queue-run takes from drop/ (pipemail-queue(5)).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest message part from a uid other than queue-run's own
+    /// (control/submitbytes, default databytes); 0: none.
+    pub bytes: u64,
+}
+
+/// Refused or half-made files one uid may have quarantined, or left in
+/// drop/, per scan; past it they are removed.
+pub const MAX_JUNK_PER_UID: usize = 100;
 
 /// Validates an opened drop file against its lstat: same inode, a regular
 /// file, one link, owned by `uid` (None: any owner; the owner is returned).
@@ -372,137 +388,206 @@ fn read_head(f: &mut File) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
+fn read_exact_at(f: &File, len: u64, at: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; len as usize];
+    f.read_exact_at(&mut b, at)?;
+    Ok(b)
+}
+
+/// A drop file read: its envelope, the length of its message part and the
+/// message's first bytes (the file position is after them).
+pub struct Sub {
+    pub envelope: Envelope,
+    pub len: u64,
+    pub head: Vec<u8>,
+}
+
+/// Reads a queue-inject file of `size` bytes named `id` that `uid` made:
+/// Err(reason) when it is not one. (pipemail-queue(5), queue.rs.)
+pub fn read_sub(f: &mut File, id: &str, size: u64, uid: u32) -> Result<Sub, String> {
+    let io = |e: io::Error| format!("unable to read: {}", crate::exit::errtext(&e));
+    if size < crate::queue::TAIL_LEN as u64 {
+        return Err("no pipemail-queue-v1 tail".into());
+    }
+    let tail = read_exact_at(f, TAIL_LEN as u64, size - TAIL_LEN as u64).map_err(io)?;
+    let len = tail_offset(&tail, size).ok_or("no pipemail-queue-v1 tail")?;
+    let sec_len = size - TAIL_LEN as u64 - len;
+    if sec_len > MAX_ENVELOPE as u64 + 128 {
+        return Err("envelope too large".into());
+    }
+    let sec = read_exact_at(f, sec_len, len).map_err(io)?;
+    let envelope = parse_section(id, &sec).ok_or("envelope does not parse")?;
+    let mut head = read_head(f).map_err(io)?;
+    head.truncate(len.min(head.len() as u64) as usize);
+    if first_line_uid(&head) != Some(uid) {
+        return Err(format!(
+            "message does not start with the Received line of uid {}",
+            uid
+        ));
+    }
+    Ok(Sub {
+        envelope,
+        len,
+        head,
+    })
+}
+
+fn io_text(what: &str, e: &io::Error) -> String {
+    format!("{}: {}", what, crate::exit::errtext(e))
+}
+
 /// Step 1 for one id: validate, route, move or copy the message.
-pub fn prepare(d: &Dirs, id: &str, birth: u64) -> Took {
-    let q = |why: &str| Took::Quarantined(id.to_string(), why.to_string());
+pub fn prepare(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
+    let junk = |why: String| Took::Junk(id.to_string(), why);
     let later = |why: String| Took::Later(id.to_string(), why);
     if d.info(id).exists() {
         return Took::Already(id.to_string());
     }
-    let drop = d.drop_dir();
-    let envp = drop.join(format!("{}.env", id));
-    let (mut ef, em) = match check_file(&envp, None) {
+    let msgp = d.drop_dir().join(id);
+    let (mut f, m) = match check_file(&msgp, None) {
         Ok(x) => x,
-        Err(w) => return q(&format!("envelope {}", w)),
+        Err(w) => return junk(format!("message {}", w)),
     };
-    let uid = em.uid();
-    let mut env = Vec::new();
-    if let Err(e) = (&mut ef)
-        .take(MAX_ENVELOPE as u64 + 1)
-        .read_to_end(&mut env)
-    {
-        return later(format!(
-            "unable to read envelope: {}",
-            crate::exit::errtext(&e)
+    let uid = m.uid();
+    let mine = uid == crate::sys::geteuid();
+    let sub = match read_sub(&mut f, id, m.len(), uid) {
+        Ok(s) => s,
+        Err(w) => return junk(w),
+    };
+    if !mine && lim.bytes > 0 && sub.len > lim.bytes {
+        return junk(format!(
+            "message of {} bytes is over the limit of {} (control/submitbytes)",
+            sub.len, lim.bytes
         ));
     }
-    let envelope: Envelope = match parse_envelope(&env) {
-        Ok(e) => e,
-        // Not queue-inject's (it commits by rename): someone may still be
-        // writing it by hand; quarantine it once it is old.
-        Err(_) if crate::sys::now().saturating_sub(em.mtime().max(0) as u64) < YOUNG => {
-            return Took::Wait
-        }
-        Err(_) => return q("envelope does not parse"),
+    let rcpts = match route_all(&sub.envelope) {
+        Ok(r) => r,
+        Err(e) => return later(e),
     };
-    let mut rcpts = Vec::with_capacity(envelope.recipients.len());
-    for r in &envelope.recipients {
-        match route(r) {
-            Ok(Route::Local { local, domain }) => {
-                let mut l = local;
-                l.push(b'@');
-                l.extend_from_slice(&domain);
-                rcpts.push(Rcpt {
-                    addr: r.clone(),
-                    local: Some(l),
-                });
-            }
-            Ok(Route::Remote) => rcpts.push(Rcpt {
-                addr: r.clone(),
-                local: None,
-            }),
-            Err(e) => return later(e.to_string()),
-        }
-    }
-    let msgp = drop.join(id);
     let mess = d.mess(id);
-    match fs::symlink_metadata(&msgp) {
-        Ok(_) => {
-            let (mut mf, _) = match check_file(&msgp, Some(uid)) {
-                Ok(x) => x,
-                Err(w) => return q(&format!("message {}", w)),
-            };
-            let head = match read_head(&mut mf) {
-                Ok(h) => h,
-                Err(e) => {
-                    return later(format!(
-                        "unable to read message: {}",
-                        crate::exit::errtext(&e)
-                    ))
+    if mine {
+        // Our own file: it moves as it is; the section and tail go after
+        // the info file is committed (truncate_mess).
+        if let Err(e) = fs::rename(&msgp, &mess) {
+            return later(io_text("unable to move message to mess/", &e));
+        }
+    } else {
+        match copy_from(&mut f, &sub.head, sub.len, &mess) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = fs::remove_file(&mess);
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    return junk("message changed while being copied".into());
                 }
-            };
-            if first_line_uid(&head) != Some(uid) {
-                return q(&format!(
-                    "message does not start with the Received line of uid {}",
-                    uid
-                ));
+                return later(io_text("unable to copy message to mess/", &e));
             }
-            let r = if uid == crate::sys::geteuid() {
-                fs::rename(&msgp, &mess)
-            } else {
-                copy_from(&mut mf, &head, &mess)
-            };
-            if let Err(e) = r {
-                return later(format!(
-                    "unable to move message to mess/: {}",
-                    crate::exit::errtext(&e)
-                ));
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // Moved by a takeover that crashed before writing info/ID.
-            let head = match File::open(&mess).and_then(|mut f| read_head(&mut f)) {
-                Ok(h) => h,
-                Err(_) => return q("message file is missing"),
-            };
-            if first_line_uid(&head) != Some(uid) {
-                return q(&format!(
-                    "message does not start with the Received line of uid {}",
-                    uid
-                ));
-            }
-        }
-        Err(e) => {
-            return later(format!(
-                "unable to stat message: {}",
-                crate::exit::errtext(&e)
-            ))
         }
     }
-    let size = match fs::metadata(&mess) {
-        Ok(m) => m.len(),
-        Err(e) => {
-            return later(format!(
-                "unable to stat mess/: {}",
-                crate::exit::errtext(&e)
-            ))
-        }
-    };
     Took::New(
         id.to_string(),
         Info {
             birth,
             uid,
-            size,
+            size: sub.len,
+            sender: sub.envelope.sender,
+            rcpts,
+        },
+    )
+}
+
+/// Routes every recipient once (control/locals, virtualdomains).
+fn route_all(env: &Envelope) -> Result<Vec<Rcpt>, String> {
+    let mut rcpts = Vec::with_capacity(env.recipients.len());
+    for r in &env.recipients {
+        rcpts.push(match route(r).map_err(|e| e.to_string())? {
+            Route::Local { local, domain } => {
+                let mut l = local;
+                l.push(b'@');
+                l.extend_from_slice(&domain);
+                Rcpt {
+                    addr: r.clone(),
+                    local: Some(l),
+                }
+            }
+            Route::Remote => Rcpt {
+                addr: r.clone(),
+                local: None,
+            },
+        });
+    }
+    Ok(rcpts)
+}
+
+/// Step 1 for a submission in the format before version 1 (`drop/ID`
+/// and its envelope in `drop/ID.env`, left by an older queue-inject
+/// across an upgrade): validated as then, and always copied.
+pub fn prepare_legacy(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
+    let junk = |why: String| Took::Junk(format!("{}.env", id), why);
+    if d.info(id).exists() {
+        return Took::Already(id.to_string());
+    }
+    let drop = d.drop_dir();
+    let (ef, em) = match check_file(&drop.join(format!("{}.env", id)), None) {
+        Ok(x) => x,
+        Err(w) => return junk(format!("envelope {}", w)),
+    };
+    let uid = em.uid();
+    let mut env = Vec::new();
+    if let Err(e) = ef.take(MAX_ENVELOPE as u64 + 1).read_to_end(&mut env) {
+        return Took::Later(id.to_string(), io_text("unable to read envelope", &e));
+    }
+    let Ok(envelope) = crate::queue::parse_envelope(&env) else {
+        return junk("envelope does not parse".into());
+    };
+    let (mut f, m) = match check_file(&drop.join(id), Some(uid)) {
+        Ok(x) => x,
+        Err(w) => return junk(format!("message {}", w)),
+    };
+    let head = match read_head(&mut f) {
+        Ok(h) => h,
+        Err(e) => return Took::Later(id.to_string(), io_text("unable to read message", &e)),
+    };
+    if first_line_uid(&head) != Some(uid) {
+        return junk(format!(
+            "message does not start with the Received line of uid {}",
+            uid
+        ));
+    }
+    if uid != crate::sys::geteuid() && lim.bytes > 0 && m.len() > lim.bytes {
+        return junk(format!(
+            "message of {} bytes is over the limit of {} (control/submitbytes)",
+            m.len(),
+            lim.bytes
+        ));
+    }
+    let rcpts = match route_all(&envelope) {
+        Ok(r) => r,
+        Err(e) => return Took::Later(id.to_string(), e),
+    };
+    if let Err(e) = copy_from(&mut f, &head, m.len(), &d.mess(id)) {
+        let _ = fs::remove_file(d.mess(id));
+        return Took::Later(
+            id.to_string(),
+            io_text("unable to copy message to mess/", &e),
+        );
+    }
+    Took::New(
+        id.to_string(),
+        Info {
+            birth,
+            uid,
+            size: m.len(),
             sender: envelope.sender,
             rcpts,
         },
     )
 }
 
-/// Copies the rest of `f` (whose first bytes are `head`) into a file of
-/// our own and fsyncs it.
-fn copy_from(f: &mut File, head: &[u8], to: &Path) -> io::Result<()> {
+/// Copies the message part of `f` (`len` bytes, whose first bytes are
+/// `head`) into a file of our own and fsyncs it. A file that is shorter
+/// than it said is UnexpectedEof.
+fn copy_from(f: &mut File, head: &[u8], len: u64, to: &Path) -> io::Result<()> {
     let mut out = OpenOptions::new()
         .write(true)
         .create(true)
@@ -511,11 +596,27 @@ fn copy_from(f: &mut File, head: &[u8], to: &Path) -> io::Result<()> {
         .custom_flags(libc::O_CLOEXEC)
         .open(to)?;
     out.write_all(head)?;
-    io::copy(f, &mut out)?;
-    out.sync_all()
+    let rest = len - head.len() as u64;
+    if io::copy(&mut f.take(rest), &mut out)? != rest {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    out.sync_data()
 }
 
-/// Step 2, first half: writes `tmp/ID` (not yet fsync'd: see [`commit_infos`]).
+/// Cuts the envelope section and tail off `mess/ID` (a moved drop file),
+/// leaving `size` bytes: the message deliveries read.
+pub fn truncate_mess(d: &Dirs, id: &str, size: u64) -> io::Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(d.mess(id))?;
+    if f.metadata()?.len() > size {
+        f.set_len(size)?;
+    }
+    Ok(())
+}
+
+/// Step 2 for one job: writes `tmp/ID` (not yet fsync'd: see [`commit_infos`]).
 fn write_info_tmp(d: &Dirs, id: &str, info: &Info) -> io::Result<File> {
     let mut f = OpenOptions::new()
         .write(true)
@@ -528,10 +629,17 @@ fn write_info_tmp(d: &Dirs, id: &str, info: &Info) -> io::Result<File> {
     Ok(f)
 }
 
-/// Step 2 for a batch: every info file is written first and fsync'd after,
-/// so one journal commit carries the whole batch; then each is renamed
-/// into info/ and info/ is fsync'd once. Returns the jobs that made it.
+/// A batch at least this large is made durable by one syncfs(2) instead
+/// of an fsync per info file and one of info/.
+pub const SYNCFS_BATCH: usize = 3;
+
+/// Step 2 for a batch: every info file is written first and fsync'd after;
+/// then each is renamed into info/ and info/ is fsync'd once (the commit
+/// point of the whole batch). A batch of [`SYNCFS_BATCH`] or more is
+/// written and renamed first, then made durable by one syncfs. Returns
+/// the jobs that made it.
 fn commit_infos(d: &Dirs, fresh: Vec<(String, Info)>) -> io::Result<Vec<(String, Info)>> {
+    let group = fresh.len() >= SYNCFS_BATCH;
     let mut written = Vec::new();
     for (id, info) in fresh {
         match write_info_tmp(d, &id, &info) {
@@ -540,16 +648,19 @@ fn commit_infos(d: &Dirs, fresh: Vec<(String, Info)>) -> io::Result<Vec<(String,
         }
     }
     let mut ok = Vec::new();
+    let mut last = None;
     for (id, info, f) in written {
-        match f
-            .sync_all()
-            .and_then(|_| fs::rename(d.sub("tmp").join(&id), d.info(&id)))
-        {
+        let synced = if group { Ok(()) } else { f.sync_data() };
+        match synced.and_then(|_| fs::rename(d.sub("tmp").join(&id), d.info(&id))) {
             Ok(()) => ok.push((id, info)),
             Err(e) => warn_info(&id, &e),
         }
+        last = Some(f);
     }
-    crate::sys::fsync_dir(&d.sub("info"))?;
+    match last {
+        Some(f) if group => crate::sys::syncfs(&f)?,
+        _ => crate::sys::fsync_dir(&d.sub("info"))?,
+    }
     Ok(ok)
 }
 
@@ -570,58 +681,123 @@ pub fn write_info(d: &Dirs, id: &str, info: &Info) -> io::Result<()> {
     fs::rename(d.sub("tmp").join(id), d.info(id))
 }
 
-/// Moves whatever exists of a bad submission to quarantine/.
-pub fn quarantine(d: &Dirs, name_env: &str, id: Option<&str>) {
+/// Moves a refused drop file (and any copy of it) to quarantine/. Not a
+/// commit: a rename lost in a crash only repeats the refusal.
+pub fn quarantine(d: &Dirs, name: &std::ffi::OsStr) {
     let qd = d.sub("quarantine");
-    let _ = fs::rename(d.drop_dir().join(name_env), qd.join(name_env));
-    if let Some(id) = id {
-        let _ = fs::rename(d.drop_dir().join(id), qd.join(id));
-        let _ = fs::rename(d.mess(id), qd.join(format!("{}.mess", id)));
+    let _ = fs::rename(d.drop_dir().join(name), qd.join(name));
+    if let Some(id) = name.to_str().filter(|n| super::valid_id(n.as_bytes())) {
+        let _ = fs::remove_file(d.mess(id));
     }
-    let _ = crate::sys::fsync_dir(&qd);
 }
 
-/// Scans drop/: takes every committed submission over (steps 1-3) and
-/// removes half-made ones older than [`OSSIFIED`]. Returns the new jobs;
-/// logs quarantines and temporary problems.
-pub fn takeover_all(d: &Dirs, now: u64) -> io::Result<Vec<(String, Info)>> {
+/// Per-uid count of refused files in one scan, to enforce
+/// [`MAX_JUNK_PER_UID`].
+struct JunkCount(std::collections::HashMap<u32, usize>);
+
+impl JunkCount {
+    /// Quarantines `name` (owned by `uid`) while its uid is under the cap,
+    /// removes it past the cap. True when it was quarantined.
+    fn refuse(&mut self, d: &Dirs, name: &std::ffi::OsStr, uid: u32) -> bool {
+        let n = self.0.entry(uid).or_insert(0);
+        *n += 1;
+        if *n <= MAX_JUNK_PER_UID {
+            quarantine(d, name);
+            return true;
+        }
+        let _ = fs::remove_file(d.drop_dir().join(name));
+        false
+    }
+    fn report(&self) {
+        for (uid, n) in &self.0 {
+            if *n > MAX_JUNK_PER_UID {
+                crate::exit::warn(&[
+                    b"removed ",
+                    &crate::parse::fmt((n - MAX_JUNK_PER_UID) as u64),
+                    b" more refused files of uid ",
+                    &crate::parse::fmt(*uid as u64),
+                    b" from drop/ (limit ",
+                    &crate::parse::fmt(MAX_JUNK_PER_UID as u64),
+                    b" a scan)",
+                ]);
+            }
+        }
+    }
+}
+
+/// Scans drop/ once (linear in its entries): takes every submission over
+/// (steps 1-3), refuses the rest, removes half-made `.tmp` files older
+/// than [`OSSIFIED`]. Returns the new jobs; logs refusals and temporary
+/// problems.
+pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, Info)>> {
+    use std::os::unix::ffi::OsStrExt;
     let drop = d.drop_dir();
-    let mut envs = Vec::new();
-    let mut others = Vec::new();
+    let mut subs = Vec::new();
+    let mut junk = JunkCount(Default::default());
+    let mut tmps: std::collections::HashMap<u32, Vec<(std::ffi::OsString, u64)>> =
+        Default::default();
     for e in fs::read_dir(&drop)? {
         let e = e?;
         let name = e.file_name();
-        let Some(n) = name.to_str() else {
-            // Not UTF-8, so not queue-inject's: quarantine by raw name.
-            let _ = fs::rename(drop.join(&name), d.sub("quarantine").join(&name));
-            crate::exit::warn(&[b"quarantine: file with a bad name in drop/"]);
+        let b = name.as_bytes();
+        let id_ok = super::valid_id(b);
+        if id_ok && !b.ends_with(b".tmp") {
+            subs.push(name.to_string_lossy().into_owned());
+            continue;
+        }
+        let Ok(m) = fs::symlink_metadata(drop.join(&name)) else {
             continue;
         };
-        match n.strip_suffix(".env") {
-            Some(id) => envs.push((n.to_string(), id.to_string())),
-            None => others.push(n.to_string()),
+        if id_ok && m.file_type().is_file() {
+            tmps.entry(m.uid())
+                .or_default()
+                .push((name, m.mtime().max(0) as u64));
+        } else if junk.refuse(d, &name, m.uid()) {
+            crate::exit::warn(&[b"quarantine: bad name in drop/: ", &crate::log::field(b)]);
         }
     }
-    envs.sort();
+    // Submissions of the format before version 1: ID with ID.env.
+    let legacy: std::collections::HashSet<String> = subs
+        .iter()
+        .filter_map(|n| n.strip_suffix(".env"))
+        .filter(|id| super::valid_id(id.as_bytes()))
+        .map(String::from)
+        .collect();
+    subs.retain(|n| {
+        !legacy.contains(n) && !n.strip_suffix(".env").is_some_and(|i| legacy.contains(i))
+    });
+    subs.extend(legacy.iter().map(|id| format!("{}.env", id)));
+    subs.sort();
+    let me = crate::sys::geteuid();
+    let moved = |id: &str, info: &Info| info.uid == me && !legacy.contains(id);
     let mut fresh = Vec::new();
     let mut finished = Vec::new();
-    for (name, id) in &envs {
-        if !super::valid_id(id.as_bytes()) {
-            quarantine(d, name, None);
-            crate::exit::warn(&[
-                b"quarantine: envelope with a bad name in drop/: ",
-                name.as_bytes(),
-            ]);
-            continue;
-        }
-        match prepare(d, id, now) {
-            Took::New(id, info) => fresh.push((id, info)),
-            Took::Already(id) => finished.push(id),
-            Took::Quarantined(id, why) => {
-                quarantine(d, name, Some(&id));
-                crate::exit::warn(&[b"quarantine msg ", id.as_bytes(), b": ", why.as_bytes()]);
+    let mut copied = false;
+    for name in &subs {
+        let took = match name.strip_suffix(".env").filter(|id| legacy.contains(*id)) {
+            Some(id) => prepare_legacy(d, id, now, lim),
+            None => prepare(d, name, now, lim),
+        };
+        match took {
+            Took::New(id, info) => {
+                copied |= !moved(&id, &info);
+                fresh.push((id, info))
             }
-            Took::Wait => {}
+            Took::Already(id) => finished.push(id),
+            Took::Junk(id, why) => {
+                let uid = fs::symlink_metadata(drop.join(&id))
+                    .map(|m| m.uid())
+                    .unwrap_or(u32::MAX);
+                if junk.refuse(d, id.as_ref(), uid) {
+                    crate::exit::warn(&[b"quarantine msg ", id.as_bytes(), b": ", why.as_bytes()]);
+                }
+                // A legacy envelope takes its message file along.
+                if let Some(base) = id.strip_suffix(".env").filter(|b| legacy.contains(*b)) {
+                    if drop.join(base).exists() {
+                        junk.refuse(d, base.as_ref(), uid);
+                    }
+                }
+            }
             Took::Later(id, why) => {
                 crate::exit::warn(&[
                     b"unable to take over msg ",
@@ -632,45 +808,127 @@ pub fn takeover_all(d: &Dirs, now: u64) -> io::Result<Vec<(String, Info)>> {
             }
         }
     }
-    if !fresh.is_empty() {
+    if copied {
+        // A copy's directory entry must be durable before its job is.
         crate::sys::fsync_dir(&d.sub("mess"))?;
+    }
+    if !fresh.is_empty() {
+        let all: Vec<(String, bool)> = fresh
+            .iter()
+            .map(|(id, i)| (id.clone(), moved(id, i)))
+            .collect();
         fresh = commit_infos(d, fresh)?;
-    }
-    for id in fresh.iter().map(|(i, _)| i).chain(finished.iter()) {
-        let _ = fs::remove_file(drop.join(format!("{}.env", id)));
-        let _ = fs::remove_file(drop.join(id));
-    }
-    if !fresh.is_empty() || !finished.is_empty() {
-        crate::sys::fsync_dir(&drop)?;
-    }
-    // Half-made submissions (a crash before the commit rename).
-    let sys_now = crate::sys::now();
-    for n in others {
-        let base = n.strip_suffix(".tmp").unwrap_or(&n);
-        if envs.iter().any(|(_, id)| id == base) {
-            continue;
-        }
-        if let Ok(m) = fs::symlink_metadata(drop.join(&n)) {
-            if sys_now.saturating_sub(m.mtime().max(0) as u64) > OSSIFIED {
-                let _ = fs::remove_file(drop.join(&n));
-                crate::exit::info(&[b"removed half-made submission drop/", n.as_bytes()]);
+        // Not committed: undo the move (or the copy) for the next scan.
+        for (id, mv) in all
+            .iter()
+            .filter(|(id, _)| !fresh.iter().any(|(f, _)| f == id))
+        {
+            // A moved file that cannot go back stays: the next start does it.
+            if *mv {
+                let _ = fs::rename(d.mess(id), drop.join(id));
+            } else {
+                let _ = fs::remove_file(d.mess(id));
             }
         }
     }
+    // Step 3: copies leave drop/; moved files lose their tail.
+    for (id, info) in &fresh {
+        if legacy.contains(id) {
+            let _ = fs::remove_file(drop.join(format!("{}.env", id)));
+        }
+        if moved(id, info) {
+            let _ = truncate_mess(d, id, info.size);
+        } else {
+            let _ = fs::remove_file(drop.join(id));
+        }
+    }
+    for id in &finished {
+        if legacy.contains(id) {
+            let _ = fs::remove_file(drop.join(format!("{}.env", id)));
+        }
+        finish_move(d, id);
+    }
+    // Half-made submissions (named-file fallback, a crash before the link).
+    let sys_now = crate::sys::now();
+    for (uid, v) in tmps {
+        let over = v.len() > MAX_JUNK_PER_UID;
+        for (n, mtime) in &v {
+            if over || sys_now.saturating_sub(*mtime) > OSSIFIED {
+                let _ = fs::remove_file(drop.join(n));
+            }
+        }
+        if over {
+            crate::exit::warn(&[
+                b"removed ",
+                &crate::parse::fmt(v.len() as u64),
+                b" half-made files of uid ",
+                &crate::parse::fmt(uid as u64),
+                b" from drop/ (limit ",
+                &crate::parse::fmt(MAX_JUNK_PER_UID as u64),
+                b")",
+            ]);
+        } else {
+            for (n, mtime) in &v {
+                if sys_now.saturating_sub(*mtime) > OSSIFIED {
+                    crate::exit::info(&[b"removed half-made submission drop/", n.as_bytes()]);
+                }
+            }
+        }
+    }
+    junk.report();
     Ok(fresh)
 }
 
-/// Start-up cleanup: empties tmp/, removes leftovers of finished jobs
-/// (mess/ or state/ files without info/ and without a pending drop/ID.env).
+/// drop/ID of a job whose info/ID is committed: a copy's original goes; a
+/// moved file whose rename was lost in a crash moves again.
+fn finish_move(d: &Dirs, id: &str) {
+    let p = d.drop_dir().join(id);
+    if d.mess(id).exists() {
+        let _ = fs::remove_file(&p);
+        return;
+    }
+    if let (Ok(m), Ok(info)) = (fs::symlink_metadata(&p), load_info(d, id)) {
+        if m.file_type().is_file() && m.uid() == crate::sys::geteuid() {
+            if fs::rename(&p, d.mess(id)).is_ok() {
+                let _ = truncate_mess(d, id, info.size);
+            }
+            return;
+        }
+    }
+    let _ = fs::remove_file(&p);
+}
+
+/// Start-up cleanup: empties tmp/; a `mess/ID` without `info/ID` is either
+/// our own submission moved by a takeover that crashed before its commit
+/// (it still ends with its tail: it goes back to drop/ to be taken over
+/// again) or a leftover (a copy, or a finished job): removed. `state/ID`
+/// without `info/ID` and without `mess/ID` is a leftover too. An info/ID
+/// whose message is still in drop/ (a rename lost in a crash) is moved.
 pub fn cleanup(d: &Dirs) -> io::Result<()> {
     for e in fs::read_dir(d.sub("tmp"))? {
         let _ = fs::remove_file(e?.path());
     }
-    for dir in ["mess", "state"] {
-        for id in d.ids(dir)? {
-            if !d.info(&id).exists() && !d.drop_dir().join(format!("{}.env", id)).exists() {
-                let _ = fs::remove_file(d.sub(dir).join(&id));
-            }
+    for id in d.ids("info")? {
+        if !d.mess(&id).exists() && d.drop_dir().join(&id).exists() {
+            finish_move(d, &id);
+        }
+    }
+    let me = crate::sys::geteuid();
+    for id in d.ids("mess")? {
+        if d.info(&id).exists() {
+            continue;
+        }
+        let p = d.mess(&id);
+        let ours = check_file(&p, Some(me))
+            .ok()
+            .is_some_and(|(mut f, m)| read_sub(&mut f, &id, m.len(), me).is_ok());
+        if !(ours && fs::rename(&p, d.drop_dir().join(&id)).is_ok()) {
+            let _ = fs::remove_file(&p);
+        }
+    }
+    for id in d.ids("state")? {
+        if !d.info(&id).exists() && !d.drop_dir().join(&id).exists() {
+            let _ = fs::remove_file(d.state(&id));
         }
     }
     Ok(())
@@ -681,21 +939,28 @@ pub fn remove_job(d: &Dirs, id: &str) -> io::Result<()> {
     remove_jobs(d, &[id.to_string()]).pop().unwrap_or(Ok(()))
 }
 
-/// Removes finished jobs: every info/ID first, one fsync of info/ for the
-/// batch (the commit point), then their other files. One result per id.
+/// Removes finished jobs: their mess/ID and state/ID, then every
+/// info/ID, then one fsync of info/ for the batch (the commit point:
+/// this removal is what records the last successes). A removal lost in a
+/// crash repeats those deliveries (a duplicate, never a loss); an info/ID
+/// left without its message is finished and goes at the next start.
+/// One result per id.
 pub fn remove_jobs(d: &Dirs, ids: &[String]) -> Vec<io::Result<()>> {
-    let mut res: Vec<io::Result<()>> = ids.iter().map(|id| fs::remove_file(d.info(id))).collect();
+    for id in ids {
+        let _ = fs::remove_file(d.mess(id));
+        let _ = fs::remove_file(d.state(id));
+    }
+    let mut res: Vec<io::Result<()>> = ids
+        .iter()
+        .map(|id| match fs::remove_file(d.info(id)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        })
+        .collect();
     if let Err(e) = crate::sys::fsync_dir(&d.sub("info")) {
         // Not durable: the caller keeps the jobs and tries again later.
         for r in res.iter_mut().filter(|r| r.is_ok()) {
             *r = Err(io::Error::new(e.kind(), e.to_string()));
-        }
-        return res;
-    }
-    for (id, r) in ids.iter().zip(&res) {
-        if r.is_ok() {
-            let _ = fs::remove_file(d.mess(id));
-            let _ = fs::remove_file(d.state(id));
         }
     }
     res

@@ -5,6 +5,7 @@
 //! got to, then one `K`/`Z`/`D` record for the message, each ending in NUL.
 //! It never fails: every problem is a `Z` or `D` record.
 
+pub mod downgrade;
 pub mod ipme;
 pub mod message;
 pub mod mx;
@@ -13,7 +14,7 @@ pub mod smtp;
 pub mod tcpto;
 
 use crate::control;
-use smtp::{Conn, Ext, Reply};
+use smtp::{Conn, Deadlines, Ext, Reply};
 use std::net::IpAddr;
 
 /// The report being built.
@@ -48,6 +49,10 @@ pub struct Config {
     pub helo: Vec<u8>,
     pub timeout_connect: u64,
     pub timeout_remote: u64,
+    /// Seconds one whole reply may take (however slowly it trickles in).
+    pub timeout_reply: u64,
+    /// Seconds from the first connection attempt to the last byte.
+    pub timeout_session: u64,
     pub outgoing_ip: Option<IpAddr>,
     pub routes: Vec<Vec<u8>>,
     /// The port when smtproutes names none: `$SMTPPORT`, else 25.
@@ -90,6 +95,8 @@ impl Config {
             helo: control::line("helohost", &me)?,
             timeout_connect: control::number("timeoutconnect", 60)?.max(1),
             timeout_remote: control::number("timeoutremote", 1200)?.max(1),
+            timeout_reply: control::number("timeoutremotereply", 1200)?.max(1),
+            timeout_session: control::number("timeoutremotesession", 3600)?.max(1),
             outgoing_ip,
             routes,
             port,
@@ -178,6 +185,7 @@ pub fn deliver(
     let mut tried: Vec<u8> = Vec::new();
     let mut greeting_failed = None;
     let mut skipped = 0;
+    let dl = Deadlines::start(cfg.timeout_remote, cfg.timeout_reply, cfg.timeout_session);
     for ip in &targets {
         let ip = *ip;
         let ipt = ip.to_string().into_bytes();
@@ -185,13 +193,16 @@ pub fn deliver(
             skipped += 1;
             continue;
         }
-        let mut c = match Conn::connect(
-            ip,
-            port,
-            cfg.outgoing_ip,
-            cfg.timeout_connect,
-            cfg.timeout_remote,
-        ) {
+        if dl.over() {
+            tried.extend(text(&[
+                &ipt,
+                b" and after: not tried: ",
+                crate::exit::errtext(&dl.over_error()).as_bytes(),
+                b"\n",
+            ]));
+            break;
+        }
+        let mut c = match Conn::connect(ip, port, cfg.outgoing_ip, cfg.timeout_connect, dl) {
             Ok(c) => c,
             Err(e) => {
                 if e.kind() == std::io::ErrorKind::TimedOut {
@@ -212,7 +223,7 @@ pub fn deliver(
                 return session(cfg, c, &ipt, sender, recips, msg, &data);
             }
             Ok(r) => {
-                let _ = c.send(b"QUIT\r\n");
+                c.quit(true);
                 greeting_failed = Some(text(&[
                     b"Connected to ",
                     &ipt,
@@ -249,6 +260,26 @@ pub fn deliver(
     Report::done(b'Z', t)
 }
 
+/// Reads the replies to `rcpts` pipelined RCPTs and to DATA, after a
+/// refused MAIL.
+fn drain(c: &mut Conn, rcpts: usize) -> std::io::Result<()> {
+    for _ in 0..rcpts {
+        c.reply()?;
+    }
+    let r = c.reply()?;
+    end_empty_data(c, &r)
+}
+
+/// A server that answered 354 to a DATA with no recipient gets an empty
+/// message (just the dot), whose reply is read.
+fn end_empty_data(c: &mut Conn, data_reply: &Reply) -> std::io::Result<()> {
+    if data_reply.class() == 3 {
+        c.send(b".\r\n")?;
+        c.reply()?;
+    }
+    Ok(())
+}
+
 /// After a 2xx greeting: EHLO/HELO, the transaction, QUIT.
 fn session(
     cfg: &Config,
@@ -260,7 +291,10 @@ fn session(
     data: &[u8],
 ) -> Report {
     let mut rep = Report::default();
+    // Whether the connection broke (then QUIT is not waited for).
+    let broken = std::cell::Cell::new(false);
     let died = |dot: bool, what: &[u8], e: &std::io::Error| {
+        broken.set(true);
         let dup: &[u8] = if dot { b" Possible duplicate!" } else { b"" };
         let why = crate::exit::errtext(e);
         (
@@ -285,6 +319,19 @@ fn session(
         let r = c.reply().map_err(io(b"reading the reply to EHLO"))?;
         let ext = if r.class() == 2 {
             Ext::parse(&r)
+        } else if r.code == 421 {
+            // The server is closing the connection (RFC 5321 4.2.2): no HELO.
+            return Err((
+                b'Z',
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but it is closing the connection.",
+                    &status(&r, b"4.3.2"),
+                    b"\n",
+                    &r.said(),
+                ]),
+            ));
         } else {
             c.send(&text(&[b"HELO ", &cfg.helo, b"\r\n"]))
                 .map_err(io(b"sending HELO"))?;
@@ -315,6 +362,31 @@ fn session(
                 ]),
             ));
         }
+        // Lines of at most 998 octets; 7 bits for a peer without 8BITMIME.
+        let eightbit = ext.eightbit || ext.smtputf8;
+        let msg = downgrade::fit(msg, eightbit).map_err(|why| {
+            let no8: &[u8] = if eightbit {
+                b""
+            } else {
+                b" does not offer 8BITMIME and"
+            };
+            (
+                b'D',
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but it",
+                    no8,
+                    b" cannot take the message: ",
+                    why.as_bytes(),
+                    b". (#5.6.3)\n",
+                ]),
+            )
+        })?;
+        let data: std::borrow::Cow<[u8]> = match &msg {
+            std::borrow::Cow::Borrowed(_) => data.into(),
+            std::borrow::Cow::Owned(m) => message::encode(m).into(),
+        };
         // RFC 1870: CR LF counted, the final dot not.
         let size = (data.len() - 3) as u64;
         if let Some(max) = ext.size.filter(|&m| m > 0 && size > m) {
@@ -331,11 +403,12 @@ fn session(
                 ]),
             ));
         }
-        let mut mail = text(&[b"MAIL FROM:<", sender, b">"]);
+        let quote = crate::smtp::path::quote;
+        let mut mail = text(&[b"MAIL FROM:<", &quote(sender), b">"]);
         if ext.size.is_some() {
             mail.extend(text(&[b" SIZE=", &crate::parse::fmt(size)]));
         }
-        if ext.eightbit && message::is_8bit(msg) {
+        if ext.eightbit && message::is_8bit(&msg) {
             mail.extend_from_slice(b" BODY=8BITMIME");
         }
         if utf8 {
@@ -344,7 +417,7 @@ fn session(
         mail.extend_from_slice(b"\r\n");
         let rcpts: Vec<Vec<u8>> = recips
             .iter()
-            .map(|r| text(&[b"RCPT TO:<", r, b">\r\n"]))
+            .map(|r| text(&[b"RCPT TO:<", &quote(r), b">\r\n"]))
             .collect();
         let ok_rcpt: Vec<bool> = recips.iter().map(|r| !bad_addr(r)).collect();
         // MAIL
@@ -362,6 +435,13 @@ fn session(
         }
         let r = c.reply().map_err(io(b"reading the reply to MAIL"))?;
         if r.class() != 2 {
+            if ext.pipelining {
+                // RFC 2920: every pipelined command gets its reply read.
+                let sent = ok_rcpt.iter().filter(|&&ok| ok).count();
+                if drain(&mut c, sent).is_err() {
+                    broken.set(true);
+                }
+            }
             let (l, d): (u8, &[u8]) = if r.class() == 5 {
                 (b'D', b"5.1.7")
             } else {
@@ -424,8 +504,8 @@ fn session(
         }
         let r = c.reply().map_err(io(b"reading the reply to DATA"))?;
         if accepted == 0 {
-            if r.class() == 3 {
-                let _ = c.send(b".\r\n").and_then(|_| c.reply().map(|_| ()));
+            if end_empty_data(&mut c, &r).is_err() {
+                broken.set(true);
             }
             return Err((b'D', text(&[b"Giving up on ", ip, b".\n"])));
         }
@@ -446,7 +526,7 @@ fn session(
                 ]),
             ));
         }
-        c.send(data).map_err(io(b"sending the message"))?;
+        c.send(&data).map_err(io(b"sending the message"))?;
         let r = c
             .reply()
             .map_err(|e| died(true, b"reading the reply to the message", &e))?;
@@ -474,7 +554,7 @@ fn session(
             )),
         }
     })();
-    let _ = c.send(b"QUIT\r\n");
+    c.quit(!broken.get());
     rep.message = match result {
         Ok(m) | Err(m) => m,
     };

@@ -7,6 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 const MAX_LINE: usize = 2048;
 const MAX_LINES: usize = 100;
+/// Seconds the reply to QUIT is awaited, at most.
+pub const QUIT_WAIT: u64 = 10;
 
 /// One reply: its code (0 when the peer's text has none) and its lines,
 /// without CR LF.
@@ -81,10 +83,87 @@ impl Ext {
     }
 }
 
+/// How long remote-send waits for a peer (pipemail-control(5)): `idle`
+/// seconds for each read or write (control/timeoutremote), `reply` seconds
+/// for a whole reply however it trickles in (control/timeoutremotereply),
+/// and nothing at all past `end_ms`, the session's end
+/// (control/timeoutremotesession seconds after the first connection
+/// attempt).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub idle: u64,
+    pub reply: u64,
+    pub session: u64,
+    pub end_ms: u64,
+}
+
+/// Which limit ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Limit {
+    Idle,
+    Reply,
+}
+
+impl Deadlines {
+    /// Deadlines for a session that starts now.
+    pub fn start(idle: u64, reply: u64, session: u64) -> Deadlines {
+        Deadlines {
+            idle,
+            reply,
+            session,
+            end_ms: crate::sys::now_ms().saturating_add(session.saturating_mul(1000)),
+        }
+    }
+
+    /// Whether the session's time is up.
+    pub fn over(&self) -> bool {
+        crate::sys::now_ms() >= self.end_ms
+    }
+
+    /// The error for a session whose time is up (not the peer's
+    /// address's fault: not a timeout for queue/tcpto).
+    pub fn over_error(&self) -> io::Error {
+        io::Error::other(format!(
+            "the session took {} seconds (control/timeoutremotesession)",
+            self.session
+        ))
+    }
+
+    /// Waits until `fd` is ready, at most until `end` (ms) or the end of
+    /// the session, whichever comes first.
+    fn wait(&self, fd: i32, write: bool, (end, why): (u64, Limit)) -> io::Result<()> {
+        let session = end >= self.end_ms;
+        let left = end.min(self.end_ms).saturating_sub(crate::sys::now_ms());
+        if left > 0 && crate::sys::wait_fd_ms(fd, write, left)? {
+            return Ok(());
+        }
+        Err(match (session, why) {
+            (true, _) => self.over_error(),
+            (false, Limit::Idle) => io::Error::from(io::ErrorKind::TimedOut),
+            (false, Limit::Reply) => io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no whole reply within {} seconds (control/timeoutremotereply)",
+                    self.reply
+                ),
+            ),
+        })
+    }
+
+    fn idle_end(&self) -> (u64, Limit) {
+        (
+            crate::sys::now_ms().saturating_add(self.idle.saturating_mul(1000)),
+            Limit::Idle,
+        )
+    }
+}
+
 pub struct Conn {
     fd: i32,
     buf: Vec<u8>,
-    timeout: u64,
+    dl: Deadlines,
+    /// The last reply was 421: the server is closing the connection.
+    closing: bool,
 }
 
 impl Drop for Conn {
@@ -116,7 +195,7 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 
 impl Conn {
     /// A non-blocking stream socket of family `fam`, not yet connected.
-    fn socket(fam: i32, timeout: u64) -> io::Result<Conn> {
+    fn socket(fam: i32, dl: Deadlines) -> io::Result<Conn> {
         let fd = crate::sys::cvt(unsafe {
             libc::socket(
                 fam,
@@ -127,18 +206,41 @@ impl Conn {
         Ok(Conn {
             fd,
             buf: Vec::new(),
-            timeout,
+            dl,
+            closing: false,
         })
     }
 
-    /// Connects to `ip:port` within `connect_timeout` seconds, from `bind`
-    /// when it is of the same family. Replies are awaited `timeout` seconds.
+    /// Connects to the unix socket `path`; reads and writes then keep to
+    /// `dl`. A listener with a full backlog is a temporary error.
+    pub fn unix(path: &std::path::Path, dl: Deadlines) -> io::Result<Conn> {
+        use std::os::unix::ffi::OsStrExt;
+        let p = path.as_os_str().as_bytes();
+        let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        if p.is_empty() || p.len() >= sa.sun_path.len() || p.contains(&0) {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, &s) in sa.sun_path.iter_mut().zip(p) {
+            *d = s as libc::c_char;
+        }
+        let c = Conn::socket(libc::AF_UNIX, dl)?;
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        crate::sys::cvt(unsafe {
+            libc::connect(c.fd, &sa as *const _ as *const libc::sockaddr, len)
+        })?;
+        Ok(c)
+    }
+
+    /// Connects to `ip:port` within `connect_timeout` seconds (and the
+    /// session's deadline), from `bind` when it is of the same family.
+    /// Reads and writes then keep to `dl`.
     pub fn connect(
         ip: IpAddr,
         port: u16,
         bind: Option<IpAddr>,
         connect_timeout: u64,
-        timeout: u64,
+        dl: Deadlines,
     ) -> io::Result<Conn> {
         use crate::sys::cvt;
         let fam = if ip.is_ipv4() {
@@ -146,7 +248,7 @@ impl Conn {
         } else {
             libc::AF_INET6
         };
-        let c = Conn::socket(fam, timeout)?;
+        let c = Conn::socket(fam, dl)?;
         let fd = c.fd;
         if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
             let (ss, len) = sockaddr(SocketAddr::new(b, 0));
@@ -158,9 +260,8 @@ impl Conn {
             if e.raw_os_error() != Some(libc::EINPROGRESS) {
                 return Err(e);
             }
-            if !crate::sys::wait_fd(fd, true, connect_timeout)? {
-                return Err(io::Error::from(io::ErrorKind::TimedOut));
-            }
+            let end = crate::sys::now_ms().saturating_add(connect_timeout.saturating_mul(1000));
+            dl.wait(fd, true, (end, Limit::Idle))?;
             let mut err: libc::c_int = 0;
             let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
             cvt(unsafe {
@@ -179,33 +280,28 @@ impl Conn {
         Ok(c)
     }
 
-    /// Connects to the unix socket `path`; replies are awaited `timeout`
-    /// seconds. A listener with a full backlog is a temporary error.
-    pub fn unix(path: &std::path::Path, timeout: u64) -> io::Result<Conn> {
-        use std::os::unix::ffi::OsStrExt;
-        let p = path.as_os_str().as_bytes();
-        let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        if p.is_empty() || p.len() >= sa.sun_path.len() || p.contains(&0) {
-            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    /// Writes all of `b`: each write within the idle timeout, all of it
+    /// within the session.
+    pub fn send(&mut self, mut b: &[u8]) -> io::Result<()> {
+        while !b.is_empty() {
+            self.dl.wait(self.fd, true, self.dl.idle_end())?;
+            if let Some(n) = crate::sys::write_nb(self.fd, b)? {
+                b = &b[n..];
+            }
         }
-        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        for (d, &s) in sa.sun_path.iter_mut().zip(p) {
-            *d = s as libc::c_char;
-        }
-        let c = Conn::socket(libc::AF_UNIX, timeout)?;
-        let fd = c.fd;
-        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-        crate::sys::cvt(unsafe {
-            libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len)
-        })?;
-        Ok(c)
+        Ok(())
     }
 
-    pub fn send(&mut self, b: &[u8]) -> io::Result<()> {
-        crate::sys::write_timeout(self.fd, b, self.timeout)
+    /// One read, within the idle timeout and by `end` (ms, the reply's
+    /// deadline) and the session's.
+    fn recv(&mut self, buf: &mut [u8], end: u64) -> io::Result<usize> {
+        let until = self.dl.idle_end().min((end, Limit::Reply));
+        self.dl.wait(self.fd, false, until)?;
+        crate::sys::read(self.fd, buf)
     }
 
-    fn line(&mut self) -> io::Result<Vec<u8>> {
+    /// One line of a reply that must be whole by `end` (ms).
+    fn line(&mut self, end: u64) -> io::Result<Vec<u8>> {
         loop {
             if let Some(i) = memchr::memchr(b'\n', &self.buf) {
                 let mut l: Vec<u8> = self.buf.drain(..=i).collect();
@@ -222,7 +318,7 @@ impl Conn {
                 ));
             }
             let mut chunk = [0u8; 4096];
-            let n = match crate::sys::read_timeout(self.fd, &mut chunk, self.timeout) {
+            let n = match self.recv(&mut chunk, end) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 r => r?,
             };
@@ -236,11 +332,26 @@ impl Conn {
         }
     }
 
-    /// Reads one reply (all its lines).
+    /// Sends QUIT and, when `wait`, reads the reply (at most [`QUIT_WAIT`]
+    /// seconds): the result of the delivery is known already. After a 421
+    /// the server is closing: nothing is sent.
+    pub fn quit(&mut self, wait: bool) {
+        if self.closing {
+            return;
+        }
+        self.dl.idle = self.dl.idle.min(QUIT_WAIT);
+        self.dl.reply = self.dl.reply.min(QUIT_WAIT);
+        if self.send(b"QUIT\r\n").is_ok() && wait {
+            let _ = self.reply();
+        }
+    }
+
+    /// Reads one reply (all its lines), within the reply deadline.
     pub fn reply(&mut self) -> io::Result<Reply> {
+        let end = crate::sys::now_ms().saturating_add(self.dl.reply.saturating_mul(1000));
         let mut lines = Vec::new();
         loop {
-            let l = self.line()?;
+            let l = self.line(end)?;
             let code = match l.get(..3) {
                 Some(d) if d.iter().all(u8::is_ascii_digit) && (b'2'..=b'5').contains(&d[0]) => {
                     crate::parse::number(d).unwrap_or(0) as u16
@@ -259,6 +370,7 @@ impl Conn {
                 } else {
                     0
                 };
+                self.closing = code == 421;
                 return Ok(Reply { code, lines });
             }
         }

@@ -4,7 +4,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// What the checkpassword program said.
 #[derive(Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub fn check(prog: &OsStr, user: &[u8], pass: &[u8]) -> Verdict {
     let Ok((r, w)) = crate::sys::pipe() else {
         return Verdict::Temp;
     };
-    let mut cmd = Command::new(prog);
+    let mut cmd = crate::exec::command(prog);
     cmd.arg("/bin/true")
         .stdin(Stdio::null())
         .stdout(Stdio::null());

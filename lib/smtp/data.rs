@@ -20,8 +20,6 @@ enum St {
     Cr,
 }
 
-const PREFIX: usize = 13; // "delivered-to:"
-
 pub struct Data {
     st: St,
     /// A bare CR or bare LF was seen: the message is refused.
@@ -32,10 +30,7 @@ pub struct Data {
     /// More than `limit` bytes: the message is refused.
     pub over: bool,
     /// Received: and Delivered-To: lines in the header.
-    pub hops: u32,
-    in_header: bool,
-    line_len: usize,
-    prefix: [u8; PREFIX],
+    pub hops: crate::header::Hops,
 }
 
 impl Data {
@@ -47,10 +42,7 @@ impl Data {
             stored: 0,
             limit,
             over: false,
-            hops: 0,
-            in_header: true,
-            line_len: 0,
-            prefix: [0; PREFIX],
+            hops: Default::default(),
         }
     }
 
@@ -60,24 +52,7 @@ impl Data {
     }
 
     fn emit(&mut self, c: u8, out: &mut Vec<u8>) {
-        if c == b'\n' {
-            if self.in_header {
-                if self.line_len == 0 {
-                    self.in_header = false;
-                } else {
-                    let p = &self.prefix[..self.line_len.min(PREFIX)];
-                    if p.starts_with(b"received:") || p.starts_with(b"delivered-to:") {
-                        self.hops = self.hops.saturating_add(1);
-                    }
-                }
-            }
-            self.line_len = 0;
-        } else {
-            if self.in_header && self.line_len < PREFIX {
-                self.prefix[self.line_len] = c.to_ascii_lowercase();
-            }
-            self.line_len += 1;
-        }
+        self.hops.byte(c);
         if self.bare || self.over {
             return;
         }
@@ -96,7 +71,7 @@ impl Data {
         let mut i = 0;
         while i < input.len() {
             // Fast path: the middle of a line past the header prefix.
-            if self.st == St::Mid && (!self.in_header || self.line_len >= PREFIX) && self.good() {
+            if self.st == St::Mid && self.hops.idle() && self.good() {
                 let rest = &input[i..];
                 let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
                 if run > 0 {
@@ -108,7 +83,7 @@ impl Data {
                     };
                     out.extend_from_slice(&rest[..take]);
                     self.stored += take as u64;
-                    self.line_len += run;
+                    self.hops.skip(run);
                     if take < run {
                         self.over = true;
                         self.stored += 1;
@@ -238,7 +213,7 @@ mod tests {
             m.extend_from_slice(b"Received: x\r\nDELIVERED-TO: y\r\n");
         }
         m.extend_from_slice(b"Subject: s\r\n\r\nReceived: body\r\n.\r\n");
-        assert_eq!(run(&m, 0).2.hops, 6);
+        assert_eq!(run(&m, 0).2.hops.count, 6);
     }
 
     fn bytewise_data(input: &[u8], limit: u64) -> (Option<usize>, Vec<u8>, Data) {

@@ -19,9 +19,14 @@ pub const MAX_LINE: usize = 1000;
 /// Recipients per message; the next gets 452 4.5.3.
 pub const MAX_RCPT: usize = 100;
 /// More Received:/Delivered-To: lines than this: 554 5.4.6.
-pub const MAX_HOPS: u32 = 100;
-/// Protocol errors (500-504, 555) before the session is closed with 421.
+pub use crate::header::MAX_HOPS;
+/// Protocol errors (500-504, 555) and refused recipients (relaying,
+/// unknown user) before the session is closed with 421.
 pub const MAX_ERRORS: u32 = 20;
+/// Unknown local recipients answered at once; later ones wait
+/// control/badrcptdelay seconds (slows probing for addresses).
+pub const FREE_UNKNOWN_RCPTS: u32 = 2;
+pub const DEFAULT_BADRCPTDELAY: u64 = 1;
 /// Failed AUTH attempts before the session is closed with 421.
 pub const MAX_AUTH_FAILURES: u32 = 3;
 pub const DEFAULT_DATABYTES: u64 = 10_240_000;
@@ -33,12 +38,16 @@ pub struct Config {
     pub greeting: Vec<u8>,
     pub databytes: u64,
     pub timeout: u64,
+    /// Seconds before refusing an unknown recipient after the first few.
+    pub badrcptdelay: u64,
     pub rcpthosts: Option<Vec<Vec<u8>>>,
     pub badmailfrom: Vec<Vec<u8>>,
     pub localiphost: Option<Vec<u8>>,
     pub local_domain: Vec<u8>,
     pub relayclient: Option<Vec<u8>>,
     pub smtpauth: Option<OsString>,
+    /// $AUTHREQUIRED: MAIL only after a successful AUTH (submission, RFC 6409).
+    pub auth_required: bool,
     pub remote_ip: Vec<u8>,
     pub remote_host: Vec<u8>,
     pub remote_info: Option<Vec<u8>>,
@@ -126,12 +135,14 @@ impl Config {
             greeting,
             databytes,
             timeout,
+            badrcptdelay: control::number("badrcptdelay", DEFAULT_BADRCPTDELAY)?,
             rcpthosts,
             badmailfrom,
             localiphost,
             local_domain,
             relayclient: env("RELAYCLIENT"),
             smtpauth: std::env::var_os("SMTPAUTH").filter(|v| !v.is_empty()),
+            auth_required: env("AUTHREQUIRED").is_some(),
             remote_ip,
             remote_host: env_nonempty("TCPREMOTEHOST").unwrap_or_else(|| b"unknown".to_vec()),
             remote_info: env_nonempty("TCPREMOTEINFO"),
@@ -157,6 +168,7 @@ pub struct Session {
     user: Option<Vec<u8>>,
     auth_failures: u32,
     errors: u32,
+    unknown_rcpts: u32,
     tx: Option<Tx>,
     count: u32,
     done: bool,
@@ -372,6 +384,7 @@ pub fn run(rfd: i32, wfd: i32) -> i32 {
         user: None,
         auth_failures: 0,
         errors: 0,
+        unknown_rcpts: 0,
         tx: None,
         count: 0,
         done: false,
@@ -412,6 +425,11 @@ impl Session {
     /// A protocol error reply; too many of them close the session.
     fn err(&mut self, text: &[u8]) {
         self.put(&[text]);
+        self.count_error();
+    }
+
+    /// Counts an error; too many of them close the session.
+    fn count_error(&mut self) {
         self.errors += 1;
         if self.errors >= MAX_ERRORS {
             let me = self.cfg.me.clone();
@@ -422,6 +440,12 @@ impl Session {
             ]);
             self.done = true;
         }
+    }
+
+    /// A refused recipient: a policy refusal that also counts as an error.
+    fn refuse_rcpt(&mut self, reply: &[u8], addr: &[u8], reason: &[u8]) {
+        self.refuse(reply, b"rcpt", addr, reason);
+        self.count_error();
     }
 
     /// A policy refusal: reply and log.
@@ -515,6 +539,10 @@ impl Session {
     fn mail(&mut self, arg: &[u8]) -> Result<(), Fatal> {
         if self.helo.is_none() {
             self.err(b"503 5.5.1 send HELO or EHLO first");
+            return Ok(());
+        }
+        if self.cfg.auth_required && self.user.is_none() {
+            self.err(b"530 5.7.0 authentication required");
             return Ok(());
         }
         if self.tx.is_some() {
@@ -658,7 +686,7 @@ impl Session {
         if !relay && !postmaster {
             let (local, dom) = crate::parse::split_addr(&addr);
             if local.iter().any(|c| b"@%!".contains(c)) {
-                self.refuse(b"554 5.7.1 relaying denied", b"rcpt", &addr, b"relay-trick");
+                self.refuse_rcpt(b"554 5.7.1 relaying denied", &addr, b"relay-trick");
                 return Ok(());
             }
             let ok = match &self.cfg.rcpthosts {
@@ -669,7 +697,7 @@ impl Session {
                 },
             };
             if !ok {
-                self.refuse(b"554 5.7.1 relaying denied", b"rcpt", &addr, b"relaying");
+                self.refuse_rcpt(b"554 5.7.1 relaying denied", &addr, b"relaying");
                 return Ok(());
             }
         }
@@ -685,12 +713,13 @@ impl Session {
                 match crate::users::recipient_exists(&local, &domain) {
                     Ok(true) => {}
                     Ok(false) => {
-                        self.refuse(
-                            b"550 5.1.1 no such user here",
-                            b"rcpt",
-                            &addr,
-                            b"unknown-user",
-                        );
+                        self.unknown_rcpts += 1;
+                        if self.unknown_rcpts > FREE_UNKNOWN_RCPTS {
+                            self.conn.flush()?;
+                            let d = std::time::Duration::from_secs(self.cfg.badrcptdelay);
+                            std::thread::sleep(d);
+                        }
+                        self.refuse_rcpt(b"550 5.1.1 no such user here", &addr, b"unknown-user");
                         return Ok(());
                     }
                     Err(e) => return self.control_failure(e),
@@ -792,7 +821,7 @@ impl Session {
         loop {
             if self.conn.buffered().is_empty() {
                 if let Err(f) = self.conn.fill() {
-                    abort(q);
+                    q.abort();
                     return Err(f);
                 }
             }
@@ -819,7 +848,7 @@ impl Session {
         });
         let bytes = d.stored.to_string().into_bytes();
         if d.bare {
-            abort(q);
+            q.abort();
             self.refuse(
                 b"550 5.6.2 message refused: bare CR or LF in data (lines must end in CRLF)",
                 b"id",
@@ -827,15 +856,15 @@ impl Session {
                 b"bare-cr-lf",
             );
         } else if d.over {
-            abort(q);
+            q.abort();
             self.refuse(
                 b"552 5.3.4 message size exceeds fixed maximum message size",
                 b"id",
                 &id,
                 b"size",
             );
-        } else if d.hops > MAX_HOPS {
-            abort(q);
+        } else if d.hops.looping() {
+            q.abort();
             self.refuse(
                 b"554 5.4.6 too many hops, this message is looping",
                 b"id",
@@ -1112,27 +1141,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-}
-
-/// Gives up a submission: the queue program is killed before it sees an
-/// envelope, the linked queue code removes its files. Nothing is queued.
-fn abort(q: Queue) {
-    match q {
-        Queue::Program {
-            mut child,
-            msg,
-            env,
-            fd6,
-            ..
-        } => {
-            let _ = child.kill();
-            drop(msg);
-            drop(env);
-            drop(fd6);
-            let _ = child.wait();
-        }
-        Queue::Linked(i) => drop(i),
     }
 }
 

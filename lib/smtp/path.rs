@@ -120,6 +120,29 @@ fn local_part(s: &[u8]) -> Option<(Vec<u8>, usize)> {
     }
 }
 
+/// Whether `l` is a Dot-string (RFC 5321 4.1.2): atoms joined by single
+/// dots; otherwise a local part must be quoted on the wire.
+fn is_dot_string(l: &[u8]) -> bool {
+    !l.is_empty()
+        && l.split(|&c| c == b'.')
+            .all(|a| !a.is_empty() && a.iter().all(|&c| is_atext(c)))
+}
+
+/// The wire form of an envelope address as stored (local part unquoted,
+/// as [`parse`] leaves it): the local part, everything before the last
+/// `@`, becomes a Quoted-string with `"` and `\` escaped when it is not a
+/// Dot-string (RFC 5321 4.1.2). `x y@b` gives `"x y"@b`.
+pub fn quote(addr: &[u8]) -> Vec<u8> {
+    let (local, _) = crate::parse::split_addr(addr);
+    if local.is_empty() || is_dot_string(local) {
+        return addr.to_vec();
+    }
+    let mut q = Vec::with_capacity(addr.len() + 4);
+    crate::parse::push_quoted(&mut q, local);
+    q.extend_from_slice(&addr[local.len()..]);
+    q
+}
+
 /// Parses `<path> [params]` (the text after `FROM:` or `TO:`). Spaces
 /// between the colon and `<` are allowed, as most servers do.
 pub fn parse(s: &[u8]) -> Result<Path<'_>, PathError> {
@@ -222,6 +245,33 @@ pub fn param(p: &[u8]) -> Option<(Vec<u8>, Option<&[u8]>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotes_what_is_not_a_dot_string() {
+        for (stored, wire) in [
+            (&b"a.b@x"[..], &b"a.b@x"[..]),
+            (b"x y@b.example", b"\"x y\"@b.example"),
+            (b"a\"b@x", b"\"a\\\"b\"@x"),
+            (b"a\\b@x", b"\"a\\\\b\"@x"),
+            (b".a@x", b"\".a\"@x"),
+            (b"a..b@x", b"\"a..b\"@x"),
+            (b"a.@x", b"\"a.\"@x"),
+            (b"y@z@x", b"\"y@z\"@x"),
+            (b"j\xc3\xbcrgen@x", b"j\xc3\xbcrgen@x"),
+            (b"", b""),
+            (b"@x", b"@x"),
+        ] {
+            let q = quote(stored);
+            assert_eq!(q, wire, "{:?}", String::from_utf8_lossy(stored));
+            // and it parses back to what was stored
+            if !stored.is_empty() && stored[0] != b'@' {
+                let mut p = b"<".to_vec();
+                p.extend_from_slice(&q);
+                p.push(b'>');
+                assert_eq!(parse(&p).unwrap().addr, stored);
+            }
+        }
+    }
 
     fn addr(s: &[u8]) -> Result<Vec<u8>, PathError> {
         parse(s).map(|p| p.addr)

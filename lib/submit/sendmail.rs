@@ -24,6 +24,22 @@ pub enum Action {
     List,
     /// `-q...`: wake queue-run.
     Poke,
+    /// `-bi` (or the name newaliases): nothing to rebuild; say so.
+    Newaliases,
+}
+
+/// What `newaliases` says: there is nothing to rebuild.
+pub const NEWALIASES: &[u8] = b"no aliases database to rebuild: aliases are the alias user's .qmail-NAME files, read at each delivery (pipemail-dot(5))";
+
+/// The action a link name implies: `mailq` lists the queue, `newaliases`
+/// rebuilds aliases; None for any other name (sendmail's options decide).
+pub fn by_name(argv0: &std::ffi::OsStr) -> Option<Action> {
+    let base = argv0.as_encoded_bytes().rsplit(|&c| c == b'/').next()?;
+    match base {
+        b"mailq" => Some(Action::List),
+        b"newaliases" => Some(Action::Newaliases),
+        _ => None,
+    }
 }
 
 fn bytes(v: OsString) -> Vec<u8> {
@@ -58,6 +74,7 @@ pub fn parse(mut p: lexopt::Parser) -> Result<Action, String> {
                     Some("m") => {}
                     Some("s") => action = Some(Action::Smtp),
                     Some("p") => action = Some(Action::List),
+                    Some("i") => action = Some(Action::Newaliases),
                     _ => return Err(format!("unsupported mode -b{}", text(&v))),
                 }
             }
@@ -139,6 +156,17 @@ mod tests {
         assert_eq!(opts.sender.as_deref(), Some(&b"x@y"[..]));
         assert!(matches!(parse_v(&["-bs"]), Ok(Action::Smtp)));
         assert!(matches!(parse_v(&["-bp"]), Ok(Action::List)));
+        assert!(matches!(parse_v(&["-bi"]), Ok(Action::Newaliases)));
+        use std::ffi::OsStr;
+        assert!(matches!(
+            by_name(OsStr::new("/usr/bin/mailq")),
+            Some(Action::List)
+        ));
+        assert!(matches!(
+            by_name(OsStr::new("newaliases")),
+            Some(Action::Newaliases)
+        ));
+        assert!(by_name(OsStr::new("/usr/sbin/sendmail")).is_none());
         assert!(matches!(parse_v(&["-q"]), Ok(Action::Poke)));
         assert!(matches!(parse_v(&["-q30m"]), Ok(Action::Poke)));
         assert!(parse_v(&["-bd"]).is_err());

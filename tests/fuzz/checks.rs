@@ -11,6 +11,8 @@ use pipemail::dns::packet;
 use pipemail::queue;
 use pipemail::remote::message;
 
+use pipemail::remote::downgrade;
+
 /// A target's check.
 pub type Check = fn(&[u8]);
 
@@ -19,6 +21,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("envelope", envelope),
     ("dns_answer", dns_answer),
     ("remote_message", remote_message),
+    ("remote_downgrade", remote_downgrade),
     ("remote_reply", remote_reply),
     ("smtproutes", smtproutes),
     ("dotqmail", dotqmail),
@@ -78,6 +81,31 @@ pub fn envelope(d: &[u8]) {
     if queue::received_uid(line).is_some() {
         assert!(line.starts_with(b"Received: (pipemail "));
     }
+    // The same bytes as a drop file (pipemail-queue(5)): a tail found is
+    // inside the file, and a section that parses round-trips.
+    if d.len() >= queue::TAIL_LEN {
+        let tail = &d[d.len() - queue::TAIL_LEN..];
+        if let Some(off) = queue::tail_offset(tail, d.len() as u64) {
+            assert!(off as usize + queue::TAIL_LEN <= d.len());
+            let sec = &d[off as usize..d.len() - queue::TAIL_LEN];
+            if let Some(e) = queue::parse_section("1.2.x", sec) {
+                assert_eq!(
+                    queue::trailer("1.2.x", &e.encode(), off),
+                    &d[off as usize..]
+                );
+            }
+        }
+    }
+    // A drop file built from this envelope parses back to it.
+    if let Ok(e) = queue::parse_envelope(d) {
+        let mut f = b"Received: x\n".to_vec();
+        let n = f.len() as u64;
+        f.extend_from_slice(&queue::trailer("9.9.id", d, n));
+        let off = queue::tail_offset(&f[f.len() - queue::TAIL_LEN..], f.len() as u64);
+        assert_eq!(off, Some(n));
+        let sec = &f[n as usize..f.len() - queue::TAIL_LEN];
+        assert_eq!(queue::parse_section("9.9.id", sec), Some(e));
+    }
 }
 
 /// dns::packet: parse an answer to a fixed MX question (its id taken from
@@ -132,6 +160,34 @@ pub fn dns_answer(d: &[u8]) {
 fn check_name(n: &[u8]) {
     assert!(n.len() <= 253, "name of {} bytes", n.len());
     assert!(!n.iter().any(|c| c.is_ascii_uppercase()));
+}
+
+/// remote::downgrade::fit, for a peer with and without 8BITMIME: it
+/// never fails for an 8-bit peer; what it gives has no line over 998
+/// octets (between CR or LF) and, for a 7-bit peer, no 8-bit byte; a
+/// message it leaves alone already was so, and what it gives is left
+/// alone when fitted again.
+pub fn remote_downgrade(d: &[u8]) {
+    for eightbit in [true, false] {
+        let out = match downgrade::fit(d, eightbit) {
+            Ok(o) => o,
+            Err(_) => {
+                assert!(!eightbit, "failed for an 8-bit peer");
+                continue;
+            }
+        };
+        for l in out.split(|&c| c == b'\r' || c == b'\n') {
+            assert!(l.len() <= downgrade::MAX_LINE, "a line of {}", l.len());
+        }
+        assert!(eightbit || out.is_ascii(), "8-bit byte for a 7-bit peer");
+        assert!(
+            matches!(
+                downgrade::fit(&out, eightbit),
+                Ok(std::borrow::Cow::Borrowed(_))
+            ),
+            "not stable"
+        );
+    }
 }
 
 /// remote::message::encode, the DATA bytes remote-send writes.
@@ -529,8 +585,8 @@ pub fn smtp_data(d: &[u8]) {
         "chunking changes DATA"
     );
     assert_eq!(
-        (whole.bare, whole.over, whole.stored, whole.hops),
-        (data.bare, data.over, data.stored, data.hops)
+        (whole.bare, whole.over, whole.stored, whole.hops.count),
+        (data.bare, data.over, data.stored, data.hops.count)
     );
     assert!(!out.contains(&b'\r'), "CR in the stored message");
     if limit > 0 {
@@ -589,7 +645,13 @@ pub fn smtp_data(d: &[u8]) {
                 }
             }
             if end.is_some() {
-                assert_eq!(data.hops, hops, "hop count");
+                assert_eq!(data.hops.count, hops, "hop count");
+                // Counting the stored message in chunks (as forward does) agrees.
+                let mut h = pipemail::header::Hops::default();
+                for c in want.chunks(chunk.max(1)) {
+                    h.feed(c);
+                }
+                assert_eq!(h.count, hops, "hop count of the stored message");
             }
         }
     }
@@ -880,10 +942,10 @@ pub fn queuerun(d: &[u8]) {
     );
     assert!(b.starts_with(bounce::header_of(b)));
     let mut buf = b.to_vec();
-    if let Some(f) = spawn::take_fields(&mut buf, n) {
-        assert_eq!(f.len(), n);
-        let used: usize = f.iter().map(|x| x.len() + 1).sum();
-        assert_eq!(buf.len() + used, b.len());
+    if spawn::take_reply(&mut buf).is_some() {
+        assert!(buf.len() < b.len(), "a reply taken consumes bytes");
+    } else {
+        assert_eq!(buf, b, "an incomplete reply is left alone");
     }
     if valid_id(b) {
         assert!(!b.contains(&b'/') && b != b"." && b != b"..");

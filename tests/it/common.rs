@@ -96,3 +96,70 @@ pub fn home_env(home: &Path) -> HashMap<String, String> {
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
+
+/// One committed submission in queue/drop (pipemail-queue(5), version 1).
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub id: String,
+    /// The message part: queue-inject's Received line, then the message.
+    pub message: Vec<u8>,
+    /// The qmail-queue envelope (F sender NUL, T rcpt NUL..., NUL).
+    pub envelope: Vec<u8>,
+    pub uid: u32,
+}
+
+/// Whether a drop/ name is a committed submission's (not a `.tmp`).
+pub fn is_submission(name: &str) -> bool {
+    pipemail::queuerun::valid_id(name.as_bytes()) && !name.ends_with(".tmp")
+}
+
+/// The committed submissions in `home`'s queue/drop, sorted by id; panics
+/// on a file there that is not one.
+pub fn submissions(home: &Path) -> Vec<Submission> {
+    use std::os::unix::fs::MetadataExt;
+    let d = home.join("queue/drop");
+    files(&d)
+        .into_iter()
+        .filter(|f| is_submission(f))
+        .map(|id| {
+            let b = std::fs::read(d.join(&id)).unwrap();
+            let tl = pipemail::queue::TAIL_LEN;
+            let off = pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64)
+                .unwrap_or_else(|| panic!("drop/{} has no tail", id))
+                as usize;
+            let sec = &b[off..b.len() - tl];
+            let want = format!("I{}\0", id);
+            assert!(sec.starts_with(want.as_bytes()), "drop/{}: {:?}", id, sec);
+            Submission {
+                message: b[..off].to_vec(),
+                envelope: sec[want.len()..].to_vec(),
+                uid: std::fs::metadata(d.join(&id)).unwrap().uid(),
+                id,
+            }
+        })
+        .collect()
+}
+
+/// Whether the file at `p` is a whole submission (its tail and `I` record).
+pub fn whole_submission(p: &Path) -> bool {
+    let Ok(b) = std::fs::read(p) else {
+        return false;
+    };
+    let tl = pipemail::queue::TAIL_LEN;
+    let id = p.file_name().unwrap().to_string_lossy();
+    b.len() >= tl
+        && pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64).is_some_and(|o| {
+            pipemail::queue::parse_section(&id, &b[o as usize..b.len() - tl]).is_some()
+        })
+}
+
+/// A drop file as queue-inject writes it, for tests that forge one.
+pub fn drop_file(id: &str, message: &[u8], envelope: &[u8]) -> Vec<u8> {
+    let mut v = message.to_vec();
+    v.extend_from_slice(&pipemail::queue::trailer(
+        id,
+        envelope,
+        message.len() as u64,
+    ));
+    v
+}

@@ -233,14 +233,9 @@ fn every_instruction_kind() {
 /// The only committed submission in queue/drop: envelope and message
 /// (without queue-inject's Received line).
 fn queued(home: &Path) -> (Vec<u8>, Vec<u8>) {
-    let drop = home.join("queue/drop");
-    let envs: Vec<String> = files(&drop)
-        .into_iter()
-        .filter(|f| f.ends_with(".env"))
-        .collect();
-    assert_eq!(envs.len(), 1, "{:?}", files(&drop));
-    let e = std::fs::read(drop.join(&envs[0])).unwrap();
-    let m = std::fs::read(drop.join(envs[0].trim_end_matches(".env"))).unwrap();
+    let subs = submissions(home);
+    assert_eq!(subs.len(), 1, "{:?}", files(&home.join("queue/drop")));
+    let (e, m) = (subs[0].envelope.clone(), subs[0].message.clone());
     assert!(m.starts_with(b"Received: (pipemail "));
     let nl = m.iter().position(|&c| c == b'\n').unwrap();
     (e, m[nl + 1..].to_vec())
@@ -386,9 +381,9 @@ fn forward_uses_owner_sender_and_bounces_keep_theirs() {
     assert_eq!(queued(&t.home).0, b"F\0Ta@example.com\0\0");
 }
 
-#[test]
-fn forward_program_through_qmailqueue() {
-    let t = T::new("fwd");
+/// A queue program that records the message in DIR/msg and the envelope
+/// in DIR/env: (DIR, the program).
+fn fake_qq(t: &T) -> (PathBuf, PathBuf) {
     let d = t.base.join("qq");
     std::fs::create_dir_all(&d).unwrap();
     let script = d.join("fake-qq");
@@ -397,6 +392,13 @@ fn forward_program_through_qmailqueue() {
         d = d.display()
     );
     put_script(&script, text.as_bytes());
+    (d, script)
+}
+
+#[test]
+fn forward_program_through_qmailqueue() {
+    let t = T::new("fwd");
+    let (d, script) = fake_qq(&t);
     let qq = script.to_str().unwrap();
     let o = run(
         "forward",
@@ -952,4 +954,64 @@ fn lookup_and_recipient_exists() {
     let e = lookup_in(&t2.home, b"a").unwrap_err();
     assert_eq!(e.line, 2);
     assert!(e.to_string().contains("users/assign line 2"));
+}
+
+/// Issue 13: forwards carry smtp-recv's hop limit. A loop that the
+/// Delivered-To check cannot see (each pass a different address) ends at
+/// 100 Received/Delivered-To lines with a bounce, as it would over SMTP.
+#[test]
+fn forwards_bounce_past_100_hops() {
+    let t = T::new("dl-hops");
+    let joe = t.user("joe");
+    put(
+        &joe.join(".qmail-fwd"),
+        b"./Maildir/\n&next@example.com\n",
+        0o644,
+    );
+    let msg = |n: usize| {
+        let mut m = b"Received: from a\n".to_vec();
+        for i in 1..n {
+            m.extend_from_slice(format!("Delivered-To: hop{}@mail.example.org\n", i).as_bytes());
+        }
+        m.extend_from_slice(b"Subject: loop\n\nbody\n");
+        m
+    };
+    // 100 lines, ours makes 101: bounced before anything is delivered.
+    let o = t.deliver("s@x.org", "joe-fwd@mail.example.org", &msg(100));
+    assert_eq!(
+        (o.status.code(), report(&o)),
+        (
+            Some(100),
+            "This message is looping: it has more than 100 Received and Delivered-To lines. (#5.4.6)\n".into()
+        )
+    );
+    assert!(new_mail(&joe.join("Maildir")).is_empty());
+    assert!(files(&t.home.join("queue/drop")).is_empty());
+    // 99 and ours: 100, still within the limit.
+    let o = t.deliver("s@x.org", "joe-fwd@mail.example.org", &msg(99));
+    assert_eq!(o.status.code(), Some(0), "{:?}", o);
+    let (env, m) = queued(&t.home);
+    assert_eq!(env, b"Fs@x.org\0Tnext@example.com\0\0");
+    assert!(m.starts_with(b"Delivered-To: joe-fwd@mail.example.org\nReceived: from a\n"));
+
+    // forward(1), e.g. from a dot-file program: the same limit, DTLINE counted.
+    let (d, script) = fake_qq(&t);
+    let env = [
+        ("QMAILQUEUE", script.to_str().unwrap()),
+        ("SENDER", "s@x.org"),
+        ("DTLINE", "Delivered-To: me@x.org\n"),
+    ];
+    let o = run("forward", &["a@example.com"], &env, &msg(100));
+    assert_eq!(o.status.code(), Some(100));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "forward: fatal: This message is looping: it has more than 100 Received and Delivered-To lines. (#5.4.6)\n"
+    );
+    assert!(!d.join("env").exists());
+    let o = run("forward", &["a@example.com"], &env, &msg(99));
+    assert_eq!(o.status.code(), Some(0), "{:?}", o);
+    assert_eq!(
+        std::fs::read(d.join("env")).unwrap(),
+        b"Fs@x.org\0Ta@example.com\0\0"
+    );
 }

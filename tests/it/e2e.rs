@@ -18,12 +18,12 @@ const NOBODY: u32 = 65534;
 
 /// A started process: SIGTERM, then SIGKILL after 3 s, and always waited
 /// for, when it drops.
-struct Guard {
-    child: Child,
+pub(crate) struct Guard {
+    pub(crate) child: Child,
 }
 
 impl Guard {
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 }
@@ -57,7 +57,7 @@ fn have_python(modules: &[&str]) -> bool {
     true
 }
 
-fn chown(p: &Path, uid: u32, gid: u32) {
+pub(crate) fn chown(p: &Path, uid: u32, gid: u32) {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
     assert_eq!(
         unsafe { libc::chown(c.as_ptr(), uid, gid) },
@@ -67,7 +67,7 @@ fn chown(p: &Path, uid: u32, gid: u32) {
     );
 }
 
-fn chown_r(p: &Path, uid: u32, gid: u32) {
+pub(crate) fn chown_r(p: &Path, uid: u32, gid: u32) {
     chown(p, uid, gid);
     if p.is_dir() {
         for e in std::fs::read_dir(p).unwrap() {
@@ -76,7 +76,7 @@ fn chown_r(p: &Path, uid: u32, gid: u32) {
     }
 }
 
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(
@@ -1198,4 +1198,67 @@ fn etrn_over_smtp_delivers_a_deferred_message_now() {
         s.log_text("queue")
     );
     assert!(s.log_text("smtp").contains("etrn domain=etrn.example"));
+}
+
+// ---------------------------------------------------------------------------
+// Issue 13: a forwarding loop that the Delivered-To check cannot see.
+
+/// joe's .qmail-default forwards every joe-EXT to joe-xEXT: a new address
+/// on every pass, so no Delivered-To line ever repeats. Each pass adds a
+/// Delivered-To and a Received line; past 100 of them forward refuses to
+/// queue it again and the sender gets the bounce, within seconds (before:
+/// a thousand passes, until the address outgrew the queue's limit).
+#[test]
+fn a_local_forwarding_loop_ends_in_a_bounce_at_the_hop_limit() {
+    let mut s = Sys::new("e2e-hops", &["ann", "joe"]);
+    let joe = s.user_home("joe");
+    let assign = std::fs::read_to_string(s.home.join("users/assign")).unwrap();
+    let wild = format!("+joe-:joe:{}:{}:{}:-::\n.\n", s.uid, s.gid, joe.display());
+    std::fs::write(s.home.join("users/assign"), assign.replace(".\n", &wild)).unwrap();
+    let dot = joe.join(".qmail-default");
+    std::fs::write(
+        &dot,
+        format!(
+            "|{} \"joe-x$EXT@mail.example.org\"\n",
+            bin("forward").display()
+        ),
+    )
+    .unwrap();
+    if s.root {
+        chown(&dot, s.uid, s.gid);
+    }
+    s.queue(&[]);
+    let t = Instant::now();
+    let mut c = s.command(&bin("sendmail"), &[]);
+    let mut child = c
+        .args(["-f", "ann@mail.example.org", "joe-x@mail.example.org"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"From: ann@mail.example.org\nSubject: round and round\n\nloop\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    wait_until(60, "the bounce", || s.mail_of("ann").len() == 1);
+    let took = t.elapsed();
+    wait_until(10, "an idle queue", || s.queue_idle());
+    let dsn = String::from_utf8_lossy(&s.mail_of("ann")[0]).into_owned();
+    assert!(
+        dsn.contains("This message is looping: it has more than 100 Received and Delivered-To lines. (#5.4.6)"),
+        "{}",
+        dsn
+    );
+    // The last address tried: one x per pass.
+    let passes = dsn
+        .lines()
+        .find_map(|l| l.strip_prefix("Final-Recipient: rfc822; joe-"))
+        .map(|a| a.trim_end_matches("@mail.example.org").len())
+        .unwrap_or_else(|| panic!("no Final-Recipient in {}", dsn));
+    assert!((40..=100).contains(&passes), "{} passes", passes);
+    assert!(s.mail_of("joe").is_empty());
+    assert!(took < Duration::from_secs(60), "{:?}", took);
 }

@@ -355,12 +355,12 @@ impl Sys {
             .map(|x| x.0)
     }
 
-    /// Nothing committed is waiting: no job in info/, no .env in drop/.
+    /// Nothing committed is waiting: no job in info/, no submission in drop/.
     fn queue_empty(&self) -> bool {
         files(&self.home.join("queue/info")).is_empty()
             && files(&self.home.join("queue/drop"))
                 .iter()
-                .all(|f| !f.ends_with(".env"))
+                .all(|f| !is_submission(f))
     }
 
     /// (file name, contents) of every message in new/ and cur/.
@@ -774,11 +774,11 @@ fn kill_9_everywhere_while_mail_flows() {
         "{} delivered without 250",
         unacked_delivered
     );
-    // Half-made files: only in tmp/ of the Maildir (a killed deliver-local)
-    // and uncommitted drop/ files (no .env: never delivered, removed by
-    // queue-run after 36 hours).
+    // Half-made files: only in tmp/ of the Maildir (a killed deliver-local);
+    // an uncommitted submission is an unnamed file (O_TMPFILE) that leaves
+    // nothing in drop/ (or a .tmp where the file system lacks O_TMPFILE).
     assert!(tmp_left <= k("deliver-local") + 4 * (k("queue-run") + k("local-spawn")));
-    assert!(drop_left.iter().all(|f| !f.ends_with(".env")));
+    assert!(drop_left.iter().all(|f| !is_submission(f)));
     assert!(
         drop_left.len() <= 2 * (k("smtp-recv") + k("queue-inject")),
         "{:?}",
@@ -905,12 +905,9 @@ fn ten_megabyte_lines_keep_memory_bounded() {
         data_peak
     );
     // The message was queued whole.
-    let drop = sys.home.join("queue/drop");
-    let msg = files(&drop)
-        .into_iter()
-        .find(|f| !f.contains('.') || f.matches('.').count() == 2)
-        .unwrap();
-    let m = std::fs::read(drop.join(msg)).unwrap();
+    let subs = submissions(&sys.home);
+    assert_eq!(subs.len(), 1);
+    let m = &subs[0].message;
     assert!(m.ends_with(b"bbbb\n"));
     assert!(m.len() > 10 << 20);
 }
@@ -1047,16 +1044,11 @@ fn fill(dir: &std::path::Path, leave: u64) -> PathBuf {
     f
 }
 
-/// Every file in drop/ belongs to a committed submission (ID with ID.env).
+/// Every file in drop/ is a whole committed submission.
 fn drop_is_clean(home: &std::path::Path) -> Result<(), Vec<String>> {
-    let f = files(&home.join("queue/drop"));
-    let bad: Vec<String> = f
-        .iter()
-        .filter(|n| {
-            let id = n.strip_suffix(".env").unwrap_or(n);
-            !(f.contains(&id.to_string()) && f.contains(&format!("{}.env", id)))
-        })
-        .cloned()
+    let bad: Vec<String> = files(&home.join("queue/drop"))
+        .into_iter()
+        .filter(|n| !is_submission(n) || !whole_submission(&home.join("queue/drop").join(n)))
         .collect();
     if bad.is_empty() {
         Ok(())
@@ -1274,7 +1266,7 @@ fn rlimit_fsize_gives_451_and_nothing_half_made() {
     drop_is_clean(&sys.home).unwrap_or_else(|b| panic!("half-made drop files: {:?}", b));
     assert_eq!(
         files(&sys.home.join("queue/drop")).len(),
-        2,
+        1,
         "one message queued"
     );
 }
@@ -1289,16 +1281,9 @@ const SMUGGLED: &[u8] =
 
 /// Committed submissions in drop/: (message, envelope).
 fn committed(home: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let d = home.join("queue/drop");
-    files(&d)
-        .iter()
-        .filter_map(|f| f.strip_suffix(".env"))
-        .map(|id| {
-            (
-                std::fs::read(d.join(id)).unwrap(),
-                std::fs::read(d.join(format!("{}.env", id))).unwrap(),
-            )
-        })
+    submissions(home)
+        .into_iter()
+        .map(|s| (s.message, s.envelope))
         .collect()
 }
 

@@ -27,11 +27,8 @@ fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<
     child.wait().unwrap().code()
 }
 
-fn committed(home: &Path) -> Vec<String> {
-    files(&home.join("queue/drop"))
-        .into_iter()
-        .filter(|f| f.ends_with(".env"))
-        .collect()
+fn committed(home: &Path) -> Vec<Submission> {
+    submissions(home)
 }
 
 #[test]
@@ -46,14 +43,10 @@ fn queues_message_and_envelope() {
         ),
         Some(0)
     );
-    let envs = committed(&h);
-    assert_eq!(envs.len(), 1);
-    let id = envs[0].trim_end_matches(".env");
-    assert_eq!(
-        std::fs::read(h.join("queue/drop").join(&envs[0])).unwrap(),
-        b"Fa@b.example\0Tc@d.example\0\0"
-    );
-    let m = std::fs::read(h.join("queue/drop").join(id)).unwrap();
+    let subs = committed(&h);
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].envelope, b"Fa@b.example\0Tc@d.example\0\0");
+    let m = subs[0].message.clone();
     let uid = unsafe { libc::geteuid() };
     let first = format!("Received: (pipemail ");
     assert!(m.starts_with(first.as_bytes()));
@@ -62,9 +55,13 @@ fn queues_message_and_envelope() {
     assert_eq!(&m[nl + 1..], b"Subject: hi\n\nbody\n");
     assert_eq!(
         files(&h.join("queue/drop")).len(),
-        2,
-        "no temporary files left"
+        1,
+        "one file, no temporary files left"
     );
+    // One file fsync and one directory fsync make it durable.
+    if let Some(n) = fsyncs_of_one_injection(&h) {
+        assert_eq!(n, 2, "fsync calls of one queue-inject");
+    }
 }
 
 #[test]
@@ -113,10 +110,10 @@ fn unprivileged_uid_can_submit() {
     }
     let h = home("inject-uid");
     assert_eq!(inject(&h, b"x\n", b"Fa\0Tb@c\0\0", Some(65534)), Some(0));
-    let envs = committed(&h);
-    assert_eq!(envs.len(), 1);
-    let id = envs[0].trim_end_matches(".env");
-    let m = std::fs::read(h.join("queue/drop").join(id)).unwrap();
+    let subs = committed(&h);
+    assert_eq!(subs.len(), 1);
+    let id = &subs[0].id;
+    let m = subs[0].message.clone();
     assert!(String::from_utf8_lossy(&m).contains("invoked by uid 65534);"));
     use std::os::unix::fs::MetadataExt;
     assert_eq!(
@@ -158,13 +155,54 @@ fn killed_injections_never_look_whole() {
         }
     }
     // Every committed envelope has its complete message beside it.
-    for e in committed(&h) {
-        let id = e.trim_end_matches(".env");
-        let m = std::fs::read(h.join("queue/drop").join(id)).unwrap();
-        assert!(m.ends_with(&body), "committed message {} is whole", id);
+    for s in committed(&h) {
+        assert!(
+            s.message.ends_with(&body),
+            "committed message {} is whole",
+            s.id
+        );
+        assert_eq!(s.envelope, b"Fa\0Tb@c\0\0");
     }
+    assert!(
+        files(&h.join("queue/drop"))
+            .iter()
+            .all(|f| is_submission(f)),
+        "a killed queue-inject leaves no file behind (O_TMPFILE)"
+    );
     assert!(
         committed(&h).len() >= whole,
         "every exit 0 left a committed message"
     );
+}
+
+/// fsync-family calls of one queue-inject under strace (None without strace).
+fn fsyncs_of_one_injection(h: &Path) -> Option<usize> {
+    let dir = scratch("inject-strace");
+    let out = dir.join("trace");
+    let env = dir.join("env");
+    std::fs::write(&env, b"Fa@b.example\0Tc@d.example\0\0").unwrap();
+    let st = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=fsync,fdatasync,syncfs,sync", "-o"])
+        .arg(&out)
+        .arg("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo x | '{}' 1<'{}'",
+            bin("queue-inject").display(),
+            env.display()
+        ))
+        .env_clear()
+        .env("PIPEMAIL_HOME", h)
+        .env("PATH", "/usr/bin:/bin")
+        .status();
+    match st {
+        Ok(s) if s.success() => {}
+        _ if std::env::var("CI").as_deref() == Ok("true") => panic!("strace is needed in CI"),
+        _ => {
+            eprintln!("skipped: strace missing");
+            return None;
+        }
+    }
+    let t = std::fs::read_to_string(&out).unwrap();
+    Some(t.lines().filter(|l| l.contains("sync")).count())
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod deliver;
+mod deploy;
 mod e2e;
 mod faults;
 mod fuzzreg;

@@ -532,18 +532,27 @@ fn fake_checkprog(dir: &Path) -> PathBuf {
     p
 }
 
-#[test]
-fn pop3_login_over_pipes() {
-    let md = two_messages("p3login");
+/// A Maildir with two messages, the fake checkpassword program beside
+/// it, and pop3-login's arguments to run them: (maildir, its directory,
+/// arguments).
+fn fake_login(tag: &str) -> (PathBuf, PathBuf, Vec<String>) {
+    let md = two_messages(tag);
     let dir = md.parent().unwrap().to_path_buf();
     let fake = fake_checkprog(&dir);
-    let pop3d = bin("pop3d");
     let args = [
-        "mail.example.org",
-        fake.to_str().unwrap(),
-        pop3d.to_str().unwrap(),
-        md.to_str().unwrap(),
+        "mail.example.org".to_string(),
+        fake.to_string_lossy().into_owned(),
+        bin("pop3d").to_string_lossy().into_owned(),
+        md.to_string_lossy().into_owned(),
     ];
+    (md, dir, args.to_vec())
+}
+
+#[test]
+fn pop3_login_over_pipes() {
+    let (md, dir, args) = fake_login("p3login");
+    let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+    let pop3d = bin("pop3d");
     let input = b"NOOP\r\nPASS pw\r\nUSER\r\nUSER ann\r\nPASS wrong\r\nUSER err\r\nPASS x\r\nUSER kill\r\nPASS x\r\nAPOP ann\r\nCAPA\r\nAUTH\r\nAUTH LOGIN\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN\r\n!!!\r\nAUTH PLAIN Ym9iAGFubgBwdw==\r\nAUTH PLAIN AGFubgBwdw==\r\nSTAT\r\nQUIT\r\n";
     let o = run_fd3(
         &bin("pop3-login"),
@@ -631,6 +640,39 @@ fn pop3_login_over_pipes() {
     );
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(out.ends_with("\r\n-ERR [AUTH] authorization failed\r\n+OK \r\n+OK 2 messages (68 octets)\r\n+OK 2 68\r\n+OK bye\r\n"), "{}", out);
+}
+
+/// Issue 13: password guessing ends after three refused logins, as in
+/// imap-login; temporary failures and syntax errors do not count.
+#[test]
+fn pop3_login_closes_after_three_failed_logins() {
+    let (_, dir, args) = fake_login("p3fails");
+    let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+    let input = b"USER ann\r\nPASS a\r\nUSER err\r\nPASS x\r\nAPOP ann b\r\nAUTH PLAIN !!!\r\n\
+AUTH PLAIN AGFubgBj\r\nUSER ann\r\nPASS pw\r\nSTAT\r\nQUIT\r\n";
+    let o = run_fd3(
+        &bin("pop3-login"),
+        &args,
+        &[("TCPREMOTEIP", "127.0.0.9")],
+        input,
+        None,
+        true,
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (_, rest) = out.split_once("\r\n").unwrap();
+    assert_eq!(
+        rest,
+        "+OK \r\n-ERR [AUTH] authorization failed\r\n\
++OK \r\n-ERR [SYS/TEMP] temporary failure, try again later\r\n\
+-ERR [AUTH] authorization failed\r\n\
+-ERR malformed base64\r\n\
+-ERR [AUTH] authorization failed; too many failures, closing connection\r\n"
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let log = std::fs::read_to_string(dir.join("fd3.log")).unwrap();
+    assert_eq!(log.lines().count(), 4, "{}", log);
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("info: closed: too many failed logins ip=127.0.0.9"));
 }
 
 /// tcpserver on a free port running pop3-login check-password pop3d.

@@ -23,6 +23,7 @@ exit 0
 
 const FAKE_REMOTE: &str = r#"#!/bin/sh
 n=$$.$(date +%s%N)
+id -u > "$FAKE_DIR/ruid.$n"
 cat > "$FAKE_DIR/rmsg.$n"
 echo "$@" > "$FAKE_DIR/rtmp.$n" && mv "$FAKE_DIR/rtmp.$n" "$FAKE_DIR/remote.$n"
 shift 2
@@ -42,6 +43,8 @@ pub(crate) struct Q {
     fake: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    /// RLIMIT_FSIZE for the next start (SIGXFSZ ignored: writes get EFBIG).
+    fsize: Option<u64>,
 }
 
 fn script(path: &Path, text: &str) {
@@ -71,6 +74,7 @@ impl Q {
             home,
             fake,
             child: None,
+            fsize: None,
         }
     }
 
@@ -100,8 +104,22 @@ impl Q {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let c = self
-            .command(prog, args, extra)
+        let mut c = self.command(prog, args, extra);
+        if let Some(n) = self.fsize {
+            use std::os::unix::process::CommandExt;
+            unsafe {
+                c.pre_exec(move || {
+                    let l = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    libc::setrlimit(libc::RLIMIT_FSIZE, &l);
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let c = c
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -187,7 +205,7 @@ impl Q {
         files(&self.home.join("queue/info")).is_empty()
             && files(&self.home.join("queue/drop"))
                 .iter()
-                .all(|f| !f.ends_with(".env"))
+                .all(|f| !is_submission(f))
     }
 
     fn list(&self, args: &[&str]) -> String {
@@ -553,12 +571,13 @@ fn retries_on_schedule_and_expires() {
     }
 }
 
-fn forge(home: &Path, id: &str, msg: Option<&[u8]>, envelope: &[u8]) {
-    let d = home.join("queue/drop");
-    if let Some(m) = msg {
-        std::fs::write(d.join(id), m).unwrap();
-    }
-    std::fs::write(d.join(format!("{}.env", id)), envelope).unwrap();
+/// Writes drop/ID by hand in queue-inject's format.
+fn forge(home: &Path, id: &str, msg: &[u8], envelope: &[u8]) {
+    std::fs::write(
+        home.join("queue/drop").join(id),
+        drop_file(id, msg, envelope),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -571,39 +590,33 @@ fn quarantines_forged_drop_files() {
         uid
     );
     let e = env("s@x", &["u@mail.example.org"]);
-    forge(
-        &h,
-        "1.1.aa",
-        Some(format!("Received: (pipemail 1 invoked by uid {}); now\n\n", uid + 1).as_bytes()),
-        &e,
-    );
-    forge(&h, "1.1.bb", None, &e);
+    let other = format!("Received: (pipemail 1 invoked by uid {}); now\n\n", uid + 1);
+    forge(&h, "1.1.aa", other.as_bytes(), &e);
     std::os::unix::fs::symlink("/etc/passwd", h.join("queue/drop/1.1.bb")).unwrap();
-    forge(&h, "1.1.cc", None, &e);
     let fifo = std::ffi::CString::new(h.join("queue/drop/1.1.cc").to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-    forge(&h, "1.1.dd", Some(good.as_bytes()), b"garbage");
-    // A young envelope that does not parse may still be being written.
-    let st = Command::new("touch")
-        .args(["-d", "20 minutes ago"])
-        .arg(h.join("queue/drop/1.1.dd.env"))
-        .status()
-        .unwrap();
-    assert!(st.success());
-    forge(&h, "1.1.ee", Some(b"Subject: no received line\n\n"), &e);
-    forge(&h, "1.1.ff", Some(good.as_bytes()), &e); // a good one
+    std::fs::write(h.join("queue/drop/1.1.dd"), format!("{}garbage", good)).unwrap();
+    forge(&h, "1.1.ee", b"Subject: no received line\n\n", &e);
+    forge(&h, "1.1.ff", good.as_bytes(), &e); // good, but linked twice
     std::fs::hard_link(
         h.join("queue/drop/1.1.ff"),
         h.parent().unwrap().join("extra-link"),
     )
     .unwrap();
-    forge(&h, "1.1.gg", Some(good.as_bytes()), &e); // good, not linked
-                                                    // Half-made: an old one goes, a fresh one stays.
-    std::fs::write(h.join("queue/drop/2.2.old"), "x").unwrap();
-    std::fs::write(h.join("queue/drop/2.2.new"), "x").unwrap();
+    // The I record must name the file itself.
+    std::fs::write(
+        h.join("queue/drop/1.1.hh"),
+        drop_file("1.1.zz", good.as_bytes(), &e),
+    )
+    .unwrap();
+    std::fs::write(h.join("queue/drop/bad name"), "x").unwrap();
+    forge(&h, "1.1.gg", good.as_bytes(), &e); // a good one
+                                              // Half-made (the fallback without O_TMPFILE): an old one goes, a fresh one stays.
+    std::fs::write(h.join("queue/drop/2.2.old.tmp"), "x").unwrap();
+    std::fs::write(h.join("queue/drop/2.2.new.tmp"), "x").unwrap();
     assert!(Command::new("touch")
         .args(["-d", "3 days ago"])
-        .arg(h.join("queue/drop/2.2.old"))
+        .arg(h.join("queue/drop/2.2.old.tmp"))
         .status()
         .unwrap()
         .success());
@@ -611,44 +624,36 @@ fn quarantines_forged_drop_files() {
     wait_until(10, "takeover", || q.locals().len() == 1 && q.queue_empty());
     q.stop();
     let qd = files(&h.join("queue/quarantine"));
-    for id in ["1.1.aa", "1.1.bb", "1.1.cc", "1.1.dd", "1.1.ee", "1.1.ff"] {
+    for id in [
+        "1.1.aa", "1.1.bb", "1.1.cc", "1.1.dd", "1.1.ee", "1.1.ff", "1.1.hh", "bad name",
+    ] {
         assert!(
-            qd.contains(&format!("{}.env", id)),
+            qd.contains(&id.to_string()),
             "{} not quarantined: {:?}",
             id,
             qd
         );
     }
-    assert_eq!(files(&h.join("queue/drop")), vec!["2.2.new"]);
+    assert_eq!(files(&h.join("queue/drop")), vec!["2.2.new.tmp"]);
     assert_eq!(q.locals().len(), 1, "only the good one is delivered");
+    assert!(
+        files(&h.join("queue/mess")).is_empty(),
+        "no copy left behind"
+    );
     let log = q.log_text();
-    assert!(
-        log.contains(
-            "warning: quarantine msg 1.1.aa: message does not start with the Received line of uid"
-        ),
-        "{}",
-        log
-    );
-    assert!(
-        log.contains("quarantine msg 1.1.bb: message not a regular file"),
-        "{}",
-        log
-    );
-    assert!(
-        log.contains("quarantine msg 1.1.dd: envelope does not parse"),
-        "{}",
-        log
-    );
-    assert!(
-        log.contains("quarantine msg 1.1.ff: message more than one link"),
-        "{}",
-        log
-    );
-    assert!(
-        log.contains("removed half-made submission drop/2.2.old"),
-        "{}",
-        log
-    );
+    for want in [
+        "warning: quarantine msg 1.1.aa: message does not start with the Received line of uid",
+        "quarantine msg 1.1.bb: message not a regular file",
+        "quarantine msg 1.1.cc: message not a regular file",
+        "quarantine msg 1.1.dd: no pipemail-queue-v1 tail",
+        "quarantine msg 1.1.ee: message does not start with the Received line of uid",
+        "quarantine msg 1.1.ff: message more than one link",
+        "quarantine msg 1.1.hh: envelope does not parse",
+        "quarantine: bad name in drop/: bad name",
+        "removed half-made submission drop/2.2.old.tmp",
+    ] {
+        assert!(log.contains(want), "{}\n{}", want, log);
+    }
 }
 
 #[test]
@@ -890,4 +895,884 @@ fn local_spawn_serves_queue_run_and_ends_with_it() {
         q.log_text().matches("status: exiting").count() == 2
     });
     assert_eq!(run("local-spawn", &[], &[], b"").status.code(), Some(100));
+}
+
+// ---------------------------------------------------------------------------
+// Attacks on the queue (issue 13), performed for real: the tests run as
+// root, the attacker as uid 65534 (nobody).
+
+const NOBODY: u32 = 65534;
+
+/// True when the test may run: as root. CI (CI=true) runs as root; a test
+/// that cannot act as another uid fails there instead of skipping.
+fn need_root(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{}: needs root in CI",
+        what
+    );
+    eprintln!("skipped {}: needs root to act as another uid", what);
+    false
+}
+
+/// python3 -c `script` args... as `uid`, started (not waited for).
+fn python_as(uid: u32, script: &str, args: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .uid(uid)
+        .gid(uid)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed for the attack tests")
+}
+
+fn python_ok(uid: u32, script: &str, args: &[&str]) {
+    let o = python_as(uid, script, args).wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// queue-inject as `uid`.
+fn inject_as(home: &Path, msg: &[u8], envelope: &[u8], uid: u32) -> Option<i32> {
+    use std::os::unix::process::CommandExt;
+    let (er, mut ew) = std::io::pipe().unwrap();
+    let mut child = Command::new(bin("queue-inject"))
+        .env_clear()
+        .env("PIPEMAIL_HOME", home)
+        .uid(uid)
+        .gid(uid)
+        .stdin(Stdio::piped())
+        .stdout(er)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(msg).unwrap();
+    drop(stdin);
+    let _ = ew.write_all(envelope);
+    drop(ew);
+    child.wait().unwrap().code()
+}
+
+fn dir_bytes(d: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    files(d)
+        .iter()
+        .map(|f| {
+            std::fs::symlink_metadata(d.join(f))
+                .map(|m| m.blocks() * 512)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// A 10 GB drop file with two blocks on disk, in the drop format, plus an
+/// envelope file beside it as queues before this format took them.
+const SPARSE_PY: &str = r#"
+import os, sys
+d, id = sys.argv[1], sys.argv[2]
+size = 10 * 1024**3
+env = b"Fa@b.example\0Tu@mail.example.org\0\0"
+with open(os.path.join(d, id), "wb") as f:
+    f.write(b"Received: (pipemail 1 invoked by uid %d); now\nSubject: sparse\n\n" % os.getuid())
+    f.seek(size)
+    f.write(b"I" + id.encode() + b"\0" + env + b"\n#pipemail-queue-v1 " + b"%020d\n" % size)
+with open(os.path.join(d, id + ".env"), "wb") as f:
+    f.write(env)
+"#;
+
+#[test]
+fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
+    if !need_root("sparse drop file") {
+        return;
+    }
+    let mut q = Q::new("qr-sparse");
+    control(&q.home, "databytes", "2000000\n");
+    let id = "1700000000.1.sparse";
+    python_ok(
+        NOBODY,
+        SPARSE_PY,
+        &[q.home.join("queue/drop").to_str().unwrap(), id],
+    );
+    // A good submission by the same user still goes through.
+    assert_eq!(
+        inject_as(
+            &q.home,
+            b"Subject: good\n\n",
+            &env("a@b", &["u@mail.example.org"]),
+            NOBODY
+        ),
+        Some(0)
+    );
+    // Should the copy start anyway, it may not fill this machine's disk.
+    q.fsize = Some(64 << 20);
+    q.start(&[]);
+    // As a pair (ID with ID.env, the format before version 1) the size is
+    // the whole file's.
+    let size = std::fs::metadata(q.home.join("queue/drop").join(id))
+        .unwrap()
+        .len();
+    let want = format!(
+        "quarantine msg {}.env: message of {} bytes is over the limit of 2000000 (control/submitbytes)",
+        id, size
+    );
+    wait_until(20, "the refusal and the good delivery", || {
+        q.log_text().contains(&want)
+            && q.locals().len() == 1
+            && q.queue_empty()
+            && files(&q.home.join("queue/mess")).is_empty()
+    });
+    q.stop();
+    let log = q.log_text();
+    assert_eq!(
+        log.lines().filter(|l| l.contains(id)).count(),
+        1,
+        "one log line: {}",
+        log
+    );
+    assert_eq!(
+        files(&q.home.join("queue/quarantine")),
+        vec![id.to_string(), format!("{}.env", id)]
+    );
+    assert!(files(&q.home.join("queue/mess")).is_empty(), "no copy kept");
+    assert!(dir_bytes(&q.home.join("queue/mess")) == 0);
+    assert!(String::from_utf8_lossy(&q.locals()[0].3).contains("Subject: good"));
+
+    // The same in the one-file format.
+    let id2 = "1700000000.2.sparse";
+    python_ok(
+        NOBODY,
+        SPARSE_PY,
+        &[q.home.join("queue/drop").to_str().unwrap(), id2],
+    );
+    std::fs::remove_file(q.home.join("queue/drop").join(format!("{}.env", id2))).unwrap();
+    q.start(&[]);
+    let want2 = format!(
+        "quarantine msg {}: message of {} bytes is over the limit of 2000000 (control/submitbytes)",
+        id2,
+        10u64 << 30
+    );
+    wait_until(10, "the second refusal", || q.log_text().contains(&want2));
+    q.stop();
+    assert!(files(&q.home.join("queue/mess")).is_empty());
+    assert!(files(&q.home.join("queue/quarantine")).contains(&id2.to_string()));
+
+    // A copy that fails (here: the file size limit) is removed at once and
+    // the submission waits in drop/ for the next scan.
+    control(&q.home, "submitbytes", "10000000\n");
+    let big = format!("Subject: big\n\n{}\n", "x".repeat(3 << 20));
+    assert_eq!(
+        inject_as(
+            &q.home,
+            big.as_bytes(),
+            &env("a@b", &["u@mail.example.org"]),
+            NOBODY
+        ),
+        Some(0)
+    );
+    q.fsize = Some(1 << 20);
+    q.start(&[]);
+    wait_until(10, "the failed copy", || {
+        q.log_text().contains(": unable to copy message to mess/: ")
+    });
+    q.stop();
+    assert!(
+        files(&q.home.join("queue/mess")).is_empty(),
+        "partial copy removed"
+    );
+    assert_eq!(submissions(&q.home).len(), 1, "the submission waits");
+    q.fsize = None;
+    q.start(&[]);
+    wait_until(15, "the big one", || {
+        q.locals().len() == 2 && q.queue_empty()
+    });
+    q.stop();
+}
+
+/// Opens everything under argv[1] it can and holds a shared flock on it.
+const FLOCK_PY: &str = r#"
+import os, sys, fcntl, time
+held = []
+paths = [sys.argv[1]]
+for root, dirs, files in os.walk(sys.argv[1]):
+    paths += [os.path.join(root, n) for n in dirs + files]
+for p in paths:
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        held.append(p)
+    except OSError:
+        pass
+open(sys.argv[2], "w").write("\n".join(held) + "\nREADY\n")
+time.sleep(60)
+"#;
+
+#[test]
+fn no_other_uid_can_stall_a_restarted_queue_run() {
+    if !need_root("queue lock") {
+        return;
+    }
+    let mut q = Q::new("qr-lock");
+    q.start(&[]);
+    wait_until(5, "start", || q.home.join("queue/ctl").exists());
+    assert_eq!(q.stop(), Some(0));
+    let report = q.fake.join("held");
+    let mut att = python_as(
+        NOBODY,
+        FLOCK_PY,
+        &[
+            q.home.join("queue").to_str().unwrap(),
+            report.to_str().unwrap(),
+        ],
+    );
+    wait_until(10, "the attacker's locks", || {
+        std::fs::read_to_string(&report).is_ok_and(|t| t.ends_with("READY\n"))
+    });
+    q.inject(
+        b"Subject: after restart\n\n",
+        &env("s@x", &["u@mail.example.org"]),
+    );
+    q.start(&[]);
+    let ok = (0..250).any(|_| {
+        std::thread::sleep(Duration::from_millis(40));
+        q.locals().len() == 1
+    });
+    let _ = att.kill();
+    let _ = att.wait();
+    q.stop();
+    assert!(
+        ok,
+        "queue-run stalled behind the locks of uid 65534 on {:?}\n{}",
+        std::fs::read_to_string(&report).unwrap(),
+        q.log_text()
+    );
+    assert!(!q.log_text().contains("waiting for"), "{}", q.log_text());
+}
+
+/// A compromised queue uid (the program local-spawn starts as 65534): it
+/// points queue/mess at a directory only root may read and asks for a
+/// message there, then for a FIFO, then sends descriptors local-spawn must
+/// refuse, then one good request. Replies go to argv[5].
+const QUEUE_UID_PY: &str = r#"
+import os, sys, socket, stat, select, array
+q, secret, att, out = sys.argv[1:5]
+if os.path.lexists(q + "/mess"):
+    os.rename(q + "/mess", q + "/mess.real")
+os.symlink(secret, q + "/mess")
+is_sock = stat.S_ISSOCK(os.fstat(6).st_mode)
+def old(did, msgid):
+    rec = b"%d\0%s\0s@x\0u@mail.example.org\0" % (did, msgid)
+    if is_sock:
+        socket.socket(fileno=os.dup(6)).send(rec)
+    else:
+        os.write(6, rec)
+def new(did, fd):
+    rec = b"%d\0L\0s@x\0u@mail.example.org\0" % did
+    socket.socket(fileno=os.dup(6)).sendmsg([rec], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+old(1, b"1.1.secret")
+os.unlink(q + "/mess")
+os.symlink(att, q + "/mess")
+fifo = os.open(att + "/1.1.fifo", os.O_RDWR | os.O_NONBLOCK)
+if is_sock:
+    new(2, fifo)
+    new(3, os.open(att + "/1.1.mine", os.O_RDWR))
+    new(4, os.open(att + "/1.1.mine", os.O_RDONLY))
+else:
+    old(2, b"1.1.fifo")
+    old(3, b"1.1.mine")
+    old(4, b"1.1.mine")
+buf = b""
+while buf.count(b"\0") < 8:
+    r, _, _ = select.select([7], [], [], 10)
+    if not r:
+        break
+    b = os.read(7, 65536)
+    if not b:
+        break
+    buf += b
+open(out, "wb").write(buf)
+"#;
+
+#[test]
+fn local_spawn_never_opens_what_the_queue_uid_controls() {
+    if !need_root("local-spawn descriptors") {
+        return;
+    }
+    let mut q = Q::new("qr-lspawn-attack");
+    let base = q.home.parent().unwrap().to_path_buf();
+    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
+        .arg(&q.home)
+        .arg("65534")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        q.home.join("users/assign"),
+        format!("=u:nobody:65534:65534:{}:::\n.\n", q.fake.display()),
+    )
+    .unwrap();
+    let secret = base.join("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(secret.join("1.1.secret"), "TOP SECRET\n").unwrap();
+    let att = base.join("att");
+    std::fs::create_dir(&att).unwrap();
+    std::fs::write(att.join("1.1.mine"), "Subject: mine\n\n").unwrap();
+    let fifo = std::ffi::CString::new(att.join("1.1.fifo").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&att)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let script = base.join("attack.py");
+    std::fs::write(&script, QUEUE_UID_PY).unwrap();
+    let out = q.fake.join("replies");
+    let qs = q.home.join("queue");
+    q.start_prog(
+        "local-spawn",
+        &[
+            "-u",
+            "65534",
+            "/usr/bin/python3",
+            script.to_str().unwrap(),
+            qs.to_str().unwrap(),
+            secret.to_str().unwrap(),
+            att.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let done = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        out.exists()
+    });
+    let code = q.stop();
+    let got: Vec<Vec<u8>> = q.locals().into_iter().map(|l| l.3).collect();
+    assert!(
+        got.iter()
+            .all(|m| !String::from_utf8_lossy(m).contains("TOP SECRET")),
+        "root's file was delivered: {:?}",
+        got
+    );
+    assert!(done, "local-spawn hung\n{}", q.log_text());
+    assert_eq!(code, Some(0));
+    let r = std::fs::read(&out).unwrap();
+    let f: Vec<&[u8]> = r.split(|&c| c == 0).collect();
+    let reply = |id: &str| -> String {
+        let i = f.iter().position(|x| *x == id.as_bytes()).expect(id);
+        String::from_utf8_lossy(f[i + 1]).into_owned()
+    };
+    assert_eq!(
+        reply("1"),
+        "Zlocal-spawn got no message descriptor (#4.3.0)"
+    );
+    assert_eq!(
+        reply("2"),
+        "Zlocal-spawn got a message that is not a regular file (#4.3.0)"
+    );
+    assert_eq!(
+        reply("3"),
+        "Zlocal-spawn got a message not open read-only (#4.3.0)"
+    );
+    assert!(
+        reply("4").starts_with("Kdelivered to u@mail.example.org"),
+        "{}",
+        reply("4")
+    );
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0], b"Subject: mine\n\n");
+}
+
+#[test]
+fn remote_send_runs_as_pmailr_whatever_uid_queue_run_has() {
+    if !need_root("remote uid") {
+        return;
+    }
+    let mut q = Q::new("qr-pmailr");
+    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
+        .arg(&q.home)
+        .arg("65534")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    q.inject(
+        b"Subject: out\n\n",
+        &env("s@mail.example.org", &["x@remote.example"]),
+    );
+    // queue-run as 65534; remote deliveries as PMAILR (uid 1, daemon).
+    q.start_prog(
+        "local-spawn",
+        &["-u", "65534", "queue-run"],
+        &[("PMAILR", "1")],
+    );
+    wait_until(10, "remote delivery", || {
+        q.queue_empty() && q.remotes().len() == 1
+    });
+    q.stop();
+    let uids: Vec<String> = files(&q.fake)
+        .iter()
+        .filter(|f| f.starts_with("ruid."))
+        .map(|f| std::fs::read_to_string(q.fake.join(f)).unwrap())
+        .collect();
+    assert_eq!(uids, vec!["1\n"], "remote-send's uid");
+    assert_eq!(
+        q.remotes()[0].0,
+        "remote.example s@mail.example.org x@remote.example"
+    );
+    assert_eq!(after_received(&q.remotes()[0].1), b"Subject: out\n\n");
+}
+
+/// Fills drop/ as one user: N junk files and N half-made ones.
+const JUNK_PY: &str = r#"
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    open(os.path.join(d, "1.%d.junk.env" % i), "wb").write(b"garbage")
+    open(os.path.join(d, "1.%d.half.tmp" % i), "wb").write(b"x")
+"#;
+
+fn cpu_ms(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{}/stat", pid)).unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    (t(11) + t(12)) * 1000 / 100
+}
+
+#[test]
+fn one_uid_cannot_clutter_drop_or_make_scans_quadratic() {
+    if !need_root("drop cap") {
+        return;
+    }
+    let mut q = Q::new("qr-junk");
+    let n = 3000;
+    python_ok(
+        NOBODY,
+        JUNK_PY,
+        &[q.home.join("queue/drop").to_str().unwrap(), &n.to_string()],
+    );
+    q.inject(b"Subject: real\n\n", &env("s@x", &["u@mail.example.org"]));
+    q.start(&[]);
+    wait_until(20, "the real one", || {
+        q.locals().len() == 1 && q.queue_empty()
+    });
+    // Scans on demand: anyone may write to the trigger.
+    let pid = q.child.as_ref().unwrap().id();
+    let before = cpu_ms(pid);
+    for _ in 0..20 {
+        let mut t = std::fs::OpenOptions::new()
+            .write(true)
+            .open(q.home.join("queue/trigger"))
+            .unwrap();
+        t.write_all(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let scans_ms = cpu_ms(pid) - before;
+    q.stop();
+    use std::os::unix::fs::MetadataExt;
+    let left: Vec<String> = files(&q.home.join("queue/drop"))
+        .into_iter()
+        .filter(|f| {
+            std::fs::symlink_metadata(q.home.join("queue/drop").join(f))
+                .is_ok_and(|m| m.uid() == NOBODY)
+        })
+        .collect();
+    assert!(
+        left.len() <= 100,
+        "uid 65534 left {} files in drop/",
+        left.len()
+    );
+    let quarantined = files(&q.home.join("queue/quarantine")).len();
+    assert!(
+        quarantined <= 100,
+        "{} files quarantined for one uid",
+        quarantined
+    );
+    let log = q.log_text();
+    assert!(
+        log.contains(&format!(
+            "removed {} more refused files of uid 65534 from drop/ (limit 100 a scan)",
+            n - 100
+        )),
+        "{}",
+        log.lines()
+            .filter(|l| l.contains("removed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(log.contains(&format!(
+        "removed {} half-made files of uid 65534 from drop/ (limit 100)",
+        n
+    )));
+    assert!(
+        scans_ms < 2000,
+        "20 scans of a cleaned drop/ took {} ms of CPU",
+        scans_ms
+    );
+}
+
+#[test]
+fn dot_file_programs_get_a_clean_environment() {
+    if !need_root("dot-file environment") {
+        return;
+    }
+    let mut q = Q::new("qr-dotenv");
+    let base = q.home.parent().unwrap().to_path_buf();
+    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
+        .arg(&q.home)
+        .arg("65534")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let user = base.join("user");
+    std::fs::create_dir(&user).unwrap();
+    std::fs::write(user.join(".qmail"), "|env > \"$HOME/env.out\"\n").unwrap();
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&user)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        q.home.join("users/assign"),
+        format!("=u:nobody:65534:65534:{}:::\n.\n", user.display()),
+    )
+    .unwrap();
+    q.inject(
+        b"Subject: env\n\n",
+        &env("s@x.example", &["u@mail.example.org"]),
+    );
+    // The linked deliver-local (no QMAILLOCAL), under local-spawn started
+    // with root's own variables.
+    let log = std::fs::File::create(&q.log).unwrap();
+    let mut c = q.command("local-spawn", &["-u", "65534", "queue-run"], &[]);
+    c.env_remove("QMAILLOCAL")
+        .env("PATH", "/root/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("ROOT_SECRET", "x")
+        .stdin(Stdio::null())
+        .stderr(log);
+    q.child = Some(c.spawn().unwrap());
+    let out = user.join("env.out");
+    let ok = (0..250).any(|_| {
+        std::thread::sleep(Duration::from_millis(40));
+        q.queue_empty() && out.exists()
+    });
+    assert!(ok, "no delivery:\n{}", q.log_text());
+    q.stop();
+    let mut vars: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|x| x.0.to_string()))
+        .filter(|k| k != "PWD" && k != "SHLVL" && k != "_")
+        .collect();
+    vars.sort();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("PATH=/usr/local/bin:/usr/bin:/bin\n"),
+        "{}",
+        text
+    );
+    assert!(
+        !text.contains("ROOT_SECRET") && !text.contains("FAKE_DIR"),
+        "{}",
+        text
+    );
+    assert!(text.contains(&format!("PIPEMAIL_HOME={}\n", q.home.display())));
+    assert_eq!(
+        vars,
+        [
+            "DTLINE",
+            "EXT",
+            "EXT2",
+            "EXT3",
+            "EXT4",
+            "HOME",
+            "HOST",
+            "HOST2",
+            "HOST3",
+            "HOST4",
+            "LOCAL",
+            "NEWSENDER",
+            "PATH",
+            "PIPEMAIL_HOME",
+            "RECIPIENT",
+            "RPLINE",
+            "SENDER",
+            "UFLINE",
+            "USER"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The crash windows of the one-commit queue (pipemail-queue(5)), each made
+// by hand as a crash would leave it, then a restart.
+
+fn one_job_state(tag: &str) -> (Q, String, Vec<u8>) {
+    let q = Q::new(tag);
+    let msg = format!("Subject: {}\n\n", tag);
+    assert_eq!(
+        q.inject(msg.as_bytes(), &env("s@x.example", &["u@mail.example.org"])),
+        Some(0)
+    );
+    let s = submissions(&q.home).pop().unwrap();
+    (q, s.id, s.message)
+}
+
+#[test]
+fn crash_windows_of_takeover_and_removal() {
+    use pipemail::queuerun::store::{self, Dirs, Info, Rcpt};
+    let write_info = |q: &Q, id: &str, size: u64| {
+        let d = Dirs {
+            queue: q.home.join("queue"),
+        };
+        d.create().unwrap();
+        let info = Info {
+            birth: 1,
+            uid: unsafe { libc::geteuid() },
+            size,
+            sender: b"s@x.example".to_vec(),
+            rcpts: vec![Rcpt {
+                addr: b"u@mail.example.org".to_vec(),
+                local: Some(b"u@mail.example.org".to_vec()),
+            }],
+        };
+        store::write_info(&d, id, &info).unwrap();
+    };
+    let mk = |q: &Q| {
+        for d in ["mess", "info", "state", "tmp", "quarantine"] {
+            let _ = std::fs::create_dir(q.home.join("queue").join(d));
+        }
+    };
+    // (a) moved to mess/, killed before info/ was committed: taken over again.
+    let (mut q, id, m) = one_job_state("crash-a");
+    mk(&q);
+    std::fs::rename(
+        q.home.join("queue/drop").join(&id),
+        q.home.join("queue/mess").join(&id),
+    )
+    .unwrap();
+    q.start(&[]);
+    wait_until(10, "(a) delivery", || {
+        q.queue_empty() && q.locals().len() == 1
+    });
+    q.stop();
+    assert_eq!(
+        q.locals()[0].3,
+        m,
+        "(a) the message without its envelope section"
+    );
+    // (b) info/ committed, the truncation lost: cut at load from info's size.
+    let (mut q, id, m) = one_job_state("crash-b");
+    mk(&q);
+    std::fs::rename(
+        q.home.join("queue/drop").join(&id),
+        q.home.join("queue/mess").join(&id),
+    )
+    .unwrap();
+    write_info(&q, &id, m.len() as u64);
+    q.start(&[]);
+    wait_until(10, "(b) delivery", || {
+        q.queue_empty() && q.locals().len() == 1
+    });
+    q.stop();
+    assert_eq!(q.locals()[0].3, m, "(b) truncated before delivery");
+    // (c) info/ committed, the rename into mess/ lost: the file moves again.
+    let (mut q, id, m) = one_job_state("crash-c");
+    mk(&q);
+    write_info(&q, &id, m.len() as u64);
+    q.start(&[]);
+    wait_until(10, "(c) delivery", || {
+        q.queue_empty() && q.locals().len() == 1
+    });
+    q.stop();
+    assert_eq!(q.locals()[0].3, m);
+    assert!(files(&q.home.join("queue/drop")).is_empty());
+    // (d) killed in the middle of a removal: mess/ and state/ gone, info/
+    // left: finished, no second delivery.
+    let (mut q, id, m) = one_job_state("crash-d");
+    mk(&q);
+    std::fs::remove_file(q.home.join("queue/drop").join(&id)).unwrap();
+    write_info(&q, &id, m.len() as u64);
+    q.start(&[]);
+    wait_until(10, "(d) cleanup", || {
+        files(&q.home.join("queue/info")).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    q.stop();
+    assert!(q.locals().is_empty(), "(d) delivered again");
+    assert!(q
+        .log_text()
+        .contains(&format!("end msg {} (removed after a restart)", id)));
+    // (e) a copy left in mess/ (no tail, no info/): removed, not delivered.
+    let (mut q, id, m) = one_job_state("crash-e");
+    mk(&q);
+    std::fs::remove_file(q.home.join("queue/drop").join(&id)).unwrap();
+    std::fs::write(q.home.join("queue/mess").join(&id), &m).unwrap();
+    q.start(&[]);
+    wait_until(10, "(e) cleanup", || {
+        files(&q.home.join("queue/mess")).is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    q.stop();
+    assert!(q.locals().is_empty(), "(e) a leftover was delivered");
+}
+
+#[test]
+fn takes_over_submissions_left_in_the_old_format() {
+    // queue-inject before the one-file format: drop/ID and drop/ID.env.
+    let mut q = Q::new("qr-legacy");
+    let uid = unsafe { libc::geteuid() };
+    let d = q.home.join("queue/drop");
+    let msg = format!(
+        "Received: (pipemail 1 invoked by uid {}); now\nSubject: old\n\n",
+        uid
+    );
+    std::fs::write(d.join("1.1.old"), &msg).unwrap();
+    std::fs::write(d.join("1.1.old.env"), env("s@x", &["u@mail.example.org"])).unwrap();
+    std::fs::write(d.join("1.1.bad.env"), "garbage").unwrap();
+    std::fs::write(d.join("1.1.bad"), &msg).unwrap();
+    q.start(&[]);
+    wait_until(10, "the old one", || {
+        q.locals().len() == 1 && q.queue_empty()
+    });
+    q.stop();
+    assert_eq!(q.locals()[0].3, msg.as_bytes());
+    assert!(files(&d).is_empty(), "{:?}", files(&d));
+    assert_eq!(
+        files(&q.home.join("queue/quarantine")),
+        vec!["1.1.bad", "1.1.bad.env"]
+    );
+    assert!(q
+        .log_text()
+        .contains("quarantine msg 1.1.bad.env: envelope does not parse"));
+}
+
+#[test]
+fn local_spawn_syncs_new_directories_before_it_reports() {
+    if !need_root("group commit") {
+        return;
+    }
+    let mut q = Q::new("qr-group");
+    let base = q.home.parent().unwrap().to_path_buf();
+    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
+        .arg(&q.home)
+        .arg("65534")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let user = base.join("user");
+    std::fs::create_dir(&user).unwrap();
+    assert!(Command::new(bin("maildir-make"))
+        .arg(user.join("Maildir"))
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(user.join(".qmail"), "./Maildir/\n").unwrap();
+    assert!(Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&user)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(
+        q.home.join("users/assign"),
+        format!("=u:nobody:65534:65534:{}:::\n.\n", user.display()),
+    )
+    .unwrap();
+    for i in 0..4 {
+        let m = format!("Subject: g{}\n\n", i);
+        q.inject(m.as_bytes(), &env("s@x.example", &["u@mail.example.org"]));
+    }
+    // The linked deliver-local (no QMAILLOCAL), every process traced.
+    let trace = base.join("trace");
+    let mut c = q.command("local-spawn", &["-u", "65534", "queue-run"], &[]);
+    c.env_remove("QMAILLOCAL");
+    let args: Vec<std::ffi::OsString> = std::iter::once(c.get_program().to_os_string())
+        .chain(c.get_args().map(|a| a.to_os_string()))
+        .collect();
+    let mut s = Command::new("strace");
+    s.args([
+        "-f",
+        "-y",
+        "-qq",
+        "-s",
+        "64",
+        "-e",
+        "trace=fsync,fdatasync,syncfs,write",
+        "-o",
+    ])
+    .arg(&trace)
+    .args(&args)
+    .env_clear()
+    .envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+    .stdin(Stdio::null())
+    .stderr(std::fs::File::create(&q.log).unwrap());
+    let Ok(child) = s.spawn() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "strace is needed in CI"
+        );
+        eprintln!("skipped: strace missing");
+        return;
+    };
+    let strace_pid = child.id();
+    q.child = Some(child);
+    wait_until(20, "four deliveries", || {
+        files(&user.join("Maildir/new")).len() == 4 && q.queue_empty()
+    });
+    // local-spawn is strace's child: TERM it (it passes TERM on).
+    let kids = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", strace_pid))
+        .unwrap_or_default();
+    let lspawn: i32 = kids.split_whitespace().next().unwrap().parse().unwrap();
+    unsafe { libc::kill(lspawn, libc::SIGTERM) };
+    q.reap();
+    let t = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<(i32, &str)> = t
+        .lines()
+        .filter_map(|l| {
+            let (p, rest) = l.split_once(' ')?;
+            Some((p.parse().ok()?, rest.trim_start()))
+        })
+        .collect();
+    let new_sync = |l: &str| {
+        (l.starts_with("fsync(") || l.starts_with("syncfs(")) && l.contains("/Maildir/new>")
+    };
+    let by_lspawn: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].0 == lspawn && new_sync(lines[i].1))
+        .collect();
+    assert!(!by_lspawn.is_empty(), "local-spawn synced no new/:\n{}", t);
+    assert!(
+        !lines.iter().any(|(p, l)| *p != lspawn && new_sync(l)),
+        "a delivery synced new/ itself:\n{}",
+        t
+    );
+    // Every success is written to queue-run after a sync of new/.
+    let reports: Vec<usize> = (0..lines.len())
+        .filter(|&i| {
+            lines[i].0 == lspawn
+                && lines[i].1.starts_with("write(")
+                && lines[i].1.contains("\\0Kdid ")
+        })
+        .collect();
+    assert!(!reports.is_empty(), "no report seen:\n{}", t);
+    for r in reports {
+        assert!(
+            by_lspawn.iter().any(|&s| s < r),
+            "a report before any sync:\n{}",
+            t
+        );
+    }
 }

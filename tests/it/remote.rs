@@ -191,6 +191,28 @@ enum Mode {
     CloseDot,
     CloseMidData,
     NoEsmtp,
+    /// Every byte it writes comes alone, this many ms after the last.
+    Drip(u64),
+    /// Every reply comes whole, this many ms late.
+    Slow(u64),
+}
+
+/// Writes as `mode` says: at once, a byte at a time, or late.
+fn put(s: &mut TcpStream, b: &[u8], mode: Mode) -> std::io::Result<()> {
+    match mode {
+        Mode::Drip(ms) => {
+            for c in b {
+                std::thread::sleep(Duration::from_millis(ms));
+                s.write_all(&[*c])?;
+            }
+            Ok(())
+        }
+        Mode::Slow(ms) => {
+            std::thread::sleep(Duration::from_millis(ms));
+            s.write_all(b)
+        }
+        _ => s.write_all(b),
+    }
 }
 
 struct Peer {
@@ -233,7 +255,9 @@ fn serve(mut s: TcpStream, mode: Mode, got: Arc<Mutex<Vec<u8>>>) {
         }
         _ => {}
     }
-    let _ = s.write_all(b"220 peer.test ESMTP\r\n");
+    if put(&mut s, b"220 peer.test ESMTP\r\n", mode).is_err() {
+        return;
+    }
     let mut buf: Vec<u8> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     let mut in_data = false;
@@ -267,7 +291,7 @@ fn serve(mut s: TcpStream, mode: Mode, got: Arc<Mutex<Vec<u8>>>) {
             let verb = line[..line.len().min(4)].to_ascii_uppercase();
             let reply: &[u8] = match &verb[..] {
                 b"EHLO" if mode == Mode::NoEsmtp => b"502 5.5.1 what\r\n",
-                b"EHLO" => b"250-peer.test\r\n250 PIPELINING\r\n",
+                b"EHLO" => b"250-peer.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n",
                 b"HELO" => b"250 peer.test\r\n",
                 b"MAIL" => b"250 2.1.0 ok\r\n",
                 b"RCPT" if mode == Mode::StallRcpt => return stall(s),
@@ -289,7 +313,9 @@ fn serve(mut s: TcpStream, mode: Mode, got: Arc<Mutex<Vec<u8>>>) {
             && !seen_data_cmd
             && got.lock().unwrap().windows(4).any(|w| w == b"MAIL");
         if !hold && !out.is_empty() {
-            let _ = s.write_all(&out);
+            if put(&mut s, &out, mode).is_err() {
+                return;
+            }
             out.clear();
         }
     }
@@ -368,7 +394,7 @@ fn exact_bytes_crlf_and_dot_stuffing() {
         ]
     );
     let got = wait_for(&p.got, b"QUIT\r\n");
-    let want: &[u8] = b"EHLO mail.example.org\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n\
+    let want: &[u8] = b"EHLO mail.example.org\r\nMAIL FROM:<s@example.org> BODY=8BITMIME\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n\
 Subject: x\r\n\r\n..line\r\n...two\r\nbare\r\ncr\r\ncrlf\r\n\xe9t\xe9\r\nend\r\n.\r\nQUIT\r\n";
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
     assert_eq!(got, want);
@@ -677,5 +703,398 @@ fn via_mx_from_the_test_dns_server() {
     assert_eq!(
         r[1],
         "K127.0.0.2 accepted message.\nRemote host said: 250 2.0.0 queued as 42\n"
+    );
+}
+
+/// Issue 13 item 7: a peer that trickles its replies a byte at a time
+/// (each byte well within timeoutremote) or answers every command late
+/// cannot hold remote-send past timeoutremotereply for one reply or
+/// timeoutremotesession for the whole delivery.
+#[test]
+fn dripping_peer_meets_the_reply_and_session_deadlines() {
+    let h = home("rs-drip");
+    control(&h, "timeoutremote", "3\n");
+    control(&h, "timeoutremotereply", "2\n");
+    control(&h, "timeoutremotesession", "4\n");
+    // One byte every 0.5 s: the 21-byte greeting would take 10 s.
+    let drip = peer("127.0.0.1", 0, Mode::Drip(500)).unwrap();
+    route_to(&h, "127.0.0.1", drip.port);
+    let t = Instant::now();
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    let took = t.elapsed();
+    assert_eq!(r, ["ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n127.0.0.1: no greeting: no whole reply within 2 seconds (control/timeoutremotereply)\n"]);
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "{:?}",
+        took
+    );
+    // Every reply whole but 1.5 s late: each within its deadline, the
+    // session (greeting, EHLO, MAIL, RCPT...) is not.
+    std::fs::remove_file(h.join("queue/tcpto")).ok();
+    let slow = peer("127.0.0.1", 0, Mode::Slow(1500)).unwrap();
+    route_to(&h, "127.0.0.1", slow.port);
+    let t = Instant::now();
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    let took = t.elapsed();
+    assert_eq!(r, ["ZConnected to 127.0.0.1 but connection died. (#4.4.2)\nreading the reply to MAIL: the session took 4 seconds (control/timeoutremotesession)\n"]);
+    assert!(
+        took >= Duration::from_millis(3900) && took < Duration::from_secs(6),
+        "{:?}",
+        took
+    );
+    // The session deadline also stops the next address from being tried.
+    control(&h, "timeoutremotesession", "1\n");
+    let stall = peer("127.0.0.1", 0, Mode::StallGreeting).unwrap();
+    control(&h, "smtproutes", &format!(":127.0.0.1:{}\n", stall.port));
+    let t = Instant::now();
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    assert_eq!(r, ["ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n127.0.0.1: no greeting: the session took 1 seconds (control/timeoutremotesession)\n"]);
+    assert!(t.elapsed() < Duration::from_secs(3));
+    // ... and it is no timeout of that address's: queue/tcpto stays empty.
+    assert_eq!(
+        std::fs::read_to_string(h.join("queue/tcpto")).unwrap_or_default(),
+        ""
+    );
+}
+
+/// Issue 13: a hostile responder at the server's own address sends a
+/// short datagram, then one with the right id and a garbled question,
+/// then the real answer. Neither may end the try: only a datagram whose
+/// id and question match counts.
+#[test]
+fn dns_short_and_garbled_datagrams_do_not_end_the_try() {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t = std::thread::spawn(move || {
+        let mut b = [0u8; 512];
+        let (n, from) = sock.recv_from(&mut b).unwrap();
+        let q = &b[..n];
+        // the question: the name from offset 12 to its zero byte, type, class
+        let qend = 12 + q[12..].iter().position(|&c| c == 0).unwrap() + 1 + 4;
+        sock.send_to(&q[..3], from).unwrap();
+        let mut garbled = q[..2].to_vec();
+        garbled.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 63, b'a']);
+        sock.send_to(&garbled, from).unwrap();
+        let mut a = q[..2].to_vec();
+        a.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+        a.extend_from_slice(&q[12..qend]);
+        a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+        sock.send_to(&a, from).unwrap();
+    });
+    let t0 = Instant::now();
+    let (code, out, err) = dnsq(port, &["a", "short.test"]);
+    t.join().unwrap();
+    assert_eq!(
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned()
+        ),
+        (Some(0), "192.0.2.77\n".to_string(), String::new())
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1));
+}
+
+// ---------------------------------------------------------------------------
+// A scripted peer that keeps a transcript in arrival order: the client's
+// bytes as they arrived (looked for again just before each reply), each
+// reply as "S: ...", and "<EOF>" when the client had closed before a reply.
+
+/// The reply to a command line (without CR LF; "." for the end of the
+/// message) and how many ms to wait before it.
+type Script = fn(&[u8]) -> (&'static str, u64);
+
+struct Scripted {
+    port: u16,
+    log: Arc<Mutex<Vec<u8>>>,
+}
+
+fn scripted(script: Script) -> Scripted {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let lg = log.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            let lg = lg.clone();
+            std::thread::spawn(move || serve_script(s, script, lg));
+        }
+    });
+    Scripted { port, log }
+}
+
+/// Takes what the client has sent so far without waiting; false at EOF.
+fn take_sent(s: &mut TcpStream, buf: &mut Vec<u8>, log: &Mutex<Vec<u8>>, wait: bool) -> bool {
+    s.set_nonblocking(!wait).unwrap();
+    let mut b = [0u8; 65536];
+    let r = s.read(&mut b);
+    s.set_nonblocking(false).unwrap();
+    match r {
+        Ok(0) => {
+            log.lock().unwrap().extend_from_slice(b"<EOF>");
+            false
+        }
+        Ok(n) => {
+            log.lock().unwrap().extend_from_slice(&b[..n]);
+            buf.extend_from_slice(&b[..n]);
+            true
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+    }
+}
+
+fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let say = |s: &mut TcpStream, r: &str| {
+        log.lock()
+            .unwrap()
+            .extend_from_slice(format!("S: {}", r).as_bytes());
+        let _ = s.write_all(r.as_bytes());
+    };
+    say(&mut s, "220 peer.test ESMTP\r\n");
+    let mut buf = Vec::new();
+    let mut in_data = false;
+    loop {
+        loop {
+            let line: Vec<u8> = if in_data {
+                let end = if buf.starts_with(b".\r\n") {
+                    Some(0)
+                } else {
+                    find(&buf, b"\r\n.\r\n").map(|i| i + 2)
+                };
+                let Some(i) = end else { break };
+                buf.drain(..i + 3);
+                b".".to_vec()
+            } else {
+                let Some(i) = find(&buf, b"\r\n") else { break };
+                let l: Vec<u8> = buf.drain(..i + 2).collect();
+                l[..i].to_vec()
+            };
+            let (reply, ms) = script(&line);
+            std::thread::sleep(Duration::from_millis(ms));
+            let open = take_sent(&mut s, &mut buf, &log, false);
+            if !open {
+                return;
+            }
+            say(&mut s, reply);
+            in_data = reply.starts_with("354");
+            if reply.starts_with("221") {
+                return;
+            }
+            if reply.starts_with("421") {
+                // Closing: whatever still comes is logged, not answered.
+                while take_sent(&mut s, &mut Vec::new(), &log, true) {}
+                return;
+            }
+        }
+        if !take_sent(&mut s, &mut buf, &log, true) {
+            return;
+        }
+    }
+}
+
+fn script_log(p: &Scripted, end: &[u8]) -> String {
+    String::from_utf8_lossy(&wait_for(&p.log, end)).into_owned()
+}
+
+/// Issue 16: a 421 to EHLO means the server is closing: no HELO, no
+/// QUIT, a temporary failure.
+#[test]
+fn ehlo_421_defers_without_helo() {
+    let h = home("rs-421");
+    control(&h, "timeoutremote", "3\n");
+    let p = scripted(|l| match &l[..4.min(l.len())] {
+        b"EHLO" => ("421 4.3.2 shutting down\r\n", 0),
+        _ => ("250 ok\r\n", 0),
+    });
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(&h, "example.net", &["a@example.net"], b"hi\n", &[]);
+    assert_eq!(r, ["ZConnected to 127.0.0.1 but it is closing the connection. (#4.3.2)\nRemote host said: 421 4.3.2 shutting down\n"]);
+    assert_eq!(
+        script_log(&p, b"<EOF>"),
+        "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 421 4.3.2 shutting down\r\n<EOF>"
+    );
+}
+
+/// Issue 16: after a pipelined MAIL is refused, the replies to the RCPTs
+/// and DATA are read before QUIT (RFC 2920), and the reply to QUIT too.
+#[test]
+fn refused_pipelined_mail_reads_every_reply_before_quit() {
+    let h = home("rs-pipe");
+    control(&h, "timeoutremote", "3\n");
+    let p = scripted(|l| match &l[..4.min(l.len())] {
+        b"EHLO" => ("250-peer.test\r\n250 PIPELINING\r\n", 0),
+        b"MAIL" => ("550 5.7.1 not from you\r\n", 0),
+        b"RCPT" => ("503 5.5.1 MAIL first\r\n", 300),
+        b"DATA" => ("503 5.5.1 no valid recipients\r\n", 300),
+        b"QUIT" => ("221 2.0.0 bye\r\n", 300),
+        _ => ("500 what\r\n", 0),
+    });
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net", "b@example.net"],
+        b"hi\n",
+        &[],
+    );
+    assert_eq!(r, ["DConnected to 127.0.0.1 but sender was rejected. (#5.7.1)\nRemote host said: 550 5.7.1 not from you\n"]);
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250-peer.test\r\n250 PIPELINING\r\n\
+MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n\
+S: 550 5.7.1 not from you\r\nS: 503 5.5.1 MAIL first\r\nS: 503 5.5.1 MAIL first\r\n\
+S: 503 5.5.1 no valid recipients\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+    );
+}
+
+/// Issue 16: local parts that are not Dot-strings are quoted on the wire
+/// (RFC 5321 4.1.2), as they were before smtp-recv unquoted them.
+#[test]
+fn quoted_local_parts_on_the_wire() {
+    let h = home("rs-quote");
+    control(&h, "timeoutremote", "5\n");
+    let p = peer("127.0.0.1", 0, Mode::Strict).unwrap();
+    route_to(&h, "127.0.0.1", p.port);
+    let hs = h.to_str().unwrap();
+    let o = run(
+        "remote-send",
+        &[
+            "example.net",
+            "x y@b.example",
+            "john doe@example.net",
+            "a\"b@example.net",
+            "c\\d@example.net",
+            ".e.@example.net",
+            "y@z@example.net",
+            "plain.one@example.net",
+        ],
+        &[("PIPEMAIL_HOME", hs)],
+        b"hi\n",
+    );
+    let r = split_report(&o.stdout);
+    assert_eq!(r.len(), 7, "{:?}", r);
+    assert!(r[6].starts_with('K'), "{:?}", r);
+    let got = wait_for(&p.got, b"QUIT\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "EHLO mail.example.org\r\nMAIL FROM:<\"x y\"@b.example>\r\nRCPT TO:<\"john doe\"@example.net>\r\n\
+RCPT TO:<\"a\\\"b\"@example.net>\r\nRCPT TO:<\"c\\\\d\"@example.net>\r\nRCPT TO:<\".e.\"@example.net>\r\n\
+RCPT TO:<\"y@z\"@example.net>\r\nRCPT TO:<plain.one@example.net>\r\nDATA\r\nhi\r\n.\r\nQUIT\r\n"
+    );
+}
+
+fn plain_peer(l: &[u8]) -> (&'static str, u64) {
+    match &l[..4.min(l.len())] {
+        b"EHLO" => ("250 peer.test\r\n", 0),
+        b"MAIL" => ("250 2.1.0 ok\r\n", 0),
+        b"RCPT" => ("250 2.1.5 ok\r\n", 0),
+        b"DATA" => ("354 go ahead\r\n", 0),
+        b"." => ("250 2.0.0 queued\r\n", 0),
+        b"QUIT" => ("221 2.0.0 bye\r\n", 0),
+        _ => ("500 what\r\n", 0),
+    }
+}
+
+/// Issue 16: to a peer without 8BITMIME, 8-bit content goes as 7-bit
+/// MIME (quoted-printable, the header adjusted); lines over 998 octets
+/// go quoted-printable to any peer; 8-bit bytes in a header field, which
+/// cannot be converted, bounce (#5.6.3) before MAIL.
+#[test]
+fn eight_bit_downgrade_and_long_lines_to_a_plain_peer() {
+    let h = home("rs-7bit");
+    control(&h, "timeoutremote", "5\n");
+    let p = scripted(plain_peer);
+    route_to(&h, "127.0.0.1", p.port);
+    let head = "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250 peer.test\r\n\
+MAIL FROM:<s@example.org>\r\nS: 250 2.1.0 ok\r\nRCPT TO:<a@example.net>\r\nS: 250 2.1.5 ok\r\n\
+DATA\r\nS: 354 go ahead\r\n";
+    let tail = ".\r\nS: 250 2.0.0 queued\r\nQUIT\r\nS: 221 2.0.0 bye\r\n";
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net"],
+        b"Subject: x\n\ncaf\xc3\xa9 au lait\n.\n",
+        &[],
+    );
+    assert_eq!(
+        r[1],
+        "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 queued\n"
+    );
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        format!(
+            "{head}Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 au lait\r\n..\r\n{tail}"
+        )
+    );
+
+    // A 1500-octet line, ASCII: quoted-printable too, soft breaks at 76.
+    let p = scripted(plain_peer);
+    route_to(&h, "127.0.0.1", p.port);
+    let msg = format!("Subject: y\n\n{}\n", "a".repeat(1500));
+    let r = send(&h, "example.net", &["a@example.net"], msg.as_bytes(), &[]);
+    assert!(r[1].starts_with('K'), "{:?}", r);
+    let body = format!(
+        "{}{}\r\n",
+        format!("{}=\r\n", "a".repeat(75)).repeat(19),
+        "a".repeat(75)
+    );
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        format!("{head}Subject: y\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\n{body}{tail}")
+    );
+
+    // An 8-bit header field: nothing to convert it to; no MAIL is sent.
+    let p = scripted(plain_peer);
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net"],
+        b"Subject: caf\xc3\xa9\n\nx\n",
+        &[],
+    );
+    assert_eq!(r, ["DConnected to 127.0.0.1 but it does not offer 8BITMIME and cannot take the message: it has 8-bit bytes that cannot be re-encoded (in a header field or beside multipart delimiters). (#5.6.3)\n"]);
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250 peer.test\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+    );
+}
+
+/// Issue 16: a long line to a peer that takes 8-bit: only the part that
+/// has it is re-encoded; the 8-bit part beside it goes as it is.
+#[test]
+fn long_line_in_one_part_of_a_multipart_to_an_8bitmime_peer() {
+    let h = home("rs-long");
+    control(&h, "timeoutremote", "5\n");
+    let p = peer("127.0.0.1", 0, Mode::Strict).unwrap();
+    route_to(&h, "127.0.0.1", p.port);
+    let long = "b ".repeat(600);
+    let msg = format!(
+        "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=zz\n\n--zz\nContent-Type: text/plain; charset=utf-8\n\
+Content-Transfer-Encoding: 8bit\n\ncaf\u{e9}\n--zz\nContent-Type: text/html\n\n{long}\n--zz--\n"
+    );
+    let r = send(&h, "example.net", &["a@example.net"], msg.as_bytes(), &[]);
+    assert!(r[1].starts_with('K'), "{:?}", r);
+    let got = String::from_utf8_lossy(&wait_for(&p.got, b"QUIT\r\n")).into_owned();
+    // 1199 plain columns in lines of 75 with a soft break, then the last
+    // blank as =20 (it would end a line), which no longer fits the 16th.
+    let chunks: Vec<&str> = long.as_bytes()[..1199]
+        .chunks(75)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    assert_eq!(chunks.len(), 16);
+    let qp = format!("{}=\r\n=20", chunks.join("=\r\n"));
+    assert_eq!(
+        got,
+        format!("EHLO mail.example.org\r\nMAIL FROM:<s@example.org> BODY=8BITMIME\r\nRCPT TO:<a@example.net>\r\nDATA\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u{e9}\r\n--zz\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+{qp}\r\n--zz--\r\n.\r\nQUIT\r\n")
     );
 }

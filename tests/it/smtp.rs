@@ -220,17 +220,10 @@ fn helo_gives_smtp_and_linked_queue_writes_the_drop_directory() {
         s(&[GREET, "250 mail.example.org\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead, end with <CRLF>.<CRLF>\r\n250 2.0.0 ok QID\r\n", BYE])
     );
     assert_eq!(code, Some(0));
-    let drop = t.home.join("queue/drop");
-    let envs: Vec<String> = files(&drop)
-        .into_iter()
-        .filter(|f| f.ends_with(".env"))
-        .collect();
-    assert_eq!(envs.len(), 1);
-    assert_eq!(
-        std::fs::read(drop.join(&envs[0])).unwrap(),
-        b"F\0Tpostmaster@mail.example.org\0\0"
-    );
-    let m = std::fs::read(drop.join(envs[0].trim_end_matches(".env"))).unwrap();
+    let subs = submissions(&t.home);
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].envelope, b"F\0Tpostmaster@mail.example.org\0\0");
+    let m = subs[0].message.clone();
     let nl = m.iter().position(|&c| c == b'\n').unwrap();
     assert!(m.starts_with(b"Received: (pipemail "));
     let (rcv, body) = body_after_received(&m[nl + 1..]);
@@ -1189,4 +1182,86 @@ fn unknown_local_recipient_is_refused_at_rcpt() {
         out
     );
     assert_eq!(code, Some(0));
+}
+
+#[test]
+fn authrequired_refuses_mail_before_auth_with_530() {
+    let t = T::new("smtp-auth-required");
+    let mut e = auth_env();
+    e.push(("AUTHREQUIRED", "1".into()));
+    let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let input = format!(
+        "EHLO c\r\nMAIL FROM:<alice@mail.example.org>\r\nAUTH PLAIN {}\r\nMAIL FROM:<alice@mail.example.org>\r\nQUIT\r\n",
+        b64(b"\0alice\0secret")
+    );
+    let (out, code, _) = t.session(&e, input.as_bytes());
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            EHLO_AUTH,
+            "530 5.7.0 authentication required\r\n235 2.7.0 authentication successful\r\n250 2.1.0 ok\r\n",
+            BYE
+        ])
+    );
+    assert_eq!(code, Some(0));
+}
+
+/// Issue 13: refused recipients count toward the error limit, so one
+/// connection cannot probe for addresses (or relays) without end; from
+/// the third unknown recipient on, each refusal waits badrcptdelay.
+#[test]
+fn refused_recipients_count_as_errors_and_probes_are_slowed() {
+    let t = T::new("smtp-probe");
+    std::fs::write(
+        t.home.join("users/assign"),
+        "=u:u:65534:65534:/nonexistent:::\n.\n",
+    )
+    .unwrap();
+    control(&t.home, "badrcptdelay", "0\n");
+    let mut input =
+        b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@other.example>\r\nXYZZY\r\n".to_vec();
+    let mut want = s(&[
+        GREET,
+        EHLO,
+        "250 2.1.0 ok\r\n554 5.7.1 relaying denied\r\n500 5.5.1 command not recognized\r\n",
+    ]);
+    for i in 0..25 {
+        input.extend_from_slice(format!("RCPT TO:<probe{}@mail.example.org>\r\n", i).as_bytes());
+        if i < 18 {
+            want.push_str("550 5.1.1 no such user here\r\n");
+        }
+    }
+    input.extend_from_slice(b"RCPT TO:<u@mail.example.org>\r\nQUIT\r\n");
+    want.push_str("421 4.7.0 mail.example.org too many errors, closing connection\r\n");
+    let (out, code, err) = t.session(&[], &input);
+    assert_eq!(out, want);
+    assert_eq!(code, Some(0));
+    assert_eq!(err.matches("reason=unknown-user").count(), 18, "{}", err);
+    assert!(
+        err.contains("closed: too many errors remote=192.0.2.7"),
+        "{}",
+        err
+    );
+
+    // The default delay: two unknown recipients at once, then a second each.
+    std::fs::remove_file(t.home.join("control/badrcptdelay")).unwrap();
+    let mut input = b"HELO c\r\nMAIL FROM:<a@b.example>\r\n".to_vec();
+    let mut want = s(&[GREET, "250 mail.example.org\r\n250 2.1.0 ok\r\n"]);
+    for i in 0..4 {
+        input.extend_from_slice(format!("RCPT TO:<p{}@mail.example.org>\r\n", i).as_bytes());
+        want.push_str("550 5.1.1 no such user here\r\n");
+    }
+    input.extend_from_slice(b"RCPT TO:<u@mail.example.org>\r\nQUIT\r\n");
+    want.push_str("250 2.1.5 ok\r\n");
+    want.push_str(BYE);
+    let t0 = std::time::Instant::now();
+    let (out, _, _) = t.session(&[], &input);
+    let took = t0.elapsed();
+    assert_eq!(out, want);
+    assert!(
+        took >= std::time::Duration::from_millis(1950) && took < std::time::Duration::from_secs(4),
+        "{:?}",
+        took
+    );
 }
