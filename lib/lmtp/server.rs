@@ -4,7 +4,7 @@
 //! each read: PIPELINING), its path parser and its DATA state machine
 //! (only CR LF . CR LF ends the data). RCPT accepts local recipients that
 //! exist (users/assign, virtualdomains, the alias user) and, without the
-//! root helper ([`super::helper`]), whose account has our own uid. After
+//! local-spawn (lmtp-recv(8)), whose account has our own uid. After
 //! the final dot the message, kept in an unlinked
 //! temporary file, is delivered to each accepted recipient in turn by
 //! deliver-local (or `$QMAILLOCAL`), run by us or by the helper as the
@@ -12,6 +12,7 @@
 //! exit 0 → 250, 100 → 550, anything else → 451, with deliver-local's
 //! report as text.
 
+use crate::queuerun::spawn;
 use crate::smtp::conn::{Conn, Fatal, Line};
 use crate::smtp::{data, path, MAX_LINE, MAX_RCPT};
 use std::io::{Seek, Write};
@@ -52,8 +53,11 @@ struct Session {
     sender: Option<Vec<u8>>,
     rcpts: Vec<Rcpt>,
     done: bool,
-    /// The socket to the root helper (lmtp-recv -u), if any.
-    helper: Option<i32>,
+    /// local-spawn's request socket and reply pipe, under local-spawn.
+    helper: Option<(i32, i32)>,
+    /// Replies from local-spawn not yet used, and the next request id.
+    sp_buf: Vec<u8>,
+    next_id: u64,
 }
 
 /// Text safe for a reply: printable ASCII, at most 200 bytes.
@@ -83,10 +87,10 @@ pub fn report_code(text: &[u8], class: u8) -> Vec<u8> {
     found.unwrap_or_else(|| vec![class, b'.', b'0', b'.', b'0'])
 }
 
-/// Runs one session; returns the exit code. With `helper`, deliveries go
-/// through the root helper (any uid but 0), else they run as we do (our
-/// uid's accounts only).
-pub fn run(rfd: i32, wfd: i32, helper: Option<i32>) -> i32 {
+/// Runs one session; returns the exit code. With `helper` (local-spawn's
+/// request socket and reply pipe), deliveries run as each recipient's
+/// account (any uid but 0); without, as we do (our uid's accounts only).
+pub fn run(rfd: i32, wfd: i32, helper: Option<(i32, i32)>) -> i32 {
     let cfg = match Config::load() {
         Ok(c) => c,
         Err(e) => return crate::smtp::controls_failed(wfd, &e),
@@ -100,6 +104,8 @@ pub fn run(rfd: i32, wfd: i32, helper: Option<i32>) -> i32 {
         rcpts: Vec::new(),
         done: false,
         helper,
+        sp_buf: Vec::new(),
+        next_id: 1,
     };
     match s.serve() {
         Ok(()) | Err(Fatal::Eof) => crate::exit::OK,
@@ -265,7 +271,7 @@ impl Session {
             self.put(&[b"503 5.5.1 no valid recipients"]);
             return Ok(());
         }
-        let mut f = match crate::sys::temp_file("lmtp-recv") {
+        let mut f = match crate::sys::temp_files("lmtp-recv") {
             Ok(f) => Some(f),
             Err(e) => {
                 crate::exit::warn(&[
@@ -277,7 +283,7 @@ impl Session {
         };
         self.put(&[b"354 go ahead, end with <CRLF>.<CRLF>"]);
         let mut failed = f.is_none();
-        if let Some(f) = f.as_mut() {
+        if let Some((f, _)) = f.as_mut() {
             failed |= f.write_all(&self.received()).is_err();
         }
         let mut d = data::Data::new(self.cfg.databytes);
@@ -288,7 +294,7 @@ impl Session {
             }
             out.clear();
             let r = d.feed(self.conn.buffered(), &mut out);
-            if let (true, Some(f)) = (d.good() && !failed, f.as_mut()) {
+            if let (true, Some((f, _))) = (d.good() && !failed, f.as_mut()) {
                 failed |= f.write_all(&out).is_err();
             }
             let n = r.unwrap_or(self.conn.buffered().len());
@@ -313,7 +319,7 @@ impl Session {
         for r in &rcpts {
             let a = [&b"<"[..], &crate::smtp::safe(&r.addr), b">"].concat();
             let reply = match (all, f.as_mut()) {
-                (None, Some(f)) => deliver(f, self.helper, &sender, r, &a),
+                (None, Some(f)) => self.deliver(f, &sender, r, &a),
                 _ => with_addr(all.unwrap_or(b"451 4.3.0 unable to store the message"), &a),
             };
             crate::exit::info(&[
@@ -329,6 +335,105 @@ impl Session {
             self.put(&[&reply]);
         }
         Ok(())
+    }
+
+    /// Delivers the spooled message (`rw` and a read-only `ro` of it) to
+    /// one recipient, through local-spawn or by running deliver-local
+    /// ourselves: its reply line.
+    fn deliver(
+        &mut self,
+        (rw, ro): &mut (std::fs::File, std::fs::File),
+        sender: &[u8],
+        r: &Rcpt,
+        a: &[u8],
+    ) -> Vec<u8> {
+        let fail = |e: std::io::Error| {
+            crate::exit::warn(&[b"unable to deliver: ", crate::exit::errtext(&e).as_bytes()]);
+            [&b"451 4.3.0 "[..], a, b" unable to run deliver-local"].concat()
+        };
+        if let Err(e) = rw.flush().and_then(|_| rw.rewind()) {
+            return fail(e);
+        }
+        let (code, out) = match self.helper {
+            Some(sp) => match self.spawn(sp, ro.as_raw_fd(), sender, &r.routed) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            },
+            None => {
+                let prog = crate::exec::program("QMAILLOCAL", "deliver-local");
+                let args: [&[u8]; 2] = [sender, &r.routed];
+                let mut kid = match spawn::start(&prog, &args, rw.as_raw_fd(), None, 0) {
+                    Ok(k) => k,
+                    Err(e) => return fail(e),
+                };
+                kid.limit = 1000;
+                while !kid.read_some() {}
+                let out = std::mem::take(&mut kid.out);
+                (kid.finish(), out)
+            }
+        };
+        let report = clean(&out);
+        match code {
+            Some(0) => [&b"250 2.0.0 "[..], a, b" delivered"].concat(),
+            Some(100) => [
+                &b"550 "[..],
+                &report_code(&report, b'5'),
+                b" ",
+                a,
+                b" ",
+                &report,
+            ]
+            .concat(),
+            _ => [
+                &b"451 "[..],
+                &report_code(&report, b'4'),
+                b" ",
+                a,
+                b" ",
+                &report,
+            ]
+            .concat(),
+        }
+    }
+
+    /// One local delivery through local-spawn, as queue-run asks for it:
+    /// the request with the read-only message descriptor on the socket, the
+    /// reply (K, D or Z) on the pipe. Returns (0, 100 or 111; report).
+    fn spawn(
+        &mut self,
+        (req, rep): (i32, i32),
+        fd: i32,
+        sender: &[u8],
+        rcpt: &[u8],
+    ) -> std::io::Result<(Option<i32>, Vec<u8>)> {
+        let id = self.next_id;
+        self.next_id += 1;
+        spawn::send_request(req, &spawn::request(id, sender, rcpt), fd)?;
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Some((rid, reply)) = spawn::take_reply(&mut self.sp_buf) {
+                if let (true, spawn::Reply::Local(letter, text)) = (rid == id, reply) {
+                    let code = match letter {
+                        b'K' => 0,
+                        b'D' => 100,
+                        _ => 111,
+                    };
+                    return Ok((Some(code), text));
+                }
+            }
+            crate::sys::wait_fd(rep, false, 86400)?;
+            match crate::sys::read(rep, &mut buf) {
+                Ok(0) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "local-spawn is gone",
+                    ))
+                }
+                Ok(n) => self.sp_buf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn received(&self) -> Vec<u8> {
@@ -366,69 +471,10 @@ fn check(addr: &[u8], any_uid: bool) -> Result<Vec<u8>, Vec<u8>> {
     }
     let acct = users::lookup(&local).map_err(ctl)?;
     if !any_uid && acct.is_some_and(|a| a.uid != crate::sys::geteuid()) {
-        // Not ours to write: that needs the root helper (lmtp-recv -u).
+        // Not ours to write: that needs local-spawn (lmtp-recv(8)).
         return Err(b"451 4.3.5 mailbox of another uid; not delivered by this lmtp-recv".to_vec());
     }
     Ok([&local[..], b"@", &domain].concat())
-}
-
-/// Delivers the spooled message to one recipient, through the helper or
-/// by running deliver-local ourselves: its reply line.
-fn deliver(
-    f: &mut std::fs::File,
-    helper: Option<i32>,
-    sender: &[u8],
-    r: &Rcpt,
-    a: &[u8],
-) -> Vec<u8> {
-    let fail = |e: std::io::Error| {
-        crate::exit::warn(&[b"unable to deliver: ", crate::exit::errtext(&e).as_bytes()]);
-        [&b"451 4.3.0 "[..], a, b" unable to run deliver-local"].concat()
-    };
-    if let Err(e) = f.flush().and_then(|_| f.rewind()) {
-        return fail(e);
-    }
-    let (code, out) = match helper {
-        Some(h) => match super::helper::ask(h, f.as_raw_fd(), sender, &r.routed) {
-            Ok(r) => r,
-            Err(e) => return fail(e),
-        },
-        None => {
-            let prog = crate::exec::program("QMAILLOCAL", "deliver-local");
-            let args: [&[u8]; 2] = [sender, &r.routed];
-            let mut kid = match crate::queuerun::spawn::start(&prog, &args, f.as_raw_fd(), None, 0)
-            {
-                Ok(k) => k,
-                Err(e) => return fail(e),
-            };
-            kid.limit = 1000;
-            while !kid.read_some() {}
-            let out = std::mem::take(&mut kid.out);
-            (kid.finish(), out)
-        }
-    };
-    let report = clean(&out);
-    match code {
-        Some(0) => [&b"250 2.0.0 "[..], a, b" delivered"].concat(),
-        Some(100) => [
-            &b"550 "[..],
-            &report_code(&report, b'5'),
-            b" ",
-            a,
-            b" ",
-            &report,
-        ]
-        .concat(),
-        _ => [
-            &b"451 "[..],
-            &report_code(&report, b'4'),
-            b" ",
-            a,
-            b" ",
-            &report,
-        ]
-        .concat(),
-    }
 }
 
 #[cfg(test)]

@@ -573,7 +573,7 @@ RCPT TO:<other@mail.example.org>\r\nDATA\r\nSubject: lmtp\r\n\r\n..dot\r\nhi \xe
             b"",
         );
         assert_eq!(o.status.code(), Some(111));
-        assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv is not set up to run\r\n");
+        assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv does not run as root\r\n");
     }
 }
 
@@ -641,10 +641,11 @@ fn wait(mut f: impl FnMut() -> bool) {
     }
 }
 
-/// lmtp-recv -u started as root: the session runs as nobody, the root
-/// helper delivers as each recipient's own uid, never as root.
+/// local-spawn -u nobody lmtp-recv, started as root: the session runs as
+/// nobody and local-spawn delivers as each recipient's own uid (the
+/// message passed as a descriptor), never as root.
 #[test]
-fn lmtp_recv_root_helper_delivers_as_each_uid() {
+fn lmtp_recv_under_local_spawn_delivers_as_each_uid() {
     if !is_root() {
         eprintln!("skipped: needs root (CI runs as root)");
         return;
@@ -674,14 +675,16 @@ fn lmtp_recv_root_helper_delivers_as_each_uid() {
     let env = [("PIPEMAIL_HOME", h)];
     let input = b"LHLO c\r\nMAIL FROM:<s@a.test>\r\nRCPT TO:<joe@mail.example.org>\r\n\
 RCPT TO:<dmn@mail.example.org>\r\nRCPT TO:<boss@mail.example.org>\r\nDATA\r\nSubject: u\r\n\r\nhi\r\n.\r\nQUIT\r\n";
-    let o = run(prog.to_str().unwrap(), &["-u", "nobody"], &env, input);
+    let ls = crate::common::bin("local-spawn");
+    let p = prog.to_str().unwrap();
+    let o = run(ls.to_str().unwrap(), &["-u", "nobody", p], &env, input);
     let out = text(&o.stdout);
     assert!(
         out.ends_with(
             "354 go ahead, end with <CRLF>.<CRLF>\r\n\
 250 2.0.0 <joe@mail.example.org> delivered\r\n\
 250 2.0.0 <dmn@mail.example.org> delivered\r\n\
-451 4.3.0 <boss@mail.example.org> Refusing to deliver as root. (#4.3.0)\r\n\
+451 4.3.0 <boss@mail.example.org> refusing to deliver as root (#4.3.0)\r\n\
 221 2.0.0 mail.example.org closing connection\r\n"
         ),
         "{}{}",
@@ -698,12 +701,12 @@ RCPT TO:<dmn@mail.example.org>\r\nRCPT TO:<boss@mail.example.org>\r\nDATA\r\nSub
         assert_eq!(f.len(), 1, "{:?}", dir);
         assert_eq!(std::fs::metadata(dir.join(&f[0])).unwrap().uid(), uid);
     }
-    // -u naming root, or no -u as root: refused
-    for args in [&["-u", "root"][..], &[][..]] {
-        let o = run(prog.to_str().unwrap(), args, &env, b"");
-        assert_eq!(o.status.code(), Some(111), "{:?}", args);
-        assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv is not set up to run\r\n");
-    }
+    // lmtp-recv itself never runs as root, nor under local-spawn -u root
+    let o = run(p, &[], &env, b"");
+    assert_eq!(o.status.code(), Some(111));
+    assert_eq!(o.stdout, b"421 4.3.0 lmtp-recv does not run as root\r\n");
+    let o = run(ls.to_str().unwrap(), &["-u", "root", p], &env, b"");
+    assert_eq!(o.status.code(), Some(100));
 }
 
 /// lmtp-recv on a unix socket, as a systemd socket with Accept=yes runs
