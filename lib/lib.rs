@@ -35,4 +35,6 @@ pub mod smtp;
 pub mod submit;
 pub mod sys;
 pub mod tcpserve;
+pub mod tls;
+pub mod ucspitls;
 pub mod users;

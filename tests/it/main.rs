@@ -19,3 +19,4 @@ mod remote;
 mod smtp;
 mod submit;
 mod tcpserve;
+mod tls;
