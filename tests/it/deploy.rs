@@ -527,6 +527,10 @@ fn snapshot(root: &Path) -> Vec<String> {
     while let Some(p) = stack.pop() {
         let m = std::fs::symlink_metadata(&p).unwrap();
         let mut line = format!("{} {:o} {}:{}", p.display(), m.mode(), m.uid(), m.gid());
+        if !m.file_type().is_symlink() {
+            // A second run writes nothing, not even a temporary file.
+            line.push_str(&format!(" t{}.{:09}", m.mtime(), m.mtime_nsec()));
+        }
         if m.is_dir() {
             for e in std::fs::read_dir(&p).unwrap() {
                 stack.push(e.unwrap().path());
