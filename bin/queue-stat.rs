@@ -5,7 +5,7 @@ use pipemail::queuerun::{ctl, stats, store::Dirs};
 use pipemail::{exit, sys};
 
 const PROG: &str = "queue-stat";
-const USAGE: &str = "queue-stat [ -p ]";
+const USAGE: &str = "queue-stat [-p]";
 
 fn main() {
     exit::set_prog(PROG, false);
