@@ -38,7 +38,8 @@ fn main() {
         .map_or_else(|| sendmail::parse(lexopt::Parser::from_env()), Ok)
     {
         Ok(a) => a,
-        Err(_) => exit::usage_exit(sendmail::EX_USAGE, USAGE),
+        Err(e) if e.is_empty() => exit::usage_exit(sendmail::EX_USAGE, USAGE),
+        Err(e) => fail(sendmail::EX_USAGE, &[e.as_bytes()]),
     };
     match action {
         Action::Poke => pipemail::queue::pull_trigger(),

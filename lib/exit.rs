@@ -96,13 +96,20 @@ pub fn usage(text: &str) -> ! {
 }
 
 /// [`usage`] with the exit code a foreign interface fixes (check-password:
-/// 2; sendmail: sysexits 64). Always one line on fd 2, without the `pid N:`
-/// of per-connection programs and never to syslog: USAGE starts with the
-/// program's name.
+/// 2; sendmail: sysexits 64). Always one line on fd 2, never to syslog:
+/// `PROG: usage: ` (`PROG: pid N: usage: ` once a per-connection program
+/// called [`set_prog`], so tcp-serve's log ties it to the session); before
+/// [`set_prog`], PROG is USAGE's first word.
 pub fn usage_exit(code: i32, text: &str) -> ! {
-    let prog = text.split(' ').next().unwrap_or(text);
-    let line = format!("{prog}: usage: {text}\n");
-    crate::sys::write_all(2, line.as_bytes()).ok();
+    let mut line = if PREFIX.load(Ordering::Acquire).is_null() {
+        format!("{}: ", text.split(' ').next().unwrap_or(text)).into_bytes()
+    } else {
+        prefix().to_vec()
+    };
+    line.extend_from_slice(b"usage: ");
+    line.extend_from_slice(text.as_bytes());
+    line.push(b'\n');
+    crate::sys::write_all(2, &line).ok();
     std::process::exit(code)
 }
 

@@ -50,7 +50,8 @@ fn text(v: &OsString) -> String {
     v.to_string_lossy().into_owned()
 }
 
-/// Parses sendmail's options. Err is the message for an EX_USAGE error.
+/// Parses sendmail's options. Err is the message for an EX_USAGE error:
+/// empty for a command line out of the grammar (print the usage line).
 pub fn parse(mut p: lexopt::Parser) -> Result<Action, String> {
     use lexopt::Arg::*;
     let mut opts = Options {
@@ -60,7 +61,7 @@ pub fn parse(mut p: lexopt::Parser) -> Result<Action, String> {
     };
     let mut verbose = false;
     let mut action: Option<Action> = None;
-    let err = |e: lexopt::Error| e.to_string();
+    let err = |_: lexopt::Error| String::new();
     while let Some(arg) = p.next().map_err(err)? {
         match arg {
             Short('t') => opts.mode = Mode::Both,
@@ -93,7 +94,7 @@ pub fn parse(mut p: lexopt::Parser) -> Result<Action, String> {
             }
             Short('G' | 'U' | 'm' | 'n') => {}
             Value(v) => opts.recipients.push(bytes(v)),
-            other => return Err(other.unexpected().to_string()),
+            _ => return Err(String::new()),
         }
     }
     if action.is_none() && opts.mode == Mode::Args && opts.recipients.is_empty() {

@@ -1,7 +1,8 @@
 //! One grammar for every program's command line and man page: each [[bin]]
 //! run with an unknown option prints its one usage line (the man page's
 //! SYNOPSIS) and exits 100 (or the code its interface fixes), touching
-//! nothing; every [[bin]] has a page; every `name(N)` in man/ resolves.
+//! nothing (per-connection programs may say `PROG: pid N: usage: `, as
+//! every line they log); every [[bin]] has a page; every `name(N)` in man/ resolves.
 
 use crate::common::{run_in, scratch};
 use std::path::Path;
@@ -165,6 +166,15 @@ fn synopsis_reads_the_macros() {
     );
 }
 
+/// `PROG: pid N: ` (a per-connection program's prefix) as `PROG: `.
+fn without_pid(prog: &str, line: &str) -> String {
+    let head = format!("{prog}: pid ");
+    match line.strip_prefix(&head).and_then(|r| r.split_once(": ")) {
+        Some((pid, rest)) if pid.bytes().all(|c| c.is_ascii_digit()) => format!("{prog}: {rest}"),
+        _ => line.to_string(),
+    }
+}
+
 /// Every program, unknown option: exactly `PROG: usage: SYNOPSIS` on
 /// stderr, nothing on stdout, its misuse code, and no file left behind
 /// (deliver-mbox used to create `--bogus-opt`; relay-gate exec'd it).
@@ -176,7 +186,7 @@ fn unknown_option_prints_the_synopsis_and_exits() {
         let want = format!("{prog}: usage: {}\n", usage_of(&prog, &p));
         let dir = scratch("usage");
         let out = run_in(Some(&dir), &prog, &["--bogus-opt"], &[], b"");
-        let got = String::from_utf8_lossy(&out.stderr).into_owned();
+        let got = without_pid(&prog, &String::from_utf8_lossy(&out.stderr));
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
         if got != want || out.status.code() != Some(misuse_code(&prog)) || !out.stdout.is_empty() || !left.is_empty() {
             bad.push(format!(
