@@ -73,8 +73,9 @@ fn temp_file() -> io::Result<File> {
     crate::sys::temp_file("queue-filter")
 }
 
+/// The run ends here, refused for now: logged as fatal, said on fd 6.
 fn temp(fd6: bool, text: &str, code: i32) -> i32 {
-    crate::exit::warn(&[text.as_bytes()]);
+    crate::exit::log("fatal", &[text.as_bytes()]);
     refuse(fd6, false, format!("{} (#4.3.0)", text).as_bytes(), code)
 }
 

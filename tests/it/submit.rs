@@ -813,6 +813,8 @@ fn queue_filter_rejections_and_crashes() {
         (f.code, s(&f.fd6)),
         (Some(82), s(b"ZQUEUE_FILTER is not set (#4.3.0)"))
     );
+    // A condition that ends the run is fatal, not a warning.
+    assert_eq!(s(&f.stderr), "queue-filter: fatal: QUEUE_FILTER is not set\n");
 }
 
 // ---- no setuid: the submission proof ----
