@@ -45,7 +45,9 @@ struct Job {
     info: Info,
     st: Vec<St>,
     held: bool,
+    /// Deleted by queue-ctl: no bounce for it any more.
     bounced: bool,
+    /// Permanent failures not bounced yet (a `B` record clears them).
     fails: Vec<Failure>,
     bounce_next: u64,
     /// queue-ctl delete (`X`) or bounce (`B`) given while deliveries were in
@@ -438,6 +440,7 @@ impl Manager {
     fn schedule(&mut self, now: u64) -> Option<u64> {
         let mut earliest: Option<u64> = None;
         let mut finished = Vec::new();
+        let mut prompt = Vec::new();
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         for id in ids {
             let (mut locals, mut remotes): (Vec<usize>, BTreeMap<Vec<u8>, Vec<usize>>) =
@@ -454,6 +457,15 @@ impl Manager {
                 }
                 if j.held {
                     continue;
+                }
+                // Failures are bounced at once, one DSN for those of a
+                // round of deliveries, while other recipients wait.
+                if !j.fails.is_empty() && !j.st.contains(&St::Busy) {
+                    if j.bounce_next <= now {
+                        prompt.push(id.clone());
+                    } else {
+                        earliest = Some(earliest.map_or(j.bounce_next, |e| e.min(j.bounce_next)));
+                    }
                 }
                 for (i, s) in j.st.iter().enumerate() {
                     if let St::Pending(t) = s {
@@ -489,6 +501,9 @@ impl Manager {
             }
         }
         if !self.stopping {
+            for id in prompt {
+                self.bounce(&id, now);
+            }
             for id in finished {
                 self.finish_job(&id, now);
             }
@@ -706,7 +721,7 @@ impl Manager {
             text = ADMIN_BOUNCE.to_vec();
         }
         let addr = j.info.rcpts[i].addr.clone();
-        if letter == b'Z' && j.doom == Some(b'X') {
+        if letter != b'K' && j.doom == Some(b'X') {
             if let Err(e) = store::append(&path, &Rec::Removed(i), true) {
                 exit::warn(&[
                     b"unable to record in state/",
@@ -719,7 +734,11 @@ impl Manager {
             log(&[
                 b"delivery ",
                 &crate::parse::fmt(did),
-                b": deferral: ",
+                if letter == b'D' {
+                    b": failure: "
+                } else {
+                    b": deferral: "
+                },
                 &addr,
                 b": ",
                 &oneline(&text),
@@ -780,8 +799,16 @@ impl Manager {
 
     /// A job whose recipients are all done: bounce if needed, then remove.
     fn finish_job(&mut self, id: &str, now: u64) {
+        if self.bounce(id, now) {
+            self.removable.push(id.to_string());
+        }
+    }
+
+    /// Sends one DSN for the failures not yet bounced (and records that it
+    /// went: `B`); false when it must be tried again later.
+    fn bounce(&mut self, id: &str, now: u64) -> bool {
         let Some(j) = self.jobs.get_mut(id) else {
-            return;
+            return false;
         };
         if !j.fails.is_empty() && !j.bounced {
             match bounce::kind(&j.info.sender, &self.cfg) {
@@ -804,7 +831,7 @@ impl Manager {
                                 exit::errtext(&e).as_bytes(),
                             ]);
                             j.bounce_next = now + 60;
-                            return;
+                            return false;
                         }
                     };
                     let orig = bounce::Original {
@@ -851,12 +878,12 @@ impl Manager {
                                 &t,
                             ]);
                             j.bounce_next = now + 60;
-                            return;
+                            return false;
                         }
                     }
                 }
             }
-            j.bounced = true;
+            j.fails.clear();
             if let Err(e) = store::append(&self.d.state(id), &Rec::Bounced, true) {
                 exit::warn(&[
                     b"unable to record the bounce in state/",
@@ -865,10 +892,10 @@ impl Manager {
                     exit::errtext(&e).as_bytes(),
                 ]);
                 j.bounce_next = now + 60;
-                return;
+                return false;
             }
         }
-        self.removable.push(id.to_string());
+        true
     }
 
     /// Removes the jobs finish_job made ready, in one batch (one fsync).
@@ -1080,7 +1107,8 @@ fn apply(j: &mut Job, r: Rec) {
         }
         Rec::Hold => j.held = true,
         Rec::Release => j.held = false,
-        Rec::Bounced => j.bounced = true,
+        // The failures before it are bounced.
+        Rec::Bounced => j.fails.clear(),
         _ => {}
     }
 }

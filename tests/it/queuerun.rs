@@ -455,6 +455,62 @@ fn permanent_failures_make_one_dsn() {
 }
 
 #[test]
+fn a_refused_recipient_bounces_while_another_is_deferred() {
+    let mut q = Q::new("qr-prompt");
+    q.inject(
+        b"Subject: half\n\nbody\n",
+        &env(
+            "s@mail.example.org",
+            &["bad@remote.example", "soft@remote.example"],
+        ),
+    );
+    q.start(&[]);
+    let bounces = |q: &Q| {
+        q.locals()
+            .into_iter()
+            .filter(|l| l.1 == "s@mail.example.org")
+            .collect::<Vec<_>>()
+    };
+    // One remote-send run, then the bounce: no second scan or retry needed.
+    wait_until(10, "prompt bounce", || bounces(&q).len() == 1);
+    assert!(!q.queue_empty(), "the deferred recipient stays queued");
+    assert_eq!(q.remotes().len(), 1);
+    let b = bounces(&q);
+    assert_eq!(b[0].0, "", "null sender");
+    let p = parse_dsn(after_received(&b[0].3));
+    if p.is_none() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 missing");
+    }
+    if let Some(p) = p {
+        let lines: Vec<&str> = p.lines().collect();
+        assert!(lines[0].starts_with("multipart/report delivery-status "), "{}", p);
+        assert_eq!(
+            lines[4], "rfc822; bad@remote.example|failed|5.1.1|smtp; 550 5.1.1 no such user",
+            "{}", p
+        );
+        assert_eq!(lines.len(), 6, "only the refused recipient: {}", p);
+    }
+    // The retry of the deferred one, a day later, fails for good: a second
+    // DSN for it alone, and the first recipient is not bounced again.
+    q.stop();
+    q.start(&[("PIPEMAIL_NOW_OFFSET", "700000")]);
+    wait_until(10, "second bounce", || q.queue_empty() && bounces(&q).len() == 2);
+    q.stop();
+    let b = bounces(&q);
+    let later: Vec<_> = b
+        .iter()
+        .filter(|l| String::from_utf8_lossy(&l.3).contains("soft@remote.example"))
+        .collect();
+    assert_eq!(later.len(), 1);
+    let s = String::from_utf8_lossy(&later[0].3);
+    assert!(!s.contains("bad@remote.example"), "{}", s);
+    if let Some(p) = parse_dsn(after_received(&later[0].3)) {
+        assert!(p.contains("rfc822; soft@remote.example|failed|5.2.1|"), "{}", p);
+        assert_eq!(p.lines().count(), 6, "{}", p);
+    }
+}
+
+#[test]
 fn failing_bounce_double_bounces_and_failing_double_bounce_is_dropped() {
     let mut q = Q::new("qr-double");
     q.inject(
