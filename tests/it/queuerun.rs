@@ -511,6 +511,64 @@ fn a_refused_recipient_bounces_while_another_is_deferred() {
 }
 
 #[test]
+fn one_delay_notice_after_bouncedelay() {
+    let mut q = Q::new("qr-delay");
+    q.inject(
+        b"Subject: slow\n\nbody\n",
+        &env("s@mail.example.org", &["soft@remote.example"]),
+    );
+    let notices = |q: &Q| {
+        q.locals()
+            .into_iter()
+            .filter(|l| l.1 == "s@mail.example.org")
+            .collect::<Vec<_>>()
+    };
+    q.start(&[]);
+    wait_until(10, "first attempt", || q.log_text().contains("deferral: soft@"));
+    q.stop();
+    assert!(notices(&q).is_empty(), "no notice before 4 hours");
+    // 5 hours later: one notice (Action: delayed), the message still queued.
+    q.start(&[("PIPEMAIL_NOW_OFFSET", "18000")]);
+    wait_until(10, "delay notice", || notices(&q).len() == 1);
+    q.signal(libc::SIGALRM);
+    wait_until(10, "second attempt", || q.remotes().len() >= 2);
+    q.stop();
+    // 6 hours later another deferral: no second notice.
+    q.start(&[("PIPEMAIL_NOW_OFFSET", "21600")]);
+    // (SIGALRM once the handler is set: nothing is due before 6.6 hours)
+    std::thread::sleep(Duration::from_millis(500));
+    q.signal(libc::SIGALRM);
+    wait_until(10, "third attempt", || q.remotes().len() >= 3);
+    std::thread::sleep(Duration::from_millis(300));
+    q.stop();
+    assert!(!q.queue_empty());
+    let n = notices(&q);
+    assert_eq!(n.len(), 1, "at most one notice per message");
+    assert_eq!(n[0].0, "", "null sender");
+    let s = String::from_utf8_lossy(&n[0].3).into_owned();
+    assert!(s.contains("Subject: delivery delayed notice\n"), "{}", s);
+    assert!(
+        s.contains("Final-Recipient: rfc822; soft@remote.example\nAction: delayed\nStatus: 4.2.1\nRemote-MTA: dns; [127.0.0.1]\nDiagnostic-Code: smtp; 450 4.2.1 try later\nLast-Attempt-Date: "),
+        "{}",
+        s
+    );
+    assert!(s.contains("\nWill-Retry-Until: "), "{}", s);
+    assert!(!s.contains(" \n"), "no trailing space: {}", s);
+    let p = parse_dsn(after_received(&n[0].3));
+    if p.is_none() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 missing");
+    }
+    if let Some(p) = p {
+        assert!(
+            p.contains("rfc822; soft@remote.example|delayed|4.2.1|smtp; 450 4.2.1 try later\n"),
+            "{}",
+            p
+        );
+    }
+    assert!(q.log_text().contains("info: delay notice msg "));
+}
+
+#[test]
 fn failing_bounce_double_bounces_and_failing_double_bounce_is_dropped() {
     let mut q = Q::new("qr-double");
     q.inject(
