@@ -14,7 +14,7 @@ fn main() {
         Err(()) => exit::usage(USAGE),
     };
     if let Some(f) = &folder {
-        if !maildir_make::folder_ok(f) {
+        if !maildir_make::folder_ok(f) || maildir_make::folder_on_disk(f).is_none() {
             exit::die(exit::PERM, &[b"bad folder name: ", f]);
         }
     }

@@ -606,7 +606,7 @@ fn q_decode(t: &[u8]) -> Vec<u8> {
 }
 
 /// Decodes the encoded word `w` (whole `=?...?=`) to UTF-8, or None when its
-/// charset is not one we convert (us-ascii, utf-8, iso-8859-1).
+/// charset is one the C library's iconv does not know.
 fn decode_word(w: &[u8]) -> Option<Vec<u8>> {
     let r = &w[2..w.len() - 2];
     let q1 = memchr(b'?', r)?;
@@ -626,7 +626,7 @@ fn decode_word(w: &[u8]) -> Option<Vec<u8>> {
         b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"l1" => {
             crate::mime::to_utf8(&raw, b"iso-8859-1")
         }
-        _ => return None,
+        _ => crate::iconv::to_utf8(&raw, &cs)?,
     };
     // A decoded value stays one line: control bytes become '?'.
     Some(
@@ -859,7 +859,8 @@ mod tests {
             "Jörg! x".as_bytes()
         );
         assert_eq!(decode(b"a =?us-ascii?q?b?= c"), b"a b c");
-        assert_eq!(decode(b"=?koi8-r?b?8NLJ?="), b"=?koi8-r?b?8NLJ?=");
+        assert_eq!(decode(b"=?koi8-r?b?8NLJ?="), "При".as_bytes());
+        assert_eq!(decode(b"=?x-unknown?b?8NLJ?="), b"=?x-unknown?b?8NLJ?=");
         assert_eq!(decode(b"=?utf-8?q?a=0Ab?="), b"a?b");
         assert_eq!(decode(b"=?utf-8*en?q?hi?="), b"hi");
         assert_eq!(decode(b"=?bad"), b"=?bad");

@@ -13,6 +13,7 @@ pub mod dns;
 pub mod exec;
 pub mod exit;
 pub mod header;
+pub mod iconv;
 pub mod imap;
 pub mod log;
 pub mod maildir;

@@ -29,6 +29,17 @@ pub fn folder_ok(f: &[u8]) -> bool {
         && !f.windows(2).any(|w| w == b"..")
 }
 
+/// The directory name of folder `f` (UTF-8) without its dot: modified
+/// UTF-7 (RFC 3501 §5.1.3), the one encoding on disk, which imapd lists
+/// and selects. ASCII that is already modified UTF-7 is kept (`Entw&APw-rfe`),
+/// anything else is encoded (`Entwürfe`, `R&D`). None when `f` is not UTF-8.
+pub fn folder_on_disk(f: &[u8]) -> Option<Vec<u8>> {
+    if f.is_ascii() && crate::imap::utf7::decode(f).is_some() {
+        return Some(f.to_vec());
+    }
+    std::str::from_utf8(f).ok().map(crate::imap::utf7::encode)
+}
+
 fn mkdir(p: &Path, exist_ok: bool) -> Result<(), MakeError> {
     match std::fs::DirBuilder::new().mode(0o700).create(p) {
         Ok(()) => Ok(()),
@@ -70,7 +81,7 @@ pub fn make(dir: &Path, parents: bool, folder: Option<&[u8]>) -> Result<(), Make
         maildir(dir, true)?;
     }
     let mut name = b".".to_vec();
-    name.extend_from_slice(f);
+    name.extend_from_slice(&folder_on_disk(f).unwrap_or_else(|| f.to_vec()));
     let fdir = dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name));
     maildir(&fdir, parents)?;
     let mf = fdir.join("maildirfolder");

@@ -79,31 +79,13 @@ pub fn header_end(m: &[u8], start: usize, end: usize) -> usize {
 }
 
 /// Header fields in order: (name as written, unfolded value without the
-/// leading blanks). Lines that are not fields are skipped.
+/// leading and trailing blanks), as header.rs reads them (obsolete
+/// `Name : value` too, RFC 5322 §4.5). Lines that are not fields are skipped.
 pub fn fields(h: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
-    let mut out: Vec<(&[u8], Vec<u8>)> = Vec::new();
-    for line in h.split(|&c| c == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        if line[0] == b' ' || line[0] == b'\t' {
-            if let Some(last) = out.last_mut() {
-                last.1.extend_from_slice(line);
-            }
-            continue;
-        }
-        if let Some(c) = memchr::memchr(b':', line) {
-            let name = &line[..c];
-            if name.is_empty() || name.iter().any(|&b| b <= 0x20 || b >= 0x7f) {
-                continue;
-            }
-            let v = &line[c + 1..];
-            let skip = v.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-            out.push((name, v[skip..].to_vec()));
-        }
-    }
-    out
+    crate::header::fields(h)
+        .into_iter()
+        .map(|f| (f.name, crate::header::unfold(f.value)))
+        .collect()
 }
 
 /// The first field called `name` (case-insensitive), unfolded.
@@ -115,11 +97,14 @@ pub fn field(h: &[u8], name: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Header lines (with their continuations) of `h` whose names are (or,
-/// with `not`, are not) in `names`; the blank line after them is added.
+/// with `not`, are not) in `names`, each ending in a line end, then the
+/// blank line: always for HEADER.FIELDS, for HEADER.FIELDS.NOT only when
+/// the header has one (RFC 3501 §6.4.5; Dovecot's reading).
 pub fn select_fields(h: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut keep = false;
     let mut rest = h;
+    let mut blank = !not;
     while !rest.is_empty() {
         let e = memchr::memchr(b'\n', rest)
             .map(|i| i + 1)
@@ -127,6 +112,7 @@ pub fn select_fields(h: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
         let line = &rest[..e];
         rest = &rest[e..];
         if line == b"\r\n" || line == b"\n" {
+            blank = true;
             break;
         }
         if line[0] != b' ' && line[0] != b'\t' {
@@ -144,7 +130,12 @@ pub fn select_fields(h: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
             out.extend_from_slice(line);
         }
     }
-    out.extend_from_slice(b"\r\n");
+    if !out.is_empty() && out.last() != Some(&b'\n') {
+        out.extend_from_slice(b"\r\n");
+    }
+    if blank {
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 
@@ -413,6 +404,52 @@ pub fn param(ps: &Params, name: &[u8]) -> Option<Vec<u8>> {
     Some(to_utf8(&raw, charset.as_deref().unwrap_or(b"utf-8")))
 }
 
+/// RFC 2231 continuations (`name*0*`, `name*1*`, `name*2` ...) joined
+/// into one parameter, as Dovecot shows them in BODYSTRUCTURE: `name*`
+/// when a piece is encoded, else `name`, at the place of the first piece,
+/// the pieces' values as written one after the other in number order.
+pub fn joined_continuations(ps: &[(Vec<u8>, Vec<u8>)]) -> Params {
+    let piece = |n: &[u8]| -> Option<(Vec<u8>, u64, bool)> {
+        let star = memchr::memchr(b'*', n)?;
+        let rest = &n[star + 1..];
+        let (num, enc) = match rest.strip_suffix(b"*") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        Some((n[..star].to_vec(), crate::parse::number(num)?, enc))
+    };
+    let mut out: Params = Vec::new();
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    for (n, v) in ps {
+        let Some((base, _, _)) = piece(n) else {
+            out.push((n.clone(), v.clone()));
+            continue;
+        };
+        if done.contains(&base) {
+            continue;
+        }
+        let mut parts: Vec<(u64, bool, &[u8])> = ps
+            .iter()
+            .filter_map(|(n2, v2)| {
+                piece(n2)
+                    .filter(|(b, _, _)| *b == base)
+                    .map(|(_, k, e)| (k, e, &v2[..]))
+            })
+            .collect();
+        parts.sort_by_key(|p| p.0);
+        let mut name = base.clone();
+        if parts.iter().any(|p| p.1) {
+            name.push(b'*');
+        }
+        out.push((
+            name,
+            parts.iter().flat_map(|p| p.2.iter().copied()).collect(),
+        ));
+        done.push(base);
+    }
+    out
+}
+
 fn pct_decode(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
     let mut i = 0;
@@ -451,14 +488,20 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
-/// Text in `charset` as UTF-8: ISO-8859-1 and Windows-1252 are mapped
-/// (as Latin-1); UTF-8 and ASCII pass; other charsets pass unchanged.
+/// Text in `charset` as UTF-8: UTF-8 and ASCII pass, ISO-8859-1 is
+/// mapped here, every other charset goes through the C library's iconv
+/// ([`crate::iconv`]); a charset it does not know passes unchanged.
 pub fn to_utf8(b: &[u8], charset: &[u8]) -> Vec<u8> {
     let cs = charset.to_ascii_lowercase();
-    if matches!(
-        &cs[..],
-        b"iso-8859-1" | b"latin1" | b"iso-8859-15" | b"windows-1252" | b"cp1252"
-    ) {
+    // ASCII text is itself, except in charsets that are not ASCII
+    // supersets (ISO-2022-*, UTF-7, HZ escape; UTF-16/32 have NULs).
+    let escapes = cs.starts_with(b"iso-2022") || cs.starts_with(b"utf-7") || cs.starts_with(b"hz");
+    if matches!(&cs[..], b"utf-8" | b"utf8" | b"us-ascii" | b"")
+        || (!escapes && b.is_ascii() && !b.contains(&0))
+    {
+        return b.to_vec();
+    }
+    if matches!(&cs[..], b"iso-8859-1" | b"latin1" | b"iso_8859-1") {
         let mut out = Vec::with_capacity(b.len() + 8);
         for &c in b {
             if c < 0x80 {
@@ -470,73 +513,12 @@ pub fn to_utf8(b: &[u8], charset: &[u8]) -> Vec<u8> {
         }
         return out;
     }
-    b.to_vec()
+    crate::iconv::to_utf8(b, &cs).unwrap_or_else(|| b.to_vec())
 }
 
-/// Undoes RFC 2047 encoded words (`=?charset?Q?...?=`, `=?cs?B?...?=`);
-/// blanks between two encoded words go away.
+/// Undoes RFC 2047 encoded words: header.rs's one decoder.
 pub fn decode_words(v: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    let mut last_was_word = false;
-    let mut pending_ws: Vec<u8> = Vec::new();
-    while i < v.len() {
-        if v[i..].starts_with(b"=?") {
-            if let Some((dec, len)) = encoded_word(&v[i..]) {
-                if !last_was_word {
-                    out.extend_from_slice(&pending_ws);
-                }
-                pending_ws.clear();
-                out.extend_from_slice(&dec);
-                i += len;
-                last_was_word = true;
-                continue;
-            }
-        }
-        let c = v[i];
-        if c == b' ' || c == b'\t' {
-            pending_ws.push(c);
-        } else {
-            out.extend_from_slice(&pending_ws);
-            pending_ws.clear();
-            out.push(c);
-            last_was_word = false;
-        }
-        i += 1;
-    }
-    out.extend_from_slice(&pending_ws);
-    out
-}
-
-fn encoded_word(v: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let q1 = 2 + memchr::memchr(b'?', &v[2..])?;
-    let cs = &v[2..q1];
-    let enc = *v.get(q1 + 1)?;
-    if v.get(q1 + 2) != Some(&b'?') {
-        return None;
-    }
-    let ts = q1 + 3;
-    let te = ts + memchr::memmem::find(&v[ts..], b"?=")?;
-    let text = &v[ts..te];
-    if cs.is_empty() || cs.len() > 64 || text.iter().any(|&c| c == b' ' || c == b'\t') {
-        return None;
-    }
-    let cs = match memchr::memchr(b'*', cs) {
-        Some(i) => &cs[..i],
-        None => cs,
-    };
-    let raw = match enc {
-        b'Q' | b'q' => {
-            let u: Vec<u8> = text
-                .iter()
-                .map(|&c| if c == b'_' { b' ' } else { c })
-                .collect();
-            qp_decode(&u)
-        }
-        b'B' | b'b' => base64_decode(text),
-        _ => return None,
-    };
-    Some((to_utf8(&raw, cs), te + 2))
+    crate::header::decode(v)
 }
 
 pub fn qp_decode(v: &[u8]) -> Vec<u8> {
@@ -585,11 +567,86 @@ pub fn decode_body(b: &[u8], encoding: Option<&[u8]>) -> Vec<u8> {
 }
 
 /// Parses a whole message.
+///
+/// Multipart bodies are read as Dovecot reads them: a line that starts
+/// with `--` and a boundary is a delimiter (RFC 2046 §5.1.1: the whole
+/// line need not match), the boundaries of every enclosing multipart are
+/// looked for at once, innermost first, so a nested multipart that reuses
+/// its parent's boundary takes the delimiters until its close delimiter,
+/// and a delimiter of an outer multipart ends every part inside it.
 pub fn parse(m: &[u8]) -> Part {
     let mut count = 0;
-    parse_entity(m, 0, m.len(), false, 0, &mut count)
+    parse_entity(m, 0, m.len(), false, 0, &mut count, &mut Vec::new()).0
 }
 
+/// Which boundary of `stack` (innermost first) the line at `i` is a
+/// delimiter of, and whether it is the close delimiter (`--b--`).
+fn delimiter(m: &[u8], i: usize, end: usize, stack: &[Vec<u8>]) -> Option<(usize, bool)> {
+    let l = m[i..end].strip_prefix(b"--")?;
+    let k = stack.iter().rposition(|b| l.starts_with(b))?;
+    Some((k, l[stack[k].len()..].starts_with(b"--")))
+}
+
+/// The start of the line after the one at `i`.
+fn next_line(m: &[u8], i: usize, end: usize) -> usize {
+    memchr::memchr(b'\n', &m[i..end]).map_or(end, |n| i + n + 1)
+}
+
+/// The first delimiter line of `stack` at or after the line start `i`:
+/// where it starts (`end` when there is none) and what it is.
+fn next_delimiter(
+    m: &[u8],
+    mut i: usize,
+    end: usize,
+    stack: &[Vec<u8>],
+) -> (usize, Option<(usize, bool)>) {
+    if stack.is_empty() {
+        return (end, None);
+    }
+    while i < end {
+        if m[i] == b'-' {
+            if let Some(d) = delimiter(m, i, end, stack) {
+                return (i, Some(d));
+            }
+        }
+        i = next_line(m, i, end);
+    }
+    (end, None)
+}
+
+/// Where the header at `start` ends (after its blank line): at the end of
+/// input or at a delimiter line of `stack`, the header ends without one.
+fn header_end_in(m: &[u8], start: usize, end: usize, stack: &[Vec<u8>]) -> usize {
+    let mut i = start;
+    while i < end {
+        let n = next_line(m, i, end);
+        if matches!(&m[i..n], b"\n" | b"\r\n") {
+            return n;
+        }
+        if m[i] == b'-' && delimiter(m, i, end, stack).is_some() {
+            return i;
+        }
+        i = n;
+    }
+    end
+}
+
+/// The end of a part's content that stops at the delimiter line at `at`:
+/// the line end before the delimiter belongs to the delimiter.
+fn before_delimiter(m: &[u8], body: usize, at: usize, end: usize) -> usize {
+    let mut e = at;
+    if e < end && e > body && m[e - 1] == b'\n' {
+        e -= 1;
+        if e > body && m[e - 1] == b'\r' {
+            e -= 1;
+        }
+    }
+    e
+}
+
+/// Parses the entity at `start` inside the multiparts whose boundaries are
+/// `stack`: the part, where it stopped (a delimiter line of `stack`, or
+/// `end`) and that delimiter.
 fn parse_entity(
     m: &[u8],
     start: usize,
@@ -597,9 +654,10 @@ fn parse_entity(
     digest: bool,
     depth: usize,
     count: &mut usize,
-) -> Part {
+    stack: &mut Vec<Vec<u8>>,
+) -> (Part, usize, Option<(usize, bool)>) {
     *count += 1;
-    let body = header_end(m, start, end);
+    let body = header_end_in(m, start, end, stack);
     let mut p = Part {
         start,
         body,
@@ -610,7 +668,8 @@ fn parse_entity(
     for (n, v) in fields(h) {
         let n = n.to_ascii_lowercase();
         match &n[..] {
-            b"content-type" => {
+            // The first valid Content-Type counts, as in Dovecot.
+            b"content-type" if p.ctype.is_empty() => {
                 let (t, st, ps) = content_type(&v);
                 if !t.is_empty() && !st.is_empty() {
                     p.ctype = t;
@@ -643,8 +702,7 @@ fn parse_entity(
         }
     }
     if p.ctype == b"text" && !p.params.iter().any(|(n, _)| n == b"charset") {
-        p.params
-            .insert(0, (b"charset".to_vec(), b"us-ascii".to_vec()));
+        p.params.push((b"charset".to_vec(), b"us-ascii".to_vec()));
     }
     if p.ctype.is_empty() {
         if digest {
@@ -657,110 +715,94 @@ fn parse_entity(
         }
     }
     let deep = depth >= MAX_DEPTH || *count >= MAX_PARTS;
-    if p.is_multipart() {
-        let boundary = p
-            .param(b"boundary")
-            .filter(|b| !b.is_empty() && b.len() <= 200);
-        match boundary {
-            Some(b) if !deep => {
-                let dig = p.subtype == b"digest";
-                for (s, e) in split_multipart(m, body, end, &b) {
-                    if *count >= MAX_PARTS {
-                        break;
-                    }
-                    p.parts.push(parse_entity(m, s, e, dig, depth + 1, count));
-                }
-                if p.parts.is_empty() {
-                    // No delimiter found: one empty text part keeps the
-                    // structure valid.
-                    p.parts.push(Part {
-                        start: end,
-                        body: end,
-                        end,
-                        ctype: b"text".to_vec(),
-                        subtype: b"plain".to_vec(),
-                        params: vec![(b"charset".to_vec(), b"us-ascii".to_vec())],
-                        ..Default::default()
-                    });
-                }
-            }
-            _ => {
-                p.ctype = b"application".to_vec();
-                p.subtype = b"octet-stream".to_vec();
-            }
-        }
-    } else if p.ctype == b"message" && p.subtype == b"rfc822" {
-        let enc = p.encoding.as_deref().unwrap_or(b"7bit");
-        if !deep && matches!(enc, b"7bit" | b"8bit" | b"binary") {
-            p.parts
-                .push(parse_entity(m, body, end, false, depth + 1, count));
-        } else {
-            p.ctype = b"application".to_vec();
-            p.subtype = b"octet-stream".to_vec();
-        }
+    let boundary = p
+        .param(b"boundary")
+        .filter(|b| !b.is_empty() && b.len() <= 200);
+    if p.is_multipart() && deep {
+        p.ctype = b"application".to_vec();
+        p.subtype = b"octet-stream".to_vec();
     }
-    p
+    if p.is_multipart() {
+        let b = match boundary {
+            Some(b) => b,
+            None => {
+                // Without a boundary a multipart keeps its type and gets
+                // one empty part, as in Dovecot.
+                let (at, d) = next_delimiter(m, body, end, stack);
+                p.end = before_delimiter(m, body, at, end);
+                p.parts.push(empty_part(p.end));
+                return (p, at, d);
+            }
+        };
+        let dig = p.subtype == b"digest";
+        stack.push(b);
+        let k = stack.len() - 1;
+        let (mut at, mut d) = next_delimiter(m, body, end, stack);
+        loop {
+            match d {
+                Some((j, false)) if j == k => {
+                    let cs = next_line(m, at, end);
+                    let (c, a2, d2) = parse_entity(m, cs, end, dig, depth + 1, count, stack);
+                    p.parts.push(c);
+                    (at, d) = (a2, d2);
+                }
+                Some((j, true)) if j == k => {
+                    // The close delimiter; the epilogue runs to a delimiter
+                    // of an enclosing multipart.
+                    stack.pop();
+                    let (a2, d2) = next_delimiter(m, next_line(m, at, end), end, stack);
+                    p.end = before_delimiter(m, body, a2, end);
+                    (at, d) = (a2, d2);
+                    break;
+                }
+                _ => {
+                    // An enclosing multipart's delimiter, or the end.
+                    stack.pop();
+                    p.end = before_delimiter(m, body, at, end);
+                    break;
+                }
+            }
+        }
+        match p.parts.last() {
+            // An empty last part may sit on the line end before the
+            // delimiter that ends us: keep it inside.
+            Some(c) => p.end = p.end.max(c.end),
+            // No delimiter found: one empty text part keeps the structure
+            // valid.
+            None => p.parts.push(empty_part(p.end)),
+        }
+        return (p, at, d);
+    }
+    let enc = p.encoding.as_deref().unwrap_or(b"7bit");
+    if p.ctype == b"message"
+        && p.subtype == b"rfc822"
+        && (deep || !matches!(enc, b"7bit" | b"8bit" | b"binary"))
+    {
+        p.ctype = b"application".to_vec();
+        p.subtype = b"octet-stream".to_vec();
+    }
+    if p.ctype == b"message" && p.subtype == b"rfc822" {
+        let (c, at, d) = parse_entity(m, body, end, false, depth + 1, count, stack);
+        p.end = c.end;
+        p.parts.push(c);
+        return (p, at, d);
+    }
+    let (at, d) = next_delimiter(m, body, end, stack);
+    p.end = before_delimiter(m, body, at, end);
+    (p, at, d)
 }
 
-/// The (start, end) of each body part between `--boundary` lines.
-fn split_multipart(m: &[u8], body: usize, end: usize, boundary: &[u8]) -> Vec<(usize, usize)> {
-    let mut delim = b"--".to_vec();
-    delim.extend_from_slice(boundary);
-    let mut out = Vec::new();
-    let mut open: Option<usize> = None;
-    let mut pos = body;
-    let region = &m[..end];
-    loop {
-        // Next line that starts with the delimiter.
-        let at = if region[pos..].starts_with(&delim) && (pos == body || region[pos - 1] == b'\n') {
-            Some(pos)
-        } else {
-            let mut nl = b"\n".to_vec();
-            nl.extend_from_slice(&delim);
-            memchr::memmem::find(&region[pos..], &nl).map(|i| pos + i + 1)
-        };
-        let at = match at {
-            Some(a) => a,
-            None => break,
-        };
-        let after = at + delim.len();
-        let close = region[after..].starts_with(b"--");
-        let eol = memchr::memchr(b'\n', &region[after..])
-            .map(|i| after + i + 1)
-            .unwrap_or(end);
-        let rest = &region[after..eol];
-        if !close
-            && !rest
-                .iter()
-                .all(|&c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
-        {
-            pos = after;
-            continue;
-        }
-        if let Some(s) = open {
-            // The CRLF before the delimiter belongs to the delimiter.
-            let mut e = at;
-            if e > s && m[e - 1] == b'\n' {
-                e -= 1;
-                if e > s && m[e - 1] == b'\r' {
-                    e -= 1;
-                }
-            }
-            out.push((s, e.max(s)));
-        }
-        if close {
-            return out;
-        }
-        open = Some(eol);
-        pos = eol;
-        if pos >= end {
-            break;
-        }
+/// An empty text/plain part at `at`.
+fn empty_part(at: usize) -> Part {
+    Part {
+        start: at,
+        body: at,
+        end: at,
+        ctype: b"text".to_vec(),
+        subtype: b"plain".to_vec(),
+        params: vec![(b"charset".to_vec(), b"us-ascii".to_vec())],
+        ..Default::default()
     }
-    if let Some(s) = open {
-        out.push((s, end));
-    }
-    out
 }
 
 /// One entry of an address list.

@@ -3,11 +3,12 @@
 //! and parse every message. Only an optimisation: a missing, stale or
 //! damaged cache is ignored (and rewritten), never trusted over the mail.
 //!
-//! Format: a first line `V<uidvalidity>`, then records
+//! Format: a first line `V<uidvalidity> F<format>`, then records
 //! `<uid> <kind> <length>\n<bytes>\n`, kind `E` (envelope), `B` (body) or
 //! `S` (bodystructure). Messages never change and UIDs are never reused
 //! within one UIDVALIDITY, so records never go stale; records of expunged
-//! messages are dropped when the file is compacted.
+//! messages are dropped when the file is compacted. [`FORMAT`] changes
+//! whenever imapd's answers change, so an upgrade ignores old answers.
 
 use super::store::{self, FastMap};
 use std::io::Write;
@@ -17,6 +18,15 @@ pub const FILE: &str = "pipemail-cache";
 
 pub type Cache = FastMap<(u32, u8), Vec<u8>>;
 
+/// The version of the answers (2: Content-Language lists, Dovecot's
+/// reading of repeated fields, of multipart boundaries and of line counts,
+/// obsolete `Name :` syntax).
+pub const FORMAT: u32 = 2;
+
+fn head(validity: u32) -> String {
+    format!("V{} F{}\n", validity, FORMAT)
+}
+
 /// Reads the cache; empty when missing, for another UIDVALIDITY, or from
 /// the first damaged record on.
 pub fn load(dir: &Path, validity: u32) -> (Cache, usize) {
@@ -25,7 +35,7 @@ pub fn load(dir: &Path, validity: u32) -> (Cache, usize) {
         Ok(d) => d,
         Err(_) => return (m, 0),
     };
-    let head = format!("V{}\n", validity);
+    let head = head(validity);
     if !d.starts_with(head.as_bytes()) {
         return (m, 0);
     }
@@ -65,16 +75,29 @@ fn record(out: &mut Vec<u8>, uid: u32, kind: u8, v: &[u8]) {
     out.push(b'\n');
 }
 
-/// Appends new records (under the folder lock, one write).
-pub fn append(dir: &Path, validity: u32, new: &[(u32, u8, Vec<u8>)]) -> std::io::Result<()> {
+/// Appends new records (under the folder lock, one write). The file stays
+/// proportional to the folder: when it has grown past twice what `live`
+/// (this session's cache, expunged messages already dropped) holds plus
+/// 64 KiB, it is rewritten from `live` (other sessions' duplicates and
+/// records of expunged messages go).
+pub fn append(
+    dir: &Path,
+    validity: u32,
+    new: &[(u32, u8, Vec<u8>)],
+    live: &Cache,
+) -> std::io::Result<()> {
     if new.is_empty() {
         return Ok(());
     }
     let _l = store::lock(dir)?;
     let path = dir.join(FILE);
-    let head = format!("V{}\n", validity);
-    let fresh = match std::fs::read(&path) {
-        Ok(d) => !d.starts_with(head.as_bytes()),
+    let head = head(validity);
+    // Only the first line says whether the file is ours.
+    let mut first = vec![0u8; head.len()];
+    let fresh = match std::fs::File::open(&path) {
+        Ok(f) => {
+            std::io::Read::read_exact(&mut &f, &mut first).is_err() || first != head.as_bytes()
+        }
         Err(_) => true,
     };
     let mut out = Vec::new();
@@ -88,7 +111,13 @@ pub fn append(dir: &Path, validity: u32, new: &[(u32, u8, Vec<u8>)]) -> std::io:
         return store::replace(&path, &out);
     }
     let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
-    f.write_all(&out)
+    f.write_all(&out)?;
+    let held: usize = live.values().map(|v| v.len() + 16).sum();
+    if f.metadata()?.len() > 2 * held as u64 + 65536 {
+        drop(f);
+        write(&path, validity, live, &|_| true)?;
+    }
+    Ok(())
 }
 
 /// Rewrites the cache with only the records of `live` UIDs.
@@ -99,13 +128,23 @@ pub fn compact(
     live: &dyn Fn(u32) -> bool,
 ) -> std::io::Result<()> {
     let _l = store::lock(dir)?;
-    let mut out = format!("V{}\n", validity).into_bytes();
+    write(&dir.join(FILE), validity, cache, live)
+}
+
+/// Writes the records of `cache` whose UIDs are `live` as the whole file.
+fn write(
+    path: &Path,
+    validity: u32,
+    cache: &Cache,
+    live: &dyn Fn(u32) -> bool,
+) -> std::io::Result<()> {
+    let mut out = head(validity).into_bytes();
     let mut keys: Vec<&(u32, u8)> = cache.keys().filter(|k| live(k.0)).collect();
     keys.sort();
     for k in keys {
         record(&mut out, k.0, k.1, &cache[k]);
     }
-    store::replace(&dir.join(FILE), &out)
+    store::replace(path, &out)
 }
 
 #[cfg(test)]
@@ -115,13 +154,15 @@ mod tests {
     fn round_trip_and_damage() {
         let d = std::env::temp_dir().join(format!("pm-cache-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
+        let none = Cache::default();
         append(
             &d,
             7,
             &[(1, b'E', b"(a\nb)".to_vec()), (2, b'S', b"x".to_vec())],
+            &none,
         )
         .unwrap();
-        append(&d, 7, &[(3, b'B', b"".to_vec())]).unwrap();
+        append(&d, 7, &[(3, b'B', b"".to_vec())], &none).unwrap();
         let (c, n) = load(&d, 7);
         assert_eq!(n, 3);
         assert_eq!(c[&(1, b'E')], b"(a\nb)");

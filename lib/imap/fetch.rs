@@ -230,8 +230,12 @@ pub fn find<'a>(root: &'a Part, nums: &[u32]) -> Option<&'a Part> {
     let mut cur = root;
     let mut is_msg = true;
     for &n in nums {
-        if !is_msg && cur.is_message() {
-            cur = &cur.parts[0];
+        if !is_msg {
+            if cur.is_message() {
+                cur = &cur.parts[0];
+            } else if !cur.is_multipart() {
+                return None; // a leaf part has no parts (`1.1` of text/plain)
+            }
         }
         if cur.is_multipart() {
             cur = cur.parts.get(n as usize - 1)?;
@@ -275,6 +279,7 @@ fn up(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 fn params(out: &mut Vec<u8>, ps: &[(Vec<u8>, Vec<u8>)]) {
+    let ps = &mime::joined_continuations(ps);
     if ps.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
@@ -291,9 +296,10 @@ fn params(out: &mut Vec<u8>, ps: &[(Vec<u8>, Vec<u8>)]) {
     out.push(b')');
 }
 
-/// Text lines: LFs, plus one for a last line without its LF.
+/// Text lines: the line ends (a part's last line before its delimiter
+/// has none: the CRLF belongs to the delimiter), as Dovecot counts.
 fn lines(b: &[u8]) -> usize {
-    memchr::memchr_iter(b'\n', b).count() + usize::from(!b.is_empty() && b[b.len() - 1] != b'\n')
+    memchr::memchr_iter(b'\n', b).count()
 }
 
 /// BODY (ext = false) or BODYSTRUCTURE (ext = true) of a part.
@@ -359,9 +365,32 @@ fn ext_tail(out: &mut Vec<u8>, p: &Part) {
         None => out.extend_from_slice(b"NIL"),
     }
     out.push(b' ');
-    nstring(out, p.language.as_deref());
+    language(out, p.language.as_deref());
     out.push(b' ');
     nstring(out, p.location.as_deref());
+}
+
+/// body-fld-lang: Content-Language's tags as a list (RFC 3501 §7.4.2,
+/// RFC 3282), NIL when there are none.
+fn language(out: &mut Vec<u8>, v: Option<&[u8]>) {
+    let tags: Vec<&[u8]> = v
+        .unwrap_or_default()
+        .split(|&c| c == b',')
+        .map(crate::parse::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if tags.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (i, t) in tags.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        string(out, t);
+    }
+    out.push(b')');
 }
 
 fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {
@@ -400,33 +429,51 @@ fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {
     out.push(b')');
 }
 
-/// ENVELOPE of a header.
+/// ENVELOPE of a header. A field that appears twice counts as Dovecot
+/// reads it: the last Date, Subject, In-Reply-To and Message-ID, and every
+/// address field's addresses together.
 pub fn envelope(out: &mut Vec<u8>, h: &[u8]) {
     let f = mime::fields(h);
-    let get = |n: &[u8]| -> Option<&[u8]> {
+    // The last such field; a TAB left by unfolding reads as a space, as
+    // in Dovecot.
+    let get = |n: &[u8]| -> Option<Vec<u8>> {
         f.iter()
+            .rev()
             .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| crate::parse::trim(v))
+            .map(|(_, v)| {
+                crate::parse::trim(v)
+                    .iter()
+                    .map(|&c| if c == b'\t' { b' ' } else { c })
+                    .collect()
+            })
     };
-    let from = get(b"from");
+    let all = |n: &[u8]| -> Option<Vec<u8>> {
+        let v: Vec<&[u8]> = f
+            .iter()
+            .filter(|(k, v)| k.eq_ignore_ascii_case(n) && !v.is_empty())
+            .map(|(_, v)| &v[..])
+            .collect();
+        (!v.is_empty()).then(|| v.join(&b',')[..].to_vec())
+    };
+    let from = all(b"from");
     out.push(b'(');
-    nstring(out, get(b"date"));
+    nstring(out, get(b"date").as_deref());
     out.push(b' ');
-    nstring(out, get(b"subject"));
+    nstring(out, get(b"subject").as_deref());
     out.push(b' ');
-    addr_list(out, from);
+    addr_list(out, from.as_deref());
     out.push(b' ');
-    addr_list(out, get(b"sender").filter(|x| !x.is_empty()).or(from));
+    addr_list(out, all(b"sender").or_else(|| from.clone()).as_deref());
     out.push(b' ');
-    addr_list(out, get(b"reply-to").filter(|x| !x.is_empty()).or(from));
+    addr_list(out, all(b"reply-to").or_else(|| from.clone()).as_deref());
     for n in [&b"to"[..], b"cc", b"bcc"] {
         out.push(b' ');
-        addr_list(out, get(n));
+        addr_list(out, all(n).as_deref());
     }
     out.push(b' ');
-    nstring(out, get(b"in-reply-to"));
+    nstring(out, get(b"in-reply-to").as_deref());
     out.push(b' ');
-    nstring(out, get(b"message-id"));
+    nstring(out, get(b"message-id").as_deref());
     out.push(b')');
 }
 

@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 
-use super::parse::{Cursor, Input, Reader};
+use super::parse::{Cursor, Input, Limits, Reader};
 use super::resp::Out;
 use crate::{exit, mime, sys};
 
@@ -104,7 +104,7 @@ pub fn run(prog: Vec<OsString>) -> i32 {
         if out.flush().is_err() {
             return exit::OK;
         }
-        let input = match rd.command(8192, &mut || {
+        let input = match rd.command(Limits::LOGIN, &mut || {
             out.put(b"+ Ready for literal data\r\n");
             out.flush()
         }) {
@@ -118,10 +118,12 @@ pub fn run(prog: Vec<OsString>) -> i32 {
                 let _ = out.flush();
                 return exit::OK;
             }
-            Input::TooLong(t) => {
-                let t = if t.is_empty() { b"*".to_vec() } else { t };
-                out.line(&[&t, b" BAD command line too long"]);
-                continue;
+            // Before login nothing over the limit is drained: imap-login
+            // reads a byte at a time, so draining would be a CPU sink.
+            Input::TooLong(t) | Input::TooMuch(t) => {
+                out.line(&[super::tag_or_star(&t), super::TOO_MUCH]);
+                let _ = out.flush();
+                return exit::OK;
             }
             Input::TooBig(t) => {
                 out.line(&[&t, b" NO [TOOBIG] literal too large"]);
@@ -291,11 +293,12 @@ fn authenticate(
                 return None;
             }
             let mut l = Vec::new();
-            match rd.line(&mut l, 8192) {
+            match rd.line_limited(&mut l, 8192, false) {
                 Ok(Some(true)) => l,
                 Ok(Some(false)) => {
-                    out.line(&[tag, b" BAD line too long"]);
-                    return None;
+                    out.line(&[tag, super::TOO_MUCH]);
+                    let _ = out.flush();
+                    std::process::exit(exit::OK);
                 }
                 _ => std::process::exit(exit::OK),
             }

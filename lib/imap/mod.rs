@@ -17,10 +17,18 @@ pub mod utf7;
 
 /// What imapd advertises once logged in.
 pub const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN ESEARCH WITHIN";
 
-/// Longest command line between literals (bytes).
+/// Longest line segment of a command (the text before the end of the line
+/// or between two literals), bytes.
 pub const MAX_LINE: usize = 65536;
+
+/// After login, all line segments of one command together (bytes; literal
+/// data not counted): `a {0+}` segments cannot grow a command without end.
+pub const MAX_TEXT: usize = 65536;
+
+/// The answer to a command over its [`parse::Limits`]; the connection ends.
+pub const TOO_MUCH: &[u8] = b" BAD [TOOBIG] Command too long.\r\n* BYE Command too long.";
 
 /// Default largest literal (APPEND message size), `IMAPMAXLITERAL` overrides.
 pub const MAX_LITERAL: usize = 64 << 20;
@@ -33,4 +41,13 @@ pub fn env_number(name: &str, dflt: u64) -> u64 {
     std::env::var_os(name)
         .and_then(|v| crate::parse::number(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str())))
         .unwrap_or(dflt)
+}
+
+/// `t`, or `*` when the client sent no tag.
+pub fn tag_or_star(t: &[u8]) -> &[u8] {
+    if t.is_empty() {
+        b"*"
+    } else {
+        t
+    }
 }

@@ -14,8 +14,48 @@ pub enum Input {
     TooBig(Vec<u8>),
     /// A non-synchronising literal over the limit: the connection must end.
     TooBigPlus(Vec<u8>),
+    /// The command as a whole is over [`Limits`] (not drained): the tag;
+    /// the connection must end.
+    TooMuch(Vec<u8>),
     Eof,
     Timeout,
+}
+
+/// The size limits on one command. A line segment is the text before the
+/// end of the line or between two literals.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// One line segment. A first segment over it (and under the others) is
+    /// drained and refused ([`Input::TooLong`]); the session goes on.
+    pub line: usize,
+    /// All line segments of one command together (literal data not counted).
+    pub text: usize,
+    /// One literal.
+    pub literal: usize,
+    /// The whole command: its segments, the CRLF after each literal header
+    /// and the literal data (not its final CRLF).
+    pub total: usize,
+}
+
+impl Limits {
+    /// Before login: 8 KiB for the whole command, literals included.
+    pub const LOGIN: Limits = Limits {
+        line: super::MAX_LINE,
+        text: 8192,
+        literal: 8192,
+        total: 8192,
+    };
+
+    /// After login: [`super::MAX_TEXT`] of text, literals of `literal`
+    /// bytes, and `literal` + [`super::MAX_TEXT`] for the whole command.
+    pub fn session(literal: usize) -> Limits {
+        Limits {
+            line: super::MAX_LINE,
+            text: super::MAX_TEXT,
+            literal,
+            total: literal.saturating_add(super::MAX_TEXT),
+        }
+    }
 }
 
 /// Reads descriptor `fd` through a buffer of `chunk` bytes: imap-login
@@ -26,6 +66,9 @@ pub struct Reader {
     pos: usize,
     end: usize,
     pub timeout: u64,
+    /// With `fd` -1: the bytes to read instead, and how far they are read.
+    src: Vec<u8>,
+    src_pos: usize,
 }
 
 impl Reader {
@@ -36,6 +79,8 @@ impl Reader {
             pos: 0,
             end: 0,
             timeout,
+            src: Vec::new(),
+            src_pos: 0,
         }
     }
 
@@ -48,15 +93,46 @@ impl Reader {
         if self.pos < self.end {
             return Ok(true);
         }
-        let n = sys::read_timeout(self.fd, &mut self.buf, self.timeout)?;
+        let n = if self.fd < 0 {
+            let n = self.buf.len().min(self.src.len() - self.src_pos);
+            self.buf[..n].copy_from_slice(&self.src[self.src_pos..self.src_pos + n]);
+            self.src_pos += n;
+            n
+        } else {
+            sys::read_timeout(self.fd, &mut self.buf, self.timeout)?
+        };
         self.pos = 0;
         self.end = n;
         Ok(n > 0)
     }
 
+    /// A reader over `data` alone (EOF after it), `chunk` bytes a read:
+    /// for tests and fuzzing.
+    pub fn from_bytes(data: Vec<u8>, chunk: usize) -> Reader {
+        let mut r = Reader::new(-1, chunk, 0);
+        r.src = data;
+        r
+    }
+
+    /// How many bytes of [`Reader::from_bytes`] data are consumed.
+    pub fn consumed(&self) -> usize {
+        self.src_pos - (self.end - self.pos)
+    }
+
     /// Reads a line (without CRLF or LF) into `out`, at most `max` bytes.
     /// Ok(None) at EOF; Ok(Some(false)) when too long (the rest is drained).
     pub fn line(&mut self, out: &mut Vec<u8>, max: usize) -> std::io::Result<Option<bool>> {
+        self.line_limited(out, max, true)
+    }
+
+    /// [`Reader::line`]; without `drain` a line over `max` ends the read at
+    /// once (the caller ends the connection).
+    pub fn line_limited(
+        &mut self,
+        out: &mut Vec<u8>,
+        max: usize,
+        drain: bool,
+    ) -> std::io::Result<Option<bool>> {
         let start = out.len();
         let mut over = false;
         loop {
@@ -79,15 +155,20 @@ impl Reader {
                     self.pos = self.end;
                 }
             }
-            if out.len() - start > max {
+            // One byte more than `max` may be the CR before the LF.
+            if out.len() - start > max.saturating_add(1) {
                 over = true;
                 out.truncate(start + max);
+                if !drain {
+                    return Ok(Some(false));
+                }
             }
         }
-        if out.len() > start && out[out.len() - 1] == b'\r' {
+        if !over && out.len() > start && out[out.len() - 1] == b'\r' {
             out.pop();
         }
         if over || out.len() - start > max {
+            out.truncate(start + max);
             return Ok(Some(false));
         }
         Ok(Some(true))
@@ -107,49 +188,56 @@ impl Reader {
         Ok(true)
     }
 
-    /// Reads one command. `cont` is called (and must flush) before the
-    /// client may send a synchronising literal.
+    /// Reads one command within `lim`. `cont` is called (and must flush)
+    /// before the client may send a synchronising literal.
     pub fn command(
         &mut self,
-        max_literal: usize,
+        lim: Limits,
         cont: &mut dyn FnMut() -> std::io::Result<()>,
     ) -> std::io::Result<Input> {
         let mut cmd = Vec::new();
-        let mut total: usize = 0;
+        let mut text: usize = 0;
         loop {
             let seg = cmd.len();
-            match self.line(&mut cmd, super::MAX_LINE) {
+            let room = lim
+                .text
+                .saturating_sub(text)
+                .min(lim.total.saturating_sub(seg));
+            let max = lim.line.min(room);
+            // Only a first segment cut by the line limit is drained: the
+            // client is still in step after it.
+            let drain = seg == 0 && lim.line <= room;
+            match self.line_limited(&mut cmd, max, drain) {
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(Input::Timeout),
                 Err(e) => return Err(e),
                 Ok(None) => return Ok(Input::Eof),
-                Ok(Some(false)) => return Ok(Input::TooLong(tag_of(&cmd).to_vec())),
+                Ok(Some(false)) if drain => return Ok(Input::TooLong(tag_of(&cmd).to_vec())),
+                Ok(Some(false)) => return Ok(Input::TooMuch(tag_of(&cmd).to_vec())),
                 Ok(Some(true)) => {}
             }
-            match literal_at_end(&cmd[seg..]) {
+            text += cmd.len() - seg;
+            let (n, plus) = match literal_at_end(&cmd[seg..]) {
                 None => return Ok(Input::Cmd(cmd)),
-                Some((n, plus)) => {
-                    total = total.saturating_add(n);
-                    if n > max_literal || total > max_literal.saturating_add(max_literal / 4) {
-                        let t = tag_of(&cmd).to_vec();
-                        return Ok(if plus {
-                            Input::TooBigPlus(t)
-                        } else {
-                            Input::TooBig(t)
-                        });
-                    }
-                    if !plus {
-                        cont()?;
-                    }
-                    cmd.extend_from_slice(b"\r\n");
-                    match self.exact(&mut cmd, n) {
-                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                            return Ok(Input::Timeout)
-                        }
-                        Err(e) => return Err(e),
-                        Ok(false) => return Ok(Input::Eof),
-                        Ok(true) => {}
-                    }
-                }
+                Some(l) => l,
+            };
+            let whole = cmd.len().saturating_add(2).saturating_add(n);
+            if n > lim.literal || whole > lim.total {
+                let t = tag_of(&cmd).to_vec();
+                return Ok(if plus {
+                    Input::TooBigPlus(t)
+                } else {
+                    Input::TooBig(t)
+                });
+            }
+            if !plus {
+                cont()?;
+            }
+            cmd.extend_from_slice(b"\r\n");
+            match self.exact(&mut cmd, n) {
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(Input::Timeout),
+                Err(e) => return Err(e),
+                Ok(false) => return Ok(Input::Eof),
+                Ok(true) => {}
             }
         }
     }
@@ -179,8 +267,9 @@ pub fn literal_at_end(line: &[u8]) -> Option<(usize, bool)> {
 /// A parse error: the text for `tag BAD text`.
 pub type R<T> = Result<T, &'static str>;
 
-/// `*` in a sequence set.
-pub const STAR: u32 = u32::MAX;
+/// `*` in a sequence set: 0, which no sequence number or UID can be
+/// (4294967295 is a UID like any other, RFC 3501 §9).
+pub const STAR: u32 = 0;
 
 /// A sequence set as ranges (lo <= hi after resolution; `*` is [`STAR`]).
 #[derive(Clone, Debug, PartialEq)]

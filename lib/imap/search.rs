@@ -1,7 +1,8 @@
 //! SEARCH: every RFC 3501 key, parsed into a tree and evaluated per
 //! message, reading a message only when a key needs its text. Header
 //! search undoes RFC 2047 words; body search undoes transfer encodings
-//! and Latin-1; matching is case-insensitive substring matching in UTF-8.
+//! and reads every charset the C library's iconv knows; matching is
+//! case-insensitive substring matching in UTF-8.
 
 use super::parse::{days_from_civil, Cursor, SeqSet, R};
 use super::store::{self, Folder};
@@ -23,6 +24,8 @@ pub enum Key {
     Date(Cmp, i64, bool),
     Larger(u64),
     Smaller(u64),
+    /// WITHIN (RFC 5032): OLDER (true) or YOUNGER than this many seconds.
+    Within(bool, u64),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     And(Vec<Key>),
@@ -50,11 +53,17 @@ impl From<&'static str> for Error {
 /// `[CHARSET x] key...` to the end of the command.
 pub fn parse(c: &mut Cursor) -> Result<Key, Error> {
     let save = c.i;
+    let mut charset = None;
     if c.word().map(|w| w == b"CHARSET").unwrap_or(false) {
         c.sp()?;
         let cs = c.astring()?.to_ascii_uppercase();
+        // Any charset the C library's iconv knows; the others are refused
+        // with BADCHARSET (RFC 3501 §6.4.4).
         if cs != b"UTF-8" && cs != b"US-ASCII" {
-            return Err(Error::Charset);
+            if crate::iconv::to_utf8(b"", &cs).is_none() {
+                return Err(Error::Charset);
+            }
+            charset = Some(cs);
         }
         c.sp()?;
     } else {
@@ -68,7 +77,25 @@ pub fn parse(c: &mut Cursor) -> Result<Key, Error> {
         }
         c.sp()?;
     }
-    Ok(Key::And(v))
+    let mut k = Key::And(v);
+    if let Some(cs) = charset {
+        to_utf8_strings(&mut k, &cs);
+    }
+    Ok(k)
+}
+
+/// The search strings of `k`, given in `cs`, as UTF-8.
+fn to_utf8_strings(k: &mut Key, cs: &[u8]) {
+    match k {
+        Key::Header(_, s) | Key::Body(s) | Key::Text(s) => *s = mime::to_utf8(s, cs),
+        Key::Not(a) => to_utf8_strings(a, cs),
+        Key::Or(a, b) => {
+            to_utf8_strings(a, cs);
+            to_utf8_strings(b, cs);
+        }
+        Key::And(v) => v.iter_mut().for_each(|x| to_utf8_strings(x, cs)),
+        _ => {}
+    }
 }
 
 fn day(c: &mut Cursor) -> R<i64> {
@@ -152,6 +179,10 @@ fn key(c: &mut Cursor, depth: usize) -> R<Key> {
             c.sp()?;
             Key::Smaller(c.number()? as u64)
         }
+        b"OLDER" | b"YOUNGER" => {
+            c.sp()?;
+            Key::Within(w == b"OLDER", c.nz_number()? as u64)
+        }
         b"UID" => {
             c.sp()?;
             Key::Uid(c.seqset()?)
@@ -215,9 +246,39 @@ impl Ctx<'_> {
 }
 
 fn header_match(h: &[u8], name: &[u8], needle: &[u8]) -> bool {
-    mime::fields(h)
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case(name) && contains(&mime::decode_words(v), needle))
+    let addr = matches!(name, b"from" | b"to" | b"cc" | b"bcc");
+    mime::fields(h).iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case(name)
+            && (contains(&mime::decode_words(v), needle)
+                || addr && contains(&address_text(v), needle))
+    })
+}
+
+/// An address field as ENVELOPE reads it, `name <mailbox@host>` for each
+/// address (comments and obsolete spacing gone): SEARCH FROM, TO, CC and
+/// BCC look at this as well as at the text (RFC 3501 §6.4.4).
+fn address_text(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in mime::addresses(v) {
+        if let mime::Addr::Mailbox {
+            name,
+            mailbox,
+            host,
+            ..
+        } = a
+        {
+            if let Some(n) = name {
+                out.extend_from_slice(&mime::decode_words(&n));
+                out.push(b' ');
+            }
+            out.push(b'<');
+            out.extend_from_slice(&mailbox);
+            out.push(b'@');
+            out.extend_from_slice(&host);
+            out.extend_from_slice(b">, ");
+        }
+    }
+    out
 }
 
 fn body_match(m: &[u8], p: &mime::Part, needle: &[u8]) -> bool {
@@ -228,7 +289,9 @@ fn body_match(m: &[u8], p: &mime::Part, needle: &[u8]) -> bool {
         let e = &p.parts[0];
         return header_match_any(e.header(m), needle) || body_match(m, e, needle);
     }
-    if matches!(&p.ctype[..], b"image" | b"audio" | b"video") {
+    // Only text is searched, as in Dovecot: a decoded attachment (image,
+    // application/octet-stream ...) gives false hits and costs time.
+    if p.ctype != b"text" {
         return false;
     }
     let d = mime::decode_body(p.text(m), p.encoding.as_deref());
@@ -270,6 +333,14 @@ fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
         Key::Uid(s) => s.contains(m.uid, max_uid),
         Key::Larger(n) => cx.f.size(cx.i).unwrap_or(0) > *n,
         Key::Smaller(n) => cx.f.size(cx.i).unwrap_or(0) < *n,
+        Key::Within(older, secs) => {
+            let age = crate::sys::now() as i64 - cx.f.date(cx.i);
+            if *older {
+                age > *secs as i64
+            } else {
+                age <= *secs as i64
+            }
+        }
         Key::Date(cmp, d, sent) => {
             let msgday = if *sent {
                 let dd = cx
@@ -362,7 +433,7 @@ mod tests {
         );
         assert!(parse(&mut c).is_ok());
         assert!(matches!(
-            parse(&mut Cursor::new(b"CHARSET KOI8-R ALL")),
+            parse(&mut Cursor::new(b"CHARSET X-NO-SUCH ALL")),
             Err(Error::Charset)
         ));
         assert!(matches!(

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::fetch::{self, Item};
-use super::parse::{Cursor, Input, Reader, SeqSet, STAR};
+use super::parse::{Cursor, Input, Limits, Reader, SeqSet, STAR};
 use super::resp::{self, Out};
 use super::search;
 use super::store::{self, Changes, Folder};
@@ -112,7 +112,7 @@ pub fn run(root: PathBuf, tag: Option<Vec<u8>>) -> i32 {
             max_literal,
             ..
         } = &mut s;
-        let input = match rd.command(*max_literal, &mut || {
+        let input = match rd.command(Limits::session(*max_literal), &mut || {
             out.put(b"+ Ready for literal data\r\n");
             out.flush()
         }) {
@@ -126,13 +126,17 @@ pub fn run(root: PathBuf, tag: Option<Vec<u8>>) -> i32 {
                 let _ = s.out.flush();
                 return exit::OK;
             }
-            Input::TooLong(t) => {
-                let t = if t.is_empty() { b"*".to_vec() } else { t };
-                s.out.line(&[&t, b" BAD command line too long"]);
-            }
+            Input::TooLong(t) => s
+                .out
+                .line(&[super::tag_or_star(&t), b" BAD command line too long"]),
             Input::TooBig(t) => s.out.line(&[&t, b" NO [TOOBIG] literal too large"]),
             Input::TooBigPlus(_) => {
                 s.out.line(&[b"* BYE [TOOBIG] literal too large"]);
+                let _ = s.out.flush();
+                return exit::OK;
+            }
+            Input::TooMuch(t) => {
+                s.out.line(&[super::tag_or_star(&t), super::TOO_MUCH]);
                 let _ = s.out.flush();
                 return exit::OK;
             }
@@ -260,7 +264,7 @@ impl Session {
                 tryp!(c.end());
                 self.expunge(None)
             }
-            b"SEARCH" => self.search(c, false),
+            b"SEARCH" => self.search(tag, c, false),
             b"FETCH" => self.fetch(c, false),
             b"STORE" => self.store(c, false),
             b"COPY" | b"MOVE" => self.copy(c, false, name == b"MOVE"),
@@ -270,7 +274,7 @@ impl Session {
                 match &sub[..] {
                     b"FETCH" => self.fetch(c, true),
                     b"STORE" => self.store(c, true),
-                    b"SEARCH" => self.search(c, true),
+                    b"SEARCH" => self.search(tag, c, true),
                     b"COPY" => self.copy(c, true, false),
                     b"MOVE" => self.copy(c, true, true),
                     b"EXPUNGE" => {
@@ -529,15 +533,24 @@ impl Session {
             if !matches(&full, name) {
                 continue;
             }
+            let mut prefix = name.clone();
+            prefix.push(b'.');
+            let mut real = *real;
             if lsub
                 && !subs
                     .iter()
                     .any(|s| s == name || (store::is_inbox(s) && store::is_inbox(name)))
             {
-                continue;
+                // An unsubscribed parent of a subscription that `%` cut
+                // off is listed \Noselect (RFC 3501 §6.3.9).
+                if !subs
+                    .iter()
+                    .any(|s| s.starts_with(&prefix) && !matches(&full, s))
+                {
+                    continue;
+                }
+                real = false;
             }
-            let mut prefix = name.clone();
-            prefix.push(b'.');
             let children = folders.iter().any(|f| f.starts_with(&prefix));
             let mut attrs: Vec<&[u8]> = Vec::new();
             if !real {
@@ -597,17 +610,16 @@ impl Session {
         let unseen = s
             .list
             .iter()
-            .filter(|(_, _, n)| store::flags_of(n) & store::SEEN == 0)
-            .count()
-            + s.in_new;
+            .filter(|e| store::flags_of(&e.name) & store::SEEN == 0)
+            .count();
         let mut v = Vec::new();
         for (i, w) in items.iter().enumerate() {
             if i > 0 {
                 v.push(b' ');
             }
             let n = match &w[..] {
-                b"MESSAGES" => (s.list.len() + s.in_new) as u64,
-                b"RECENT" => s.in_new as u64,
+                b"MESSAGES" => s.list.len() as u64,
+                b"RECENT" => s.list.iter().filter(|e| e.new).count() as u64,
                 b"UIDNEXT" => s.next as u64,
                 b"UIDVALIDITY" => s.validity as u64,
                 _ => unseen as u64,
@@ -712,7 +724,7 @@ impl Session {
             let s = store::scan(dir, false)?;
             (
                 s.validity,
-                s.list.into_iter().map(|(u, b, _)| (u, b)).collect(),
+                s.list.into_iter().map(|e| (e.uid, e.base)).collect(),
             )
         };
         let map: std::collections::HashMap<&[u8], u32> =
@@ -922,7 +934,9 @@ impl Session {
         }
         if !f.cache_new.is_empty() {
             let new = std::mem::take(&mut f.cache_new);
-            if let Err(e) = super::cache::append(&f.dir, f.validity, &new) {
+            let none = super::cache::Cache::default();
+            let live = f.cache.as_ref().unwrap_or(&none);
+            if let Err(e) = super::cache::append(&f.dir, f.validity, &new, live) {
                 exit::warn(&[b"unable to write cache: ", exit::errtext(&e).as_bytes()]);
             }
         }
@@ -1016,8 +1030,33 @@ impl Session {
         ok("Store completed.")
     }
 
-    fn search(&mut self, c: &mut Cursor, uid: bool) -> Done {
+    fn search(&mut self, tag: &[u8], c: &mut Cursor, uid: bool) -> Done {
         tryp!(c.sp());
+        // ESEARCH (RFC 4731): `RETURN (MIN MAX ALL COUNT)` first.
+        let save = c.i;
+        let mut ret: Option<Vec<Vec<u8>>> = None;
+        if c.word().map(|w| w == b"RETURN").unwrap_or(false) {
+            tryp!(c.sp());
+            tryp!(c.expect(b'('));
+            let mut v = Vec::new();
+            while !c.eat(b')') {
+                if !v.is_empty() {
+                    tryp!(c.sp());
+                }
+                let w = tryp!(c.word());
+                if !matches!(&w[..], b"MIN" | b"MAX" | b"ALL" | b"COUNT") {
+                    return bad("unknown search return option");
+                }
+                v.push(w);
+            }
+            if v.is_empty() {
+                v.push(b"ALL".to_vec());
+            }
+            tryp!(c.sp());
+            ret = Some(v);
+        } else {
+            c.i = save;
+        }
         let key = match search::parse(c) {
             Ok(k) => k,
             Err(search::Error::Bad(m)) => return bad(m),
@@ -1026,12 +1065,42 @@ impl Session {
             }
         };
         let f = self.sel.as_mut().unwrap();
-        let hits = search::run(f, &key);
+        let hits: Vec<u32> = search::run(f, &key)
+            .into_iter()
+            .map(|i| if uid { f.msgs[i].uid } else { i as u32 + 1 })
+            .collect();
         let mut v = b"* SEARCH".to_vec();
-        for i in hits {
-            v.push(b' ');
-            let n = if uid { f.msgs[i].uid } else { i as u32 + 1 };
-            v.extend_from_slice(n.to_string().as_bytes());
+        match ret {
+            None => {
+                for n in hits {
+                    v.push(b' ');
+                    v.extend_from_slice(n.to_string().as_bytes());
+                }
+            }
+            Some(opts) => {
+                v = b"* ESEARCH (TAG ".to_vec();
+                resp::string(&mut v, tag);
+                v.push(b')');
+                if uid {
+                    v.extend_from_slice(b" UID");
+                }
+                let has = |o: &[u8]| opts.iter().any(|x| x == o);
+                let mut put = |name: &str, val: String| {
+                    v.extend_from_slice(format!(" {} {}", name, val).as_bytes());
+                };
+                if let (true, Some(m)) = (has(b"MIN"), hits.iter().min()) {
+                    put("MIN", m.to_string());
+                }
+                if let (true, Some(m)) = (has(b"MAX"), hits.iter().max()) {
+                    put("MAX", m.to_string());
+                }
+                if has(b"ALL") && !hits.is_empty() {
+                    put("ALL", uid_set(&hits));
+                }
+                if has(b"COUNT") {
+                    put("COUNT", hits.len().to_string());
+                }
+            }
         }
         self.out.line(&[&v]);
         ok("Search completed.")
@@ -1103,7 +1172,7 @@ impl Session {
                 }
             }
         }
-        if let Err(e) = crate::sys::fsync_dir(&dir.join("cur")) {
+        if let Err(e) = crate::sys::fsync_dir(&dir.join("new")) {
             return sys_no("sync folder", &e);
         }
         let (validity, uids) = if same {

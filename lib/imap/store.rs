@@ -18,13 +18,14 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 pub const UIDLIST: &str = "pipemail-uidlist";
 pub const LOCKFILE: &str = "pipemail-uidlist.lock";
 pub const KEYWORDS: &str = "dovecot-keywords";
+pub const VALIDITY: &str = "pipemail-uidvalidity";
 
 /// The system flags with their Maildir letters.
 pub const SYSFLAGS: [(&[u8], u8); 5] = [
@@ -102,6 +103,8 @@ pub struct Msg {
     pub flags: u64,
     pub recent: bool,
     pub size: Option<u64>,
+    /// Still in new/ (an EXAMINE session does not move files).
+    pub new: bool,
 }
 
 /// What changed since the last look, for untagged responses.
@@ -119,21 +122,49 @@ pub struct Changes {
 pub struct Lock(#[allow(dead_code)] fs::File);
 
 pub fn lock(dir: &Path) -> io::Result<Lock> {
+    locked(&dir.join(LOCKFILE)).map(Lock)
+}
+
+/// Opens (or creates, mode 0600) `path` and takes an exclusive flock on it.
+fn locked(path: &Path) -> io::Result<fs::File> {
     let f = fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(dir.join(LOCKFILE))?;
+        .mode(0o600)
+        .open(path)?;
     loop {
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(Lock(f));
+            return Ok(f);
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
     }
+}
+
+/// A UIDVALIDITY for a new state file in folder `dir`: the clock, but
+/// always above the last one given out in the same Maildir++ tree (kept in
+/// the root's `pipemail-uidvalidity`), so a folder deleted and created
+/// again within one second does not get the old one (RFC 3501 §2.3.1.1).
+fn new_validity(dir: &Path) -> io::Result<u32> {
+    let root = match dir.parent() {
+        Some(p) if dir.join("maildirfolder").exists() => p,
+        _ => dir,
+    };
+    let mut f = locked(&root.join(VALIDITY))?;
+    let mut old = Vec::new();
+    io::Read::read_to_end(&mut f, &mut old)?;
+    let last = crate::parse::number(crate::parse::trim(&old)).unwrap_or(0);
+    let v = (crate::sys::now() as u32)
+        .max(1)
+        .max(last.min(u32::MAX as u64 - 1) as u32 + 1);
+    f.set_len(0)?;
+    std::os::unix::fs::FileExt::write_all_at(&f, format!("{}\n", v).as_bytes(), 0)?;
+    f.sync_data()?;
+    Ok(v)
 }
 
 /// The names in a directory that do not start with `.`.
@@ -238,7 +269,12 @@ pub fn replace(path: &Path, data: &[u8]) -> io::Result<()> {
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
     let r = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -275,9 +311,8 @@ fn append_uidlist(dir: &Path, added: &[(u32, Vec<u8>)]) -> io::Result<()> {
 pub struct Scan {
     pub validity: u32,
     pub next: u32,
-    pub list: Vec<(u32, Vec<u8>, Vec<u8>)>,
+    pub list: Vec<Entry>,
     pub fresh: HashSet<Vec<u8>>,
-    pub in_new: usize,
 }
 
 /// FNV-1a: file names are not chosen by an attacker, and the default
@@ -305,35 +340,52 @@ impl std::hash::Hasher for Fnv {
 
 pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
-fn cur_map(dir: &Path) -> io::Result<FastMap<Vec<u8>, Vec<u8>>> {
+/// Base name to (file name, whether in new/) for cur/ and, with `new`,
+/// new/ (a name in both, moved while we looked, counts as in cur/).
+/// Base name to (file name, in new/).
+type Located = FastMap<Vec<u8>, (Vec<u8>, bool)>;
+
+fn located(dir: &Path, new: bool) -> io::Result<Located> {
     let mut m = FastMap::default();
+    if new {
+        for n in names(&dir.join("new"))? {
+            m.insert(base_of(&n).to_vec(), (n, true));
+        }
+    }
     for n in names(&dir.join("cur"))? {
-        m.insert(base_of(&n).to_vec(), n);
+        m.insert(base_of(&n).to_vec(), (n, false));
     }
     Ok(m)
 }
 
-/// Brings the state file up to date with new/ and cur/. With `take_new`
-/// files in new/ move to cur/ first; without it (STATUS) nothing on disk
-/// changes and new/ files are counted in `in_new`. Call with the lock held.
+/// One message of a [`Scan`].
+pub struct Entry {
+    pub uid: u32,
+    pub base: Vec<u8>,
+    pub name: Vec<u8>,
+    /// In new/: not yet taken by a session, so \Recent for the next one.
+    pub new: bool,
+}
+
+/// Brings the state file up to date with new/ and cur/: every message gets
+/// a UID. With `take_new` files in new/ move to cur/ first and `fresh`
+/// holds their bases (\Recent for this session); without it (EXAMINE,
+/// STATUS) they stay in new/, \Recent for the next session that takes
+/// them. Call with the lock held.
 pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     let mut ul = match read_uidlist(dir)? {
         Some(u) => u,
         None => Uidlist {
-            validity: (crate::sys::now() as u32).max(1),
+            validity: new_validity(dir)?,
             next: 1,
             entries: Vec::new(),
         },
     };
     let had_file = dir.join(UIDLIST).exists();
     let mut fresh = HashSet::new();
-    let mut in_new = 0;
-    let mut pending_new: Vec<Vec<u8>> = Vec::new();
     for n in names(&dir.join("new"))? {
         if !take_new {
-            in_new += 1;
-            pending_new.push(n);
-            continue;
+            break;
         }
         let target = if memchr::memmem::find(&n, b":2,").is_some() {
             n.clone()
@@ -348,12 +400,19 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
             Err(e) => return Err(e),
         }
     }
-    let mut cur = cur_map(dir)?;
+    // A file that lands in new/ after the moves waits for the next sync
+    // (listed now it would lose its \Recent).
+    let mut cur = located(dir, !take_new)?;
     let mut list = Vec::with_capacity(ul.entries.len() + 16);
     let mut missing = Vec::new();
     for (uid, base) in std::mem::take(&mut ul.entries) {
         match cur.remove(&base) {
-            Some(name) => list.push((uid, base, name)),
+            Some((name, new)) => list.push(Entry {
+                uid,
+                base,
+                name,
+                new,
+            }),
             None => missing.push((uid, base)),
         }
     }
@@ -361,43 +420,48 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     if !missing.is_empty() {
         // A rename by a program that does not take our lock may hide a
         // name from one readdir: look again before calling it gone.
-        let again = cur_map(dir)?;
+        let again = located(dir, true)?;
         for (uid, base) in missing {
             match again.get(&base) {
-                Some(name) => list.push((uid, base, name.clone())),
+                Some((name, new)) => list.push(Entry {
+                    uid,
+                    base,
+                    name: name.clone(),
+                    new: *new,
+                }),
                 None => dropped = true,
             }
         }
-        list.sort_by_key(|e| e.0);
+        list.sort_by_key(|e| e.uid);
     }
     // New names get UIDs in name order: Maildir names start with the
     // delivery time, and ours carry zero-padded microseconds and a counter,
     // so copies keep their order (COPYUID pairs source and target UIDs).
-    let mut rest: Vec<(Vec<u8>, Vec<u8>)> = cur.into_iter().collect();
+    let mut rest: Vec<_> = cur.into_iter().collect();
     rest.sort();
     let mut added = Vec::new();
-    for (b, n) in rest {
+    for (base, (name, new)) in rest {
         let uid = ul.next;
         ul.next += 1;
-        added.push((uid, b.clone()));
-        list.push((uid, b, n));
+        added.push((uid, base.clone()));
+        list.push(Entry {
+            uid,
+            base,
+            name,
+            new,
+        });
     }
-    ul.entries = list.iter().map(|(u, b, _)| (*u, b.clone())).collect();
+    ul.entries = list.iter().map(|e| (e.uid, e.base.clone())).collect();
     if dropped || !had_file {
         write_uidlist(dir, &ul)?;
     } else if !added.is_empty() {
         append_uidlist(dir, &added)?;
     }
-    let mut next = ul.next;
-    if !take_new {
-        next += pending_new.len() as u32;
-    }
     Ok(Scan {
         validity: ul.validity,
-        next,
+        next: ul.next,
         list,
         fresh,
-        in_new,
     })
 }
 
@@ -484,7 +548,7 @@ impl Folder {
     }
 
     fn sync_scan(&mut self) -> io::Result<Changes> {
-        let s = scan(&self.dir, true)?;
+        let s = scan(&self.dir, !self.readonly)?;
         self.keywords = read_keywords(&self.dir);
         self.validity = s.validity;
         self.next_uid = s.next;
@@ -492,7 +556,13 @@ impl Folder {
         let mut ch = Changes::default();
         let mut msgs = Vec::with_capacity(s.list.len());
         let mut oi = 0;
-        for (uid, base, name) in s.list {
+        for Entry {
+            uid,
+            base,
+            name,
+            new,
+        } in s.list
+        {
             while oi < old.len() && old[oi].uid < uid {
                 ch.expunged.push(oi as u32 + 1);
                 oi += 1;
@@ -510,10 +580,11 @@ impl Folder {
                     flags,
                     recent: o.recent,
                     size: o.size,
+                    new,
                 });
                 oi += 1;
             } else {
-                let recent = s.fresh.contains(&base);
+                let recent = new || s.fresh.contains(&base);
                 if recent {
                     ch.recent += 1;
                 }
@@ -525,6 +596,7 @@ impl Folder {
                     flags,
                     recent,
                     size: None,
+                    new,
                 });
             }
         }
@@ -534,23 +606,30 @@ impl Folder {
         }
         ch.expunged.reverse();
         self.msgs = msgs;
+        // The session's cache keeps only messages that are still there.
+        if let (Some(c), false) = (self.cache.as_mut(), ch.expunged.is_empty()) {
+            let live: HashSet<u32> = self.msgs.iter().map(|m| m.uid).collect();
+            c.retain(|k, _| live.contains(&k.0));
+        }
         Ok(ch)
     }
 
     /// Re-reads the names in cur/ (another session renamed files).
     pub fn refresh_names(&mut self) -> io::Result<()> {
-        let m = cur_map(&self.dir)?;
+        let m = located(&self.dir, true)?;
         for msg in &mut self.msgs {
-            if let Some(n) = m.get(&msg.base) {
+            if let Some((n, new)) = m.get(&msg.base) {
                 msg.flags = flags_of(n);
                 msg.name = n.clone();
+                msg.new = *new;
             }
         }
         Ok(())
     }
 
     pub fn path(&self, i: usize) -> PathBuf {
-        p(&self.dir, "cur", &self.msgs[i].name)
+        let m = &self.msgs[i];
+        p(&self.dir, if m.new { "new" } else { "cur" }, &m.name)
     }
 
     /// The message bytes as stored (None when it went away).
@@ -657,21 +736,18 @@ impl Folder {
     }
 }
 
-/// CRLF size of LF-terminated bytes: each LF not after a CR counts twice.
+/// The size of a stored message as IMAP sends it ([`to_crlf`]): the
+/// Maildir rule (lib/maildir.rs [`crate::maildir::Sizes::sent`]) that
+/// deliveries write into `,W=` and pop3d counts too.
 pub fn crlf_size(d: &[u8]) -> u64 {
-    let mut n = d.len() as u64;
-    let mut prev = 0u8;
-    for i in memchr::memchr_iter(b'\n', d) {
-        if i == 0 || d[i - 1] != b'\r' {
-            n += 1;
-        }
-        prev = d[i];
-    }
-    let _ = prev;
-    n
+    let mut s = crate::maildir::Sizes::default();
+    s.add(d);
+    s.sent()
 }
 
-/// The message with every bare LF made CRLF.
+/// The message as sent: every bare LF made CRLF, and a last line without
+/// its line end completed (as pop3d sends it), so that BODY[] has exactly
+/// the RFC822.SIZE that `,W=` says.
 pub fn to_crlf(d: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(d.len() + d.len() / 30 + 2);
     let mut last = 0;
@@ -685,6 +761,11 @@ pub fn to_crlf(d: &[u8]) -> Vec<u8> {
         last = i + 1;
     }
     out.extend_from_slice(&d[last..]);
+    match out.last() {
+        None | Some(b'\n') => {}
+        Some(b'\r') => out.push(b'\n'),
+        Some(_) => out.extend_from_slice(b"\r\n"),
+    }
     out
 }
 
@@ -795,25 +876,41 @@ pub fn unique(lf_size: u64, crlf: u64) -> Vec<u8> {
     v
 }
 
-/// Writes `msg` (CRLF or LF; stored with LF) into folder `dir` as cur/
+/// Creates a message file: mode 0600 as deliveries do, whatever the umask.
+fn new_file(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// The name of a message written into new/ (APPEND, COPY, MOVE): \Recent
+/// for the session that takes it; flags, when there are any, ride along.
+fn new_name(base: &[u8], flags: u64) -> Vec<u8> {
+    if flags == 0 {
+        base.to_vec()
+    } else {
+        name_with(base, flags)
+    }
+}
+
+/// Writes `msg` (CRLF or LF; stored with LF) into folder `dir` as new/
 /// with `flags` and mtime `date`; returns the base name. Durable on return.
 pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Result<Vec<u8>> {
     let lf = to_lf(msg);
     let base = unique(lf.len() as u64, crlf_size(&lf));
     let tmp = p(dir, "tmp", &base);
     let r = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut f = new_file(&tmp)?;
         f.write_all(&lf)?;
         f.sync_all()?;
         drop(f);
         if let Some(t) = date {
             set_mtime(&tmp, t)?;
         }
-        fs::rename(&tmp, p(dir, "cur", &name_with(&base, flags)))?;
-        crate::sys::fsync_dir(&dir.join("cur"))
+        fs::rename(&tmp, p(dir, "new", &new_name(&base, flags)))?;
+        crate::sys::fsync_dir(&dir.join("new"))
     })();
     if r.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -822,7 +919,8 @@ pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Res
 }
 
 /// Links (or copies) the file `src` into folder `dir` as a new message
-/// with `flags`; returns the new base. The mtime (INTERNALDATE) is kept.
+/// (in new/) with `flags`; returns the new base. The mtime (INTERNALDATE)
+/// is kept. The caller syncs new/.
 pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Result<Vec<u8>> {
     let s = name_size(src_base, b'S');
     let w = name_size(src_base, b'W');
@@ -834,7 +932,7 @@ pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Resul
         }
     };
     let base = unique(s, w);
-    let dst = p(dir, "cur", &name_with(&base, flags));
+    let dst = p(dir, "new", &new_name(&base, flags));
     match fs::hard_link(src, &dst) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
@@ -842,10 +940,7 @@ pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Resul
             let d = fs::read(src)?;
             let t = fs::metadata(src)?.mtime();
             let tmp = p(dir, "tmp", &base);
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
+            let mut f = new_file(&tmp)?;
             f.write_all(&d)?;
             f.sync_all()?;
             set_mtime(&tmp, t)?;
@@ -904,7 +999,14 @@ pub fn folders(root: &Path) -> io::Result<Vec<Vec<u8>>> {
         let e = e?;
         let n = e.file_name();
         let b = n.as_bytes();
-        if b.len() > 1 && b[0] == b'.' && b != b".." && e.path().join("cur").is_dir() {
+        // A name that is not modified UTF-7 can be neither listed nor
+        // selected: maildir-make and CREATE never make one.
+        if b.len() > 1
+            && b[0] == b'.'
+            && b != b".."
+            && valid_name(&b[1..])
+            && e.path().join("cur").is_dir()
+        {
             v.push(b[1..].to_vec());
         }
     }
@@ -924,11 +1026,18 @@ pub fn create(root: &Path, name: &[u8]) -> io::Result<()> {
         std::process::id(),
         crate::sys::random_hex(6)
     ));
-    fs::create_dir(&tmp)?;
-    for s in ["cur", "new", "tmp"] {
-        fs::create_dir(tmp.join(s))?;
+    let made = (|| {
+        let mut b = fs::DirBuilder::new();
+        b.mode(0o700).create(&tmp)?;
+        for s in ["cur", "new", "tmp"] {
+            b.create(tmp.join(s))?;
+        }
+        new_file(&tmp.join("maildirfolder")).map(drop)
+    })();
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
     }
-    fs::write(tmp.join("maildirfolder"), b"")?;
     match fs::rename(&tmp, &dir) {
         Ok(()) => Ok(()),
         Err(e) => {
@@ -1048,8 +1157,16 @@ mod tests {
         );
         assert_eq!(name_size(b"1.2.h,S=10,W=12", b'W'), Some(12));
         assert_eq!(name_size(b"1.2.h", b'S'), None);
-        assert_eq!(crlf_size(b"a\nb\r\nc"), 7);
-        assert_eq!(to_crlf(b"a\nb\r\n"), b"a\r\nb\r\n");
+        // A last line without its line end is completed, in the size too.
+        for (d, sent) in [
+            (&b"a\nb\r\nc"[..], &b"a\r\nb\r\nc\r\n"[..]),
+            (b"a\nb\r\n", b"a\r\nb\r\n"),
+            (b"x\r", b"x\r\n"),
+            (b"", b""),
+        ] {
+            assert_eq!(to_crlf(d), sent);
+            assert_eq!(crlf_size(d), sent.len() as u64);
+        }
         assert_eq!(to_lf(b"a\r\nb\rc"), b"a\nb\rc");
     }
     #[test]

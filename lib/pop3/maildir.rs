@@ -63,26 +63,14 @@ fn stamp(uid: &[u8]) -> u64 {
 /// ends the message becomes that CR LF, as send() writes it).
 pub fn crlf_size(r: &mut impl io::Read) -> io::Result<u64> {
     let mut buf = vec![0u8; 65536];
-    let (mut n, mut prev) = (0u64, b'\n');
+    let mut s = crate::maildir::Sizes::default();
     loop {
         let k = r.read(&mut buf)?;
         if k == 0 {
-            break;
+            return Ok(s.sent());
         }
-        let b = &buf[..k];
-        n += k as u64;
-        for i in memchr::memchr_iter(b'\n', b) {
-            let before = if i == 0 { prev } else { b[i - 1] };
-            if before != b'\r' {
-                n += 1;
-            }
-        }
-        prev = b[k - 1];
+        s.add(&buf[..k]);
     }
-    if prev != b'\n' {
-        n += if prev == b'\r' { 1 } else { 2 }; // send() turns a last bare CR into CR LF
-    }
-    Ok(n)
 }
 
 fn load_cache(md: &Path) -> HashMap<Vec<u8>, u64> {

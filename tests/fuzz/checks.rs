@@ -36,6 +36,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("submit_input", submit_input),
     ("queuerun", queuerun),
     ("imap", imap),
+    ("imap_command", imap_command),
     ("mime", mime),
 ];
 
@@ -1037,6 +1038,105 @@ pub fn imap(d: &[u8]) {
         }
     }
     assert!(c.i <= b.len(), "cursor past the end");
+}
+
+/// The IMAP command reader with size limits (imap::parse::Reader::command).
+/// The first byte picks the limits (imap-login's, or small ones so that
+/// every limit is reached); the rest is what the client sends.
+///
+/// Properties: every command read fits the limits (each line segment, all
+/// segments together, each literal, the whole); its last segment announces
+/// no literal; the reader always moves forward or ends; the answers do not
+/// depend on how the input arrives (1, 7 or all bytes a read); after an
+/// answer that ends the connection nothing more is read.
+pub fn imap_command(d: &[u8]) {
+    use pipemail::imap::parse::{Limits, Reader};
+    let (sel, b) = match d.split_first() {
+        Some((s, b)) => (*s, b),
+        None => (0, d),
+    };
+    let lim = if sel & 0x80 != 0 {
+        Limits::LOGIN
+    } else {
+        let text = 4 + (sel & 0x0f) as usize * 8;
+        Limits {
+            line: 4 + ((sel >> 4) & 0x07) as usize * 6,
+            text,
+            literal: (sel & 0x03) as usize * 5,
+            total: text + 12,
+        }
+    };
+    let answers = |chunk: usize| {
+        let mut r = Reader::from_bytes(b.to_vec(), chunk);
+        let mut v = Vec::new();
+        for _ in 0..=b.len() + 1 {
+            let before = r.consumed();
+            let mut conts = 0;
+            let a = r
+                .command(lim, &mut || {
+                    conts += 1;
+                    Ok(())
+                })
+                .expect("reading bytes never fails");
+            let s = format!("{:?} after {} continuations", input_text(&a), conts);
+            let end = !matches!(a, Input::Cmd(_) | Input::TooLong(_) | Input::TooBig(_));
+            if let Input::Cmd(c) = &a {
+                command_fits(c, lim);
+            }
+            v.push(s);
+            if end {
+                return v;
+            }
+            assert!(r.consumed() > before, "no progress");
+        }
+        panic!("more answers than bytes");
+    };
+    let one = answers(1);
+    assert_eq!(answers(7), one, "answers depend on the read size");
+    assert_eq!(
+        answers(b.len().max(1)),
+        one,
+        "answers depend on the read size"
+    );
+}
+
+use pipemail::imap::parse::Input;
+
+fn input_text(a: &Input) -> (&'static str, Vec<u8>) {
+    match a {
+        Input::Cmd(c) => ("cmd", c.clone()),
+        Input::TooLong(t) => ("toolong", t.clone()),
+        Input::TooBig(t) => ("toobig", t.clone()),
+        Input::TooBigPlus(t) => ("toobigplus", t.clone()),
+        Input::TooMuch(t) => ("toomuch", t.clone()),
+        Input::Eof => ("eof", Vec::new()),
+        Input::Timeout => ("timeout", Vec::new()),
+    }
+}
+
+/// Walks a command as the reader built it (segment, CRLF, literal, ...).
+fn command_fits(c: &[u8], lim: pipemail::imap::parse::Limits) {
+    use pipemail::imap::parse::literal_at_end;
+    assert!(c.len() <= lim.total, "command of {} bytes", c.len());
+    let (mut i, mut text) = (0, 0);
+    loop {
+        let lf = c[i..].iter().position(|&x| x == b'\n');
+        let seg = match lf {
+            Some(k) => &c[i..i + k - 1],
+            None => &c[i..],
+        };
+        assert!(seg.len() <= lim.line, "segment of {} bytes", seg.len());
+        text += seg.len();
+        let Some(k) = lf else {
+            assert!(literal_at_end(seg).is_none(), "literal left open");
+            break;
+        };
+        let (n, _) = literal_at_end(seg).expect("a CRLF only after a literal");
+        assert!(n <= lim.literal, "literal of {} bytes", n);
+        i += k + 1 + n;
+        assert!(i <= c.len(), "literal past the end");
+    }
+    assert!(text <= lim.text, "text of {} bytes", text);
 }
 
 /// The MIME tree (mime::parse) and what IMAP builds from it: BODY,
