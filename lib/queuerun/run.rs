@@ -861,8 +861,7 @@ impl Manager {
         {
             return Vec::new();
         }
-        j.st
-            .iter()
+        j.st.iter()
             .zip(&j.delays)
             .zip(&j.info.rcpts)
             .filter_map(|((s, d), r)| match (s, d) {

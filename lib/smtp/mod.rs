@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod conn;
 pub mod data;
+pub mod dsn;
 pub mod path;
 
 use crate::control::{self, ControlError};

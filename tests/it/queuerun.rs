@@ -479,14 +479,22 @@ fn a_refused_recipient_bounces_while_another_is_deferred() {
     assert_eq!(b[0].0, "", "null sender");
     let p = parse_dsn(after_received(&b[0].3));
     if p.is_none() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 missing");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 missing"
+        );
     }
     if let Some(p) = p {
         let lines: Vec<&str> = p.lines().collect();
-        assert!(lines[0].starts_with("multipart/report delivery-status "), "{}", p);
+        assert!(
+            lines[0].starts_with("multipart/report delivery-status "),
+            "{}",
+            p
+        );
         assert_eq!(
             lines[4], "rfc822; bad@remote.example|failed|5.1.1|smtp; 550 5.1.1 no such user",
-            "{}", p
+            "{}",
+            p
         );
         assert_eq!(lines.len(), 6, "only the refused recipient: {}", p);
     }
@@ -494,7 +502,9 @@ fn a_refused_recipient_bounces_while_another_is_deferred() {
     // DSN for it alone, and the first recipient is not bounced again.
     q.stop();
     q.start(&[("PIPEMAIL_NOW_OFFSET", "700000")]);
-    wait_until(10, "second bounce", || q.queue_empty() && bounces(&q).len() == 2);
+    wait_until(10, "second bounce", || {
+        q.queue_empty() && bounces(&q).len() == 2
+    });
     q.stop();
     let b = bounces(&q);
     let later: Vec<_> = b
@@ -505,7 +515,11 @@ fn a_refused_recipient_bounces_while_another_is_deferred() {
     let s = String::from_utf8_lossy(&later[0].3);
     assert!(!s.contains("bad@remote.example"), "{}", s);
     if let Some(p) = parse_dsn(after_received(&later[0].3)) {
-        assert!(p.contains("rfc822; soft@remote.example|failed|5.2.1|"), "{}", p);
+        assert!(
+            p.contains("rfc822; soft@remote.example|failed|5.2.1|"),
+            "{}",
+            p
+        );
         assert_eq!(p.lines().count(), 6, "{}", p);
     }
 }
@@ -524,7 +538,9 @@ fn one_delay_notice_after_bouncedelay() {
             .collect::<Vec<_>>()
     };
     q.start(&[]);
-    wait_until(10, "first attempt", || q.log_text().contains("deferral: soft@"));
+    wait_until(10, "first attempt", || {
+        q.log_text().contains("deferral: soft@")
+    });
     q.stop();
     assert!(notices(&q).is_empty(), "no notice before 4 hours");
     // 5 hours later: one notice (Action: delayed), the message still queued.
@@ -556,7 +572,10 @@ fn one_delay_notice_after_bouncedelay() {
     assert!(!s.contains(" \n"), "no trailing space: {}", s);
     let p = parse_dsn(after_received(&n[0].3));
     if p.is_none() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 missing");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 missing"
+        );
     }
     if let Some(p) = p {
         assert!(

@@ -506,7 +506,11 @@ RCPT TO:<PostMaster@[10.0.0.1]>\r\nRCPT TO:<u@[10.0.0.1]>\r\nDATA\r\nx\r\n.\r\nQ
         .find(|l| l.starts_with("250 2.0.0 ok "))
         .expect("accepted");
     let pid = line.strip_prefix("250 2.0.0 ok qp ").expect(line);
-    assert!(!pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()), "{}", line);
+    assert!(
+        !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()),
+        "{}",
+        line
+    );
 }
 
 #[test]
