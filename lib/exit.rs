@@ -15,6 +15,9 @@ pub const EXEC_FAIL: i32 = 126;
 pub const EXEC_NOENT: i32 = 127;
 
 static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
+/// A forked child that runs another program's code (tcp-serve running
+/// tls-wrap linked) names that program instead.
+static CHILD_PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
 
 /// Names the program in every diagnostic and chooses where logs go
 /// (`crate::log`). With `pid` (per-connection programs): adds `pid N:`, and
@@ -31,7 +34,18 @@ pub fn set_prog(prog: &str, pid: bool) {
 }
 
 fn prefix() -> &'static [u8] {
-    PREFIX.get().map(|v| v.as_slice()).unwrap_or(b"pipemail: ")
+    CHILD_PREFIX
+        .get()
+        .or(PREFIX.get())
+        .map(|v| v.as_slice())
+        .unwrap_or(b"pipemail: ")
+}
+
+/// In a forked child that runs another program's code (tcp-serve running
+/// tls-wrap linked): names that program, with the child's pid.
+pub fn rename_child(prog: &str) {
+    let p = format!("{}: pid {}: ", prog, std::process::id());
+    let _ = CHILD_PREFIX.set(p.into_bytes());
 }
 
 /// One line to fd 2 in a single write (or to syslog, see `crate::log`):

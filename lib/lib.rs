@@ -32,4 +32,6 @@ pub mod smtp;
 pub mod submit;
 pub mod sys;
 pub mod tcpserve;
+pub mod tls;
+pub mod ucspitls;
 pub mod users;

@@ -303,6 +303,15 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         )
     };
     let (uid, gid) = resolve_ids(c).map_err(|m| (exit::TEMP, m.into_bytes()))?;
+    // tls-wrap as the program: its certificates load once, as root.
+    crate::tls::wrap::preload(&c.prog).map_err(|m| {
+        let code = if m.starts_with("tls-wrap:") {
+            exit::PERM
+        } else {
+            exit::TEMP
+        };
+        (code, format!("unable to set up TLS: {m}").into_bytes())
+    })?;
     let lfd = listen(c.host, c.port, c.backlog).map_err(|e| {
         fail(
             &format!(
@@ -562,6 +571,9 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
         b" remote ",
         &remote,
     ]);
+    if let Some(code) = crate::tls::wrap::run_preloaded() {
+        unsafe { libc::_exit(code) }
+    }
     let e = crate::exec::exec(&c.prog);
     let code = if e.kind() == io::ErrorKind::NotFound {
         exit::EXEC_NOENT

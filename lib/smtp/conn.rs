@@ -81,6 +81,18 @@ impl Conn {
         &self.buf[self.pos..self.len]
     }
 
+    /// Moves to other descriptors (after STARTTLS): input already read
+    /// from the old ones is thrown away, its length returned (RFC 3207:
+    /// nothing sent before the handshake may count after it).
+    pub fn switch(&mut self, rfd: i32, wfd: i32) -> usize {
+        let dropped = self.len - self.pos;
+        self.rfd = rfd;
+        self.wfd = wfd;
+        self.pos = 0;
+        self.len = 0;
+        dropped
+    }
+
     /// Marks `n` buffered bytes as used.
     pub fn consume(&mut self, n: usize) {
         self.pos = (self.pos + n).min(self.len);

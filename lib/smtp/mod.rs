@@ -8,6 +8,7 @@ pub mod conn;
 pub mod data;
 pub mod dsn;
 pub mod path;
+pub mod submission;
 
 use crate::control::{self, ControlError};
 use crate::qq::{Outcome, Queue};
@@ -53,7 +54,17 @@ pub struct Config {
     pub remote_host: Vec<u8>,
     pub remote_info: Option<Vec<u8>>,
     pub local_ip: Vec<u8>,
+    /// The connection is encrypted (implicit TLS, or after STARTTLS).
     pub tls: bool,
+    /// `TLSv1.3:CIPHER` for the Received line.
+    pub tls_info: Vec<u8>,
+    /// STARTTLS can be offered (UCSPI-TLS descriptors from tls-wrap -d).
+    pub starttls: Option<crate::ucspitls::Starttls>,
+    /// AUTH may be used before TLS ($AUTH_CLEARTEXT).
+    pub auth_cleartext: bool,
+    /// Submission (RFC 6409, $SUBMISSION): AUTH before MAIL, Date and
+    /// Message-ID added when missing.
+    pub submission: bool,
 }
 
 fn env(name: &str) -> Option<Vec<u8>> {
@@ -132,7 +143,7 @@ impl Config {
         let remote_ip = env_nonempty("TCPREMOTEIP")
             .or_else(|| sockaddr(0, true))
             .unwrap_or_else(|| b"unknown".to_vec());
-        Ok(Config {
+        let mut c = Config {
             greeting,
             databytes,
             timeout,
@@ -148,9 +159,16 @@ impl Config {
             remote_host: env_nonempty("TCPREMOTEHOST").unwrap_or_else(|| b"unknown".to_vec()),
             remote_info: env_nonempty("TCPREMOTEINFO"),
             local_ip,
-            tls: env("PROTO").as_deref() == Some(b"SSL"),
+            tls: crate::ucspitls::implicit() || env("PROTO").as_deref() == Some(b"SSL"),
+            tls_info: crate::ucspitls::describe(&crate::ucspitls::implicit_info()),
+            starttls: crate::ucspitls::from_env(),
+            auth_cleartext: crate::ucspitls::cleartext_allowed(),
+            submission: env_nonempty("SUBMISSION").is_some(),
             me,
-        })
+        };
+        // Submission needs AUTH before MAIL.
+        c.auth_required |= c.submission;
+        Ok(c)
     }
 }
 
@@ -279,7 +297,7 @@ const COMMANDS: &[Cmd] = &[
     },
     Cmd {
         verb: b"STARTTLS",
-        handler: Session::unimpl,
+        handler: Session::starttls,
         flush: true,
     },
 ];
@@ -534,7 +552,10 @@ impl Session {
         lines.push(b"ETRN".to_vec());
         lines.push(b"HELP".to_vec());
         lines.push(b"SMTPUTF8".to_vec());
-        if self.cfg.smtpauth.is_some() {
+        if self.cfg.starttls.is_some() && !self.cfg.tls {
+            lines.push(b"STARTTLS".to_vec());
+        }
+        if self.auth_offered() {
             lines.push(b"AUTH PLAIN LOGIN".to_vec());
         }
         let n = lines.len();
@@ -602,7 +623,7 @@ impl Session {
                 (b"BODY", Some(v))
                     if v.eq_ignore_ascii_case(b"7BIT") || v.eq_ignore_ascii_case(b"8BITMIME") => {}
                 (b"SMTPUTF8", None) => utf8 = true,
-                (b"AUTH", Some(_)) if self.cfg.smtpauth.is_some() => {}
+                (b"AUTH", Some(_)) if self.auth_offered() => {}
                 _ => {
                     let mut m = b"555 5.5.4 unsupported parameter ".to_vec();
                     m.extend_from_slice(&safe(&k));
@@ -794,6 +815,11 @@ impl Session {
         };
         r.extend_from_slice(b" with ");
         r.extend_from_slice(with);
+        if c.tls && !c.tls_info.is_empty() {
+            r.extend_from_slice(b" (");
+            r.extend_from_slice(&safe(&c.tls_info));
+            r.push(b')');
+        }
         r.extend_from_slice(b" id ");
         r.extend_from_slice(id);
         r.extend_from_slice(b"; ");
@@ -842,6 +868,11 @@ impl Session {
         q.write(&self.received(&id));
         let mut d = data::Data::new(self.cfg.databytes);
         let mut out = Vec::with_capacity(65536);
+        let mut sub = self
+            .cfg
+            .submission
+            .then(|| submission::Complete::new(&self.cfg.me));
+        let mut done = Vec::new();
         loop {
             if self.conn.buffered().is_empty() {
                 if let Err(f) = self.conn.fill() {
@@ -851,6 +882,11 @@ impl Session {
             }
             out.clear();
             let r = d.feed(self.conn.buffered(), &mut out);
+            if let Some(c) = sub.as_mut() {
+                done.clear();
+                c.feed(&out, &mut done);
+                std::mem::swap(&mut out, &mut done);
+            }
             if d.good() && !out.is_empty() {
                 q.write(&out);
             }
@@ -863,6 +899,13 @@ impl Session {
                     let n = self.conn.buffered().len();
                     self.conn.consume(n);
                 }
+            }
+        }
+        if let Some(c) = sub.as_mut() {
+            out.clear();
+            c.finish(&mut out);
+            if d.good() && !out.is_empty() {
+                q.write(&out);
             }
         }
         let tx = self.tx.take().unwrap_or(Tx {
@@ -1090,11 +1133,68 @@ impl Session {
         }
     }
 
+    /// AUTH is offered with $SMTPAUTH, over TLS or with $AUTH_CLEARTEXT.
+    fn auth_offered(&self) -> bool {
+        self.cfg.smtpauth.is_some() && (self.cfg.tls || self.cfg.auth_cleartext)
+    }
+
+    /// STARTTLS (RFC 3207): the go-ahead, then everything the client sent
+    /// after the command is thrown away (CVE-2011-0411), the wrapper does
+    /// the handshake, and the session starts again from the greeting state.
+    fn starttls(&mut self, arg: &[u8]) -> Result<(), Fatal> {
+        let Some(st) = self.cfg.starttls.filter(|_| !self.cfg.tls) else {
+            if self.cfg.tls {
+                self.err(b"503 5.5.1 TLS already active");
+            } else {
+                self.err(b"502 5.5.1 command not implemented");
+            }
+            return Ok(());
+        };
+        if !arg.is_empty() {
+            self.err(b"501 5.5.4 syntax: STARTTLS");
+            return Ok(());
+        }
+        self.put(&[b"220 2.0.0 ready to start TLS"]);
+        self.conn.flush()?;
+        let dropped = self.conn.switch(st.rfd, st.wfd);
+        if dropped > 0 {
+            crate::exit::info(&[
+                b"discarded ",
+                dropped.to_string().as_bytes(),
+                b" bytes sent after STARTTLS remote=",
+                &self.cfg.remote_ip.clone(),
+            ]);
+        }
+        match st.start(self.conn.timeout) {
+            Ok(info) => self.cfg.tls_info = crate::ucspitls::describe(&info),
+            Err(e) => {
+                crate::exit::info(&[
+                    b"STARTTLS failed remote=",
+                    &self.cfg.remote_ip.clone(),
+                    b": ",
+                    crate::exit::errtext(&e).as_bytes(),
+                ]);
+                self.done = true;
+                return Ok(());
+            }
+        }
+        self.cfg.tls = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.user = None;
+        Ok(())
+    }
+
     fn auth(&mut self, arg: &[u8]) -> Result<(), Fatal> {
         let Some(prog) = self.cfg.smtpauth.clone() else {
             self.err(b"502 5.5.1 command not implemented");
             return Ok(());
         };
+        if !self.auth_offered() {
+            self.err(b"538 5.7.11 encryption required for requested authentication mechanism");
+            return Ok(());
+        }
         if !self.esmtp {
             self.err(b"503 5.5.1 send EHLO first");
             return Ok(());

@@ -15,3 +15,4 @@ mod remote;
 mod smtp;
 mod submit;
 mod tcpserve;
+mod tls;

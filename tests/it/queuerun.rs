@@ -1141,14 +1141,14 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
         ),
         Some(0)
     );
-    // Should the copy start anyway, it may not fill this machine's disk.
-    q.fsize = Some(64 << 20);
-    q.start(&[]);
     // As a pair (ID with ID.env, the format before version 1) the size is
-    // the whole file's.
+    // the whole file's (read before queue-run may quarantine it).
     let size = std::fs::metadata(q.home.join("queue/drop").join(id))
         .unwrap()
         .len();
+    // Should the copy start anyway, it may not fill this machine's disk.
+    q.fsize = Some(64 << 20);
+    q.start(&[]);
     let want = format!(
         "quarantine msg {}.env: message of {} bytes is over the limit of 2000000 (control/submitbytes)",
         id, size

@@ -1012,11 +1012,16 @@ fn b64(b: &[u8]) -> String {
     o
 }
 
+/// AUTH in clear text: allowed explicitly ($AUTH_CLEARTEXT), as it is
+/// refused before TLS otherwise (tests/it/tls.rs).
 fn auth_env() -> Vec<(&'static str, String)> {
-    vec![(
-        "SMTPAUTH",
-        fakes().join("checkpw").to_string_lossy().into_owned(),
-    )]
+    vec![
+        (
+            "SMTPAUTH",
+            fakes().join("checkpw").to_string_lossy().into_owned(),
+        ),
+        ("AUTH_CLEARTEXT", "1".to_string()),
+    ]
 }
 
 fn auth_session(t: &T, input: &[u8]) -> (String, Option<i32>, String) {
