@@ -46,6 +46,8 @@ pub struct Config {
     pub badmailfrom: Vec<Vec<u8>>,
     pub localiphost: Option<Vec<u8>>,
     pub local_domain: Vec<u8>,
+    /// control/locals, virtualdomains and users/assign, read once.
+    pub recipients: crate::users::Recipients,
     pub relayclient: Option<Vec<u8>>,
     pub smtpauth: Option<OsString>,
     /// $AUTHREQUIRED: MAIL only after a successful AUTH (submission, RFC 6409).
@@ -133,9 +135,12 @@ impl Config {
         let rcpthosts = control::lines("rcpthosts")?.map(lower);
         let badmailfrom = lower(control::lines("badmailfrom")?.unwrap_or_default());
         let localiphost = control::lines("localiphost")?.and_then(|v| v.into_iter().next());
-        let local_domain = control::locals()?
-            .into_iter()
-            .next()
+        let recipients = crate::users::Recipients::load()?;
+        let local_domain = recipients
+            .routes
+            .locals
+            .first()
+            .cloned()
             .unwrap_or_else(|| me.to_ascii_lowercase());
         let local_ip = env_nonempty("TCPLOCALIP")
             .or_else(|| sockaddr(0, false))
@@ -152,6 +157,7 @@ impl Config {
             badmailfrom,
             localiphost,
             local_domain,
+            recipients,
             relayclient: env("RELAYCLIENT"),
             smtpauth: std::env::var_os("SMTPAUTH").filter(|v| !v.is_empty()),
             auth_required: env("AUTHREQUIRED").is_some(),
@@ -374,15 +380,32 @@ pub fn badmailfrom_has(bmf: &[Vec<u8>], addr: &[u8]) -> bool {
     bmf.iter().any(|b| *b == a || Some(b.as_slice()) == at)
 }
 
+/// A session that cannot start: 421 to the client, a warning, exit 111.
+pub fn controls_failed(wfd: i32, e: &ControlError) -> i32 {
+    let _ = crate::sys::write_timeout(wfd, b"421 4.3.0 unable to read controls\r\n", 10);
+    crate::exit::warn(&[b"unable to read controls: ", &e.text()]);
+    crate::exit::TEMP
+}
+
+pub const PROG: &str = "smtp-recv";
+pub const USAGE: &str = "smtp-recv";
+
+/// The program smtp-recv(8): `args` are its arguments after argv[0]
+/// (none are allowed). bin/smtp-recv.rs calls it, and so does tcp-serve's
+/// child when it runs smtp-recv's linked code instead of exec'ing it.
+pub fn main(args: &[OsString]) -> i32 {
+    crate::exit::set_prog(PROG, true);
+    if !args.is_empty() {
+        crate::exit::usage(USAGE);
+    }
+    run(0, 1)
+}
+
 /// Runs one session on fds 0/1; returns the exit code.
 pub fn run(rfd: i32, wfd: i32) -> i32 {
     let cfg = match Config::load() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = crate::sys::write_timeout(wfd, b"421 4.3.0 unable to read controls\r\n", 10);
-            crate::exit::warn(&[b"unable to read controls: ", &e.text()]);
-            return crate::exit::TEMP;
-        }
+        Err(e) => return controls_failed(wfd, &e),
     };
     if wfd >= 0 {
         // A stalled peer must not hang a write that poll called possible.
@@ -736,10 +759,7 @@ impl Session {
             }
             let ok = match &self.cfg.rcpthosts {
                 Some(h) => rcpthosts_has(h, dom),
-                None => match crate::users::route(&addr) {
-                    Ok(r) => r != crate::users::Route::Remote,
-                    Err(e) => return self.control_failure(e),
-                },
+                None => self.cfg.recipients.route(&addr) != crate::users::Route::Remote,
             };
             if !ok {
                 self.refuse_rcpt(b"554 5.7.1 relaying denied", &addr, b"relaying");
@@ -753,25 +773,22 @@ impl Session {
             self.err(b"501 5.1.3 recipient address too long");
             return Ok(());
         }
-        match crate::users::route(&addr) {
-            Ok(crate::users::Route::Local { local, domain }) => {
-                match crate::users::recipient_exists(&local, &domain) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.unknown_rcpts += 1;
-                        if self.unknown_rcpts > FREE_UNKNOWN_RCPTS {
-                            self.conn.flush()?;
-                            let d = std::time::Duration::from_secs(self.cfg.badrcptdelay);
-                            std::thread::sleep(d);
-                        }
-                        self.refuse_rcpt(b"550 5.1.1 no such user here", &addr, b"unknown-user");
-                        return Ok(());
+        match self.cfg.recipients.route(&addr) {
+            crate::users::Route::Local { local, .. } => match self.cfg.recipients.exists(&local) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.unknown_rcpts += 1;
+                    if self.unknown_rcpts > FREE_UNKNOWN_RCPTS {
+                        self.conn.flush()?;
+                        let d = std::time::Duration::from_secs(self.cfg.badrcptdelay);
+                        std::thread::sleep(d);
                     }
-                    Err(e) => return self.control_failure(e),
+                    self.refuse_rcpt(b"550 5.1.1 no such user here", &addr, b"unknown-user");
+                    return Ok(());
                 }
-            }
-            Ok(crate::users::Route::Remote) => {}
-            Err(e) => return self.control_failure(e),
+                Err(e) => return self.control_failure(e),
+            },
+            crate::users::Route::Remote => {}
         }
         if let Some(t) = self.tx.as_mut() {
             t.rcpts.push(addr);
@@ -1063,10 +1080,10 @@ impl Session {
         let ok = relay
             || match &self.cfg.rcpthosts {
                 Some(h) => rcpthosts_has(h, &d),
-                None => match crate::users::route(&[&b"postmaster@"[..], &d].concat()) {
-                    Ok(r) => r != crate::users::Route::Remote,
-                    Err(e) => return self.control_failure(e),
-                },
+                None => {
+                    let pm = [&b"postmaster@"[..], &d].concat();
+                    self.cfg.recipients.route(&pm) != crate::users::Route::Remote
+                }
             };
         if !ok {
             self.refuse(
