@@ -497,79 +497,31 @@ impl Session {
     }
 
     fn list(&mut self, c: &mut Cursor, lsub: bool) -> Done {
-        tryp!(c.sp());
-        let reference = tryp!(c.list_mailbox());
-        tryp!(c.sp());
-        let pat = tryp!(c.list_mailbox());
-        tryp!(c.end());
+        let a = tryp!(super::list::parse(c, lsub));
         let what: &[u8] = if lsub { b"* LSUB " } else { b"* LIST " };
-        if pat.is_empty() && !lsub {
+        if !lsub && !a.extended && a.patterns[0].is_empty() {
             self.out.line(&[what, b"(\\Noselect) \".\" \"\""]);
             return ok("List completed.");
         }
-        let mut full = reference.clone();
-        full.extend_from_slice(&pat);
-        let folders = tryio!(store::folders(&self.root), "list folders");
-        let mut all: Vec<(Vec<u8>, bool)> = vec![(b"INBOX".to_vec(), true)];
-        for f in &folders {
-            // Parents that do not exist themselves are \Noselect.
-            let mut i = 0;
-            while let Some(d) = memchr::memchr(b'.', &f[i..]) {
-                let parent = &f[..i + d];
-                if !folders.iter().any(|x| x == parent) && !all.iter().any(|(x, _)| x == parent) {
-                    all.push((parent.to_vec(), false));
-                }
-                i += d + 1;
-            }
-            all.push((f.clone(), true));
-        }
-        all[1..].sort();
-        let subs = if lsub {
-            store::subscriptions(&self.root)
-        } else {
-            Vec::new()
-        };
-        for (name, real) in &all {
-            if !matches(&full, name) {
-                continue;
-            }
-            let mut prefix = name.clone();
-            prefix.push(b'.');
-            let mut real = *real;
-            if lsub
-                && !subs
-                    .iter()
-                    .any(|s| s == name || (store::is_inbox(s) && store::is_inbox(name)))
-            {
-                // An unsubscribed parent of a subscription that `%` cut
-                // off is listed \Noselect (RFC 3501 §6.3.9).
-                if !subs
-                    .iter()
-                    .any(|s| s.starts_with(&prefix) && !matches(&full, s))
-                {
-                    continue;
-                }
-                real = false;
-            }
-            let children = folders.iter().any(|f| f.starts_with(&prefix));
-            let mut attrs: Vec<&[u8]> = Vec::new();
-            if !real {
-                attrs.push(b"\\Noselect");
-            }
-            if !lsub {
-                attrs.push(if children {
-                    b"\\HasChildren"
-                } else {
-                    b"\\HasNoChildren"
-                });
-                if let Some(u) = special_use(name) {
-                    attrs.push(u);
-                }
-            }
+        let rows = tryio!(super::list::rows(&self.root, &a, lsub), "list folders");
+        for r in &rows {
             let mut v = Vec::new();
-            resp::astring(&mut v, name);
+            resp::astring(&mut v, &r.name);
+            let info: &[u8] = if r.childinfo {
+                b" (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+            } else {
+                b""
+            };
             self.out
-                .line(&[what, b"(", &attrs.join(&b' '), b") \".\" ", &v]);
+                .line(&[what, b"(", &r.attrs.join(&b' '), b") \".\" ", &v, info]);
+            if let (Some(items), true) = (&a.status, r.selectable) {
+                let dir = store::folder_dir(&self.root, &r.name);
+                if let Some(d) = dir.filter(|d| d.join("cur").is_dir()) {
+                    if let Err(e) = self.status_line(&r.name, &d, items) {
+                        return e;
+                    }
+                }
+            }
         }
         ok(if lsub {
             "Lsub completed."
@@ -582,30 +534,23 @@ impl Session {
         tryp!(c.sp());
         let (name, dir) = tryp!(self.mailbox(c));
         tryp!(c.sp());
-        tryp!(c.expect(b'('));
-        let mut items = Vec::new();
-        loop {
-            let w = tryp!(c.word());
-            if !matches!(
-                &w[..],
-                b"MESSAGES" | b"RECENT" | b"UIDNEXT" | b"UIDVALIDITY" | b"UNSEEN"
-            ) {
-                return bad("unknown status item");
-            }
-            items.push(w);
-            if c.eat(b')') {
-                break;
-            }
-            tryp!(c.sp());
-        }
+        let items = tryp!(super::list::status_items(c));
         tryp!(c.end());
         let dir = match dir {
             Some(d) if d.join("cur").is_dir() => d,
             _ => return Done::No([&b"[NONEXISTENT] Mailbox doesn't exist: "[..], &name].concat()),
         };
+        match self.status_line(&name, &dir, &items) {
+            Ok(()) => ok("Status completed."),
+            Err(e) => e,
+        }
+    }
+
+    /// Writes `* STATUS name (items)` for the folder in `dir`.
+    fn status_line(&mut self, name: &[u8], dir: &Path, items: &[Vec<u8>]) -> Result<(), Done> {
         let s = {
-            let _l = tryio!(store::lock(&dir), "lock folder");
-            tryio!(store::scan(&dir, false), "read folder")
+            let _l = store::lock(dir).map_err(|e| sys_no("lock folder", &e))?;
+            store::scan(dir, false).map_err(|e| sys_no("read folder", &e))?
         };
         let unseen = s
             .list
@@ -629,9 +574,9 @@ impl Session {
             v.extend_from_slice(n.to_string().as_bytes());
         }
         let mut nm = Vec::new();
-        resp::astring(&mut nm, &name);
+        resp::astring(&mut nm, name);
         self.out.line(&[b"* STATUS ", &nm, b" (", &v, b")"]);
-        ok("Status completed.")
+        Ok(())
     }
 
     /// Letters for a flag list in folder `dir` (keywords allocated there).

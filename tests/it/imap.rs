@@ -85,7 +85,7 @@ fn check(got: &[u8], want: &str) {
 }
 
 const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN ESEARCH WITHIN";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN";
 
 fn two_messages(tag: &str) -> PathBuf {
     let md = maildir(tag);
@@ -588,7 +588,7 @@ e OK Logout completed.
         &env,
         &crlf("a AUTHENTICATE PLAIN am9lAGpvZQBzZWNyZXQ=\nb NOOP\n"),
     );
-    assert!(out.stdout.ends_with(b"a OK [CAPABILITY IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN ESEARCH WITHIN] Logged in\r\nb OK NOOP completed.\r\n"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.stdout.ends_with(format!("a OK [CAPABILITY {}] Logged in\r\nb OK NOOP completed.\r\n", CAPS).as_bytes()), "{}", String::from_utf8_lossy(&out.stdout));
     // Three failures end the session; TLS required means LOGINDISABLED.
     let out = run(
         "imap-login",
@@ -1973,4 +1973,69 @@ fn esearch_and_within() {
     let s = String::from_utf8_lossy(&got);
     let want = "* ESEARCH (TAG \"b\") MIN 1 MAX 5 ALL 1,3,5 COUNT 3\r\nb OK Search completed.\r\n* ESEARCH (TAG \"c\") UID ALL 1:5\r\nc OK Search completed.\r\n* ESEARCH (TAG \"d\") COUNT 0\r\nd OK Search completed.\r\n* ESEARCH (TAG \"e\")\r\ne OK Search completed.\r\n* SEARCH 1 2\r\nf OK Search completed.\r\n* SEARCH 3 4 5\r\ng OK Search completed.\r\nh BAD unknown search return option\r\n";
     assert!(s.ends_with(want), "{}", s);
+}
+
+/// Folders INBOX, Sent, a.b (a only a parent), c, c.d; subscribed INBOX,
+/// a.b, c and a folder that no longer exists.
+fn folder_tree(tag: &str) -> PathBuf {
+    let md = two_messages(tag);
+    for f in [".Sent", ".a.b", ".c", ".c.d"] {
+        for s in ["cur", "new", "tmp"] {
+            fs::create_dir_all(md.join(f).join(s)).unwrap();
+        }
+    }
+    fs::write(md.join("subscriptions"), "INBOX\na.b\nc\ngone\n").unwrap();
+    md
+}
+
+#[test]
+fn list_extended_and_list_status() {
+    let md = folder_tree("imap-listext");
+    let got = imapd(
+        &md,
+        "a LIST \"\" \"%\" RETURN (CHILDREN SUBSCRIBED STATUS (MESSAGES UNSEEN))\nb LIST (SUBSCRIBED) \"\" \"*\"\nc LIST (SUBSCRIBED RECURSIVEMATCH) \"\" \"%\"\nd LIST \"\" (INBOX \"c*\" inbox)\ne LIST (SPECIAL-USE) \"\" \"*\" RETURN (SPECIAL-USE)\nf LIST (RECURSIVEMATCH) \"\" \"*\"\ng LIST (BOGUS) \"\" \"*\"\nh LIST \"\" \"*\" RETURN (BOGUS)\ni LIST \"\" \"\"\nj LIST (REMOTE) \"\" c.% RETURN (STATUS (UIDNEXT))\nk LSUB \"\" \"%\"\n",
+    );
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+* LIST (\\HasNoChildren \\Subscribed) \".\" INBOX
+* STATUS INBOX (MESSAGES 2 UNSEEN 1)
+* LIST (\\HasNoChildren \\Sent) \".\" Sent
+* STATUS Sent (MESSAGES 0 UNSEEN 0)
+* LIST (\\Noselect \\HasChildren) \".\" a
+* LIST (\\HasChildren \\Subscribed) \".\" c
+* STATUS c (MESSAGES 0 UNSEEN 0)
+a OK List completed.
+* LIST (\\HasNoChildren \\Subscribed) \".\" INBOX
+* LIST (\\HasNoChildren \\Subscribed) \".\" a.b
+* LIST (\\HasChildren \\Subscribed) \".\" c
+* LIST (\\NonExistent \\Subscribed) \".\" gone
+b OK List completed.
+* LIST (\\HasNoChildren \\Subscribed) \".\" INBOX
+* LIST (\\Noselect \\HasChildren) \".\" a (\"CHILDINFO\" (\"SUBSCRIBED\"))
+* LIST (\\HasChildren \\Subscribed) \".\" c
+* LIST (\\NonExistent \\Subscribed) \".\" gone
+c OK List completed.
+* LIST (\\HasNoChildren) \".\" INBOX
+* LIST (\\HasChildren) \".\" c
+* LIST (\\HasNoChildren) \".\" c.d
+d OK List completed.
+* LIST (\\HasNoChildren \\Sent) \".\" Sent
+e OK List completed.
+f BAD RECURSIVEMATCH needs another selection option
+g BAD unknown list selection option
+h BAD unknown list return option
+* LIST (\\Noselect) \".\" \"\"
+i OK List completed.
+* LIST (\\HasNoChildren) \".\" c.d
+* STATUS c.d (UIDNEXT 1)
+j OK List completed.
+* LSUB () \".\" INBOX
+* LSUB (\\Noselect) \".\" a
+* LSUB () \".\" c
+k OK Lsub completed.
+"
+        ),
+    );
 }
