@@ -18,7 +18,7 @@ pub mod utf7;
 
 /// What imapd advertises once logged in.
 pub const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY";
 
 /// Longest line segment of a command (the text before the end of the line
 /// or between two literals), bytes.

@@ -623,6 +623,8 @@ impl Session {
         } else {
             None
         };
+        // A literal8 (RFC 3516) may carry any byte, NUL too.
+        c.eat(b'~');
         let msg = tryp!(c.literal());
         tryp!(c.end());
         let dir = match dir {
@@ -774,7 +776,12 @@ impl Session {
             let tree = if items.iter().any(|x| {
                 matches!(
                     x,
-                    Item::Body | Item::BodyStructure | Item::Section { .. } | Item::Envelope
+                    Item::Body
+                        | Item::BodyStructure
+                        | Item::Section { .. }
+                        | Item::Envelope
+                        | Item::Binary { .. }
+                        | Item::BinarySize(_)
                 )
             }) {
                 data.as_ref().map(|d| crate::mime::parse(d))
@@ -855,6 +862,26 @@ impl Session {
                         name.extend_from_slice(&fetch::label(sec));
                         name.push(b']');
                         fetch::put_body(&mut v, &name, bytes.as_deref(), *partial);
+                    }
+                    Item::Binary { parts, .. } | Item::BinarySize(parts) => {
+                        let (d, t) = (data.as_ref().unwrap(), tree.as_ref().unwrap());
+                        let bytes = match fetch::binary_bytes(d, t, parts) {
+                            Some(Err(())) => {
+                                return no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding")
+                            }
+                            b => b.map(|b| b.unwrap_or_default()),
+                        };
+                        if let Item::Binary { partial, .. } = it {
+                            let name = fetch::binary_label(b"BINARY", parts);
+                            fetch::put_body(&mut v, &name, bytes.as_deref(), *partial);
+                        } else {
+                            v.extend_from_slice(&fetch::binary_label(b"BINARY.SIZE", parts));
+                            v.push(b' ');
+                            match bytes {
+                                Some(b) => v.extend_from_slice(b.len().to_string().as_bytes()),
+                                None => v.extend_from_slice(b"NIL"),
+                            }
+                        }
                     }
                     Item::Rfc822 => fetch::put_body(&mut v, b"RFC822", data.as_deref(), None),
                     Item::Rfc822Header | Item::Rfc822Text => {

@@ -85,7 +85,7 @@ fn check(got: &[u8], want: &str) {
 }
 
 const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY";
 
 fn two_messages(tag: &str) -> PathBuf {
     let md = maildir(tag);
@@ -2038,4 +2038,21 @@ k OK Lsub completed.
 "
         ),
     );
+}
+
+#[test]
+fn binary_fetch_and_append_literal8() {
+    let md = maildir("imap-binary");
+    put(&md, "cur", "1000000001.M1P1.host", Some("S"), MULTI, T0);
+    let nul = "Subject: nul\nMIME-Version: 1.0\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAGFi\n";
+    put(&md, "cur", "1000000002.M2P1.host", None, nul, T0);
+    let uu = "Subject: uu\nContent-Transfer-Encoding: x-uuencode\n\nbegin 644 x\n";
+    put(&md, "cur", "1000000003.M3P1.host", Some("S"), uu, T0);
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1] BINARY.PEEK[3]<0.6> BINARY.SIZE[3] BINARY.PEEK[2.1] BINARY.SIZE[4])\nc FETCH 2 (BINARY.SIZE[1] BINARY[1])\nd FETCH 3 BINARY.PEEK[1]\ne FETCH 3 BINARY[1.2]\nf APPEND INBOX ~{15}\nSubject: \0z\n\n\ng FETCH 4 (BINARY.SIZE[] BINARY.PEEK[])\nh FETCH 1 BINARY.PEEK[HEADER]\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    let want = "* 1 FETCH (BINARY.SIZE[1] 12 BINARY[1] {12}\r\nK\u{fffd}ln is nice BINARY[3]<0> {6}\r\nsecret BINARY.SIZE[3] 11 BINARY[2.1] {11}\r\nplain inner BINARY.SIZE[4] NIL)\r\nb OK Fetch completed.\r\n* 2 FETCH (BINARY.SIZE[1] 3 BINARY[1] ~{3}\r\n\0ab FLAGS (\\Seen))\r\nc OK Fetch completed.\r\nd NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding\r\n* 3 FETCH (BINARY[1.2] NIL)\r\ne OK Fetch completed.\r\n+ Ready for literal data\r\n* 4 EXISTS\r\n* 1 RECENT\r\nf OK [APPENDUID 42 4] Append completed.\r\n* 4 FETCH (BINARY.SIZE[] 15 BINARY[] ~{15}\r\nSubject: \0z\r\n\r\n)\r\ng OK Fetch completed.\r\nh BAD syntax error\r\n";
+    assert!(s.ends_with(want), "{}", s);
 }
