@@ -8,6 +8,7 @@ use super::fetch::{self, Item};
 use super::parse::{Cursor, Input, Limits, Reader, SeqSet, STAR};
 use super::resp::{self, Out};
 use super::search;
+use super::sort;
 use super::store::{self, Changes, Folder};
 use crate::exit;
 
@@ -235,6 +236,8 @@ impl Session {
                         | b"UNSELECT"
                         | b"EXPUNGE"
                         | b"SEARCH"
+                        | b"SORT"
+                        | b"THREAD"
                         | b"FETCH"
                         | b"STORE"
                         | b"COPY"
@@ -265,6 +268,7 @@ impl Session {
                 self.expunge(None)
             }
             b"SEARCH" => self.search(tag, c, false),
+            b"SORT" | b"THREAD" => self.sort(c, false, name == b"THREAD"),
             b"FETCH" => self.fetch(c, false),
             b"STORE" => self.store(c, false),
             b"COPY" | b"MOVE" => self.copy(c, false, name == b"MOVE"),
@@ -275,6 +279,7 @@ impl Session {
                     b"FETCH" => self.fetch(c, true),
                     b"STORE" => self.store(c, true),
                     b"SEARCH" => self.search(tag, c, true),
+                    b"SORT" | b"THREAD" => self.sort(c, true, sub == b"THREAD"),
                     b"COPY" => self.copy(c, true, false),
                     b"MOVE" => self.copy(c, true, true),
                     b"EXPUNGE" => {
@@ -1076,6 +1081,58 @@ impl Session {
         }
         self.out.line(&[&v]);
         ok("Search completed.")
+    }
+
+    /// SORT (criteria) charset keys, THREAD algorithm charset keys.
+    fn sort(&mut self, c: &mut Cursor, uid: bool, thread: bool) -> Done {
+        tryp!(c.sp());
+        let (crit, algo) = if thread {
+            let a = tryp!(c.word());
+            if a != b"ORDEREDSUBJECT" && a != b"REFERENCES" {
+                return bad("unknown threading algorithm");
+            }
+            (Vec::new(), a)
+        } else {
+            (tryp!(sort::criteria(c)), Vec::new())
+        };
+        tryp!(c.sp());
+        let cs = tryp!(c.astring());
+        tryp!(c.sp());
+        let key = match search::keys(c, Some(&cs)) {
+            Ok(k) => k,
+            Err(search::Error::Bad(m)) => return bad(m),
+            Err(search::Error::Charset) => {
+                return no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset")
+            }
+        };
+        let f = self.sel.as_mut().unwrap();
+        let mut msgs = Vec::new();
+        for i in search::run(f, &key) {
+            match sort::info(f, i) {
+                Ok(Some(m)) => msgs.push((i, m)),
+                Ok(None) => {}
+                Err(e) => return sys_no("read message", &e),
+            }
+        }
+        let uids: Vec<u32> = f.msgs.iter().map(|m| m.uid).collect();
+        let seq = |i: usize| if uid { uids[i] } else { i as u32 + 1 };
+        if thread {
+            let t = if algo == b"REFERENCES" {
+                sort::references(&msgs, &seq)
+            } else {
+                sort::ordered_subject(&msgs, &seq)
+            };
+            self.out.line(&[b"* THREAD ", &t]);
+            return ok("Thread completed.");
+        }
+        sort::sort(&mut msgs, &crit);
+        let mut v = b"* SORT".to_vec();
+        for (i, _) in &msgs {
+            v.push(b' ');
+            v.extend_from_slice(seq(*i).to_string().as_bytes());
+        }
+        self.out.line(&[&v]);
+        ok("Sort completed.")
     }
 
     fn copy(&mut self, c: &mut Cursor, uid: bool, mv: bool) -> Done {

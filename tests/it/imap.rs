@@ -85,7 +85,7 @@ fn check(got: &[u8], want: &str) {
 }
 
 const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 fn two_messages(tag: &str) -> PathBuf {
     let md = maildir(tag);
@@ -1835,12 +1835,11 @@ fn unliteral(b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// BODYSTRUCTURE and ENVELOPE of every message in tests/it/mime/ and in
-/// Python's email test data (libpython3-testsuite) against Dovecot's imap
-/// on a copy of the same Maildir: the same answers, case and the choice
-/// between literal and quoted string aside, but for DOVECOT_DIFFERS.
-#[test]
-fn bodystructure_matches_dovecot() {
+/// The corpus of the Dovecot comparisons: tests/it/mime/ and, when
+/// libpython3-testsuite is there, Python's email test messages. None (the
+/// test skips) without Dovecot, which CI must have.
+fn dovecot_corpus() -> Option<Vec<PathBuf>> {
+
     let dove = Path::new("/usr/lib/dovecot/imap");
     if !dove.exists() {
         assert!(
@@ -1848,7 +1847,7 @@ fn bodystructure_matches_dovecot() {
             "dovecot-imapd is missing in CI"
         );
         eprintln!("dovecot-imapd not installed: skipping");
-        return;
+        return None;
     }
     let mut files: Vec<PathBuf> = Vec::new();
     let mut dirs = vec![PathBuf::from(concat!(
@@ -1874,25 +1873,30 @@ fn bodystructure_matches_dovecot() {
             files.extend(v);
         }
     }
-    let top = scratch("imap-dovecot");
+    Some(files)
+}
+
+/// `cmds` answered by Dovecot's imap and by imapd, each on its own copy
+/// of a Maildir of `files` (seen, INTERNALDATE 1000000000 + n).
+fn dovecot_and_ours(tag: &str, files: &[PathBuf], cmds: &str) -> (Vec<u8>, Vec<u8>) {
+    let dove = Path::new("/usr/lib/dovecot/imap");
+    let top = scratch(tag);
     let md_of = |name: &str| {
         let md = top.join(name);
         for s in ["cur", "new", "tmp"] {
             fs::create_dir_all(md.join(s)).unwrap();
         }
         for (i, f) in files.iter().enumerate() {
-            fs::copy(
-                f,
-                md.join("cur")
-                    .join(format!("{}.M{i}P1.host:2,S", 1_000_000_000 + i)),
-            )
-            .unwrap();
+            let p = md
+                .join("cur")
+                .join(format!("{}.M{i}P1.host:2,S", 1_000_000_000 + i));
+            fs::copy(f, &p).unwrap();
+            set_mtime(&p, T0 + i as i64);
         }
         md
     };
     let ours = md_of("ours");
     let theirs = md_of("theirs");
-    let cmds = "a SELECT INBOX\r\nb FETCH 1:* (BODYSTRUCTURE ENVELOPE)\r\nc LOGOUT\r\n";
     let mut dc = Command::new(dove);
     if crate::common::is_root() {
         let c = std::ffi::CString::new(theirs.parent().unwrap().to_str().unwrap()).unwrap();
@@ -1923,6 +1927,21 @@ fn bodystructure_matches_dovecot() {
         .unwrap();
     let d = child.wait_with_output().unwrap().stdout;
     let o = run("imapd", &[ours.to_str().unwrap()], &env(), cmds.as_bytes()).stdout;
+    (d, o)
+}
+
+/// BODYSTRUCTURE and ENVELOPE of every message in tests/it/mime/ and in
+/// Python's email test data (libpython3-testsuite) against Dovecot's imap
+/// on a copy of the same Maildir: the same answers, case and the choice
+/// between literal and quoted string aside, but for DOVECOT_DIFFERS.
+#[test]
+fn bodystructure_matches_dovecot() {
+    let files = match dovecot_corpus() {
+        Some(f) => f,
+        None => return,
+    };
+    let cmds = "a SELECT INBOX\r\nb FETCH 1:* (BODYSTRUCTURE ENVELOPE)\r\nc LOGOUT\r\n";
+    let (d, o) = dovecot_and_ours("imap-dovecot", &files, cmds);
     let answers = |b: &[u8]| -> Vec<String> {
         String::from_utf8_lossy(&unliteral(b))
             .split("\r\n")
@@ -2055,4 +2074,61 @@ fn binary_fetch_and_append_literal8() {
     let s = String::from_utf8_lossy(&got);
     let want = "* 1 FETCH (BINARY.SIZE[1] 12 BINARY[1] {12}\r\nK\u{fffd}ln is nice BINARY[3]<0> {6}\r\nsecret BINARY.SIZE[3] 11 BINARY[2.1] {11}\r\nplain inner BINARY.SIZE[4] NIL)\r\nb OK Fetch completed.\r\n* 2 FETCH (BINARY.SIZE[1] 3 BINARY[1] ~{3}\r\n\0ab FLAGS (\\Seen))\r\nc OK Fetch completed.\r\nd NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding\r\n* 3 FETCH (BINARY[1.2] NIL)\r\ne OK Fetch completed.\r\n+ Ready for literal data\r\n* 4 EXISTS\r\n* 1 RECENT\r\nf OK [APPENDUID 42 4] Append completed.\r\n* 4 FETCH (BINARY.SIZE[] 15 BINARY[] ~{15}\r\nSubject: \0z\r\n\r\n)\r\ng OK Fetch completed.\r\nh BAD syntax error\r\n";
     assert!(s.ends_with(want), "{}", s);
+}
+
+#[test]
+fn sort_and_thread() {
+    let md = maildir("imap-sort");
+    let msgs = [
+        "From: zed@x\nTo: amy@x\nSubject: Re: hello\nDate: Mon, 1 Jan 2001 10:00:00 +0000\nMessage-ID: <b@x>\nIn-Reply-To: <a@x>\n\none\n",
+        "From: bob@x\nCc: carl@x\nSubject: hello\nDate: Sun, 31 Dec 2000 10:00:00 +0000\nMessage-ID: <a@x>\n\ntwo two\n",
+        "From: Amy@x\nSubject: [list] other\nDate: 1 Jan 2001 09:00:00 +0100\nMessage-ID: <c@x>\nReferences: <zz@x> <b@x>\n\n3\n",
+        "From: carl@x\nSubject: Fwd: other\n\nfour four four four\n",
+        "From: bob@x\nSubject: other\nDate: Tue, 2 Jan 2001 00:00:00 +0000\nMessage-ID: <e@x>\n\nfive five\n",
+    ];
+    for (i, m) in msgs.iter().enumerate() {
+        put(&md, "cur", &format!("100000000{i}.M{i}P1.host"), Some("S"), m, T0 + i as i64);
+    }
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb SORT (SUBJECT REVERSE DATE) UTF-8 ALL\nc SORT (DATE) UTF-8 ALL\nd SORT (FROM) US-ASCII ALL\ne SORT (REVERSE ARRIVAL) UTF-8 ALL\nf SORT (CC TO) UTF-8 ALL\ng UID SORT (REVERSE SIZE) UTF-8 SUBJECT other\nh THREAD ORDEREDSUBJECT UTF-8 ALL\ni THREAD REFERENCES UTF-8 ALL\nj UID THREAD REFERENCES UTF-8 NOT FROM bob\nk SORT (FOO) UTF-8 ALL\nl THREAD FOO UTF-8 ALL\nm SORT (DATE) X-NO-SUCH ALL\nn SORT (REVERSE) UTF-8 ALL\n",
+    );
+    let s = String::from_utf8_lossy(&got);
+    let want = "* SORT 1 2 4 5 3\r\nb OK Sort completed.\r\n* SORT 2 3 1 5 4\r\nc OK Sort completed.\r\n* SORT 3 2 5 4 1\r\nd OK Sort completed.\r\n* SORT 5 4 3 2 1\r\ne OK Sort completed.\r\n* SORT 3 4 5 1 2\r\nf OK Sort completed.\r\n* SORT 3 5 4\r\ng OK Sort completed.\r\n* THREAD (2 1)(3 (5)(4))\r\nh OK Thread completed.\r\n* THREAD (2 1 3)(5 4)\r\ni OK Thread completed.\r\n* THREAD (1 3)(4)\r\nj OK Thread completed.\r\nk BAD unknown sort criterion\r\nl BAD unknown threading algorithm\r\nm NO [BADCHARSET (UTF-8 US-ASCII)] Unsupported charset\r\nn BAD missing argument\r\n";
+    assert!(s.ends_with(want), "{}", s);
+}
+
+/// SORT by every criterion and both THREAD algorithms on the Dovecot
+/// corpus (bodystructure_matches_dovecot): the same answers as Dovecot.
+#[test]
+fn sort_and_thread_match_dovecot() {
+    let mut files = match dovecot_corpus() {
+        Some(f) => f,
+        None => return,
+    };
+    // `From: MAILER DAEMON <>`: Dovecot sorts the MISSING_MAILBOX it
+    // invents (see DOVECOT_DIFFERS).
+    files.retain(|f| !f.ends_with("msg_43.txt"));
+    let mut cmds = "a SELECT INBOX\r\n".to_string();
+    for k in ["ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "REVERSE DATE", "SUBJECT FROM"] {
+        cmds.push_str(&format!("s SORT ({k}) UTF-8 ALL\r\n"));
+    }
+    cmds.push_str("t THREAD ORDEREDSUBJECT UTF-8 ALL\r\nt THREAD REFERENCES UTF-8 ALL\r\nz LOGOUT\r\n");
+    let (d, o) = dovecot_and_ours("imap-dovecot-sort", &files, &cmds);
+    let answers = |b: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(b)
+            .split("\r\n")
+            .filter(|l| l.starts_with("* SORT") || l.starts_with("* THREAD"))
+            .map(|l| l.to_string())
+            .collect()
+    };
+    let (d, o) = (answers(&d), answers(&o));
+    assert_eq!(d.len(), 11, "{:?}", d);
+    let mut bad = Vec::new();
+    for (i, (x, y)) in d.iter().zip(&o).enumerate() {
+        if x != y {
+            bad.push(format!("{i}:\n  dovecot  {x}\n  pipemail {y}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
