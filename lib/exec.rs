@@ -91,6 +91,109 @@ pub fn chain(argv: &[OsString]) -> ! {
     crate::exit::die_sys(code, &[b"unable to run ", &name], &e)
 }
 
+/// What tells one executable file from another: device, inode, size,
+/// mtime and ctime (an in-place rewrite keeps the inode, not the times).
+pub type FileId = (u64, u64, u64, i64, i64);
+
+fn file_id(p: &std::path::Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    if !m.is_file() {
+        return None;
+    }
+    Some((m.dev(), m.ino(), m.size(), m.mtime(), m.ctime()))
+}
+
+/// The file [`exec`] would run for argv[0] `prog`: [`resolve`]'s answer
+/// when it holds a slash, else the first executable regular file named so
+/// in `$PATH` (what execvp does with a bare name).
+fn exec_path(prog: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let prog = resolve(prog);
+    if prog.as_bytes().contains(&b'/') {
+        return Some(PathBuf::from(prog));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(&prog))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// A program's entry point: its arguments after argv[0]; returns the exit code.
+pub type Main = fn(&[OsString]) -> i32;
+
+/// The pipemail programs a chain-loader (tcp-serve, relay-gate) may run in
+/// its own process instead of exec'ing them (DESIGN.md, "Speed"): nothing
+/// in them needs a fresh process, and they keep the caller's uid.
+pub const LINKED: &[(&str, Main)] = &[
+    (crate::smtp::PROG, crate::smtp::main),
+    (crate::relay::GATE, crate::relay::gate),
+];
+
+/// A linked program and the identity of the file beside our executable
+/// when [`linked`] first looked.
+struct Linked {
+    name: &'static str,
+    main: Main,
+    id: Option<FileId>,
+}
+
+static PROBE: std::sync::OnceLock<Vec<Linked>> = std::sync::OnceLock::new();
+
+fn probe() -> &'static [Linked] {
+    PROBE.get_or_init(|| {
+        LINKED
+            .iter()
+            .map(|&(name, main)| Linked {
+                name,
+                main,
+                id: file_id(&sibling(name)),
+            })
+            .collect()
+    })
+}
+
+/// Notes, once per process, which [`LINKED`] programs lie beside our
+/// executable as they are now. tcp-serve calls it at start, so its
+/// children compare against what was there when it started.
+pub fn probe_linked() {
+    probe();
+}
+
+/// Whether argv[0] `prog` may run as linked code instead of an exec: yes
+/// when the file [`exec`] would run for it is the very file that lay beside our
+/// executable when it was probed (not a replacement, not a newer build
+/// installed since); None: exec it.
+pub fn linked(prog: &std::ffi::OsStr) -> Option<(&'static str, Main)> {
+    let path = exec_path(prog)?;
+    let name = path.file_name()?.as_bytes();
+    let l = probe().iter().find(|l| l.name.as_bytes() == name)?;
+    let id = file_id(&path)?;
+    (l.id == Some(id)).then_some((l.name, l.main))
+}
+
+/// Becomes the linked program `name` and runs it with `args` (after
+/// argv[0]), as an exec would start it: SIGPIPE ignored (Rust's runtime
+/// does that) and `name` as the process name (ps, top, /proc/PID/comm).
+pub fn run_linked((name, main): (&'static str, Main), args: &[OsString]) -> ! {
+    crate::sys::signal_ignore(libc::SIGPIPE, true);
+    if let Ok(n) = std::ffi::CString::new(name) {
+        unsafe { libc::prctl(libc::PR_SET_NAME, n.as_ptr(), 0, 0, 0) };
+    }
+    std::process::exit(main(args))
+}
+
+/// Runs argv: the linked code of a [`LINKED`] program when [`linked`]
+/// allows, else chain-loads it ([`chain`]). Never returns.
+pub fn run_or_chain(argv: &[OsString]) -> ! {
+    if let Some(l) = argv.first().and_then(|p| linked(p)) {
+        run_linked(l, &argv[1..]);
+    }
+    chain(argv)
+}
+
 /// The rest of the command line as raw OsStrings (for chain-loaders).
 pub fn os_args(v: Vec<Vec<u8>>) -> Vec<OsString> {
     v.into_iter().map(OsString::from_vec).collect()

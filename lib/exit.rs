@@ -5,7 +5,7 @@
 //! reads `PROG: pid N: LEVEL: ...`. Each line is one write(2).
 
 use std::io;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub const OK: i32 = 0;
 pub const STOP: i32 = 99;
@@ -14,11 +14,15 @@ pub const TEMP: i32 = 111;
 pub const EXEC_FAIL: i32 = 126;
 pub const EXEC_NOENT: i32 = 127;
 
-static PREFIX: OnceLock<Vec<u8>> = OnceLock::new();
+/// The `PROG: ` (or `PROG: pid N: `) prefix; null until [`set_prog`].
+/// A leaked box rather than a lock, so a forked child never waits on it.
+static PREFIX: AtomicPtr<Vec<u8>> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Names the program in every diagnostic and chooses where logs go
 /// (`crate::log`). With `pid` (per-connection programs): adds `pid N:`, and
-/// takes a connection systemd passed as fd 3 as fds 0 and 1.
+/// takes a connection systemd passed as fd 3 as fds 0 and 1. A later call
+/// replaces the name: a forked child that runs another program's linked
+/// code (tcp-serve, relay-gate, local-spawn) logs under that name.
 pub fn set_prog(prog: &str, pid: bool) {
     let mut p = prog.as_bytes().to_vec();
     p.extend_from_slice(b": ");
@@ -26,12 +30,25 @@ pub fn set_prog(prog: &str, pid: bool) {
         crate::sys::adopt_listen_fd();
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
-    let _ = PREFIX.set(p);
+    PREFIX.store(Box::into_raw(Box::new(p)), Ordering::Release);
     crate::log::init(prog);
 }
 
 fn prefix() -> &'static [u8] {
-    PREFIX.get().map(|v| v.as_slice()).unwrap_or(b"pipemail: ")
+    let p = PREFIX.load(Ordering::Acquire);
+    if p.is_null() {
+        b"pipemail: "
+    } else {
+        // SAFETY: a non-null PREFIX points to a box that is never freed.
+        unsafe { &*p }
+    }
+}
+
+/// In a forked child that runs another program's code (tcp-serve running
+/// tls-wrap linked): names that program, with the child's pid.
+pub fn rename_child(prog: &str) {
+    let p = format!("{}: pid {}: ", prog, std::process::id());
+    PREFIX.store(Box::into_raw(Box::new(p.into_bytes())), Ordering::Release);
 }
 
 /// One line to fd 2 in a single write (or to syslog, see `crate::log`):

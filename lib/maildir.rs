@@ -195,13 +195,16 @@ fn write_and_link(
     let mut out = io::BufWriter::with_capacity(65536, file);
     out.write_all(pre).map_err(|e| wfail(&e))?;
     sizes.add(pre);
-    let mut buf = vec![0u8; 65536];
+    // Read into, never zeroed: a forked delivery would memset and fault
+    // in 64 KiB for a 4 KiB message.
+    let mut buf = Vec::with_capacity(65536);
     loop {
-        match crate::sys::read(fd, &mut buf) {
+        buf.clear();
+        match crate::sys::read_spare(fd, &mut buf) {
             Ok(0) => break,
-            Ok(n) => {
-                out.write_all(&buf[..n]).map_err(|e| wfail(&e))?;
-                sizes.add(&buf[..n]);
+            Ok(_) => {
+                out.write_all(&buf).map_err(|e| wfail(&e))?;
+                sizes.add(&buf);
             }
             Err(e) => return Err(Fail::sys(b"Unable to read message", &e)),
         }

@@ -142,6 +142,60 @@ pub fn check(addr: &str, relaytime: u64, now: u64) -> io::Result<Verdict> {
     Ok(Verdict::Stale)
 }
 
+pub const GATE: &str = "relay-gate";
+pub const GATE_USAGE: &str = "relay-gate prog...";
+
+/// The program relay-gate(8): sets RELAYCLIENT for a client with a fresh
+/// stamp, then runs `args` (prog...): smtp-recv's linked code when prog
+/// is the smtp-recv beside us, else by exec. bin/relay-gate.rs calls it,
+/// and so does tcp-serve's child for the relay-gate beside it. Returns
+/// only the usage code; otherwise exits or chain-loads.
+pub fn gate(args: &[std::ffi::OsString]) -> i32 {
+    use crate::exit;
+    exit::set_prog(GATE, true);
+    if args.is_empty() {
+        exit::usage(GATE_USAGE);
+    }
+    if std::env::var_os("RELAYCLIENT").is_none() {
+        let rt = match relaytime() {
+            Ok(n) => n,
+            Err(e) => exit::die(exit::TEMP, &[&e.text()]),
+        };
+        match remote_addr() {
+            Err(m) => exit::warn(&[&m]),
+            Ok(addr) => match check(&addr, rt, crate::sys::now()) {
+                Ok(Verdict::Fresh(age)) => {
+                    std::env::set_var("RELAYCLIENT", "");
+                    exit::info(&[
+                        b"relay allowed for ",
+                        addr.as_bytes(),
+                        format!(": stamp {} s old", age).as_bytes(),
+                    ]);
+                }
+                Ok(Verdict::Untrusted(why)) => {
+                    exit::warn(&[
+                        b"ignoring stamp relay/",
+                        addr.as_bytes(),
+                        b": ",
+                        why.as_bytes(),
+                    ]);
+                }
+                Ok(Verdict::Stale | Verdict::Missing) => {}
+                Err(e) => {
+                    let t = exit::errtext(&e);
+                    exit::warn(&[
+                        b"unable to check stamp relay/",
+                        addr.as_bytes(),
+                        b": ",
+                        t.as_bytes(),
+                    ]);
+                }
+            },
+        }
+    }
+    crate::exec::run_or_chain(args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::canonical;

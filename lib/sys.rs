@@ -93,6 +93,33 @@ pub fn read_timeout(fd: i32, buf: &mut [u8], secs: u64) -> io::Result<usize> {
     read(fd, buf)
 }
 
+/// read(2) into the spare capacity of `buf`, retrying EINTR; its length
+/// grows by what was read. A large buffer so costs no zeroing and no page
+/// faults for the part a short message never uses.
+pub fn read_spare(fd: i32, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    loop {
+        let r = unsafe { libc::read(fd, spare.as_mut_ptr() as *mut libc::c_void, spare.len()) };
+        if r >= 0 {
+            // SAFETY: read(2) initialised the first r bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + r as usize) };
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// [`read_spare`] with [`read_timeout`]'s timeout.
+pub fn read_timeout_spare(fd: i32, buf: &mut Vec<u8>, secs: u64) -> io::Result<usize> {
+    if !wait_fd(fd, false, secs)? {
+        return Err(io::Error::from(io::ErrorKind::TimedOut));
+    }
+    read_spare(fd, buf)
+}
+
 /// write_all with a timeout per write; a stalled peer gives Err(TimedOut).
 pub fn write_timeout(fd: i32, mut buf: &[u8], secs: u64) -> io::Result<()> {
     while !buf.is_empty() {
@@ -370,6 +397,69 @@ pub fn waitpid(pid: i32) -> io::Result<i32> {
             return Err(e);
         }
     }
+}
+
+/// A new file in `$TMPDIR` (else /tmp), mode 0600, named `PREFIX.PID.RANDOM`
+/// and unlinked at once: open for reading and writing, gone when closed.
+pub fn temp_file(prefix: &str) -> io::Result<std::fs::File> {
+    temp_files(prefix).map(|(rw, _)| rw)
+}
+
+/// [`temp_file`], and a second descriptor of the same file open read-only
+/// (for a helper that takes only read-only messages).
+pub fn temp_files(prefix: &str) -> io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match std::env::var_os("TMPDIR") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::path::PathBuf::from("/tmp"),
+    };
+    let p = dir.join(format!(
+        "{}.{}.{}",
+        prefix,
+        std::process::id(),
+        random_hex(8)
+    ));
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&p)?;
+    let ro = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&p);
+    std::fs::remove_file(&p)?;
+    Ok((rw, ro?))
+}
+
+/// The part of Rust's start-up that a `#![no_main]` program still needs
+/// (smtp-recv skips the rest: the main thread's stack bounds, read from
+/// /proc/self/maps, and the stack-overflow handler): descriptors 0-2 open
+/// (a closed one gets /dev/null, so no file we open lands there) and
+/// SIGPIPE ignored (a write to a closed peer is an error, not a death).
+pub fn no_main_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) };
+    for p in fds {
+        let closed = if r < 0 {
+            (unsafe { libc::fcntl(p.fd, libc::F_GETFD) }) < 0
+        } else {
+            p.revents & libc::POLLNVAL != 0
+        };
+        if closed {
+            let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if fd != p.fd {
+                unsafe { libc::abort() };
+            }
+        }
+    }
+    signal_ignore(libc::SIGPIPE, true);
 }
 
 /// A connection passed the systemd way (Accept=yes without

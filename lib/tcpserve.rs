@@ -14,9 +14,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-use crate::{exit, rules, sys};
+use crate::{exec, exit, rules, sys};
 
-pub const USAGE: &str = "tcp-serve [-1qQvdDHRhpPoO] [-c limit] [-x rules] [-X] [-u uid] [-g gid] \
+pub const USAGE: &str = "tcp-serve [-1eqQvdDHRhpPoO] [-c limit] [-x rules] [-X] [-u uid] [-g gid] \
 [-b backlog] [-l localname] [-B banner] [-t secs] host port prog...";
 
 /// Everything the command line says.
@@ -37,6 +37,8 @@ pub struct Config {
     pub nodelay: bool,
     pub localname: Option<Vec<u8>>,
     pub banner: Option<Vec<u8>>,
+    /// -e: always exec prog, never run a linked program's code in the child.
+    pub exec_always: bool,
 }
 
 fn num<T: TryFrom<u64>>(v: &OsString, what: &str) -> Result<T, String> {
@@ -84,6 +86,7 @@ pub fn parse_args(mut p: lexopt::Parser) -> Result<Config, String> {
         nodelay: true,
         localname: None,
         banner: None,
+        exec_always: false,
     };
     let mut operands = Vec::new();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -98,6 +101,7 @@ pub fn parse_args(mut p: lexopt::Parser) -> Result<Config, String> {
             Short('x') => c.rules = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
             Short('X') => c.rules_optional = true,
             Short('1') => c.print_port = true,
+            Short('e') => c.exec_always = true,
             Short('q') => c.verbosity = 0,
             Short('Q') => c.verbosity = 1,
             Short('v') => c.verbosity = 2,
@@ -303,6 +307,15 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         )
     };
     let (uid, gid) = resolve_ids(c).map_err(|m| (exit::TEMP, m.into_bytes()))?;
+    // tls-wrap as the program: its certificates load once, as root.
+    crate::tls::wrap::preload(&c.prog).map_err(|m| {
+        let code = if m.starts_with("tls-wrap:") {
+            exit::PERM
+        } else {
+            exit::TEMP
+        };
+        (code, format!("unable to set up TLS: {m}").into_bytes())
+    })?;
     let lfd = listen(c.host, c.port, c.backlog).map_err(|e| {
         fail(
             &format!(
@@ -323,6 +336,12 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         r.map_err(|e| fail("drop privileges", e))?;
     }
     let log = Log(c.verbosity);
+    if !c.exec_always {
+        exec::probe_linked();
+        // Load the time zone once: children that run linked code inherit
+        // it instead of reading /etc/localtime per session.
+        crate::date::local(sys::now() as i64);
+    }
     let mask = sigset(&[libc::SIGCHLD, libc::SIGTERM]);
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
     let sfd =
@@ -562,7 +581,13 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
         b" remote ",
         &remote,
     ]);
-    let e = crate::exec::exec(&c.prog);
+    if let Some(code) = crate::tls::wrap::run_preloaded() {
+        unsafe { libc::_exit(code) }
+    }
+    if let Some(l) = exec::linked(&c.prog[0]).filter(|_| !c.exec_always) {
+        exec::run_linked(l, &c.prog[1..]);
+    }
+    let e = exec::exec(&c.prog);
     let code = if e.kind() == io::ErrorKind::NotFound {
         exit::EXEC_NOENT
     } else {

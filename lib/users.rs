@@ -34,61 +34,91 @@ pub struct Account {
     pub ext: Vec<u8>,
 }
 
-/// Routes `addr` (`local@domain`, domain compared without case):
-/// domains in control/locals are local as they are; a control/virtualdomains
-/// match (`user@dom:prepend`, `dom:prepend`, `.dom:prepend`, `:prepend`;
-/// empty prepend = exception) rewrites the local part to `prepend-local`.
-pub fn route(addr: &[u8]) -> Result<Route, ControlError> {
-    let (local, domain) = crate::parse::split_addr(addr);
-    let dom = domain.to_ascii_lowercase();
-    if crate::control::locals()?.iter().any(|l| *l == dom) {
-        return Ok(Route::Local {
-            local: local.to_vec(),
-            domain: domain.to_vec(),
-        });
+/// control/locals (else control/me) and control/virtualdomains, parsed:
+/// read once, then route any number of addresses without touching the
+/// files again (smtp-recv holds one per session).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// The local domains, lower case; the first is smtp-recv's default.
+    pub locals: Vec<Vec<u8>>,
+    /// virtualdomains lines: the key (lower case) and the prepend.
+    virtual_domains: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Routes {
+    /// Reads control/locals and control/virtualdomains.
+    pub fn load() -> Result<Routes, ControlError> {
+        let vd = crate::control::lines("virtualdomains")?.unwrap_or_default();
+        Ok(Routes {
+            locals: crate::control::locals()?,
+            virtual_domains: vd
+                .iter()
+                .filter_map(|l| {
+                    let c = memchr::memchr(b':', l)?;
+                    Some((l[..c].to_ascii_lowercase(), l[c + 1..].to_vec()))
+                })
+                .collect(),
+        })
     }
-    let vd = crate::control::lines("virtualdomains")?.unwrap_or_default();
-    let lowaddr = addr.to_ascii_lowercase();
-    let mut best: Option<(usize, Vec<u8>)> = None;
-    for l in &vd {
-        let Some(c) = memchr::memchr(b':', l) else {
-            continue;
-        };
-        let (key, prepend) = (l[..c].to_ascii_lowercase(), l[c + 1..].to_vec());
-        // Exact address beats exact domain beats the longest .suffix beats ":".
-        let rank = if key.contains(&b'@') {
-            if key == lowaddr {
-                Some(usize::MAX)
+
+    /// Routes `addr` (`local@domain`, domain compared without case):
+    /// domains in control/locals are local as they are; a
+    /// control/virtualdomains match (`user@dom:prepend`, `dom:prepend`,
+    /// `.dom:prepend`, `:prepend`; empty prepend = exception) rewrites the
+    /// local part to `prepend-local`.
+    pub fn route(&self, addr: &[u8]) -> Route {
+        let (local, domain) = crate::parse::split_addr(addr);
+        let dom = domain.to_ascii_lowercase();
+        if self.locals.contains(&dom) {
+            return Route::Local {
+                local: local.to_vec(),
+                domain: domain.to_vec(),
+            };
+        }
+        let lowaddr = addr.to_ascii_lowercase();
+        let mut best: Option<(usize, &[u8])> = None;
+        for (key, prepend) in &self.virtual_domains {
+            // Exact address beats exact domain beats the longest .suffix beats ":".
+            let rank = if key.contains(&b'@') {
+                if *key == lowaddr {
+                    Some(usize::MAX)
+                } else {
+                    None
+                }
+            } else if *key == dom {
+                Some(usize::MAX - 1)
+            } else if key.is_empty() {
+                Some(0)
+            } else if key[0] == b'.' && dom.ends_with(key) {
+                Some(key.len())
             } else {
                 None
-            }
-        } else if key == dom {
-            Some(usize::MAX - 1)
-        } else if key.is_empty() {
-            Some(0)
-        } else if key[0] == b'.' && dom.ends_with(&key) {
-            Some(key.len())
-        } else {
-            None
-        };
-        if let Some(r) = rank {
-            if best.as_ref().map_or(true, |(b, _)| r > *b) {
-                best = Some((r, prepend));
+            };
+            if let Some(r) = rank {
+                if best.as_ref().is_none_or(|(b, _)| r > *b) {
+                    best = Some((r, prepend));
+                }
             }
         }
-    }
-    match best {
-        Some((_, p)) if !p.is_empty() => {
-            let mut l = p;
-            l.push(b'-');
-            l.extend_from_slice(local);
-            Ok(Route::Local {
-                local: l,
-                domain: domain.to_vec(),
-            })
+        match best {
+            Some((_, p)) if !p.is_empty() => {
+                let mut l = p.to_vec();
+                l.push(b'-');
+                l.extend_from_slice(local);
+                Route::Local {
+                    local: l,
+                    domain: domain.to_vec(),
+                }
+            }
+            _ => Route::Remote,
         }
-        _ => Ok(Route::Remote),
     }
+}
+
+/// Routes one address, reading the control files for it ([`Routes`]
+/// reads them once for many).
+pub fn route(addr: &[u8]) -> Result<Route, ControlError> {
+    Ok(Routes::load()?.route(addr))
 }
 
 /// One line of users/assign.
@@ -326,7 +356,18 @@ pub fn lookup_in(home: &Path, local: &[u8]) -> Result<Option<Account>, ControlEr
     if local.is_empty() {
         return Ok(None);
     }
-    if let Some(a) = assign(home)?.find(local) {
+    lookup_with(&*assign(home)?, home, local)
+}
+
+fn lookup_with(
+    assign: &Assign,
+    home: &Path,
+    local: &[u8],
+) -> Result<Option<Account>, ControlError> {
+    if local.is_empty() {
+        return Ok(None);
+    }
+    if let Some(a) = assign.find(local) {
         return Ok(Some(a));
     }
     if let Some(a) = system_account(local)? {
@@ -350,7 +391,11 @@ pub fn recipient_exists(local: &[u8], domain: &[u8]) -> Result<bool, ControlErro
 /// [`recipient_exists`] under the pipemail home `home`.
 pub fn recipient_exists_in(home: &Path, local: &[u8], domain: &[u8]) -> Result<bool, ControlError> {
     let _ = domain;
-    let Some(a) = lookup_in(home, local)? else {
+    exists_with(&*assign(home)?, home, local)
+}
+
+fn exists_with(assign: &Assign, home: &Path, local: &[u8]) -> Result<bool, ControlError> {
+    let Some(a) = lookup_with(assign, home, local)? else {
         return Ok(false);
     };
     if a.dash.is_empty() {
@@ -365,6 +410,38 @@ pub fn recipient_exists_in(home: &Path, local: &[u8], domain: &[u8]) -> Result<b
         }
     }
     Ok(false)
+}
+
+/// Everything smtp-recv checks recipients against, read once per session:
+/// the routes and users/assign. An edit takes effect for the next session.
+#[derive(Debug, Clone)]
+pub struct Recipients {
+    home: PathBuf,
+    pub routes: Routes,
+    assign: Arc<Assign>,
+}
+
+impl Recipients {
+    /// Reads control/locals, control/virtualdomains and users/assign.
+    pub fn load() -> Result<Recipients, ControlError> {
+        let home = crate::control::home();
+        Ok(Recipients {
+            routes: Routes::load()?,
+            assign: assign(&home)?,
+            home,
+        })
+    }
+
+    /// Where `addr` goes ([`Routes::route`]).
+    pub fn route(&self, addr: &[u8]) -> Route {
+        self.routes.route(addr)
+    }
+
+    /// [`recipient_exists`] against what was read: only the system
+    /// accounts, the alias directory and dot-files are looked up per call.
+    pub fn exists(&self, local: &[u8]) -> Result<bool, ControlError> {
+        exists_with(&self.assign, &self.home, local)
+    }
 }
 
 #[cfg(test)]

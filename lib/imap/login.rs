@@ -11,13 +11,19 @@ use super::parse::{Cursor, Input, Limits, Reader};
 use super::resp::Out;
 use crate::{exit, mime, sys};
 
-/// Capabilities before login.
-pub fn caps(tls_required: bool) -> &'static str {
-    if tls_required {
-        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE LOGINDISABLED"
-    } else {
-        "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN"
+/// Capabilities before login: STARTTLS while it can be used,
+/// LOGINDISABLED while clear-text logins are off.
+pub fn caps(tls_required: bool, starttls: bool) -> String {
+    let mut c = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE".to_string();
+    if starttls {
+        c.push_str(" STARTTLS");
     }
+    c.push_str(if tls_required {
+        " LOGINDISABLED"
+    } else {
+        " AUTH=PLAIN"
+    });
+    c
 }
 
 /// What the checkpassword run came to.
@@ -85,10 +91,10 @@ pub fn check(prog: &[OsString], tag: &[u8], user: &[u8], pass: &[u8]) -> Check {
 pub fn run(prog: Vec<OsString>) -> i32 {
     let timeout = super::env_number("IMAPLOGINTIMEOUT", 300);
     let delay = super::env_number("IMAPLOGINDELAY", 2);
-    let tls_required = std::env::var_os("UCSPITLS")
-        .map(|v| v == "!")
-        .unwrap_or(false);
-    let caps = caps(tls_required);
+    let mut starttls = crate::ucspitls::from_env().filter(|_| !crate::ucspitls::implicit());
+    let mut tls_required =
+        !crate::ucspitls::implicit() && !crate::ucspitls::cleartext_login_ok(starttls.is_some());
+    let mut caps = caps(tls_required, starttls.is_some());
     let mut rd = Reader::new(0, 1, timeout);
     let mut out = Out::new(1, timeout);
     let ip = std::env::var_os("TCPREMOTEIP")
@@ -172,10 +178,27 @@ pub fn run(prog: Vec<OsString>) -> i32 {
                 out.line(&[&tag, b" OK ID completed."]);
                 None
             }
-            b"STARTTLS" => {
-                out.line(&[&tag, b" NO TLS is not available."]);
-                None
-            }
+            b"STARTTLS" => match starttls.take() {
+                None => {
+                    out.line(&[&tag, b" BAD TLS is not available or already active."]);
+                    None
+                }
+                Some(st) => {
+                    // RFC 3501 6.2.1: a new start after the handshake; what
+                    // the client pipelined behind STARTTLS stays unread in
+                    // the kernel (one-byte reads) and fails the handshake.
+                    out.line(&[&tag, b" OK Begin TLS negotiation now."]);
+                    if out.flush().is_err() || st.onto_stdio(timeout).is_err() {
+                        exit::info(&[b"STARTTLS failed ip=", &crate::log::field(&ip)]);
+                        return exit::OK;
+                    }
+                    rd = Reader::new(0, 1, timeout);
+                    out = Out::new(1, timeout);
+                    tls_required = false;
+                    caps = self::caps(false, false);
+                    None
+                }
+            },
             b"LOGIN" => {
                 let r = (|| {
                     c.sp()?;

@@ -11,7 +11,24 @@ use super::{split_command, Line, Reader};
 use std::ffi::OsString;
 use std::io;
 
-const CAPA: &[u8] = b"+OK capability list follows\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION pipemail\r\n.\r\n";
+/// The CAPA reply: STLS while it can be used, USER and SASL PLAIN while
+/// logins are allowed.
+pub fn capa(stls: bool, login: bool) -> Vec<u8> {
+    let mut c = b"+OK capability list follows\r\nTOP\r\nUIDL\r\n".to_vec();
+    if stls {
+        c.extend_from_slice(b"STLS\r\n");
+    }
+    if login {
+        c.extend_from_slice(b"USER\r\nSASL PLAIN\r\n");
+    }
+    c.extend_from_slice(
+        b"RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION pipemail\r\n.\r\n",
+    );
+    c
+}
+
+const NO_CLEARTEXT: &[u8] =
+    b"-ERR [AUTH] plaintext authentication disallowed on an unencrypted connection, use STLS\r\n";
 
 /// The greeting's timestamp: `<pid.time@hostname>`.
 pub fn timestamp(hostname: &[u8]) -> Vec<u8> {
@@ -155,6 +172,9 @@ pub fn run(hostname: &[u8], prog: &[OsString]) -> i32 {
     };
     let mut rd = Reader::new(0, true, secs);
     let mut user: Option<Vec<u8>> = None;
+    let mut stls = crate::ucspitls::from_env().filter(|_| !crate::ucspitls::implicit());
+    let mut login =
+        crate::ucspitls::implicit() || crate::ucspitls::cleartext_login_ok(stls.is_some());
     let r: io::Result<()> = (|| {
         let mut g = b"+OK ".to_vec();
         g.extend_from_slice(&l.ts);
@@ -177,7 +197,27 @@ pub fn run(hostname: &[u8], prog: &[OsString]) -> i32 {
                     true
                 }
                 b"CAPA" => {
-                    l.say(CAPA)?;
+                    l.say(&capa(stls.is_some(), login))?;
+                    false
+                }
+                b"STLS" => match stls.take() {
+                    None => {
+                        l.say(b"-ERR TLS not available or already active\r\n")?;
+                        false
+                    }
+                    Some(st) => {
+                        // RFC 2595: a new start; input pipelined after STLS
+                        // stays unread in the kernel and fails the handshake.
+                        l.say(b"+OK begin TLS negotiation\r\n")?;
+                        user = None;
+                        st.onto_stdio(secs)?;
+                        rd = Reader::new(0, true, secs);
+                        login = true;
+                        false
+                    }
+                },
+                b"USER" | b"PASS" | b"APOP" | b"AUTH" if !login => {
+                    l.say(NO_CLEARTEXT)?;
                     false
                 }
                 b"USER" if rest.is_empty() => {

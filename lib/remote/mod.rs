@@ -12,6 +12,7 @@ pub mod mx;
 pub mod routes;
 pub mod smtp;
 pub mod tcpto;
+pub mod tls;
 
 use crate::control;
 use smtp::{Conn, Deadlines, Ext, Reply};
@@ -58,6 +59,9 @@ pub struct Config {
     /// The port when smtproutes names none: `$SMTPPORT`, else 25.
     pub port: u16,
     pub ipme: ipme::IpMe,
+    /// control/remotetls and control/remoteauth lines (remote/tls.rs).
+    pub tls: Vec<Vec<u8>>,
+    pub auth: Vec<Vec<u8>>,
 }
 
 impl Config {
@@ -101,6 +105,8 @@ impl Config {
             routes,
             port,
             ipme: ipme::IpMe::load()?,
+            tls: control::lines("remotetls")?.unwrap_or_default(),
+            auth: control::lines("remoteauth")?.unwrap_or_default(),
         })
     }
 }
@@ -176,6 +182,10 @@ pub fn deliver(
             b"Sorry, the sender address has bytes SMTP cannot carry. (#5.1.7)\n".to_vec(),
         );
     }
+    let plan = match tls::Plan::for_host(cfg, host) {
+        Ok(p) => p,
+        Err((letter, t)) => return Report::done(letter, t),
+    };
     let (targets, port) = match mx::targets(cfg, resolver, host) {
         Ok(t) => t,
         Err((letter, t)) => return Report::done(letter, t),
@@ -220,7 +230,7 @@ pub fn deliver(
         match c.reply() {
             Ok(r) if r.class() == 2 => {
                 tcpto.record(ip, false);
-                return session(cfg, c, &ipt, sender, recips, msg, &data);
+                return session(cfg, &plan, c, &ipt, sender, recips, msg, &data);
             }
             Ok(r) => {
                 c.quit(true);
@@ -281,8 +291,10 @@ fn end_empty_data(c: &mut Conn, data_reply: &Reply) -> std::io::Result<()> {
 }
 
 /// After a 2xx greeting: EHLO/HELO, the transaction, QUIT.
+#[allow(clippy::too_many_arguments)]
 fn session(
     cfg: &Config,
+    plan: &tls::Plan,
     mut c: Conn,
     ip: &[u8],
     sender: &[u8],
@@ -318,7 +330,7 @@ fn session(
             .map_err(io(b"sending EHLO"))?;
         let r = c.reply().map_err(io(b"reading the reply to EHLO"))?;
         let ext = if r.class() == 2 {
-            Ext::parse(&r)
+            tls::upgrade(plan, &mut c, Ext::parse(&r), &cfg.helo, ip)?
         } else if r.code == 421 {
             // The server is closing the connection (RFC 5321 4.2.2): no HELO.
             return Err((
@@ -330,6 +342,18 @@ fn session(
                     &status(&r, b"4.3.2"),
                     b"\n",
                     &r.said(),
+                ]),
+            ));
+        } else if plan.need == tls::Need::Encrypt
+            || plan.need == tls::Need::Verify
+            || plan.auth.is_some()
+        {
+            return Err((
+                b'Z',
+                text(&[
+                    b"Connected to ",
+                    ip,
+                    b" but it refused EHLO, and TLS or AUTH is required. (#4.7.5)\n",
                 ]),
             ));
         } else {

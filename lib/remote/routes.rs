@@ -58,20 +58,26 @@ pub fn find(lines: &[Vec<u8>], host: &[u8]) -> Result<Option<Route>, (usize, &'s
     for (n, l) in lines.iter().enumerate() {
         table.push(parse_line(l).map_err(|e| (n + 1, e))?);
     }
-    let host = host.to_ascii_lowercase();
-    let mut keys: Vec<&[u8]> = vec![&host[..]];
-    for (i, &c) in host.iter().enumerate() {
-        if c == b'.' {
-            keys.push(&host[i..]);
-        }
-    }
-    keys.push(b"");
-    for k in keys {
-        if let Some((_, r)) = table.iter().find(|(d, _)| d == k) {
+    for k in keys(host) {
+        if let Some((_, r)) = table.iter().find(|(d, _)| *d == k) {
             return Ok(Some(r.clone()));
         }
     }
     Ok(None)
+}
+
+/// The keys a per-domain control line may have, best first: the domain,
+/// each `.suffix` from the longest, then the empty domain.
+pub fn keys(host: &[u8]) -> Vec<Vec<u8>> {
+    let host = host.to_ascii_lowercase();
+    let mut keys = vec![host.clone()];
+    for (i, &c) in host.iter().enumerate() {
+        if c == b'.' {
+            keys.push(host[i..].to_vec());
+        }
+    }
+    keys.push(Vec::new());
+    keys
 }
 
 #[cfg(test)]

@@ -62,6 +62,9 @@ pub struct Ext {
     pub size: Option<u64>,
     pub eightbit: bool,
     pub smtputf8: bool,
+    pub starttls: bool,
+    /// The AUTH mechanisms, upper case.
+    pub auth: Vec<Vec<u8>>,
 }
 
 impl Ext {
@@ -76,6 +79,8 @@ impl Ext {
                 b"8BITMIME" => e.eightbit = true,
                 b"SMTPUTF8" => e.smtputf8 = true,
                 b"SIZE" => e.size = Some(w.next().and_then(crate::parse::number).unwrap_or(0)),
+                b"STARTTLS" => e.starttls = true,
+                b"AUTH" => e.auth = w.map(|m| m.to_ascii_uppercase()).collect(),
                 _ => {}
             }
         }
@@ -164,6 +169,8 @@ pub struct Conn {
     dl: Deadlines,
     /// The last reply was 421: the server is closing the connection.
     closing: bool,
+    /// After STARTTLS: everything goes through here (remote/tls.rs).
+    tls: Option<crate::tls::Tls>,
 }
 
 impl Drop for Conn {
@@ -194,6 +201,45 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 impl Conn {
+    /// A non-blocking stream socket of family `fam`, not yet connected.
+    fn socket(fam: i32, dl: Deadlines) -> io::Result<Conn> {
+        let fd = crate::sys::cvt(unsafe {
+            libc::socket(
+                fam,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        })?;
+        Ok(Conn {
+            fd,
+            buf: Vec::new(),
+            dl,
+            closing: false,
+            tls: None,
+        })
+    }
+
+    /// Connects to the unix socket `path`; reads and writes then keep to
+    /// `dl`. A listener with a full backlog is a temporary error.
+    pub fn unix(path: &std::path::Path, dl: Deadlines) -> io::Result<Conn> {
+        use std::os::unix::ffi::OsStrExt;
+        let p = path.as_os_str().as_bytes();
+        let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        if p.is_empty() || p.len() >= sa.sun_path.len() || p.contains(&0) {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, &s) in sa.sun_path.iter_mut().zip(p) {
+            *d = s as libc::c_char;
+        }
+        let c = Conn::socket(libc::AF_UNIX, dl)?;
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        crate::sys::cvt(unsafe {
+            libc::connect(c.fd, &sa as *const _ as *const libc::sockaddr, len)
+        })?;
+        Ok(c)
+    }
+
     /// Connects to `ip:port` within `connect_timeout` seconds (and the
     /// session's deadline), from `bind` when it is of the same family.
     /// Reads and writes then keep to `dl`.
@@ -210,19 +256,8 @@ impl Conn {
         } else {
             libc::AF_INET6
         };
-        let fd = cvt(unsafe {
-            libc::socket(
-                fam,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        })?;
-        let c = Conn {
-            fd,
-            buf: Vec::new(),
-            dl,
-            closing: false,
-        };
+        let c = Conn::socket(fam, dl)?;
+        let fd = c.fd;
         if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
             let (ss, len) = sockaddr(SocketAddr::new(b, 0));
             cvt(unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) })?;
@@ -257,6 +292,14 @@ impl Conn {
     /// within the session.
     pub fn send(&mut self, mut b: &[u8]) -> io::Result<()> {
         while !b.is_empty() {
+            if let Some(t) = self.tls.as_mut() {
+                let step = t.write(b);
+                match step {
+                    crate::tls::Step::Done(n) => b = &b[n..],
+                    s => self.tls_wait(s, self.dl.idle_end())?,
+                }
+                continue;
+            }
             self.dl.wait(self.fd, true, self.dl.idle_end())?;
             if let Some(n) = crate::sys::write_nb(self.fd, b)? {
                 b = &b[n..];
@@ -265,10 +308,51 @@ impl Conn {
         Ok(())
     }
 
+    /// What a TLS step that did not finish needs: a wait for the socket
+    /// (within `until` and the session), or the end of the connection.
+    fn tls_wait(&self, s: crate::tls::Step, until: (u64, Limit)) -> io::Result<()> {
+        match s {
+            crate::tls::Step::WantRead => self.dl.wait(self.fd, false, until),
+            crate::tls::Step::WantWrite => self.dl.wait(self.fd, true, until),
+            crate::tls::Step::Eof => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            crate::tls::Step::Fail(e) => Err(io::Error::other(e)),
+            crate::tls::Step::Done(_) => Ok(()),
+        }
+    }
+
+    /// The TLS handshake after the peer's 220 to STARTTLS: `name` as SNI,
+    /// checked against the certificate with `verify`, within the idle
+    /// timeout. Replies the peer sent before the handshake would be an
+    /// injection: refused.
+    pub fn starttls(&mut self, name: &[u8], verify: bool) -> Result<(), String> {
+        if !self.buf.is_empty() {
+            return Err("the peer sent more after its reply to STARTTLS".into());
+        }
+        let ctx = crate::tls::Ctx::client(verify)?;
+        let mut t = crate::tls::Tls::new(&ctx, self.fd, self.fd)?;
+        t.client_name(name, verify)?;
+        t.handshake(false, self.dl.idle)?;
+        self.tls = Some(t);
+        Ok(())
+    }
+
     /// One read, within the idle timeout and by `end` (ms, the reply's
     /// deadline) and the session's.
     fn recv(&mut self, buf: &mut [u8], end: u64) -> io::Result<usize> {
         let until = self.dl.idle_end().min((end, Limit::Reply));
+        if self.tls.is_some() {
+            loop {
+                let step = match self.tls.as_mut() {
+                    Some(t) => t.read(buf),
+                    None => break,
+                };
+                match step {
+                    crate::tls::Step::Done(n) => return Ok(n),
+                    crate::tls::Step::Eof => return Ok(0),
+                    s => self.tls_wait(s, until)?,
+                }
+            }
+        }
         self.dl.wait(self.fd, false, until)?;
         crate::sys::read(self.fd, buf)
     }

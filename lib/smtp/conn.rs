@@ -27,23 +27,24 @@ pub enum Line {
 pub struct Conn {
     rfd: i32,
     wfd: i32,
+    /// Input: capacity BUF, length = the bytes read; never zeroed.
     buf: Vec<u8>,
     pos: usize,
-    len: usize,
     out: Vec<u8>,
     pub timeout: u64,
 }
 
 const CHUNK: usize = 512;
+/// The input buffer: one read takes up to this much of a DATA stream.
+const BUF: usize = 65536;
 
 impl Conn {
     pub fn new(rfd: i32, wfd: i32, timeout: u64) -> Conn {
         Conn {
             rfd,
             wfd,
-            buf: vec![0; 65536],
+            buf: Vec::with_capacity(BUF),
             pos: 0,
-            len: 0,
             out: Vec::with_capacity(4096),
             timeout,
         }
@@ -78,12 +79,24 @@ impl Conn {
 
     /// Input already read and not yet used.
     pub fn buffered(&self) -> &[u8] {
-        &self.buf[self.pos..self.len]
+        &self.buf[self.pos..]
+    }
+
+    /// Moves to other descriptors (after STARTTLS): input already read
+    /// from the old ones is thrown away, its length returned (RFC 3207:
+    /// nothing sent before the handshake may count after it).
+    pub fn switch(&mut self, rfd: i32, wfd: i32) -> usize {
+        let dropped = self.buf.len() - self.pos;
+        self.rfd = rfd;
+        self.wfd = wfd;
+        self.pos = 0;
+        self.buf.clear();
+        dropped
     }
 
     /// Marks `n` buffered bytes as used.
     pub fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.len);
+        self.pos = (self.pos + n).min(self.buf.len());
     }
 
     /// Flushes the replies, then waits for more input (the buffer must be
@@ -91,13 +104,10 @@ impl Conn {
     pub fn fill(&mut self) -> Result<(), Fatal> {
         self.flush()?;
         self.pos = 0;
-        self.len = 0;
-        match crate::sys::read_timeout(self.rfd, &mut self.buf, self.timeout) {
+        self.buf.clear();
+        match crate::sys::read_timeout_spare(self.rfd, &mut self.buf, self.timeout) {
             Ok(0) => Err(Fatal::Eof),
-            Ok(n) => {
-                self.len = n;
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Fatal::Timeout),
             Err(e) => Err(Fatal::Io(e)),
         }
@@ -110,10 +120,10 @@ impl Conn {
         let mut acc: Vec<u8> = Vec::new();
         let mut too_long = false;
         loop {
-            if self.pos == self.len {
+            if self.pos == self.buf.len() {
                 self.fill()?;
             }
-            let avail = &self.buf[self.pos..self.len];
+            let avail = &self.buf[self.pos..];
             match memchr::memchr(b'\n', avail) {
                 Some(i) => {
                     if !too_long {
@@ -141,7 +151,7 @@ impl Conn {
                             acc.extend_from_slice(avail);
                         }
                     }
-                    self.pos = self.len;
+                    self.pos = self.buf.len();
                 }
             }
         }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod conn;
 pub mod data;
 pub mod path;
+pub mod submission;
 
 use crate::control::{self, ControlError};
 use crate::qq::{Outcome, Queue};
@@ -44,6 +45,8 @@ pub struct Config {
     pub badmailfrom: Vec<Vec<u8>>,
     pub localiphost: Option<Vec<u8>>,
     pub local_domain: Vec<u8>,
+    /// control/locals, virtualdomains and users/assign, read once.
+    pub recipients: crate::users::Recipients,
     pub relayclient: Option<Vec<u8>>,
     pub smtpauth: Option<OsString>,
     /// $AUTHREQUIRED: MAIL only after a successful AUTH (submission, RFC 6409).
@@ -52,7 +55,17 @@ pub struct Config {
     pub remote_host: Vec<u8>,
     pub remote_info: Option<Vec<u8>>,
     pub local_ip: Vec<u8>,
+    /// The connection is encrypted (implicit TLS, or after STARTTLS).
     pub tls: bool,
+    /// `TLSv1.3:CIPHER` for the Received line.
+    pub tls_info: Vec<u8>,
+    /// STARTTLS can be offered (UCSPI-TLS descriptors from tls-wrap -d).
+    pub starttls: Option<crate::ucspitls::Starttls>,
+    /// AUTH may be used before TLS ($AUTH_CLEARTEXT).
+    pub auth_cleartext: bool,
+    /// Submission (RFC 6409, $SUBMISSION): AUTH before MAIL, Date and
+    /// Message-ID added when missing.
+    pub submission: bool,
 }
 
 fn env(name: &str) -> Option<Vec<u8>> {
@@ -121,9 +134,12 @@ impl Config {
         let rcpthosts = control::lines("rcpthosts")?.map(lower);
         let badmailfrom = lower(control::lines("badmailfrom")?.unwrap_or_default());
         let localiphost = control::lines("localiphost")?.and_then(|v| v.into_iter().next());
-        let local_domain = control::locals()?
-            .into_iter()
-            .next()
+        let recipients = crate::users::Recipients::load()?;
+        let local_domain = recipients
+            .routes
+            .locals
+            .first()
+            .cloned()
             .unwrap_or_else(|| me.to_ascii_lowercase());
         let local_ip = env_nonempty("TCPLOCALIP")
             .or_else(|| sockaddr(0, false))
@@ -131,7 +147,7 @@ impl Config {
         let remote_ip = env_nonempty("TCPREMOTEIP")
             .or_else(|| sockaddr(0, true))
             .unwrap_or_else(|| b"unknown".to_vec());
-        Ok(Config {
+        let mut c = Config {
             greeting,
             databytes,
             timeout,
@@ -140,6 +156,7 @@ impl Config {
             badmailfrom,
             localiphost,
             local_domain,
+            recipients,
             relayclient: env("RELAYCLIENT"),
             smtpauth: std::env::var_os("SMTPAUTH").filter(|v| !v.is_empty()),
             auth_required: env("AUTHREQUIRED").is_some(),
@@ -147,9 +164,16 @@ impl Config {
             remote_host: env_nonempty("TCPREMOTEHOST").unwrap_or_else(|| b"unknown".to_vec()),
             remote_info: env_nonempty("TCPREMOTEINFO"),
             local_ip,
-            tls: env("PROTO").as_deref() == Some(b"SSL"),
+            tls: crate::ucspitls::implicit() || env("PROTO").as_deref() == Some(b"SSL"),
+            tls_info: crate::ucspitls::describe(&crate::ucspitls::implicit_info()),
+            starttls: crate::ucspitls::from_env(),
+            auth_cleartext: crate::ucspitls::cleartext_allowed(),
+            submission: env_nonempty("SUBMISSION").is_some(),
             me,
-        })
+        };
+        // Submission needs AUTH before MAIL.
+        c.auth_required |= c.submission;
+        Ok(c)
     }
 }
 
@@ -278,7 +302,7 @@ const COMMANDS: &[Cmd] = &[
     },
     Cmd {
         verb: b"STARTTLS",
-        handler: Session::unimpl,
+        handler: Session::starttls,
         flush: true,
     },
 ];
@@ -346,15 +370,32 @@ pub fn badmailfrom_has(bmf: &[Vec<u8>], addr: &[u8]) -> bool {
     bmf.iter().any(|b| *b == a || Some(b.as_slice()) == at)
 }
 
+/// A session that cannot start: 421 to the client, a warning, exit 111.
+pub fn controls_failed(wfd: i32, e: &ControlError) -> i32 {
+    let _ = crate::sys::write_timeout(wfd, b"421 4.3.0 unable to read controls\r\n", 10);
+    crate::exit::warn(&[b"unable to read controls: ", &e.text()]);
+    crate::exit::TEMP
+}
+
+pub const PROG: &str = "smtp-recv";
+pub const USAGE: &str = "smtp-recv";
+
+/// The program smtp-recv(8): `args` are its arguments after argv[0]
+/// (none are allowed). bin/smtp-recv.rs calls it, and so does tcp-serve's
+/// child when it runs smtp-recv's linked code instead of exec'ing it.
+pub fn main(args: &[OsString]) -> i32 {
+    crate::exit::set_prog(PROG, true);
+    if !args.is_empty() {
+        crate::exit::usage(USAGE);
+    }
+    run(0, 1)
+}
+
 /// Runs one session on fds 0/1; returns the exit code.
 pub fn run(rfd: i32, wfd: i32) -> i32 {
     let cfg = match Config::load() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = crate::sys::write_timeout(wfd, b"421 4.3.0 unable to read controls\r\n", 10);
-            crate::exit::warn(&[b"unable to read controls: ", &e.text()]);
-            return crate::exit::TEMP;
-        }
+        Err(e) => return controls_failed(wfd, &e),
     };
     if wfd >= 0 {
         // A stalled peer must not hang a write that poll called possible.
@@ -523,7 +564,10 @@ impl Session {
         lines.push(b"ENHANCEDSTATUSCODES".to_vec());
         lines.push(b"ETRN".to_vec());
         lines.push(b"SMTPUTF8".to_vec());
-        if self.cfg.smtpauth.is_some() {
+        if self.cfg.starttls.is_some() && !self.cfg.tls {
+            lines.push(b"STARTTLS".to_vec());
+        }
+        if self.auth_offered() {
             lines.push(b"AUTH PLAIN LOGIN".to_vec());
         }
         let n = lines.len();
@@ -591,7 +635,7 @@ impl Session {
                 (b"BODY", Some(v))
                     if v.eq_ignore_ascii_case(b"7BIT") || v.eq_ignore_ascii_case(b"8BITMIME") => {}
                 (b"SMTPUTF8", None) => utf8 = true,
-                (b"AUTH", Some(_)) if self.cfg.smtpauth.is_some() => {}
+                (b"AUTH", Some(_)) if self.auth_offered() => {}
                 _ => {
                     let mut m = b"555 5.5.4 unsupported parameter ".to_vec();
                     m.extend_from_slice(&safe(&k));
@@ -688,10 +732,7 @@ impl Session {
             }
             let ok = match &self.cfg.rcpthosts {
                 Some(h) => rcpthosts_has(h, dom),
-                None => match crate::users::route(&addr) {
-                    Ok(r) => r != crate::users::Route::Remote,
-                    Err(e) => return self.control_failure(e),
-                },
+                None => self.cfg.recipients.route(&addr) != crate::users::Route::Remote,
             };
             if !ok {
                 self.refuse_rcpt(b"554 5.7.1 relaying denied", &addr, b"relaying");
@@ -705,25 +746,22 @@ impl Session {
             self.err(b"501 5.1.3 recipient address too long");
             return Ok(());
         }
-        match crate::users::route(&addr) {
-            Ok(crate::users::Route::Local { local, domain }) => {
-                match crate::users::recipient_exists(&local, &domain) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.unknown_rcpts += 1;
-                        if self.unknown_rcpts > FREE_UNKNOWN_RCPTS {
-                            self.conn.flush()?;
-                            let d = std::time::Duration::from_secs(self.cfg.badrcptdelay);
-                            std::thread::sleep(d);
-                        }
-                        self.refuse_rcpt(b"550 5.1.1 no such user here", &addr, b"unknown-user");
-                        return Ok(());
+        match self.cfg.recipients.route(&addr) {
+            crate::users::Route::Local { local, .. } => match self.cfg.recipients.exists(&local) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.unknown_rcpts += 1;
+                    if self.unknown_rcpts > FREE_UNKNOWN_RCPTS {
+                        self.conn.flush()?;
+                        let d = std::time::Duration::from_secs(self.cfg.badrcptdelay);
+                        std::thread::sleep(d);
                     }
-                    Err(e) => return self.control_failure(e),
+                    self.refuse_rcpt(b"550 5.1.1 no such user here", &addr, b"unknown-user");
+                    return Ok(());
                 }
-            }
-            Ok(crate::users::Route::Remote) => {}
-            Err(e) => return self.control_failure(e),
+                Err(e) => return self.control_failure(e),
+            },
+            crate::users::Route::Remote => {}
         }
         if let Some(t) = self.tx.as_mut() {
             t.rcpts.push(addr);
@@ -767,6 +805,11 @@ impl Session {
         };
         r.extend_from_slice(b" with ");
         r.extend_from_slice(with);
+        if c.tls && !c.tls_info.is_empty() {
+            r.extend_from_slice(b" (");
+            r.extend_from_slice(&safe(&c.tls_info));
+            r.push(b')');
+        }
         r.extend_from_slice(b" id ");
         r.extend_from_slice(id);
         r.extend_from_slice(b"; ");
@@ -815,6 +858,11 @@ impl Session {
         q.write(&self.received(&id));
         let mut d = data::Data::new(self.cfg.databytes);
         let mut out = Vec::with_capacity(65536);
+        let mut sub = self
+            .cfg
+            .submission
+            .then(|| submission::Complete::new(&self.cfg.me));
+        let mut done = Vec::new();
         loop {
             if self.conn.buffered().is_empty() {
                 if let Err(f) = self.conn.fill() {
@@ -824,6 +872,11 @@ impl Session {
             }
             out.clear();
             let r = d.feed(self.conn.buffered(), &mut out);
+            if let Some(c) = sub.as_mut() {
+                done.clear();
+                c.feed(&out, &mut done);
+                std::mem::swap(&mut out, &mut done);
+            }
             if d.good() && !out.is_empty() {
                 q.write(&out);
             }
@@ -836,6 +889,13 @@ impl Session {
                     let n = self.conn.buffered().len();
                     self.conn.consume(n);
                 }
+            }
+        }
+        if let Some(c) = sub.as_mut() {
+            out.clear();
+            c.finish(&mut out);
+            if d.good() && !out.is_empty() {
+                q.write(&out);
             }
         }
         let tx = self.tx.take().unwrap_or(Tx {
@@ -979,10 +1039,10 @@ impl Session {
         let ok = relay
             || match &self.cfg.rcpthosts {
                 Some(h) => rcpthosts_has(h, &d),
-                None => match crate::users::route(&[&b"postmaster@"[..], &d].concat()) {
-                    Ok(r) => r != crate::users::Route::Remote,
-                    Err(e) => return self.control_failure(e),
-                },
+                None => {
+                    let pm = [&b"postmaster@"[..], &d].concat();
+                    self.cfg.recipients.route(&pm) != crate::users::Route::Remote
+                }
             };
         if !ok {
             self.refuse(
@@ -1049,11 +1109,68 @@ impl Session {
         }
     }
 
+    /// AUTH is offered with $SMTPAUTH, over TLS or with $AUTH_CLEARTEXT.
+    fn auth_offered(&self) -> bool {
+        self.cfg.smtpauth.is_some() && (self.cfg.tls || self.cfg.auth_cleartext)
+    }
+
+    /// STARTTLS (RFC 3207): the go-ahead, then everything the client sent
+    /// after the command is thrown away (CVE-2011-0411), the wrapper does
+    /// the handshake, and the session starts again from the greeting state.
+    fn starttls(&mut self, arg: &[u8]) -> Result<(), Fatal> {
+        let Some(st) = self.cfg.starttls.filter(|_| !self.cfg.tls) else {
+            if self.cfg.tls {
+                self.err(b"503 5.5.1 TLS already active");
+            } else {
+                self.err(b"502 5.5.1 command not implemented");
+            }
+            return Ok(());
+        };
+        if !arg.is_empty() {
+            self.err(b"501 5.5.4 syntax: STARTTLS");
+            return Ok(());
+        }
+        self.put(&[b"220 2.0.0 ready to start TLS"]);
+        self.conn.flush()?;
+        let dropped = self.conn.switch(st.rfd, st.wfd);
+        if dropped > 0 {
+            crate::exit::info(&[
+                b"discarded ",
+                dropped.to_string().as_bytes(),
+                b" bytes sent after STARTTLS remote=",
+                &self.cfg.remote_ip.clone(),
+            ]);
+        }
+        match st.start(self.conn.timeout) {
+            Ok(info) => self.cfg.tls_info = crate::ucspitls::describe(&info),
+            Err(e) => {
+                crate::exit::info(&[
+                    b"STARTTLS failed remote=",
+                    &self.cfg.remote_ip.clone(),
+                    b": ",
+                    crate::exit::errtext(&e).as_bytes(),
+                ]);
+                self.done = true;
+                return Ok(());
+            }
+        }
+        self.cfg.tls = true;
+        self.helo = None;
+        self.esmtp = false;
+        self.tx = None;
+        self.user = None;
+        Ok(())
+    }
+
     fn auth(&mut self, arg: &[u8]) -> Result<(), Fatal> {
         let Some(prog) = self.cfg.smtpauth.clone() else {
             self.err(b"502 5.5.1 command not implemented");
             return Ok(());
         };
+        if !self.auth_offered() {
+            self.err(b"538 5.7.11 encryption required for requested authentication mechanism");
+            return Ok(());
+        }
         if !self.esmtp {
             self.err(b"503 5.5.1 send EHLO first");
             return Ok(());

@@ -390,7 +390,11 @@ fn systemd_analyze_verify_accepts_the_installed_units() {
     let dir = h.prefix.join("share/pipemail/service/systemd");
     let mut units: Vec<PathBuf> = files(&dir).iter().map(|f| dir.join(f)).collect();
     units.sort();
-    assert_eq!(units.len(), 9, "4 sockets, 4 services, the queue");
+    assert_eq!(
+        units.len(),
+        15,
+        "7 sockets, 7 services (smtp, submission, pop3, imap, smtps, pop3s, imaps), the queue"
+    );
     let o = Command::new(sa)
         .args(["verify", "--man=no"])
         .args(&units)
@@ -458,7 +462,8 @@ fn tcpserver_serves_every_service_with_the_installed_rules() {
             1 => c
                 .args(["-u", "65534", "-g", "65534"])
                 .env("SMTPAUTH", "check-password")
-                .env("AUTHREQUIRED", "1"),
+                .env("AUTHREQUIRED", "1")
+                .env("AUTH_CLEARTEXT", "1"),
             _ => &mut c,
         };
         c.args(["127.0.0.1", &ports[i].to_string()]).args(chain);

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 const SINK_PY: &str = include_str!("e2e/sink.py");
 const DNS_PY: &str = include_str!("remote/dns_server.py");
-const NOBODY: u32 = 65534;
+pub(crate) const NOBODY: u32 = 65534;
 
 /// A started process: SIGTERM, then SIGKILL after 3 s, and always waited
 /// for, when it drops.
@@ -43,7 +43,7 @@ impl Drop for Guard {
     }
 }
 
-fn have_python(modules: &[&str]) -> bool {
+pub(crate) fn have_python(modules: &[&str]) -> bool {
     let mut all = vec!["smtplib", "poplib", "email"];
     all.extend_from_slice(modules);
     let ok = Command::new("python3")
@@ -90,7 +90,7 @@ pub(crate) fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// Runs a Python script with arguments; returns its stdout (asserting success).
-fn py(script: &str, args: &[&str]) -> String {
+pub(crate) fn py(script: &str, args: &[&str]) -> String {
     let o = Command::new("python3")
         .arg("-c")
         .arg(script)
@@ -108,12 +108,12 @@ fn py(script: &str, args: &[&str]) -> String {
 }
 
 /// One whole system in a scratch directory.
-struct Sys {
-    base: PathBuf,
-    home: PathBuf,
-    uid: u32,
-    gid: u32,
-    root: bool,
+pub(crate) struct Sys {
+    pub(crate) base: PathBuf,
+    pub(crate) home: PathBuf,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) root: bool,
     logs: Vec<PathBuf>,
     procs: Vec<Guard>,
 }
@@ -141,7 +141,7 @@ impl Sys {
     /// A home with control/me and control/locals mail.example.org, the
     /// alias user (postmaster, mailer-daemon) with a Maildir, and `users`
     /// in users/assign, each with a Maildir under base/u/.
-    fn new(tag: &str, users: &[&str]) -> Sys {
+    pub(crate) fn new(tag: &str, users: &[&str]) -> Sys {
         let base = scratch(tag);
         let home = base.join("home");
         let root = is_root();
@@ -204,16 +204,16 @@ impl Sys {
         s
     }
 
-    fn control(&self, name: &str, text: &str) {
+    pub(crate) fn control(&self, name: &str, text: &str) {
         std::fs::write(self.home.join("control").join(name), text).unwrap();
     }
 
-    fn user_home(&self, u: &str) -> PathBuf {
+    pub(crate) fn user_home(&self, u: &str) -> PathBuf {
         self.base.join("u").join(u)
     }
 
     /// The messages in a user's Maildir (new/ and cur/), by file name.
-    fn maildir(&self, dir: &Path) -> Vec<Vec<u8>> {
+    pub(crate) fn maildir(&self, dir: &Path) -> Vec<Vec<u8>> {
         let mut v = Vec::new();
         for sub in ["new", "cur"] {
             let d = dir.join("Maildir").join(sub);
@@ -224,11 +224,11 @@ impl Sys {
         v
     }
 
-    fn mail_of(&self, u: &str) -> Vec<Vec<u8>> {
+    pub(crate) fn mail_of(&self, u: &str) -> Vec<Vec<u8>> {
         self.maildir(&self.user_home(u))
     }
 
-    fn command(&self, prog: &Path, env: &[(&str, &str)]) -> Command {
+    pub(crate) fn command(&self, prog: &Path, env: &[(&str, &str)]) -> Command {
         let mut c = Command::new(prog);
         c.env_clear()
             .env("PATH", "/usr/bin:/bin")
@@ -239,13 +239,13 @@ impl Sys {
         c
     }
 
-    fn log(&mut self, name: &str) -> std::fs::File {
+    pub(crate) fn log(&mut self, name: &str) -> std::fs::File {
         let p = self.base.join(format!("{}.log", name));
         self.logs.push(p.clone());
         std::fs::File::create(p).unwrap()
     }
 
-    fn log_text(&self, name: &str) -> String {
+    pub(crate) fn log_text(&self, name: &str) -> String {
         String::from_utf8_lossy(
             &std::fs::read(self.base.join(format!("{}.log", name))).unwrap_or_default(),
         )
@@ -254,7 +254,7 @@ impl Sys {
 
     /// `tcp-serve -1 [-u nobody -g nobody] OPTS 127.0.0.1 0 PROG...`; returns the port.
     /// `drop_uid` false keeps root (for check-password, which must switch itself).
-    fn serve(
+    pub(crate) fn serve(
         &mut self,
         name: &str,
         env: &[(&str, &str)],
@@ -284,7 +284,13 @@ impl Sys {
     }
 
     /// tcp-serve running smtp-recv (through `pre`, e.g. relay-gate).
-    fn smtp(&mut self, name: &str, env: &[(&str, &str)], opts: &[&str], pre: &[&str]) -> u16 {
+    pub(crate) fn smtp(
+        &mut self,
+        name: &str,
+        env: &[(&str, &str)],
+        opts: &[&str],
+        pre: &[&str],
+    ) -> u16 {
         let mut prog: Vec<String> = pre
             .iter()
             .map(|p| bin(p).to_string_lossy().into_owned())
@@ -294,7 +300,7 @@ impl Sys {
     }
 
     /// `local-spawn [-u nobody] queue-run`, its log in queue.log.
-    fn queue(&mut self, env: &[(&str, &str)]) {
+    pub(crate) fn queue(&mut self, env: &[(&str, &str)]) {
         let mut c = self.command(&bin("local-spawn"), env);
         if self.root {
             c.args(["-u", &self.uid.to_string()]);
@@ -311,13 +317,13 @@ impl Sys {
     }
 
     /// Whether queue-run has finished every job and taken every submission.
-    fn queue_idle(&self) -> bool {
+    pub(crate) fn queue_idle(&self) -> bool {
         let q = self.home.join("queue");
         files(&q.join("info")).is_empty() && files(&q.join("drop")).is_empty()
     }
 
     /// A Python helper that prints its port first; stopped with the system.
-    fn start_py(&mut self, name: &str, script: &str, args: &[&str]) -> u16 {
+    pub(crate) fn start_py(&mut self, name: &str, script: &str, args: &[&str]) -> u16 {
         let path = self.base.join(format!("{}.py", name));
         std::fs::write(&path, script).unwrap();
         let log = self.log(name);
@@ -342,7 +348,7 @@ impl Sys {
     }
 
     /// An aiosmtpd sink on addr:port (0: any); returns (port, its record file).
-    fn sink(&mut self, name: &str, addr: &str, port: u16) -> (u16, PathBuf) {
+    pub(crate) fn sink(&mut self, name: &str, addr: &str, port: u16) -> (u16, PathBuf) {
         let out = self.base.join(format!("{}.out", name));
         let p = self.start_py(
             name,
@@ -355,7 +361,7 @@ impl Sys {
 
 /// Splits the first `n` header fields (with their continuation lines) off a
 /// stored message; returns their names and the rest.
-fn split_fields(m: &[u8], n: usize) -> (Vec<String>, &[u8]) {
+pub(crate) fn split_fields(m: &[u8], n: usize) -> (Vec<String>, &[u8]) {
     let mut names = Vec::new();
     let mut at = 0;
     for _ in 0..n {
@@ -381,7 +387,7 @@ fn split_fields(m: &[u8], n: usize) -> (Vec<String>, &[u8]) {
     (names, &m[at..])
 }
 
-fn lf(m: &[u8]) -> Vec<u8> {
+pub(crate) fn lf(m: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(m.len());
     let mut i = 0;
     while i < m.len() {
@@ -395,7 +401,7 @@ fn lf(m: &[u8]) -> Vec<u8> {
     v
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(hay, needle)
 }
 
@@ -937,7 +943,7 @@ fn permanent_remote_failure_becomes_a_dsn_in_the_senders_maildir() {
 // ---------------------------------------------------------------------------
 // Issue 5: SMTP AUTH and SMTP-after-POP through the real servers.
 
-fn openssl_hash(pw: &str) -> Option<String> {
+pub(crate) fn openssl_hash(pw: &str) -> Option<String> {
     let o = Command::new("openssl")
         .args(["passwd", "-6", pw])
         .output()
@@ -949,7 +955,7 @@ fn openssl_hash(pw: &str) -> Option<String> {
 }
 
 /// users/passwd with `ann` (password "sesame"), readable by the servers' uid.
-fn passwd(s: &Sys) -> bool {
+pub(crate) fn passwd(s: &Sys) -> bool {
     let Some(h) = openssl_hash("sesame") else {
         eprintln!("skipped: openssl passwd -6 failed");
         return false;
@@ -1016,7 +1022,11 @@ fn smtp_auth_through_tcp_serve_allows_relaying_only_after_login() {
     let cp = bin("check-password").to_string_lossy().into_owned();
     let port = s.smtp(
         "smtp",
-        &[("SMTPAUTH", &cp), ("CHECKPASSWORD_DELAY", "50")],
+        &[
+            ("SMTPAUTH", &cp),
+            ("AUTH_CLEARTEXT", "1"),
+            ("CHECKPASSWORD_DELAY", "50"),
+        ],
         &[],
         &[],
     );

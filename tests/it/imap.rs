@@ -1136,9 +1136,7 @@ fn mutt_through_tmux() {
         tmux(&["send-keys", "-t", "m", "s"]);
         std::thread::sleep(std::time::Duration::from_millis(300));
         tmux(&["send-keys", "-t", "m", "=Archive", "Enter"]);
-        if !wait_for(5, || {
-            crate::common::files(&md.join(".Archive/cur")).len() == 1
-        }) {
+        if !wait_for(5, || archived(&md).len() == 1) {
             return Err(format!("not saved: {}", screen()));
         }
         tmux(&["send-keys", "-t", "m", "$"]);
@@ -1155,8 +1153,17 @@ fn mutt_through_tmux() {
     tmux(&["kill-session", "-t", "m"]);
     drop(srv);
     ok.unwrap();
-    let saved = crate::common::files(&md.join(".Archive/cur"));
+    // COPY delivers into new/ (RFC 3501: \Recent for whoever selects the
+    // folder next), keeping the flags in the name.
+    let saved = archived(&md);
     assert!(saved[0].ends_with(":2,S"), "{:?}", saved);
+}
+
+/// The messages of .Archive, new/ and cur/ alike.
+fn archived(md: &Path) -> Vec<String> {
+    let mut v = crate::common::files(&md.join(".Archive/new"));
+    v.extend(crate::common::files(&md.join(".Archive/cur")));
+    v
 }
 
 #[test]

@@ -231,6 +231,42 @@ fn helo_gives_smtp_and_linked_queue_writes_the_drop_directory() {
     assert_eq!(body, b"Subject: x\n\nbody\n");
 }
 
+/// smtp-recv started with descriptor 2 closed (it has no Rust runtime to
+/// reopen it) puts /dev/null there first, so no file it opens later (a
+/// queue file) becomes fd 2 and takes its log lines.
+#[test]
+fn closed_stderr_becomes_dev_null() {
+    use std::os::unix::process::CommandExt;
+    let t = T::new("smtp-closed2");
+    let mut c = Command::new(bin("smtp-recv"));
+    c.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("PIPEMAIL_HOME", &t.home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    unsafe {
+        c.pre_exec(|| {
+            libc::close(2);
+            Ok(())
+        });
+    }
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut greeting = [0u8; 100];
+    let n = out.read(&mut greeting).unwrap();
+    assert_eq!(&greeting[..n], GREET.as_bytes());
+    let fd2 = std::fs::read_link(format!("/proc/{}/fd/2", child.id()));
+    stdin.write_all(b"QUIT\r\n").unwrap();
+    drop(stdin);
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, BYE.as_bytes());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(fd2.unwrap(), PathBuf::from("/dev/null"));
+}
+
 /// A child whose replies are read as they come, to check what was flushed.
 struct Live {
     child: Child,
@@ -824,6 +860,43 @@ fn relay_control() {
     );
 }
 
+/// Control files are read once per session, not per command: an edit
+/// made while a session runs takes effect for the next session.
+#[test]
+fn control_files_are_read_once_per_session() {
+    let t = T::new("smtp-once");
+    control(&t.home, "virtualdomains", "virt.example:joe\n");
+    let mut l = Live::start(&t, &[]);
+    l.expect(GREET);
+    l.send(b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@virt.example>\r\n");
+    l.expect("250 2.1.5 ok\r\n");
+    std::fs::remove_file(t.home.join("control/virtualdomains")).unwrap();
+    control(&t.home, "locals", "other.example\n");
+    l.send(b"RCPT TO:<v@virt.example>\r\nRCPT TO:<w@mail.example.org>\r\nQUIT\r\n");
+    let (out, code) = l.finish();
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            "250 mail.example.org\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n",
+            BYE
+        ])
+    );
+    assert_eq!(code, Some(0));
+    let (out, _, _) = t.session(
+        &[],
+        b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@virt.example>\r\nRCPT TO:<w@mail.example.org>\r\nRCPT TO:<x@other.example>\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            "250 mail.example.org\r\n250 2.1.0 ok\r\n554 5.7.1 relaying denied\r\n554 5.7.1 relaying denied\r\n250 2.1.5 ok\r\n",
+            BYE
+        ])
+    );
+}
+
 #[test]
 fn relayclient_allows_relaying_and_is_appended() {
     let t = T::new("smtp-relayclient");
@@ -960,11 +1033,16 @@ fn b64(b: &[u8]) -> String {
     o
 }
 
+/// AUTH in clear text: allowed explicitly ($AUTH_CLEARTEXT), as it is
+/// refused before TLS otherwise (tests/it/tls.rs).
 fn auth_env() -> Vec<(&'static str, String)> {
-    vec![(
-        "SMTPAUTH",
-        fakes().join("checkpw").to_string_lossy().into_owned(),
-    )]
+    vec![
+        (
+            "SMTPAUTH",
+            fakes().join("checkpw").to_string_lossy().into_owned(),
+        ),
+        ("AUTH_CLEARTEXT", "1".to_string()),
+    ]
 }
 
 fn auth_session(t: &T, input: &[u8]) -> (String, Option<i32>, String) {

@@ -13,9 +13,9 @@ mod maildir;
 #[path = "tcpserve/relay.rs"]
 mod relay;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: Arc<Mutex<Vec<u8>>>,
     host: String,
 }
@@ -109,7 +109,7 @@ fn start_on(host: &str, opts: &[&str], prog: &[&str], env: &[(&str, &str)]) -> O
     }
 }
 
-fn start(opts: &[&str], prog: &[&str], env: &[(&str, &str)]) -> Server {
+pub(crate) fn start(opts: &[&str], prog: &[&str], env: &[(&str, &str)]) -> Server {
     start_on("127.0.0.1", opts, prog, env).expect("tcp-serve did not start")
 }
 
@@ -414,4 +414,84 @@ fn thirty_concurrent_cat_clients() {
         "30 clients x 64 KiB through tcp-serve cat: {:?}",
         t.elapsed()
     );
+}
+
+/// One SMTP session through `s`: the bytes it sent, the program that ran
+/// it and its process name (/proc/PID/exe and comm of the child tcp-serve
+/// logged), read while the session is open.
+fn smtp_session(s: &Server, input: &[u8]) -> (Vec<u8>, std::path::PathBuf, String) {
+    let mut c = s.connect();
+    let mut greeting = [0u8; 512];
+    let n = c.read(&mut greeting).unwrap();
+    let log = s.wait_log(" local 127.0.0.1:");
+    let pid = log
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("tcp-serve: info: ok pid "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .to_string();
+    let exe = std::fs::read_link(format!("/proc/{}/exe", pid)).unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid)).unwrap();
+    c.write_all(input).unwrap();
+    let mut out = greeting[..n].to_vec();
+    let _ = c.read_to_end(&mut out);
+    (out, exe, comm)
+}
+
+/// tcp-serve runs smtp-recv's linked code in the forked child, without
+/// execve, when prog is the smtp-recv beside it; with -e, or for another
+/// file (a copy elsewhere), it execs. The client sees the same bytes and
+/// the logs the same lines either way.
+#[test]
+fn smtp_recv_beside_tcp_serve_runs_without_exec() {
+    let h = home("tslinked");
+    let hs = h.to_str().unwrap();
+    let env = [("PIPEMAIL_HOME", hs)];
+    let copy = scratch("tslinked-copy").join("smtp-recv");
+    std::fs::copy(bin("smtp-recv"), &copy).unwrap();
+    let sr = bin("smtp-recv");
+    let input = b"EHLO client.example\r\nMAIL FROM:<a@b.example>\r\nRSET\r\nQUIT\r\n";
+    let want = b"220 mail.example.org ESMTP\r\n250-mail.example.org\r\n250-PIPELINING\r\n\
+250-SIZE 10240000\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250 SMTPUTF8\r\n\
+250 2.1.0 ok\r\n250 2.0.0 ok\r\n221 2.0.0 mail.example.org closing connection\r\n";
+    let rg = bin("relay-gate");
+    let (sr, rg) = (sr.to_str().unwrap(), rg.to_str().unwrap());
+    let copy = copy.to_str().unwrap();
+    for (opts, prog, exe) in [
+        (&["-v"][..], &[sr][..], bin("tcp-serve")),
+        (&["-v", "-e"][..], &[sr][..], bin("smtp-recv")),
+        (&["-v"][..], &[copy][..], copy.into()),
+        // relay-gate links smtp-recv too: no exec in the usual chain.
+        (&["-v"][..], &[rg, sr][..], bin("tcp-serve")),
+        (&["-v", "-e"][..], &[rg, sr][..], bin("relay-gate")),
+        (&["-v"][..], &[rg, copy][..], copy.into()),
+    ] {
+        let s = start(opts, prog, &env);
+        let (out, ran, comm) = smtp_session(&s, input);
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(want));
+        assert_eq!(ran, exe, "{:?}", opts);
+        assert_eq!(comm, "smtp-recv\n", "{:?} {:?}", opts, prog);
+        let log = s.wait_log("status 0");
+        assert!(log.contains(" end pid "), "{}", log);
+    }
+    // Usage errors and log lines name smtp-recv and the session's pid.
+    for opts in [&["-v"][..], &["-v", "-e"][..]] {
+        let s = start(opts, &[sr, "extra"], &env);
+        let _ = s.talk(b"");
+        let log = s.wait_log("status 100");
+        let pid = log
+            .lines()
+            .find_map(|l| l.strip_prefix("tcp-serve: info: ok pid "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap()
+            .to_string();
+        let want = format!("smtp-recv: pid {}: usage: smtp-recv\n", pid);
+        assert!(log.contains(&want), "{:?}: {}", opts, log);
+        assert!(
+            log.contains(&format!("end pid {} status 100", pid)),
+            "{}",
+            log
+        );
+    }
 }
