@@ -467,6 +467,7 @@ fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {
                 route,
                 mailbox,
                 host,
+                ..
             } => {
                 out.push(b'(');
                 nstring(out, name.as_deref());
