@@ -679,6 +679,7 @@ pub fn address_list(v: &[u8]) -> Vec<Address> {
     let mut words: Vec<(Vec<u8>, bool)> = Vec::new();
     let mut span: Option<(usize, usize)> = None;
     let mut in_group = false;
+    let mut angle = false;
     lx.comment.clear();
     let flush = |words: &mut Vec<(Vec<u8>, bool)>,
                  span: &mut Option<(usize, usize)>,
@@ -715,6 +716,12 @@ pub fn address_list(v: &[u8]) -> Vec<Address> {
             break;
         }
         let (ts, te) = (lx.start, lx.i);
+        // Words after an angle address, up to the next comma, are junk
+        // (`Joe <joe@x> trailing`): not an address of their own.
+        if angle && matches!(t, Tok::Word(_) | Tok::Quoted(_) | Tok::Special(b'@')) {
+            continue;
+        }
+        angle = matches!(t, Tok::Special(b'<'));
         match t {
             Tok::Word(w) => {
                 words.push((w, false));
