@@ -834,6 +834,24 @@ fn install_makes_a_certificate_once_and_never_replaces_the_administrators() {
     );
     assert!(!tls.join("cert.pem").exists());
     assert_eq!(std::fs::read(tls.join("key.pem")).unwrap(), b"admin key\n");
+    // The installed certbot deploy hook puts a renewed pair in place.
+    let live = base.join("live");
+    std::fs::create_dir(&live).unwrap();
+    std::fs::write(live.join("fullchain.pem"), "chain\n").unwrap();
+    std::fs::write(live.join("privkey.pem"), "new key\n").unwrap();
+    let o = Command::new(base.join("usr/share/pipemail/service/certbot-deploy"))
+        .env("RENEWED_LINEAGE", &live)
+        .env("SVDIR", base.join("no-runit"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(tls.join("cert.pem")).unwrap(), b"chain\n");
+    assert_eq!(std::fs::read(tls.join("key.pem")).unwrap(), b"new key\n");
+    let key = std::fs::metadata(tls.join("key.pem")).unwrap();
+    assert_eq!(key.mode() & 0o7777, 0o600);
+    if is_root() {
+        assert_eq!(key.uid(), NOBODY, "key.pem: pmaild's");
+    }
     let _ = std::fs::remove_dir_all(&base);
 }
 
