@@ -399,6 +399,41 @@ pub fn waitpid(pid: i32) -> io::Result<i32> {
     }
 }
 
+/// A new file in `$TMPDIR` (else /tmp), mode 0600, named `PREFIX.PID.RANDOM`
+/// and unlinked at once: open for reading and writing, gone when closed.
+pub fn temp_file(prefix: &str) -> io::Result<std::fs::File> {
+    temp_files(prefix).map(|(rw, _)| rw)
+}
+
+/// [`temp_file`], and a second descriptor of the same file open read-only
+/// (for a helper that takes only read-only messages).
+pub fn temp_files(prefix: &str) -> io::Result<(std::fs::File, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match std::env::var_os("TMPDIR") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::path::PathBuf::from("/tmp"),
+    };
+    let p = dir.join(format!(
+        "{}.{}.{}",
+        prefix,
+        std::process::id(),
+        random_hex(8)
+    ));
+    let rw = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&p)?;
+    let ro = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&p);
+    std::fs::remove_file(&p)?;
+    Ok((rw, ro?))
+}
+
 /// The part of Rust's start-up that a `#![no_main]` program still needs
 /// (smtp-recv skips the rest: the main thread's stack bounds, read from
 /// /proc/self/maps, and the stack-overflow handler): descriptors 0-2 open

@@ -331,17 +331,28 @@ impl Resolver {
 
 /// The in-addr.arpa / ip6.arpa name of an address.
 pub fn reverse_name(ip: IpAddr) -> Vec<u8> {
+    let zone: &[u8] = if ip.is_ipv4() {
+        b".in-addr.arpa"
+    } else {
+        b".ip6.arpa"
+    };
+    [reverse_labels(ip), zone.to_vec()].concat()
+}
+
+/// The address's labels in reverse order: `1.2.0.192` for 192.0.2.1,
+/// nibbles for IPv6 (the prefix of a reverse or DNSBL name, RFC 5782).
+pub fn reverse_labels(ip: IpAddr) -> Vec<u8> {
     match ip {
         IpAddr::V4(v) => {
             let o = v.octets();
-            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]).into_bytes()
+            format!("{}.{}.{}.{}", o[3], o[2], o[1], o[0]).into_bytes()
         }
         IpAddr::V6(v) => {
             let mut s = String::new();
             for b in v.octets().iter().rev() {
                 s.push_str(&format!("{:x}.{:x}.", b & 0x0f, b >> 4));
             }
-            s.push_str("ip6.arpa");
+            s.pop();
             s.into_bytes()
         }
     }

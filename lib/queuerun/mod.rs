@@ -10,6 +10,7 @@ pub mod mailq;
 pub mod run;
 pub mod sched;
 pub mod spawn;
+pub mod stats;
 pub mod store;
 
 use crate::control::{self, ControlError};

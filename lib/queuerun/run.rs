@@ -86,6 +86,8 @@ struct Manager {
     last_scan: u64,
     stopping: bool,
     code: i32,
+    /// RFC 1566 counters for queue-stat(8), kept in queue/stats.
+    stats: super::stats::Stats,
 }
 
 fn log(parts: &[&[u8]]) {
@@ -175,6 +177,7 @@ pub fn main(sp: Spawner) -> i32 {
     }
     crate::sys::signal_ignore(libc::SIGPIPE, true);
     nonblock(sp.r);
+    let stats = super::stats::Stats::load(&d);
     let mut m = Manager {
         cfg,
         d,
@@ -194,6 +197,7 @@ pub fn main(sp: Spawner) -> i32 {
         last_scan: 0,
         stopping: false,
         code: 0,
+        stats,
     };
     if let Err(e) = store::cleanup(&m.d) {
         exit::die_sys(exit::TEMP, &[b"unable to clean up the queue"], &e);
@@ -291,6 +295,7 @@ impl Manager {
                 ]),
             }
         } else {
+            self.stats.received(&j.info);
             log(&[b"new msg ", id.as_bytes()]);
             log(&[
                 b"info msg ",
@@ -304,6 +309,15 @@ impl Manager {
             ]);
         }
         self.jobs.insert(id, j);
+    }
+
+    fn save_stats(&mut self, force: bool) {
+        if let Err(e) = self.stats.save(&self.d, force) {
+            exit::warn(&[
+                b"unable to write queue/stats: ",
+                exit::errtext(&e).as_bytes(),
+            ]);
+        }
     }
 
     fn status(&self) {
@@ -353,6 +367,7 @@ impl Manager {
                 self.retry(|_, _| true);
             }
             if self.stopping && self.flights.is_empty() {
+                self.save_stats(true);
                 log(&[b"status: exiting"]);
                 return self.code;
             }
@@ -366,10 +381,14 @@ impl Manager {
             } else {
                 SCAN_SECS
             };
-            let timeout_ms = match next {
+            let mut timeout_ms = match next {
                 Some(t) if t > now => ((t - now).min(longest) * 1000) as i32,
                 _ => (longest * 1000) as i32,
             };
+            self.save_stats(false);
+            if self.stats.dirty {
+                timeout_ms = timeout_ms.min(1000);
+            }
             let mut pfds = vec![
                 libc::pollfd {
                     fd: wake_r,
@@ -748,6 +767,8 @@ impl Manager {
                 exit::errtext(&e).as_bytes(),
             ]);
         }
+        let local = j.info.rcpts[i].local.is_some();
+        self.stats.outcome(did, local, letter, j.info.size);
         match letter {
             b'K' => j.st[i] = St::Done,
             b'D' => {

@@ -201,6 +201,45 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 impl Conn {
+    /// A non-blocking stream socket of family `fam`, not yet connected.
+    fn socket(fam: i32, dl: Deadlines) -> io::Result<Conn> {
+        let fd = crate::sys::cvt(unsafe {
+            libc::socket(
+                fam,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                0,
+            )
+        })?;
+        Ok(Conn {
+            fd,
+            buf: Vec::new(),
+            dl,
+            closing: false,
+            tls: None,
+        })
+    }
+
+    /// Connects to the unix socket `path`; reads and writes then keep to
+    /// `dl`. A listener with a full backlog is a temporary error.
+    pub fn unix(path: &std::path::Path, dl: Deadlines) -> io::Result<Conn> {
+        use std::os::unix::ffi::OsStrExt;
+        let p = path.as_os_str().as_bytes();
+        let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+        if p.is_empty() || p.len() >= sa.sun_path.len() || p.contains(&0) {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, &s) in sa.sun_path.iter_mut().zip(p) {
+            *d = s as libc::c_char;
+        }
+        let c = Conn::socket(libc::AF_UNIX, dl)?;
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        crate::sys::cvt(unsafe {
+            libc::connect(c.fd, &sa as *const _ as *const libc::sockaddr, len)
+        })?;
+        Ok(c)
+    }
+
     /// Connects to `ip:port` within `connect_timeout` seconds (and the
     /// session's deadline), from `bind` when it is of the same family.
     /// Reads and writes then keep to `dl`.
@@ -217,20 +256,8 @@ impl Conn {
         } else {
             libc::AF_INET6
         };
-        let fd = cvt(unsafe {
-            libc::socket(
-                fam,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        })?;
-        let c = Conn {
-            fd,
-            buf: Vec::new(),
-            dl,
-            closing: false,
-            tls: None,
-        };
+        let c = Conn::socket(fam, dl)?;
+        let fd = c.fd;
         if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
             let (ss, len) = sockaddr(SocketAddr::new(b, 0));
             cvt(unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) })?;

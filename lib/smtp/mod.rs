@@ -370,6 +370,13 @@ pub fn badmailfrom_has(bmf: &[Vec<u8>], addr: &[u8]) -> bool {
     bmf.iter().any(|b| *b == a || Some(b.as_slice()) == at)
 }
 
+/// A session that cannot start: 421 to the client, a warning, exit 111.
+pub fn controls_failed(wfd: i32, e: &ControlError) -> i32 {
+    let _ = crate::sys::write_timeout(wfd, b"421 4.3.0 unable to read controls\r\n", 10);
+    crate::exit::warn(&[b"unable to read controls: ", &e.text()]);
+    crate::exit::TEMP
+}
+
 pub const PROG: &str = "smtp-recv";
 pub const USAGE: &str = "smtp-recv";
 
@@ -388,11 +395,7 @@ pub fn main(args: &[OsString]) -> i32 {
 pub fn run(rfd: i32, wfd: i32) -> i32 {
     let cfg = match Config::load() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = crate::sys::write_timeout(wfd, b"421 4.3.0 unable to read controls\r\n", 10);
-            crate::exit::warn(&[b"unable to read controls: ", &e.text()]);
-            return crate::exit::TEMP;
-        }
+        Err(e) => return controls_failed(wfd, &e),
     };
     if wfd >= 0 {
         // A stalled peer must not hang a write that poll called possible.

@@ -12,7 +12,6 @@
 use crate::qq::{Outcome, Queue};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
@@ -71,24 +70,7 @@ pub fn refuse(fd6: bool, perm: bool, text: &[u8], fallback: i32) -> i32 {
 }
 
 fn temp_file() -> io::Result<File> {
-    let dir = match std::env::var_os("TMPDIR") {
-        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
-        _ => std::path::PathBuf::from("/tmp"),
-    };
-    let p = dir.join(format!(
-        "queue-filter.{}.{}",
-        std::process::id(),
-        crate::sys::random_hex(8)
-    ));
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(&p)?;
-    std::fs::remove_file(&p)?;
-    Ok(f)
+    crate::sys::temp_file("queue-filter")
 }
 
 fn temp(fd6: bool, text: &str, code: i32) -> i32 {

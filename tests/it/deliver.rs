@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 const DOMAIN: &str = "mail.example.org";
 
 /// The uid mail users get: 65534 as root, else our own.
-fn mail_uid() -> u32 {
+pub(crate) fn mail_uid() -> u32 {
     if is_root() {
         65534
     } else {
@@ -31,7 +31,7 @@ fn chown(p: &Path) {
 }
 
 /// Writes a file with `mode`, owned by the mail user.
-fn put(p: &Path, text: &[u8], mode: u32) {
+pub(crate) fn put(p: &Path, text: &[u8], mode: u32) {
     std::fs::write(p, text).unwrap();
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     chown(p);
@@ -39,7 +39,7 @@ fn put(p: &Path, text: &[u8], mode: u32) {
 
 /// Writes an executable script from a child process (bin() joins an absolute path as is), so no fd of ours
 /// open for writing can leak into a concurrent fork (ETXTBSY at exec).
-fn put_script(p: &Path, text: &[u8]) {
+pub(crate) fn put_script(p: &Path, text: &[u8]) {
     let o = run(
         "/bin/sh",
         &[
@@ -63,13 +63,13 @@ fn maildir(p: &Path) {
 }
 
 /// A pipemail home plus users' homes beside it.
-struct T {
-    home: PathBuf,
+pub(crate) struct T {
+    pub(crate) home: PathBuf,
     base: PathBuf,
 }
 
 impl T {
-    fn new(tag: &str) -> T {
+    pub(crate) fn new(tag: &str) -> T {
         let home = crate::common::home(tag);
         let base = home.parent().unwrap().to_path_buf();
         chown(&home.join("alias"));
@@ -78,7 +78,7 @@ impl T {
 
     /// A user home `NAME` (mode 0755) with a Maildir, assigned in
     /// users/assign as `=NAME` and `+NAME-` together with `extra` lines.
-    fn user(&self, name: &str) -> PathBuf {
+    pub(crate) fn user(&self, name: &str) -> PathBuf {
         let h = self.base.join(name);
         std::fs::create_dir_all(&h).unwrap();
         std::fs::set_permissions(&h, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -99,7 +99,7 @@ impl T {
         h
     }
 
-    fn deliver(&self, sender: &str, rcpt: &str, msg: &[u8]) -> Output {
+    pub(crate) fn deliver(&self, sender: &str, rcpt: &str, msg: &[u8]) -> Output {
         self.deliver_env(sender, rcpt, msg, &[])
     }
 

@@ -621,6 +621,10 @@ fn snapshot(root: &Path) -> Vec<String> {
     while let Some(p) = stack.pop() {
         let m = std::fs::symlink_metadata(&p).unwrap();
         let mut line = format!("{} {:o} {}:{}", p.display(), m.mode(), m.uid(), m.gid());
+        if !m.file_type().is_symlink() {
+            // A second run writes nothing, not even a temporary file.
+            line.push_str(&format!(" t{}.{:09}", m.mtime(), m.mtime_nsec()));
+        }
         if m.is_dir() {
             for e in std::fs::read_dir(&p).unwrap() {
                 stack.push(e.unwrap().path());
@@ -1035,7 +1039,7 @@ fn install_users_creates_the_system_accounts_once_and_gives_them_their_files() {
     let script = format!(
         "set -e; mount --make-rprivate /; mount --bind '{etc}' /etc; \
          for i in 1 2; do '{inst}' --bindir '{bin}' --destdir '{dest}' --users --hostname mail.example.org >/dev/null; done; \
-         stat -c '%U:%G %a %n' '{dest}/var/pipemail/queue' '{dest}/var/pipemail/users/passwd' '{dest}/var/pipemail/alias'",
+         stat -c '%U:%G %a %n' '{dest}/var/pipemail/queue' '{dest}/var/pipemail/queue/tcpto' '{dest}/var/pipemail/users/passwd' '{dest}/var/pipemail/alias'",
         etc = etc.display(),
         inst = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install"),
         bin = bindir.display(),
@@ -1049,7 +1053,7 @@ fn install_users_creates_the_system_accounts_once_and_gives_them_their_files() {
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
         format!(
-            "pmailq:pmailq 755 {0}/queue\nroot:pmaild 640 {0}/users/passwd\nalias:alias 755 {0}/alias\n",
+            "pmailq:pmailq 755 {0}/queue\npmailr:pmailr 600 {0}/queue/tcpto\nroot:pmaild 640 {0}/users/passwd\nalias:alias 755 {0}/alias\n",
             dest.join("var/pipemail").display()
         )
     );

@@ -38,8 +38,8 @@ printf 'K127.0.0.1 accepted message.\000'
 exit 0
 "#;
 
-struct Q {
-    home: PathBuf,
+pub(crate) struct Q {
+    pub(crate) home: PathBuf,
     fake: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -53,7 +53,7 @@ fn script(path: &Path, text: &str) {
 }
 
 impl Q {
-    fn new(tag: &str) -> Q {
+    pub(crate) fn new(tag: &str) -> Q {
         let home = home(tag);
         let base = home.parent().unwrap().to_path_buf();
         let fake = base.join("fake");
@@ -78,7 +78,7 @@ impl Q {
         }
     }
 
-    fn command(&self, prog: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
+    pub(crate) fn command(&self, prog: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
         let base = self.home.parent().unwrap();
         let mut c = Command::new(bin(prog));
         c.args(args)
@@ -94,7 +94,7 @@ impl Q {
         c
     }
 
-    fn start(&mut self, extra: &[(&str, &str)]) {
+    pub(crate) fn start(&mut self, extra: &[(&str, &str)]) {
         self.start_prog("queue-run", &[], extra);
     }
 
@@ -135,7 +135,7 @@ impl Q {
     }
 
     /// SIGTERM and wait (at most 10 s); returns the exit code.
-    fn stop(&mut self) -> Option<i32> {
+    pub(crate) fn stop(&mut self) -> Option<i32> {
         self.signal(libc::SIGTERM);
         self.reap()
     }
@@ -165,12 +165,12 @@ impl Q {
         String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 
-    fn inject(&self, msg: &[u8], envelope: &[u8]) -> Option<i32> {
+    pub(crate) fn inject(&self, msg: &[u8], envelope: &[u8]) -> Option<i32> {
         inject_in(&self.home, msg, envelope)
     }
 
     /// (argv1, argv2, uid, message) per local delivery, in no order.
-    fn locals(&self) -> Vec<(String, String, String, Vec<u8>)> {
+    pub(crate) fn locals(&self) -> Vec<(String, String, String, Vec<u8>)> {
         let mut v = Vec::new();
         for f in files(&self.fake) {
             if let Some(n) = f.strip_prefix("local.") {
@@ -184,7 +184,7 @@ impl Q {
     }
 
     /// (argv, message) per remote-send run.
-    fn remotes(&self) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn remotes(&self) -> Vec<(String, Vec<u8>)> {
         let mut v = Vec::new();
         for f in files(&self.fake) {
             if let Some(n) = f.strip_prefix("remote.") {
@@ -209,7 +209,12 @@ impl Q {
     }
 
     fn list(&self, args: &[&str]) -> String {
-        let o = self.command("queue-list", args, &[]).output().unwrap();
+        self.output("queue-list", args)
+    }
+
+    /// Runs `prog args` in this home; its stdout (it must exit 0).
+    pub(crate) fn output(&self, prog: &str, args: &[&str]) -> String {
+        let o = self.command(prog, args, &[]).output().unwrap();
         assert_eq!(
             o.status.code(),
             Some(0),
@@ -254,7 +259,7 @@ fn inject_in(home: &Path, msg: &[u8], envelope: &[u8]) -> Option<i32> {
     child.wait().unwrap().code()
 }
 
-fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {
+pub(crate) fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {
     let mut v = format!("F{}\0", sender).into_bytes();
     for r in rcpts {
         v.extend_from_slice(format!("T{}\0", r).as_bytes());
@@ -263,7 +268,7 @@ fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {
     v
 }
 
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
         assert!(

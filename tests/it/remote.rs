@@ -13,12 +13,19 @@ use std::time::{Duration, Instant};
 const DNS_PY: &str = include_str!("remote/dns_server.py");
 const SMTP_PY: &str = include_str!("remote/smtp_peer.py");
 
-fn python_has(module: &str) -> bool {
+/// Whether python3 has `module`; a missing one skips a test locally and
+/// fails it under CI=true.
+pub(crate) fn python_has(module: &str) -> bool {
     let ok = Command::new("python3")
         .args(["-c", &format!("import {}", module)])
         .stderr(Stdio::null())
         .status();
     if !matches!(ok, Ok(s) if s.success()) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 module {} is missing",
+            module
+        );
         eprintln!("skipped: python3 module {} is missing", module);
         return false;
     }
@@ -26,9 +33,9 @@ fn python_has(module: &str) -> bool {
 }
 
 /// A Python helper that prints its port first; killed (by pid) on drop.
-struct Py {
+pub(crate) struct Py {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for Py {
@@ -59,7 +66,7 @@ fn start_py(script: &str, dir: &Path, name: &str, args: &[&str]) -> Py {
     Py { child, port }
 }
 
-fn dns_server(dir: &Path, zone: &str) -> Py {
+pub(crate) fn dns_server(dir: &Path, zone: &str) -> Py {
     std::fs::write(dir.join("zone.json"), zone).unwrap();
     let z = dir.join("zone.json");
     start_py(

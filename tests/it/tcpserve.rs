@@ -13,9 +13,9 @@ mod maildir;
 #[path = "tcpserve/relay.rs"]
 mod relay;
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: Arc<Mutex<Vec<u8>>>,
     host: String,
 }
@@ -109,7 +109,7 @@ fn start_on(host: &str, opts: &[&str], prog: &[&str], env: &[(&str, &str)]) -> O
     }
 }
 
-fn start(opts: &[&str], prog: &[&str], env: &[(&str, &str)]) -> Server {
+pub(crate) fn start(opts: &[&str], prog: &[&str], env: &[(&str, &str)]) -> Server {
     start_on("127.0.0.1", opts, prog, env).expect("tcp-serve did not start")
 }
 
