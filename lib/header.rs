@@ -1,6 +1,9 @@
-//! Message headers (RFC 5322): where the header ends, its fields with
-//! folding undone, address lists (groups, quoted names, comments, angle
-//! addresses, encoded words), and RFC 2047 decoding to UTF-8.
+//! The one header layer (RFC 5322): where the header ends, its fields with
+//! folding undone, the tokenizer for structured values, parameters with
+//! RFC 2231 continuations and charsets, the one address-list parser
+//! (groups, quoted names, comments, routes, obsolete spacing, encoded
+//! words) for ENVELOPE, SEARCH, SORT and mail-inject, and RFC 2047
+//! decoding to UTF-8 with the C library's iconv.
 //!
 //! Everything works on bytes and accepts garbage: a malformed header gives
 //! odd results, never a panic.
@@ -266,30 +269,10 @@ pub fn read_header<R: std::io::Read>(mut r: R) -> std::io::Result<Vec<u8>> {
     }
 }
 
-// ---- addresses ----
+// ---- structured values: tokens, parameters (RFC 2045, 2231), addresses ----
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tok {
-    /// An atom (dots allowed) or a whole encoded word.
-    Word(usize, usize),
-    /// A quoted string, quotes included.
-    Quoted(usize, usize),
-    /// A domain literal, brackets included.
-    Literal(usize, usize),
-    Special(u8, usize),
-    Comment(usize, usize),
-}
-
-impl Tok {
-    fn span(self) -> (usize, usize) {
-        match self {
-            Tok::Word(s, e) | Tok::Quoted(s, e) | Tok::Literal(s, e) | Tok::Comment(s, e) => (s, e),
-            Tok::Special(_, p) => (p, p + 1),
-        }
-    }
-}
-
-const SPECIALS: &[u8] = b"()<>[]:;@,\"";
+/// A parameter list: (lower-cased name, value as written).
+pub type Params = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Length of an encoded word `=?cs?e?text?=` at the start of `b`.
 fn encoded_word_len(b: &[u8]) -> Option<usize> {
@@ -320,67 +303,535 @@ fn encoded_word_len(b: &[u8]) -> Option<usize> {
     None
 }
 
-/// Skips a delimited run starting at `i` (which holds `open`), honouring
-/// backslash escapes and (for comments) nesting. Returns the end offset.
-fn delimited(b: &[u8], i: usize, open: u8, close: u8, nest: bool) -> usize {
-    let mut depth = 0usize;
-    let mut j = i;
-    while j < b.len() {
-        let c = b[j];
-        if c == b'\\' {
-            j += 2;
-            continue;
-        }
-        if c == open && (nest || j == i) {
-            depth += 1;
-        } else if c == close {
-            depth -= 1;
-            if depth == 0 {
-                return j + 1;
-            }
-        }
-        j += 1;
-    }
-    b.len()
+/// RFC 2045 tspecials (parameters) and RFC 5322 specials (addresses).
+const TSPECIALS: &[u8] = b"()<>@,;:\\\"/[]?=";
+const SPECIALS: &[u8] = b"()<>@,;:\\\"[]";
+
+/// A tokenizer for structured header values (RFC 822 lexical tokens).
+struct Lex<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// Where the last token began.
+    start: usize,
+    comment: Vec<u8>,
 }
 
-fn tokens(b: &[u8]) -> Vec<Tok> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b' ' || c == b'\t' || c == b'\r' || c == b'\n' {
-            i += 1;
-        } else if c == b'(' {
-            let e = delimited(b, i, b'(', b')', true);
-            out.push(Tok::Comment(i, e));
-            i = e;
-        } else if c == b'"' {
-            let e = delimited(b, i, b'"', b'"', false);
-            out.push(Tok::Quoted(i, e));
-            i = e;
-        } else if c == b'[' {
-            let e = delimited(b, i, b'[', b']', false);
-            out.push(Tok::Literal(i, e));
-            i = e;
-        } else if let Some(n) = encoded_word_len(&b[i..]) {
-            out.push(Tok::Word(i, i + n));
-            i += n;
-        } else if SPECIALS.contains(&c) {
-            out.push(Tok::Special(c, i));
-            i += 1;
-        } else {
-            let s = i;
-            while i < b.len() && !SPECIALS.contains(&b[i]) && !b" \t\r\n".contains(&b[i]) {
-                i += 1;
+#[derive(PartialEq, Debug)]
+enum Tok {
+    Word(Vec<u8>),
+    Quoted(Vec<u8>),
+    Special(u8),
+}
+
+impl<'a> Lex<'a> {
+    fn new(b: &'a [u8]) -> Lex<'a> {
+        Lex {
+            b,
+            i: 0,
+            start: 0,
+            comment: Vec::new(),
+        }
+    }
+
+    fn skip_cfws(&mut self) {
+        loop {
+            while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\r' | b'\n') {
+                self.i += 1;
             }
-            out.push(Tok::Word(s, i));
+            if self.i < self.b.len() && self.b[self.i] == b'(' {
+                let mut depth = 0;
+                let mut text = Vec::new();
+                while self.i < self.b.len() {
+                    let c = self.b[self.i];
+                    self.i += 1;
+                    match c {
+                        b'\\' if self.i < self.b.len() => {
+                            text.push(self.b[self.i]);
+                            self.i += 1;
+                        }
+                        b'(' => {
+                            if depth > 0 {
+                                text.push(c);
+                            }
+                            depth += 1;
+                        }
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                            text.push(c);
+                        }
+                        _ => text.push(c),
+                    }
+                }
+                self.comment = text;
+                continue;
+            }
+            return;
+        }
+    }
+
+    /// Next token; `dots` lets `.` be part of words (addresses).
+    fn next(&mut self, tspecials: bool) -> Option<Tok> {
+        loop {
+            self.skip_cfws();
+            self.start = self.i;
+            let c = *self.b.get(self.i)?;
+            // An encoded word is one word even when it holds specials.
+            if c == b'=' && !tspecials {
+                if let Some(n) = encoded_word_len(&self.b[self.i..]) {
+                    self.i += n;
+                    return Some(Tok::Word(self.b[self.start..self.i].to_vec()));
+                }
+            }
+            if c == b'"' {
+                self.i += 1;
+                let mut v = Vec::new();
+                while self.i < self.b.len() {
+                    let c = self.b[self.i];
+                    self.i += 1;
+                    match c {
+                        b'"' => break,
+                        b'\\' if self.i < self.b.len() => {
+                            v.push(self.b[self.i]);
+                            self.i += 1;
+                        }
+                        b'\r' | b'\n' => {}
+                        _ => v.push(c),
+                    }
+                }
+                return Some(Tok::Quoted(v));
+            }
+            let special = |c: u8| if tspecials { TSPECIALS } else { SPECIALS }.contains(&c);
+            if special(c) {
+                self.i += 1;
+                if c == b'[' && !tspecials {
+                    // domain literal
+                    let s = self.i - 1;
+                    while self.i < self.b.len() && self.b[self.i] != b']' {
+                        self.i += 1;
+                    }
+                    self.i = (self.i + 1).min(self.b.len());
+                    return Some(Tok::Word(self.b[s..self.i].to_vec()));
+                }
+                return Some(Tok::Special(c));
+            }
+            let s = self.i;
+            while self.i < self.b.len() {
+                let c = self.b[self.i];
+                if c <= 0x20 || c == 0x7f || special(c) {
+                    break;
+                }
+                self.i += 1;
+            }
+            if s == self.i {
+                // A control byte: skip it as if it were a blank.
+                self.i += 1;
+                continue;
+            }
+            return Some(Tok::Word(self.b[s..self.i].to_vec()));
+        }
+    }
+}
+
+/// `type/subtype; name=value; ...` (lower-cased type, subtype and names).
+pub fn content_type(v: &[u8]) -> (Vec<u8>, Vec<u8>, Params) {
+    let mut lx = Lex::new(v);
+    let t = match lx.next(true) {
+        Some(Tok::Word(w)) => w.to_ascii_lowercase(),
+        _ => Vec::new(),
+    };
+    let mut st = Vec::new();
+    if lx.next(true) == Some(Tok::Special(b'/')) {
+        if let Some(Tok::Word(w)) = lx.next(true) {
+            st = w.to_ascii_lowercase();
+        }
+    }
+    (t, st, params(&mut lx))
+}
+
+/// `value; name=value; ...` as used by Content-Disposition.
+pub fn disposition(v: &[u8]) -> (Vec<u8>, Params) {
+    let mut lx = Lex::new(v);
+    let t = match lx.next(true) {
+        Some(Tok::Word(w)) => w.to_ascii_lowercase(),
+        _ => Vec::new(),
+    };
+    (t, params(&mut lx))
+}
+
+fn params(lx: &mut Lex) -> Params {
+    let mut out = Vec::new();
+    loop {
+        match lx.next(true) {
+            None => break,
+            Some(Tok::Special(b';')) => {}
+            _ => continue,
+        }
+        let name = match lx.next(true) {
+            Some(Tok::Word(w)) => w.to_ascii_lowercase(),
+            None => break,
+            _ => continue,
+        };
+        if lx.next(true) != Some(Tok::Special(b'=')) {
+            continue;
+        }
+        let mut val = match lx.next(true) {
+            Some(Tok::Word(w)) => w,
+            Some(Tok::Quoted(q)) => q,
+            _ => continue,
+        };
+        // Tolerate unquoted values with tspecials (`name=a/b.c`): glue on.
+        while lx.i < lx.b.len() && !matches!(lx.b[lx.i], b';' | b' ' | b'\t' | b'\r' | b'\n') {
+            val.push(lx.b[lx.i]);
+            lx.i += 1;
+        }
+        if out.len() < 100 {
+            out.push((name, val));
         }
     }
     out
 }
 
-/// One address found in an address list.
+/// A parameter value with RFC 2231 continuations and charset decoding and
+/// RFC 2047 encoded words undone (best effort, bytes in UTF-8 when known).
+pub fn param(ps: &Params, name: &[u8]) -> Option<Vec<u8>> {
+    let name = name.to_ascii_lowercase();
+    if let Some((_, v)) = ps.iter().find(|(n, _)| *n == name) {
+        return Some(decode(v));
+    }
+    let mut star = name.clone();
+    star.push(b'*');
+    if let Some((_, v)) = ps.iter().find(|(n, _)| *n == star) {
+        return Some(decode_2231(v, true));
+    }
+    let mut pieces: Vec<(u64, bool, &[u8])> = Vec::new();
+    for (n, v) in ps {
+        if let Some(rest) = n.strip_prefix(&star[..]) {
+            let (num, enc) = match rest.strip_suffix(b"*") {
+                Some(r) => (r, true),
+                None => (rest, false),
+            };
+            if let Some(k) = crate::parse::number(num) {
+                pieces.push((k, enc, v));
+            }
+        }
+    }
+    if pieces.is_empty() {
+        return None;
+    }
+    pieces.sort_by_key(|p| p.0);
+    let mut raw = Vec::new();
+    let mut charset = None;
+    for (k, enc, v) in pieces {
+        if enc {
+            let mut v = v;
+            if k == 0 {
+                let mut it = v.splitn(3, |&c| c == b'\'');
+                let cs = it.next().unwrap_or(b"");
+                let _lang = it.next();
+                if let Some(rest) = it.next() {
+                    charset = Some(cs.to_ascii_lowercase());
+                    v = rest;
+                }
+            }
+            raw.extend_from_slice(&pct_decode(v));
+        } else {
+            raw.extend_from_slice(v);
+        }
+    }
+    Some(to_utf8(&raw, charset.as_deref().unwrap_or(b"utf-8")))
+}
+
+/// RFC 2231 continuations (`name*0*`, `name*1*`, `name*2` ...) joined
+/// into one parameter, as Dovecot shows them in BODYSTRUCTURE: `name*`
+/// when a piece is encoded, else `name`, at the place of the first piece,
+/// the pieces' values as written one after the other in number order.
+pub fn joined_continuations(ps: &[(Vec<u8>, Vec<u8>)]) -> Params {
+    let piece = |n: &[u8]| -> Option<(Vec<u8>, u64, bool)> {
+        let star = memchr::memchr(b'*', n)?;
+        let rest = &n[star + 1..];
+        let (num, enc) = match rest.strip_suffix(b"*") {
+            Some(r) => (r, true),
+            None => (rest, false),
+        };
+        Some((n[..star].to_vec(), crate::parse::number(num)?, enc))
+    };
+    let mut out: Params = Vec::new();
+    let mut done: Vec<Vec<u8>> = Vec::new();
+    for (n, v) in ps {
+        let Some((base, _, _)) = piece(n) else {
+            out.push((n.clone(), v.clone()));
+            continue;
+        };
+        if done.contains(&base) {
+            continue;
+        }
+        let mut parts: Vec<(u64, bool, &[u8])> = ps
+            .iter()
+            .filter_map(|(n2, v2)| {
+                piece(n2)
+                    .filter(|(b, _, _)| *b == base)
+                    .map(|(_, k, e)| (k, e, &v2[..]))
+            })
+            .collect();
+        parts.sort_by_key(|p| p.0);
+        let mut name = base.clone();
+        if parts.iter().any(|p| p.1) {
+            name.push(b'*');
+        }
+        out.push((
+            name,
+            parts.iter().flat_map(|p| p.2.iter().copied()).collect(),
+        ));
+        done.push(base);
+    }
+    out
+}
+
+fn pct_decode(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' && i + 2 < v.len() {
+            if let (Some(a), Some(b)) = (hex(v[i + 1]), hex(v[i + 2])) {
+                out.push(a * 16 + b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    out
+}
+
+fn decode_2231(v: &[u8], with_charset: bool) -> Vec<u8> {
+    if with_charset {
+        let mut it = v.splitn(3, |&c| c == b'\'');
+        let cs = it.next().unwrap_or(b"");
+        let _ = it.next();
+        if let Some(rest) = it.next() {
+            return to_utf8(&pct_decode(rest), &cs.to_ascii_lowercase());
+        }
+    }
+    pct_decode(v)
+}
+
+/// Text in `charset` as UTF-8: UTF-8 and ASCII pass, ISO-8859-1 is
+/// mapped here, every other charset goes through the C library's iconv
+/// ([`crate::iconv`]); a charset it does not know passes unchanged.
+pub fn to_utf8(b: &[u8], charset: &[u8]) -> Vec<u8> {
+    let cs = charset.to_ascii_lowercase();
+    // ASCII text is itself, except in charsets that are not ASCII
+    // supersets (ISO-2022-*, UTF-7, HZ escape; UTF-16/32 have NULs).
+    let escapes = cs.starts_with(b"iso-2022") || cs.starts_with(b"utf-7") || cs.starts_with(b"hz");
+    if matches!(&cs[..], b"utf-8" | b"utf8" | b"us-ascii" | b"")
+        || (!escapes && b.is_ascii() && !b.contains(&0))
+    {
+        return b.to_vec();
+    }
+    if matches!(&cs[..], b"iso-8859-1" | b"latin1" | b"iso_8859-1") {
+        let mut out = Vec::with_capacity(b.len() + 8);
+        for &c in b {
+            if c < 0x80 {
+                out.push(c);
+            } else {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice((c as char).encode_utf8(&mut buf).as_bytes());
+            }
+        }
+        return out;
+    }
+    crate::iconv::to_utf8(b, &cs).unwrap_or_else(|| b.to_vec())
+}
+
+/// One entry of an address list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Address {
+    Mailbox {
+        name: Option<Vec<u8>>,
+        route: Option<Vec<u8>>,
+        mailbox: Vec<u8>,
+        host: Vec<u8>,
+        /// Where the addr-spec is in the value (start, end): mail-inject
+        /// adds `@domain` at its end.
+        spec: (usize, usize),
+        /// The addr-spec has an `@` (else `host` is MISSING_DOMAIN).
+        has_at: bool,
+    },
+    GroupStart(Vec<u8>),
+    GroupEnd,
+}
+
+/// `(start, end)` grown to take a token that ends at `e`.
+fn grow(span: &mut Option<(usize, usize)>, s: usize, e: usize) {
+    *span = Some((span.map(|x| x.0).unwrap_or(s), e));
+}
+
+/// Parses an address list (RFC 5322 with groups, comments and obsolete
+/// routes and spacing): the one address parser, for ENVELOPE, SEARCH,
+/// SORT and mail-inject.
+pub fn address_list(v: &[u8]) -> Vec<Address> {
+    let mut out = Vec::new();
+    let mut lx = Lex::new(v);
+    let mut words: Vec<(Vec<u8>, bool)> = Vec::new();
+    let mut span: Option<(usize, usize)> = None;
+    let mut in_group = false;
+    let mut angle = false;
+    lx.comment.clear();
+    let flush = |words: &mut Vec<(Vec<u8>, bool)>,
+                 span: &mut Option<(usize, usize)>,
+                 comment: &mut Vec<u8>,
+                 out: &mut Vec<Address>| {
+        let spec = span.take().unwrap_or((0, 0));
+        if words.is_empty() {
+            comment.clear();
+            return;
+        }
+        let at = words.iter().position(|(w, q)| !q && w == b"@");
+        let (mb, host) = match at {
+            Some(i) => (concat(&words[..i]), concat(&words[i + 1..])),
+            None => (concat(words), b"MISSING_DOMAIN".to_vec()),
+        };
+        let name = if comment.is_empty() {
+            None
+        } else {
+            Some(std::mem::take(comment))
+        };
+        out.push(Address::Mailbox {
+            name,
+            route: None,
+            mailbox: mb,
+            host,
+            spec,
+            has_at: at.is_some(),
+        });
+        words.clear();
+        comment.clear();
+    };
+    while let Some(t) = lx.next(false) {
+        if out.len() > 2000 {
+            break;
+        }
+        let (ts, te) = (lx.start, lx.i);
+        // Words after an angle address, up to the next comma, are junk
+        // (`Joe <joe@x> trailing`): not an address of their own.
+        if angle && matches!(t, Tok::Word(_) | Tok::Quoted(_) | Tok::Special(b'@')) {
+            continue;
+        }
+        angle = matches!(t, Tok::Special(b'<'));
+        match t {
+            Tok::Word(w) => {
+                words.push((w, false));
+                grow(&mut span, ts, te);
+            }
+            Tok::Quoted(q) => {
+                words.push((q, true));
+                grow(&mut span, ts, te);
+            }
+            Tok::Special(b'@') => {
+                words.push((b"@".to_vec(), false));
+                grow(&mut span, ts, te);
+            }
+            Tok::Special(b'<') => {
+                let name = if words.is_empty() {
+                    None
+                } else {
+                    Some(
+                        words
+                            .iter()
+                            .map(|(w, _)| w.clone())
+                            .collect::<Vec<_>>()
+                            .join(&b' '),
+                    )
+                };
+                words.clear();
+                span = None;
+                let mut inner: Vec<(Vec<u8>, bool)> = Vec::new();
+                let mut ispan: Option<(usize, usize)> = None;
+                let mut close = te;
+                let mut route = None;
+                loop {
+                    let t = lx.next(false);
+                    let (s, e) = (lx.start, lx.i);
+                    if !matches!(t, Some(Tok::Special(b':' | b'>')) | None) {
+                        grow(&mut ispan, s, e);
+                    }
+                    match t {
+                        None => break,
+                        Some(Tok::Special(b'>')) => {
+                            close = s;
+                            break;
+                        }
+                        Some(Tok::Special(b':')) => {
+                            route = Some(concat(&inner));
+                            inner.clear();
+                            ispan = None;
+                        }
+                        Some(Tok::Word(w)) => inner.push((w, false)),
+                        Some(Tok::Quoted(q)) => inner.push((q, true)),
+                        Some(Tok::Special(c)) => inner.push((vec![c], false)),
+                    }
+                }
+                let at = inner.iter().rposition(|(w, q)| !q && w == b"@");
+                let (mb, host) = match at {
+                    Some(i) => (concat(&inner[..i]), concat(&inner[i + 1..])),
+                    None => (concat(&inner), Vec::new()),
+                };
+                let spec = ispan.unwrap_or((close, close));
+                if mb.is_empty() && host.is_empty() && route.is_none() {
+                    // `<>`: the null address
+                    out.push(Address::Mailbox {
+                        name,
+                        route: None,
+                        mailbox: Vec::new(),
+                        host: Vec::new(),
+                        spec,
+                        has_at: false,
+                    });
+                } else {
+                    out.push(Address::Mailbox {
+                        name,
+                        route,
+                        mailbox: mb,
+                        host,
+                        spec,
+                        has_at: at.is_some(),
+                    });
+                }
+                lx.comment.clear();
+            }
+            Tok::Special(b':') if !in_group => {
+                let name = words
+                    .iter()
+                    .map(|(w, _)| w.clone())
+                    .collect::<Vec<_>>()
+                    .join(&b' ');
+                words.clear();
+                span = None;
+                out.push(Address::GroupStart(name));
+                in_group = true;
+                lx.comment.clear();
+            }
+            Tok::Special(b';') if in_group => {
+                flush(&mut words, &mut span, &mut lx.comment, &mut out);
+                out.push(Address::GroupEnd);
+                in_group = false;
+            }
+            Tok::Special(b',') => flush(&mut words, &mut span, &mut lx.comment, &mut out),
+            Tok::Special(_) => {}
+        }
+    }
+    flush(&mut words, &mut span, &mut lx.comment, &mut out);
+    if in_group {
+        out.push(Address::GroupEnd);
+    }
+    out
+}
+
+/// One mailbox of an address list as mail-inject uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Addr {
     /// The display name (quoted strings unquoted, encoded words kept), or
@@ -395,138 +846,73 @@ pub struct Addr {
     pub has_domain: bool,
 }
 
-fn unquote_into(out: &mut Vec<u8>, q: &[u8]) {
-    let inner = q.strip_prefix(b"\"").unwrap_or(q);
-    let inner = inner.strip_suffix(b"\"").unwrap_or(inner);
-    let mut esc = false;
-    for &c in inner {
-        if !esc && c == b'\\' {
-            esc = true;
+/// The mailboxes of an address list (groups give their members; `<>` an
+/// empty address), read by [`address_list`].
+pub fn addresses(v: &[u8]) -> Vec<Addr> {
+    address_list(v)
+        .into_iter()
+        .filter_map(|a| match a {
+            Address::Mailbox {
+                name,
+                spec: (s, e),
+                has_at,
+                ..
+            } => Some(Addr {
+                name: name.unwrap_or_default(),
+                addr: compact(&v[s.min(e)..e]),
+                end: e,
+                has_domain: has_at,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An addr-spec as written without blanks and comments (outside quotes).
+fn compact(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let (mut quoted, mut esc, mut depth) = (false, false, 0usize);
+    for &c in b {
+        if esc {
+            esc = false;
+            if depth == 0 {
+                out.push(c);
+            }
             continue;
         }
-        esc = false;
-        out.push(c);
-    }
-}
-
-fn phrase_text(b: &[u8], toks: &[Tok]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for t in toks {
-        if !out.is_empty() {
-            out.push(b' ');
-        }
-        match *t {
-            Tok::Quoted(s, e) => unquote_into(&mut out, &b[s..e]),
-            t => {
-                let (s, e) = t.span();
-                out.extend_from_slice(&b[s..e]);
-            }
-        }
-    }
-    out
-}
-
-fn make_addr(b: &[u8], toks: &[Tok], name: Vec<u8>) -> Option<Addr> {
-    let toks: Vec<Tok> = toks
-        .iter()
-        .copied()
-        .filter(|t| !matches!(t, Tok::Comment(..)))
-        .collect();
-    let last = toks.last()?;
-    let mut addr = Vec::new();
-    let mut has_domain = false;
-    for t in &toks {
-        let (s, e) = t.span();
-        addr.extend_from_slice(&b[s..e]);
-        if matches!(t, Tok::Special(b'@', _)) {
-            has_domain = true;
-        }
-    }
-    Some(Addr {
-        name,
-        addr,
-        end: last.span().1,
-        has_domain,
-    })
-}
-
-/// The addresses in an address-list value (To, Cc, From, ...). Groups give
-/// their members; `<>` gives an empty address; a route is dropped.
-pub fn addresses(b: &[u8]) -> Vec<Addr> {
-    let toks = tokens(b);
-    let mut out = Vec::new();
-    let mut phrase: Vec<Tok> = Vec::new();
-    let mut comment: Vec<u8> = Vec::new();
-    let mut emitted = false;
-    let mut in_group = false;
-    let mut i = 0;
-    let flush =
-        |phrase: &mut Vec<Tok>, comment: &mut Vec<u8>, emitted: &mut bool, out: &mut Vec<Addr>| {
-            if !*emitted {
-                if let Some(a) = make_addr(b, phrase, std::mem::take(comment)) {
-                    out.push(a);
+        match c {
+            b'\\' if quoted || depth > 0 => {
+                esc = true;
+                if depth == 0 {
+                    out.push(c);
                 }
-            }
-            phrase.clear();
-            comment.clear();
-            *emitted = false;
-        };
-    while i < toks.len() {
-        match toks[i] {
-            Tok::Special(b'<', p) => {
-                let mut j = i + 1;
-                while j < toks.len() && !matches!(toks[j], Tok::Special(b'>', _)) {
-                    j += 1;
-                }
-                let mut inner = &toks[i + 1..j];
-                if matches!(inner.first(), Some(Tok::Special(b'@', _))) {
-                    if let Some(c) = inner
-                        .iter()
-                        .position(|t| matches!(t, Tok::Special(b':', _)))
-                    {
-                        inner = &inner[c + 1..];
-                    }
-                }
-                let name = phrase_text(b, &phrase);
-                let a = make_addr(b, inner, name.clone()).unwrap_or(Addr {
-                    name,
-                    addr: Vec::new(),
-                    end: p + 1,
-                    has_domain: false,
-                });
-                if !emitted {
-                    out.push(a);
-                }
-                emitted = true;
-                phrase.clear();
-                i = j + 1;
                 continue;
             }
-            Tok::Special(b':', _) if !in_group && !emitted => {
-                in_group = true;
-                phrase.clear();
-                comment.clear();
+            b'"' if depth == 0 => quoted = !quoted,
+            b'(' if !quoted => {
+                depth += 1;
+                continue;
             }
-            Tok::Special(b',', _) => flush(&mut phrase, &mut comment, &mut emitted, &mut out),
-            Tok::Special(b';', _) => {
-                flush(&mut phrase, &mut comment, &mut emitted, &mut out);
-                in_group = false;
+            b')' if !quoted && depth > 0 => {
+                depth -= 1;
+                continue;
             }
-            Tok::Comment(s, e) => {
-                if comment.is_empty() {
-                    comment = unfold(&b[(s + 1).min(e)..e.saturating_sub(1).max(s + 1)]);
-                }
-            }
-            t => {
-                if !emitted {
-                    phrase.push(t);
-                }
-            }
+            b' ' | b'\t' | b'\r' | b'\n' if !quoted => continue,
+            _ => {}
         }
-        i += 1;
+        if depth == 0 {
+            out.push(c);
+        }
     }
-    flush(&mut phrase, &mut comment, &mut emitted, &mut out);
     out
+}
+
+fn concat(w: &[(Vec<u8>, bool)]) -> Vec<u8> {
+    let mut v = Vec::new();
+    for (x, _) in w {
+        v.extend_from_slice(x);
+    }
+    v
 }
 
 /// An addr-spec as it goes into an envelope: quoted parts unquoted.
@@ -568,7 +954,7 @@ pub fn qualify(value: &[u8], domain: &[u8]) -> Vec<u8> {
 
 // ---- RFC 2047 ----
 
-fn hex(c: u8) -> Option<u8> {
+pub(crate) fn hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

@@ -38,6 +38,14 @@ pub enum Item {
     Rfc822,
     Rfc822Header,
     Rfc822Text,
+    /// BINARY[part]<partial> and BINARY.PEEK (RFC 3516).
+    Binary {
+        parts: Vec<u32>,
+        peek: bool,
+        partial: Option<(u64, u64)>,
+    },
+    /// BINARY.SIZE[part].
+    BinarySize(Vec<u32>),
 }
 
 impl Item {
@@ -52,7 +60,10 @@ impl Item {
     pub fn sets_seen(&self) -> bool {
         matches!(
             self,
-            Item::Section { peek: false, .. } | Item::Rfc822 | Item::Rfc822Text
+            Item::Section { peek: false, .. }
+                | Item::Binary { peek: false, .. }
+                | Item::Rfc822
+                | Item::Rfc822Text
         )
     }
 }
@@ -124,24 +135,46 @@ fn item(c: &mut Cursor) -> R<Item> {
                 return Err("BODY.PEEK needs a section");
             }
             let sec = section(c)?;
-            let partial = if c.eat(b'<') {
-                let a = c.number()? as u64;
-                c.expect(b'.')?;
-                let b = c.nz_number()? as u64;
-                c.expect(b'>')?;
-                Some((a, b))
-            } else {
-                None
-            };
             Item::Section {
                 sec,
                 peek: name == b"BODY.PEEK",
-                partial,
+                partial: partial(c)?,
+            }
+        }
+        b"BINARY" | b"BINARY.PEEK" | b"BINARY.SIZE" => {
+            c.expect(b'[')?;
+            let mut parts = Vec::new();
+            while !c.eat(b']') {
+                if !parts.is_empty() {
+                    c.expect(b'.')?;
+                }
+                parts.push(c.nz_number()?);
+            }
+            if name == b"BINARY.SIZE" {
+                Item::BinarySize(parts)
+            } else {
+                Item::Binary {
+                    parts,
+                    peek: name == b"BINARY.PEEK",
+                    partial: partial(c)?,
+                }
             }
         }
         _ => return Err("unknown fetch attribute"),
     };
     Ok(it)
+}
+
+/// `<start.count>` after a section, if there.
+fn partial(c: &mut Cursor) -> R<Option<(u64, u64)>> {
+    if !c.eat(b'<') {
+        return Ok(None);
+    }
+    let a = c.number()? as u64;
+    c.expect(b'.')?;
+    let b = c.nz_number()? as u64;
+    c.expect(b'>')?;
+    Ok(Some((a, b)))
 }
 
 fn section(c: &mut Cursor) -> R<Section> {
@@ -272,6 +305,33 @@ pub fn section_bytes(m: &[u8], root: &Part, s: &Section) -> Option<Vec<u8>> {
             .map(|e| mime::select_fields(e.header(m), names, *not))
             .unwrap_or_default(),
     })
+}
+
+/// The content of a part for BINARY (RFC 3516): the whole message for no
+/// part, a leaf part's body with its Content-Transfer-Encoding undone, a
+/// multipart or message part as it is. None when the part does not exist,
+/// Some(Err) when the transfer encoding is unknown.
+pub fn binary_bytes(m: &[u8], root: &Part, parts: &[u32]) -> Option<Result<Vec<u8>, ()>> {
+    if parts.is_empty() {
+        return Some(Ok(m.to_vec()));
+    }
+    let p = find(root, parts)?;
+    let body = p.text(m);
+    if p.is_multipart() || p.is_message() {
+        return Some(Ok(body.to_vec()));
+    }
+    let e = p.encoding.as_deref().unwrap_or(b"7bit").to_ascii_lowercase();
+    Some(match &e[..] {
+        b"7bit" | b"8bit" | b"binary" => Ok(body.to_vec()),
+        b"base64" | b"quoted-printable" => Ok(mime::decode_body(body, Some(&e))),
+        _ => Err(()),
+    })
+}
+
+/// `BINARY[1.2]`, `BINARY.SIZE[1.2]`: the name of a BINARY answer.
+pub fn binary_label(what: &[u8], parts: &[u32]) -> Vec<u8> {
+    let nums: Vec<String> = parts.iter().map(|n| n.to_string()).collect();
+    [what, b"[", nums.join(".").as_bytes(), b"]"].concat()
 }
 
 fn up(out: &mut Vec<u8>, s: &[u8]) {
@@ -407,6 +467,7 @@ fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {
                 route,
                 mailbox,
                 host,
+                ..
             } => {
                 out.push(b'(');
                 nstring(out, name.as_deref());
@@ -516,7 +577,7 @@ pub fn put_body(out: &mut Vec<u8>, name: &[u8], data: Option<&[u8]>, partial: Op
                 Some(d) => {
                     let s = (a as usize).min(d.len());
                     let e = (a.saturating_add(n) as usize).min(d.len());
-                    resp::literal(out, &d[s..e]);
+                    resp::literal8(out, &d[s..e]);
                 }
                 None => out.extend_from_slice(b"NIL"),
             }
@@ -524,7 +585,7 @@ pub fn put_body(out: &mut Vec<u8>, name: &[u8], data: Option<&[u8]>, partial: Op
         None => {
             out.push(b' ');
             match data {
-                Some(d) => resp::literal(out, d),
+                Some(d) => resp::literal8(out, d),
                 None => out.extend_from_slice(b"NIL"),
             }
         }

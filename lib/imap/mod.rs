@@ -7,17 +7,19 @@
 
 pub mod cache;
 pub mod fetch;
+pub mod list;
 pub mod login;
 pub mod parse;
 pub mod resp;
 pub mod search;
 pub mod session;
+pub mod sort;
 pub mod store;
 pub mod utf7;
 
 /// What imapd advertises once logged in.
 pub const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN ESEARCH WITHIN";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
 
 /// Longest line segment of a command (the text before the end of the line
 /// or between two literals), bytes.

@@ -70,6 +70,15 @@ pub fn literal(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
+/// A literal, or a literal8 (`~{N}`, RFC 3516) when `s` holds a NUL: the
+/// only form that may carry one.
+pub fn literal8(out: &mut Vec<u8>, s: &[u8]) {
+    if memchr::memchr(0, s).is_some() {
+        out.push(b'~');
+    }
+    literal(out, s);
+}
+
 /// NIL or a string.
 pub fn nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {

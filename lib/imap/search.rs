@@ -53,10 +53,22 @@ impl From<&'static str> for Error {
 /// `[CHARSET x] key...` to the end of the command.
 pub fn parse(c: &mut Cursor) -> Result<Key, Error> {
     let save = c.i;
-    let mut charset = None;
+    let mut cs = None;
     if c.word().map(|w| w == b"CHARSET").unwrap_or(false) {
         c.sp()?;
-        let cs = c.astring()?.to_ascii_uppercase();
+        cs = Some(c.astring()?);
+        c.sp()?;
+    } else {
+        c.i = save;
+    }
+    keys(c, cs.as_deref())
+}
+
+/// `key...` to the end of the command, its strings in charset `cs`
+/// (SEARCH's CHARSET, SORT's and THREAD's charset).
+pub fn keys(c: &mut Cursor, cs: Option<&[u8]>) -> Result<Key, Error> {
+    let mut charset = None;
+    if let Some(cs) = cs.map(|x| x.to_ascii_uppercase()) {
         // Any charset the C library's iconv knows; the others are refused
         // with BADCHARSET (RFC 3501 §6.4.4).
         if cs != b"UTF-8" && cs != b"US-ASCII" {
@@ -65,9 +77,6 @@ pub fn parse(c: &mut Cursor) -> Result<Key, Error> {
             }
             charset = Some(cs);
         }
-        c.sp()?;
-    } else {
-        c.i = save;
     }
     let mut v = Vec::new();
     loop {

@@ -8,6 +8,7 @@ use super::fetch::{self, Item};
 use super::parse::{Cursor, Input, Limits, Reader, SeqSet, STAR};
 use super::resp::{self, Out};
 use super::search;
+use super::sort;
 use super::store::{self, Changes, Folder};
 use crate::exit;
 
@@ -235,6 +236,8 @@ impl Session {
                         | b"UNSELECT"
                         | b"EXPUNGE"
                         | b"SEARCH"
+                        | b"SORT"
+                        | b"THREAD"
                         | b"FETCH"
                         | b"STORE"
                         | b"COPY"
@@ -265,6 +268,7 @@ impl Session {
                 self.expunge(None)
             }
             b"SEARCH" => self.search(tag, c, false),
+            b"SORT" | b"THREAD" => self.sort(c, false, name == b"THREAD"),
             b"FETCH" => self.fetch(c, false),
             b"STORE" => self.store(c, false),
             b"COPY" | b"MOVE" => self.copy(c, false, name == b"MOVE"),
@@ -275,6 +279,7 @@ impl Session {
                     b"FETCH" => self.fetch(c, true),
                     b"STORE" => self.store(c, true),
                     b"SEARCH" => self.search(tag, c, true),
+                    b"SORT" | b"THREAD" => self.sort(c, true, sub == b"THREAD"),
                     b"COPY" => self.copy(c, true, false),
                     b"MOVE" => self.copy(c, true, true),
                     b"EXPUNGE" => {
@@ -497,79 +502,31 @@ impl Session {
     }
 
     fn list(&mut self, c: &mut Cursor, lsub: bool) -> Done {
-        tryp!(c.sp());
-        let reference = tryp!(c.list_mailbox());
-        tryp!(c.sp());
-        let pat = tryp!(c.list_mailbox());
-        tryp!(c.end());
+        let a = tryp!(super::list::parse(c, lsub));
         let what: &[u8] = if lsub { b"* LSUB " } else { b"* LIST " };
-        if pat.is_empty() && !lsub {
+        if !lsub && !a.extended && a.patterns[0].is_empty() {
             self.out.line(&[what, b"(\\Noselect) \".\" \"\""]);
             return ok("List completed.");
         }
-        let mut full = reference.clone();
-        full.extend_from_slice(&pat);
-        let folders = tryio!(store::folders(&self.root), "list folders");
-        let mut all: Vec<(Vec<u8>, bool)> = vec![(b"INBOX".to_vec(), true)];
-        for f in &folders {
-            // Parents that do not exist themselves are \Noselect.
-            let mut i = 0;
-            while let Some(d) = memchr::memchr(b'.', &f[i..]) {
-                let parent = &f[..i + d];
-                if !folders.iter().any(|x| x == parent) && !all.iter().any(|(x, _)| x == parent) {
-                    all.push((parent.to_vec(), false));
-                }
-                i += d + 1;
-            }
-            all.push((f.clone(), true));
-        }
-        all[1..].sort();
-        let subs = if lsub {
-            store::subscriptions(&self.root)
-        } else {
-            Vec::new()
-        };
-        for (name, real) in &all {
-            if !matches(&full, name) {
-                continue;
-            }
-            let mut prefix = name.clone();
-            prefix.push(b'.');
-            let mut real = *real;
-            if lsub
-                && !subs
-                    .iter()
-                    .any(|s| s == name || (store::is_inbox(s) && store::is_inbox(name)))
-            {
-                // An unsubscribed parent of a subscription that `%` cut
-                // off is listed \Noselect (RFC 3501 §6.3.9).
-                if !subs
-                    .iter()
-                    .any(|s| s.starts_with(&prefix) && !matches(&full, s))
-                {
-                    continue;
-                }
-                real = false;
-            }
-            let children = folders.iter().any(|f| f.starts_with(&prefix));
-            let mut attrs: Vec<&[u8]> = Vec::new();
-            if !real {
-                attrs.push(b"\\Noselect");
-            }
-            if !lsub {
-                attrs.push(if children {
-                    b"\\HasChildren"
-                } else {
-                    b"\\HasNoChildren"
-                });
-                if let Some(u) = special_use(name) {
-                    attrs.push(u);
-                }
-            }
+        let rows = tryio!(super::list::rows(&self.root, &a, lsub), "list folders");
+        for r in &rows {
             let mut v = Vec::new();
-            resp::astring(&mut v, name);
+            resp::astring(&mut v, &r.name);
+            let info: &[u8] = if r.childinfo {
+                b" (\"CHILDINFO\" (\"SUBSCRIBED\"))"
+            } else {
+                b""
+            };
             self.out
-                .line(&[what, b"(", &attrs.join(&b' '), b") \".\" ", &v]);
+                .line(&[what, b"(", &r.attrs.join(&b' '), b") \".\" ", &v, info]);
+            if let (Some(items), true) = (&a.status, r.selectable) {
+                let dir = store::folder_dir(&self.root, &r.name);
+                if let Some(d) = dir.filter(|d| d.join("cur").is_dir()) {
+                    if let Err(e) = self.status_line(&r.name, &d, items) {
+                        return e;
+                    }
+                }
+            }
         }
         ok(if lsub {
             "Lsub completed."
@@ -582,30 +539,23 @@ impl Session {
         tryp!(c.sp());
         let (name, dir) = tryp!(self.mailbox(c));
         tryp!(c.sp());
-        tryp!(c.expect(b'('));
-        let mut items = Vec::new();
-        loop {
-            let w = tryp!(c.word());
-            if !matches!(
-                &w[..],
-                b"MESSAGES" | b"RECENT" | b"UIDNEXT" | b"UIDVALIDITY" | b"UNSEEN"
-            ) {
-                return bad("unknown status item");
-            }
-            items.push(w);
-            if c.eat(b')') {
-                break;
-            }
-            tryp!(c.sp());
-        }
+        let items = tryp!(super::list::status_items(c));
         tryp!(c.end());
         let dir = match dir {
             Some(d) if d.join("cur").is_dir() => d,
             _ => return Done::No([&b"[NONEXISTENT] Mailbox doesn't exist: "[..], &name].concat()),
         };
+        match self.status_line(&name, &dir, &items) {
+            Ok(()) => ok("Status completed."),
+            Err(e) => e,
+        }
+    }
+
+    /// Writes `* STATUS name (items)` for the folder in `dir`.
+    fn status_line(&mut self, name: &[u8], dir: &Path, items: &[Vec<u8>]) -> Result<(), Done> {
         let s = {
-            let _l = tryio!(store::lock(&dir), "lock folder");
-            tryio!(store::scan(&dir, false), "read folder")
+            let _l = store::lock(dir).map_err(|e| sys_no("lock folder", &e))?;
+            store::scan(dir, false).map_err(|e| sys_no("read folder", &e))?
         };
         let unseen = s
             .list
@@ -629,9 +579,9 @@ impl Session {
             v.extend_from_slice(n.to_string().as_bytes());
         }
         let mut nm = Vec::new();
-        resp::astring(&mut nm, &name);
+        resp::astring(&mut nm, name);
         self.out.line(&[b"* STATUS ", &nm, b" (", &v, b")"]);
-        ok("Status completed.")
+        Ok(())
     }
 
     /// Letters for a flag list in folder `dir` (keywords allocated there).
@@ -678,6 +628,8 @@ impl Session {
         } else {
             None
         };
+        // A literal8 (RFC 3516) may carry any byte, NUL too.
+        c.eat(b'~');
         let msg = tryp!(c.literal());
         tryp!(c.end());
         let dir = match dir {
@@ -829,7 +781,12 @@ impl Session {
             let tree = if items.iter().any(|x| {
                 matches!(
                     x,
-                    Item::Body | Item::BodyStructure | Item::Section { .. } | Item::Envelope
+                    Item::Body
+                        | Item::BodyStructure
+                        | Item::Section { .. }
+                        | Item::Envelope
+                        | Item::Binary { .. }
+                        | Item::BinarySize(_)
                 )
             }) {
                 data.as_ref().map(|d| crate::mime::parse(d))
@@ -910,6 +867,26 @@ impl Session {
                         name.extend_from_slice(&fetch::label(sec));
                         name.push(b']');
                         fetch::put_body(&mut v, &name, bytes.as_deref(), *partial);
+                    }
+                    Item::Binary { parts, .. } | Item::BinarySize(parts) => {
+                        let (d, t) = (data.as_ref().unwrap(), tree.as_ref().unwrap());
+                        let bytes = match fetch::binary_bytes(d, t, parts) {
+                            Some(Err(())) => {
+                                return no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding")
+                            }
+                            b => b.map(|b| b.unwrap_or_default()),
+                        };
+                        if let Item::Binary { partial, .. } = it {
+                            let name = fetch::binary_label(b"BINARY", parts);
+                            fetch::put_body(&mut v, &name, bytes.as_deref(), *partial);
+                        } else {
+                            v.extend_from_slice(&fetch::binary_label(b"BINARY.SIZE", parts));
+                            v.push(b' ');
+                            match bytes {
+                                Some(b) => v.extend_from_slice(b.len().to_string().as_bytes()),
+                                None => v.extend_from_slice(b"NIL"),
+                            }
+                        }
                     }
                     Item::Rfc822 => fetch::put_body(&mut v, b"RFC822", data.as_deref(), None),
                     Item::Rfc822Header | Item::Rfc822Text => {
@@ -1104,6 +1081,58 @@ impl Session {
         }
         self.out.line(&[&v]);
         ok("Search completed.")
+    }
+
+    /// SORT (criteria) charset keys, THREAD algorithm charset keys.
+    fn sort(&mut self, c: &mut Cursor, uid: bool, thread: bool) -> Done {
+        tryp!(c.sp());
+        let (crit, algo) = if thread {
+            let a = tryp!(c.word());
+            if a != b"ORDEREDSUBJECT" && a != b"REFERENCES" {
+                return bad("unknown threading algorithm");
+            }
+            (Vec::new(), a)
+        } else {
+            (tryp!(sort::criteria(c)), Vec::new())
+        };
+        tryp!(c.sp());
+        let cs = tryp!(c.astring());
+        tryp!(c.sp());
+        let key = match search::keys(c, Some(&cs)) {
+            Ok(k) => k,
+            Err(search::Error::Bad(m)) => return bad(m),
+            Err(search::Error::Charset) => {
+                return no("[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset")
+            }
+        };
+        let f = self.sel.as_mut().unwrap();
+        let mut msgs = Vec::new();
+        for i in search::run(f, &key) {
+            match sort::info(f, i) {
+                Ok(Some(m)) => msgs.push((i, m)),
+                Ok(None) => {}
+                Err(e) => return sys_no("read message", &e),
+            }
+        }
+        let uids: Vec<u32> = f.msgs.iter().map(|m| m.uid).collect();
+        let seq = |i: usize| if uid { uids[i] } else { i as u32 + 1 };
+        if thread {
+            let t = if algo == b"REFERENCES" {
+                sort::references(&msgs, &seq)
+            } else {
+                sort::ordered_subject(&msgs, &seq)
+            };
+            self.out.line(&[b"* THREAD ", &t]);
+            return ok("Thread completed.");
+        }
+        sort::sort(&mut msgs, &crit);
+        let mut v = b"* SORT".to_vec();
+        for (i, _) in &msgs {
+            v.push(b' ');
+            v.extend_from_slice(seq(*i).to_string().as_bytes());
+        }
+        self.out.line(&[&v]);
+        ok("Sort completed.")
     }
 
     fn copy(&mut self, c: &mut Cursor, uid: bool, mv: bool) -> Done {

@@ -40,6 +40,11 @@ pub fn kind(sender: &[u8], cfg: &super::Config) -> Kind {
 /// The RFC 3463 status in a report's `(#x.y.z)`, else 5.0.0. A temporary
 /// status in a report that became permanent is given class 5.
 pub fn status(text: &[u8]) -> Vec<u8> {
+    status_class(text, b'5')
+}
+
+/// The status of a report, given class `class` (4 for a delay notice).
+pub fn status_class(text: &[u8], class: u8) -> Vec<u8> {
     let mut found: Option<Vec<u8>> = None;
     let mut i = 0;
     while let Some(p) = memchr::memmem::find(&text[i..], b"(#") {
@@ -59,9 +64,7 @@ pub fn status(text: &[u8]) -> Vec<u8> {
     }
     let found = found.or_else(|| said_status(text));
     let mut s = found.unwrap_or_else(|| b"5.0.0".to_vec());
-    if s[0] != b'5' {
-        s[0] = b'5';
-    }
+    s[0] = class;
     s
 }
 
@@ -115,7 +118,21 @@ pub fn diagnostic(text: &[u8]) -> Vec<u8> {
             v.extend_from_slice(&safe(crate::parse::trim(text), 900));
         }
     }
+    while v.last() == Some(&b' ') {
+        v.pop();
+    }
     v
+}
+
+/// The Remote-MTA value (`dns; [address]`) when the report names the
+/// peer that answered: remote-send's `ADDRESS does not like ...` or
+/// `Connected to ADDRESS but ...` before "Remote host said:".
+pub fn remote_mta(text: &[u8]) -> Option<Vec<u8>> {
+    memchr::memmem::find(text, b"Remote host said: ")?;
+    let t = text.strip_prefix(b"Connected to ").unwrap_or(text);
+    let end = t.iter().position(|&c| c == b' ' || c == b'\n')?;
+    let ip: std::net::IpAddr = std::str::from_utf8(&t[..end]).ok()?.parse().ok()?;
+    Some(format!("dns; [{}]", ip).into_bytes())
 }
 
 /// What a bounce needs to know about the original message.
@@ -142,13 +159,16 @@ pub fn header_of(m: &[u8]) -> &[u8] {
     }
 }
 
-/// Builds the DSN message (LF line ends, as the queue stores messages).
+/// Builds the DSN message (LF line ends, as the queue stores messages):
+/// a bounce (Action: failed), or with `until` a delay notice (Action:
+/// delayed, Will-Retry-Until).
 pub fn build(
     cfg: &super::Config,
     to: &[u8],
     double: bool,
     orig: &Original,
     fails: &[Failure],
+    until: Option<u64>,
     now: u64,
 ) -> Vec<u8> {
     let boundary = format!("pipemail-{}-{}", now, crate::sys::random_hex(8));
@@ -173,10 +193,10 @@ pub fn build(
         &mut m,
         &[
             b"Subject: ",
-            if double {
-                b"failure notice (double bounce)"
-            } else {
-                b"failure notice"
+            match (until, double) {
+                (Some(_), _) => b"delivery delayed notice",
+                (None, true) => b"failure notice (double bounce)",
+                (None, false) => b"failure notice",
             },
             b"\n",
         ],
@@ -210,7 +230,12 @@ pub fn build(
         &mut m,
         &[b"Hi. This is the queue-run program at ", &host, b".\n"],
     );
-    if double {
+    if until.is_some() {
+        m.extend_from_slice(
+            b"Your message has not been delivered yet to the following addresses.\n\
+              This is only a warning; I'll keep trying. You need not send it again.\n\n",
+        );
+    } else if double {
         m.extend_from_slice(
             b"I tried to deliver a bounce message to this address, but the bounce bounced!\n\n",
         );
@@ -257,10 +282,24 @@ pub fn build(
                 b"\n",
             ],
         );
+        let (action, class): (&[u8], u8) = if until.is_some() {
+            (b"delayed", b'4')
+        } else {
+            (b"failed", b'5')
+        };
         push(
             &mut m,
-            &[b"Action: failed\nStatus: ", &status(&f.text), b"\n"],
+            &[
+                b"Action: ",
+                action,
+                b"\nStatus: ",
+                &status_class(&f.text, class),
+                b"\n",
+            ],
         );
+        if let Some(r) = remote_mta(&f.text) {
+            push(&mut m, &[b"Remote-MTA: ", &r, b"\n"]);
+        }
         push(&mut m, &[b"Diagnostic-Code: ", &diagnostic(&f.text), b"\n"]);
         push(
             &mut m,
@@ -270,6 +309,16 @@ pub fn build(
                 b"\n",
             ],
         );
+        if let Some(u) = until {
+            push(
+                &mut m,
+                &[
+                    b"Will-Retry-Until: ",
+                    crate::date::rfc5322(u).as_bytes(),
+                    b"\n",
+                ],
+            );
+        }
     }
     push(&mut m, &[b"\n--", boundary.as_bytes(), b"\n"]);
     if orig.whole {
@@ -293,6 +342,7 @@ mod tests {
             concurrency_local: 10,
             concurrency_remote: 20,
             lifetime: 604800,
+            bouncedelay: 14400,
             me: b"mx.example".to_vec(),
             bouncefrom: b"MAILER-DAEMON".to_vec(),
             bouncehost: b"mx.example".to_vec(),
@@ -323,6 +373,21 @@ mod tests {
             b"smtp; 550 5.1.1 no"
         );
         assert_eq!(diagnostic(b"bad\nthing\n"), b"x-pipemail; bad thing");
+        // No trailing space, whatever the reply ended with.
+        assert_eq!(
+            diagnostic(b"x\nRemote host said: 550 no \n"),
+            b"smtp; 550 no"
+        );
+        assert_eq!(status_class(b"x (#4.2.1)", b'4'), b"4.2.1");
+        assert_eq!(
+            remote_mta(b"127.0.0.1 does not like recipient.\nRemote host said: 450 x"),
+            Some(b"dns; [127.0.0.1]".to_vec())
+        );
+        assert_eq!(
+            remote_mta(b"Connected to ::1 but sender was rejected.\nRemote host said: 5"),
+            Some(b"dns; [::1]".to_vec())
+        );
+        assert_eq!(remote_mta(b"temporary trouble (#4.2.1)"), None);
     }
     #[test]
     fn kinds() {
@@ -352,7 +417,7 @@ mod tests {
                 text: b"no (#5.1.1)".to_vec(),
             },
         ];
-        let m = build(&cfg(), b"a@b", false, &o, &f, 10);
+        let m = build(&cfg(), b"a@b", false, &o, &f, None, 10);
         let s = String::from_utf8(m).unwrap();
         assert!(s.contains("Final-Recipient: rfc822; u@x\nAction: failed\nStatus: 5.1.1\n"));
         // RFC 3464 2.3.2: the address as it goes on the wire, quoted.

@@ -21,6 +21,8 @@ pub struct Config {
     pub concurrency_local: usize,
     pub concurrency_remote: usize,
     pub lifetime: u64,
+    /// Seconds after arrival before a delay notice (0: none).
+    pub bouncedelay: u64,
     pub me: Vec<u8>,
     pub bouncefrom: Vec<u8>,
     pub bouncehost: Vec<u8>,
@@ -43,6 +45,7 @@ impl Config {
             concurrency_remote: control::number("concurrencyremote", 20)?.min(MAX_CONCURRENCY)
                 as usize,
             lifetime: control::number("queuelifetime", 604800)?,
+            bouncedelay: control::number("bouncedelay", 14400)?,
             bouncefrom: control::line("bouncefrom", b"MAILER-DAEMON")?,
             bouncehost,
             doublebounceto: control::line("doublebounceto", b"postmaster")?,

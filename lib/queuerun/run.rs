@@ -45,12 +45,28 @@ struct Job {
     info: Info,
     st: Vec<St>,
     held: bool,
+    /// Deleted by queue-ctl: no bounce for it any more.
     bounced: bool,
+    /// Permanent failures not bounced yet (a `B` record clears them).
     fails: Vec<Failure>,
+    /// The last deferral text of each recipient (for the delay notice).
+    delays: Vec<Option<Vec<u8>>>,
+    /// The delay notice went (`W`).
+    warned: bool,
     bounce_next: u64,
     /// queue-ctl delete (`X`) or bounce (`B`) given while deliveries were in
     /// flight: their temporary failures get the same treatment.
     doom: Option<u8>,
+}
+
+/// What became of a DSN.
+#[derive(PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// Not queued, and never will be (triple bounce, refused for good).
+    Dropped,
+    /// Not queued now: again after bounce_next.
+    Later,
 }
 
 struct Flight {
@@ -277,6 +293,8 @@ impl Manager {
             held: false,
             bounced: false,
             fails: Vec::new(),
+            delays: vec![None; n],
+            warned: false,
             bounce_next: 0,
             doom: None,
         };
@@ -457,6 +475,7 @@ impl Manager {
     fn schedule(&mut self, now: u64) -> Option<u64> {
         let mut earliest: Option<u64> = None;
         let mut finished = Vec::new();
+        let mut prompt = Vec::new();
         let ids: Vec<String> = self.jobs.keys().cloned().collect();
         for id in ids {
             let (mut locals, mut remotes): (Vec<usize>, BTreeMap<Vec<u8>, Vec<usize>>) =
@@ -473,6 +492,16 @@ impl Manager {
                 }
                 if j.held {
                     continue;
+                }
+                // Failures are bounced at once, one DSN for those of a
+                // round of deliveries, while other recipients wait.
+                let quiet = !j.st.contains(&St::Busy);
+                if quiet && (!j.fails.is_empty() || !self.delayed(j, now).is_empty()) {
+                    if j.bounce_next <= now {
+                        prompt.push(id.clone());
+                    } else {
+                        earliest = Some(earliest.map_or(j.bounce_next, |e| e.min(j.bounce_next)));
+                    }
                 }
                 for (i, s) in j.st.iter().enumerate() {
                     if let St::Pending(t) = s {
@@ -508,6 +537,11 @@ impl Manager {
             }
         }
         if !self.stopping {
+            for id in prompt {
+                if self.bounce(&id, now) {
+                    self.delay_notice(&id, now);
+                }
+            }
             for id in finished {
                 self.finish_job(&id, now);
             }
@@ -725,7 +759,7 @@ impl Manager {
             text = ADMIN_BOUNCE.to_vec();
         }
         let addr = j.info.rcpts[i].addr.clone();
-        if letter == b'Z' && j.doom == Some(b'X') {
+        if letter != b'K' && j.doom == Some(b'X') {
             if let Err(e) = store::append(&path, &Rec::Removed(i), true) {
                 exit::warn(&[
                     b"unable to record in state/",
@@ -738,7 +772,11 @@ impl Manager {
             log(&[
                 b"delivery ",
                 &crate::parse::fmt(did),
-                b": deferral: ",
+                if letter == b'D' {
+                    b": failure: "
+                } else {
+                    b": deferral: "
+                },
                 &addr,
                 b": ",
                 &oneline(&text),
@@ -779,6 +817,7 @@ impl Manager {
                 });
             }
             _ => {
+                j.delays[i] = Some(text.clone());
                 let c = if j.info.rcpts[i].local.is_some() {
                     sched::LOCAL
                 } else {
@@ -801,83 +840,24 @@ impl Manager {
 
     /// A job whose recipients are all done: bounce if needed, then remove.
     fn finish_job(&mut self, id: &str, now: u64) {
-        let Some(j) = self.jobs.get_mut(id) else {
-            return;
+        if self.bounce(id, now) {
+            self.removable.push(id.to_string());
+        }
+    }
+
+    /// Sends one DSN for the failures not yet bounced (and records that it
+    /// went: `B`); false when it must be tried again later.
+    fn bounce(&mut self, id: &str, now: u64) -> bool {
+        let Some(j) = self.jobs.get(id) else {
+            return false;
         };
         if !j.fails.is_empty() && !j.bounced {
-            match bounce::kind(&j.info.sender, &self.cfg) {
-                Kind::Triple => {
-                    exit::warn(&[b"triple bounce: discarding msg ", id.as_bytes()]);
-                }
-                k => {
-                    let (to, double) = match k {
-                        Kind::Double(a) => (a, true),
-                        Kind::Bounce(a) => (a, false),
-                        Kind::Triple => unreachable!(),
-                    };
-                    let (message, whole) = match read_original(&self.d.mess(id), j.info.size) {
-                        Ok(x) => x,
-                        Err(e) => {
-                            exit::warn(&[
-                                b"unable to read mess/",
-                                id.as_bytes(),
-                                b": ",
-                                exit::errtext(&e).as_bytes(),
-                            ]);
-                            j.bounce_next = now + 60;
-                            return;
-                        }
-                    };
-                    let orig = bounce::Original {
-                        id,
-                        birth: j.info.birth,
-                        message: &message,
-                        whole,
-                    };
-                    let msg = bounce::build(&self.cfg, &to, double, &orig, &j.fails, now);
-                    let sender: &[u8] = if double { bounce::DOUBLE_SENDER } else { b"" };
-                    let env = crate::queue::Envelope {
-                        sender: sender.to_vec(),
-                        recipients: vec![to.clone()],
-                    };
-                    match crate::qq::Queue::submit(&msg, &env.encode()) {
-                        crate::qq::Outcome::Queued(q) => {
-                            log(&[
-                                if double {
-                                    b"double bounce msg "
-                                } else {
-                                    b"bounce msg "
-                                },
-                                id.as_bytes(),
-                                b" to <",
-                                &to,
-                                b"> qp ",
-                                &q,
-                            ]);
-                        }
-                        crate::qq::Outcome::Perm(t) => {
-                            exit::warn(&[
-                                b"unable to queue the bounce of msg ",
-                                id.as_bytes(),
-                                b": ",
-                                &t,
-                                b"; discarding it",
-                            ]);
-                        }
-                        crate::qq::Outcome::Temp(t) => {
-                            exit::warn(&[
-                                b"unable to queue the bounce of msg ",
-                                id.as_bytes(),
-                                b": ",
-                                &t,
-                            ]);
-                            j.bounce_next = now + 60;
-                            return;
-                        }
-                    }
-                }
+            let fails = j.fails.clone();
+            if self.send_dsn(id, &fails, None, now) == Sent::Later {
+                return false;
             }
-            j.bounced = true;
+            let j = self.jobs.get_mut(id).expect("job");
+            j.fails.clear();
             if let Err(e) = store::append(&self.d.state(id), &Rec::Bounced, true) {
                 exit::warn(&[
                     b"unable to record the bounce in state/",
@@ -886,10 +866,135 @@ impl Manager {
                     exit::errtext(&e).as_bytes(),
                 ]);
                 j.bounce_next = now + 60;
-                return;
+                return false;
             }
         }
-        self.removable.push(id.to_string());
+        true
+    }
+
+    /// The recipients of a job due for its delay notice (deferred, still
+    /// pending, the message older than control/bouncedelay), if any.
+    fn delayed(&self, j: &Job, now: u64) -> Vec<Failure> {
+        if j.warned
+            || self.cfg.bouncedelay == 0
+            || now < j.info.birth.saturating_add(self.cfg.bouncedelay)
+            || !matches!(bounce::kind(&j.info.sender, &self.cfg), Kind::Bounce(_))
+        {
+            return Vec::new();
+        }
+        j.st.iter()
+            .zip(&j.delays)
+            .zip(&j.info.rcpts)
+            .filter_map(|((s, d), r)| match (s, d) {
+                (St::Pending(_), Some(t)) => Some(Failure {
+                    addr: r.addr.clone(),
+                    text: t.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Sends the one delay notice of a job (Action: delayed) and records it
+    /// (`W`).
+    fn delay_notice(&mut self, id: &str, now: u64) {
+        let Some(j) = self.jobs.get(id) else {
+            return;
+        };
+        let late = self.delayed(j, now);
+        if late.is_empty() {
+            return;
+        }
+        let until = j.info.birth.saturating_add(self.cfg.lifetime);
+        if self.send_dsn(id, &late, Some(until), now) == Sent::Later {
+            return;
+        }
+        let j = self.jobs.get_mut(id).expect("job");
+        j.warned = true;
+        if let Err(e) = store::append(&self.d.state(id), &Rec::Warned, true) {
+            exit::warn(&[
+                b"unable to record the delay notice in state/",
+                id.as_bytes(),
+                b": ",
+                exit::errtext(&e).as_bytes(),
+            ]);
+        }
+    }
+
+    /// Queues a DSN about `rcpts` of job `id`: a bounce, or a delay notice
+    /// when `until` (Will-Retry-Until) is given.
+    fn send_dsn(&mut self, id: &str, rcpts: &[Failure], until: Option<u64>, now: u64) -> Sent {
+        let Some(j) = self.jobs.get_mut(id) else {
+            return Sent::Later;
+        };
+        let (to, double) = match bounce::kind(&j.info.sender, &self.cfg) {
+            Kind::Triple => {
+                exit::warn(&[b"triple bounce: discarding msg ", id.as_bytes()]);
+                return Sent::Dropped;
+            }
+            Kind::Double(a) => (a, true),
+            Kind::Bounce(a) => (a, false),
+        };
+        let (message, whole) = match read_original(&self.d.mess(id), j.info.size) {
+            Ok(x) => x,
+            Err(e) => {
+                exit::warn(&[
+                    b"unable to read mess/",
+                    id.as_bytes(),
+                    b": ",
+                    exit::errtext(&e).as_bytes(),
+                ]);
+                j.bounce_next = now + 60;
+                return Sent::Later;
+            }
+        };
+        let orig = bounce::Original {
+            id,
+            birth: j.info.birth,
+            message: &message,
+            whole,
+        };
+        let msg = bounce::build(&self.cfg, &to, double, &orig, rcpts, until, now);
+        let sender: &[u8] = if double { bounce::DOUBLE_SENDER } else { b"" };
+        let env = crate::queue::Envelope {
+            sender: sender.to_vec(),
+            recipients: vec![to.clone()],
+        };
+        let what: &[u8] = match (until, double) {
+            (Some(_), _) => b"delay notice msg ",
+            (None, true) => b"double bounce msg ",
+            (None, false) => b"bounce msg ",
+        };
+        match crate::qq::Queue::submit(&msg, &env.encode()) {
+            crate::qq::Outcome::Queued(q) => {
+                log(&[what, id.as_bytes(), b" to <", &to, b"> qp ", &q]);
+                Sent::Queued
+            }
+            crate::qq::Outcome::Perm(t) => {
+                exit::warn(&[
+                    b"unable to queue the ",
+                    &what[..what.len() - 5],
+                    b" of msg ",
+                    id.as_bytes(),
+                    b": ",
+                    &t,
+                    b"; discarding it",
+                ]);
+                Sent::Dropped
+            }
+            crate::qq::Outcome::Temp(t) => {
+                exit::warn(&[
+                    b"unable to queue the ",
+                    &what[..what.len() - 5],
+                    b" of msg ",
+                    id.as_bytes(),
+                    b": ",
+                    &t,
+                ]);
+                j.bounce_next = now + 60;
+                Sent::Later
+            }
+        }
     }
 
     /// Removes the jobs finish_job made ready, in one batch (one fsync).
@@ -1094,14 +1199,17 @@ fn apply(j: &mut Job, r: Rec) {
                 text: t,
             });
         }
-        Rec::Deferred(i, at, _) if i < n => {
+        Rec::Deferred(i, at, t) if i < n => {
+            j.delays[i] = Some(t);
             if j.st[i] != St::Done {
                 j.st[i] = St::Pending(sched::next_retry(j.info.birth, at, c(j, i)));
             }
         }
         Rec::Hold => j.held = true,
         Rec::Release => j.held = false,
-        Rec::Bounced => j.bounced = true,
+        // The failures before it are bounced.
+        Rec::Bounced => j.fails.clear(),
+        Rec::Warned => j.warned = true,
         _ => {}
     }
 }

@@ -203,8 +203,10 @@ pub enum Rec {
     /// `H` / `U`: held / released by the administrator.
     Hold,
     Release,
-    /// `B`: the bounce for this job is queued (or needs none).
+    /// `B`: the failures before it are bounced (or need no bounce).
     Bounced,
+    /// `W`: the delay notice for this job is queued.
+    Warned,
 }
 
 fn clean_text(t: &[u8]) -> Vec<u8> {
@@ -229,6 +231,7 @@ impl Rec {
             Rec::Hold => b"H".to_vec(),
             Rec::Release => b"U".to_vec(),
             Rec::Bounced => b"B".to_vec(),
+            Rec::Warned => b"W".to_vec(),
         };
         v.push(0);
         v
@@ -257,6 +260,7 @@ impl Rec {
             b'H' => Rec::Hold,
             b'U' => Rec::Release,
             b'B' => Rec::Bounced,
+            b'W' => Rec::Warned,
             _ => return None,
         })
     }

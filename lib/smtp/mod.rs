@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod conn;
 pub mod data;
+pub mod dsn;
 pub mod path;
 pub mod submission;
 
@@ -339,6 +340,15 @@ pub fn safe(b: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// A SIZE= value (RFC 1870: 1 to 20 digits); one past u64 counts as
+/// u64::MAX, a size over any limit.
+fn size_value(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 20 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(crate::parse::number(v).unwrap_or(u64::MAX))
+}
+
 /// A peer's value cut for a log field (exit::log escapes it).
 fn cut(b: &[u8]) -> &[u8] {
     &b[..b.len().min(crate::log::MAX_FIELD)]
@@ -563,6 +573,7 @@ impl Session {
         lines.push(b"8BITMIME".to_vec());
         lines.push(b"ENHANCEDSTATUSCODES".to_vec());
         lines.push(b"ETRN".to_vec());
+        lines.push(b"HELP".to_vec());
         lines.push(b"SMTPUTF8".to_vec());
         if self.cfg.starttls.is_some() && !self.cfg.tls {
             lines.push(b"STARTTLS".to_vec());
@@ -616,7 +627,7 @@ impl Session {
                 return Ok(());
             };
             match (k.as_slice(), v) {
-                (b"SIZE", Some(v)) => match crate::parse::number(v) {
+                (b"SIZE", Some(v)) => match size_value(v) {
                     Some(n) if self.cfg.databytes > 0 && n > self.cfg.databytes => {
                         self.refuse(
                             b"552 5.3.4 message size exceeds fixed maximum message size",
@@ -664,6 +675,13 @@ impl Session {
         });
         self.put(&[b"250 2.1.0 ok"]);
         Ok(())
+    }
+
+    /// Whether `dom` is the address literal of our end of the connection.
+    fn our_literal(&self, dom: &[u8]) -> bool {
+        let ip = &self.cfg.local_ip;
+        dom.eq_ignore_ascii_case(&[&b"["[..], ip, b"]"].concat())
+            || dom.eq_ignore_ascii_case(&[&b"[IPv6:"[..], ip, b"]"].concat())
     }
 
     fn rcpt(&mut self, arg: &[u8]) -> Result<(), Fatal> {
@@ -714,12 +732,21 @@ impl Session {
             self.refuse(b"452 4.5.3 too many recipients", b"rcpt", &addr, b"rcpts");
             return Ok(());
         }
+        // postmaster@[our IP] is always taken (RFC 5321 4.5.1): it is the
+        // local postmaster.
+        let postmaster = postmaster || {
+            let (local, dom) = crate::parse::split_addr(&addr);
+            if local.eq_ignore_ascii_case(b"postmaster") && self.our_literal(dom) {
+                addr = [&b"postmaster@"[..], &self.cfg.local_domain].concat();
+                true
+            } else {
+                false
+            }
+        };
         // control/localiphost: mail to [our IP] is mail to that host name.
         if let Some(lh) = &self.cfg.localiphost {
             let (local, dom) = crate::parse::split_addr(&addr);
-            let lit = [&b"["[..], &self.cfg.local_ip, b"]"].concat();
-            let lit6 = [&b"[IPv6:"[..], &self.cfg.local_ip, b"]"].concat();
-            if dom.eq_ignore_ascii_case(&lit) || dom.eq_ignore_ascii_case(&lit6) {
+            if self.our_literal(dom) {
                 addr = [local, b"@", lh].concat();
             }
         }
@@ -936,7 +963,13 @@ impl Session {
             .encode();
             match q.finish(&env) {
                 Outcome::Queued(qid) => {
-                    self.put(&[b"250 2.0.0 ok ", &safe(&qid)]);
+                    // (`qp 23845`: the queue's id keeps its spaces)
+                    let qid: Vec<u8> = qid
+                        .split(|&c| c == b' ')
+                        .map(safe)
+                        .collect::<Vec<_>>()
+                        .join(&b' ');
+                    self.put(&[b"250 2.0.0 ok ", &qid]);
                     crate::exit::info(&[
                         b"accepted id=",
                         &id,
@@ -984,7 +1017,11 @@ impl Session {
         Ok(())
     }
 
-    fn rset(&mut self, _: &[u8]) -> Result<(), Fatal> {
+    fn rset(&mut self, arg: &[u8]) -> Result<(), Fatal> {
+        if !crate::parse::trim(arg).is_empty() {
+            self.err(b"501 5.5.4 syntax: RSET");
+            return Ok(());
+        }
         self.tx = None;
         self.put(&[b"250 2.0.0 ok"]);
         Ok(())
@@ -1002,7 +1039,11 @@ impl Session {
         Ok(())
     }
 
-    fn vrfy(&mut self, _: &[u8]) -> Result<(), Fatal> {
+    fn vrfy(&mut self, arg: &[u8]) -> Result<(), Fatal> {
+        if crate::parse::trim(arg).is_empty() {
+            self.err(b"501 5.5.4 syntax: VRFY address");
+            return Ok(());
+        }
         self.put(&[b"252 2.5.2 cannot verify, send some mail and I will try my best"]);
         Ok(())
     }

@@ -41,14 +41,7 @@ fn domain(s: &[u8]) -> Option<usize> {
     if s.first() == Some(&b'[') {
         let end = memchr::memchr(b']', s)?;
         let inner = &s[1..end];
-        if inner.is_empty()
-            || !inner
-                .iter()
-                .all(|&c| (33..=90).contains(&c) || (94..=126).contains(&c))
-        {
-            return None;
-        }
-        return Some(end + 1);
+        return address_literal(inner).then_some(end + 1);
     }
     let mut i = 0;
     loop {
@@ -68,6 +61,20 @@ fn domain(s: &[u8]) -> Option<usize> {
             continue;
         }
         return Some(i);
+    }
+}
+
+/// Whether `inner` (between the brackets) is an IPv4 address or
+/// `IPv6:` and an IPv6 address (RFC 5321 4.1.3); other tags are refused.
+fn address_literal(inner: &[u8]) -> bool {
+    let Ok(t) = std::str::from_utf8(inner) else {
+        return false;
+    };
+    match t.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            t[5..].parse::<std::net::Ipv6Addr>().is_ok()
+        }
+        _ => t.parse::<std::net::Ipv4Addr>().is_ok(),
     }
 }
 
@@ -281,8 +288,16 @@ mod tests {
     fn domains() {
         assert!(super::is_domain(b"mail.example.org"));
         assert!(super::is_domain(b"[192.0.2.1]"));
+        assert!(super::is_domain(b"[IPv6:2001:db8::1]"));
+        assert!(super::is_domain(b"[ipv6:::1]"));
         for bad in [
             &b""[..],
+            b"[300.1.1.1]",
+            b"[1.2.3]",
+            b"[IPv6:zz]",
+            b"[IPv6:192.0.2.1x]",
+            b"[x:y]",
+            b"[]",
             b"@example.org",
             b"#queue",
             b"a..b",

@@ -31,6 +31,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("pop3", pop3),
     ("smtp_data", smtp_data),
     ("smtp_path", smtp_path),
+    ("dsn_xtext", dsn_xtext),
     ("rules", rules),
     ("header", header),
     ("submit_input", submit_input),
@@ -1242,4 +1243,34 @@ fn imap_data_ok(b: &[u8]) {
         i += 1;
     }
     assert_eq!(depth, 0, "unbalanced (");
+}
+
+/// DSN parameters (RFC 3461): xtext, NOTIFY, RET, ORCPT, ENVID.
+///
+/// Properties: encoding gives only xchars and `+XX` and decodes back to
+/// the input; whatever decodes re-encodes to something that decodes the
+/// same; a NOTIFY that parses re-encodes to an equal value; ORCPT and
+/// ENVID values that parse respect their limits and carry no control byte.
+pub fn dsn_xtext(d: &[u8]) {
+    use pipemail::smtp::dsn;
+    let e = dsn::xtext_encode(d);
+    assert!(e.iter().all(|&c| (33..=126).contains(&c) && c != b'='));
+    assert_eq!(dsn::xtext_decode(&e).as_deref(), Some(d));
+    if let Some(x) = dsn::xtext_decode(d) {
+        assert!(x.len() <= d.len());
+        assert_eq!(dsn::xtext_decode(&dsn::xtext_encode(&x)), Some(x));
+    }
+    if let Some(n) = dsn::Notify::parse(d) {
+        assert_eq!(dsn::Notify::parse(&n.encode()), Some(n));
+    }
+    let _ = dsn::Ret::parse(d);
+    if let Some((ty, a)) = dsn::parse_orcpt(d) {
+        assert!(d.len() <= dsn::MAX_ORCPT && !ty.is_empty() && !a.is_empty());
+        assert!(!a.iter().any(|&c| c < 32 || c == 127));
+        assert!(std::str::from_utf8(&a).is_ok());
+    }
+    if let Some(v) = dsn::parse_envid(d) {
+        assert!(d.len() <= dsn::MAX_ENVID);
+        assert!(v.iter().all(|&c| (32..=126).contains(&c)));
+    }
 }

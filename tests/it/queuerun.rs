@@ -460,6 +460,143 @@ fn permanent_failures_make_one_dsn() {
 }
 
 #[test]
+fn a_refused_recipient_bounces_while_another_is_deferred() {
+    let mut q = Q::new("qr-prompt");
+    q.inject(
+        b"Subject: half\n\nbody\n",
+        &env(
+            "s@mail.example.org",
+            &["bad@remote.example", "soft@remote.example"],
+        ),
+    );
+    q.start(&[]);
+    let bounces = |q: &Q| {
+        q.locals()
+            .into_iter()
+            .filter(|l| l.1 == "s@mail.example.org")
+            .collect::<Vec<_>>()
+    };
+    // One remote-send run, then the bounce: no second scan or retry needed.
+    wait_until(10, "prompt bounce", || bounces(&q).len() == 1);
+    assert!(!q.queue_empty(), "the deferred recipient stays queued");
+    assert_eq!(q.remotes().len(), 1);
+    let b = bounces(&q);
+    assert_eq!(b[0].0, "", "null sender");
+    let p = parse_dsn(after_received(&b[0].3));
+    if p.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 missing"
+        );
+    }
+    if let Some(p) = p {
+        let lines: Vec<&str> = p.lines().collect();
+        assert!(
+            lines[0].starts_with("multipart/report delivery-status "),
+            "{}",
+            p
+        );
+        assert_eq!(
+            lines[4], "rfc822; bad@remote.example|failed|5.1.1|smtp; 550 5.1.1 no such user",
+            "{}",
+            p
+        );
+        assert_eq!(lines.len(), 6, "only the refused recipient: {}", p);
+    }
+    // The retry of the deferred one, a day later, fails for good: a second
+    // DSN for it alone, and the first recipient is not bounced again.
+    q.stop();
+    q.start(&[("PIPEMAIL_NOW_OFFSET", "700000")]);
+    wait_until(10, "second bounce", || {
+        q.queue_empty() && bounces(&q).len() == 2
+    });
+    q.stop();
+    let b = bounces(&q);
+    let later: Vec<_> = b
+        .iter()
+        .filter(|l| String::from_utf8_lossy(&l.3).contains("soft@remote.example"))
+        .collect();
+    assert_eq!(later.len(), 1);
+    let s = String::from_utf8_lossy(&later[0].3);
+    assert!(!s.contains("bad@remote.example"), "{}", s);
+    if let Some(p) = parse_dsn(after_received(&later[0].3)) {
+        assert!(
+            p.contains("rfc822; soft@remote.example|failed|5.2.1|"),
+            "{}",
+            p
+        );
+        assert_eq!(p.lines().count(), 6, "{}", p);
+    }
+}
+
+#[test]
+fn one_delay_notice_after_bouncedelay() {
+    let mut q = Q::new("qr-delay");
+    q.inject(
+        b"Subject: slow\n\nbody\n",
+        &env("s@mail.example.org", &["soft@remote.example"]),
+    );
+    // A bounce (null sender) gets no delay notice, not even to postmaster.
+    q.inject(b"Subject: bounce\n\n", &env("", &["soft2@remote.example"]));
+    let notices = |q: &Q| {
+        q.locals()
+            .into_iter()
+            .filter(|l| l.1 == "s@mail.example.org")
+            .collect::<Vec<_>>()
+    };
+    q.start(&[]);
+    wait_until(10, "first attempt", || {
+        q.log_text().contains("deferral: soft@")
+    });
+    q.stop();
+    assert!(notices(&q).is_empty(), "no notice before 4 hours");
+    // 5 hours later: one notice (Action: delayed), the message still queued.
+    q.start(&[("PIPEMAIL_NOW_OFFSET", "18000")]);
+    wait_until(10, "delay notice", || notices(&q).len() == 1);
+    q.signal(libc::SIGALRM);
+    wait_until(10, "second attempts", || q.remotes().len() >= 4);
+    q.stop();
+    // 6 hours later another deferral: no second notice.
+    q.start(&[("PIPEMAIL_NOW_OFFSET", "21600")]);
+    // (SIGALRM once the handler is set: nothing is due before 6.6 hours)
+    std::thread::sleep(Duration::from_millis(500));
+    q.signal(libc::SIGALRM);
+    wait_until(10, "third attempts", || q.remotes().len() >= 6);
+    std::thread::sleep(Duration::from_millis(300));
+    q.stop();
+    assert!(!q.queue_empty());
+    let n = notices(&q);
+    assert_eq!(n.len(), 1, "at most one notice per message");
+    assert_eq!(n[0].0, "", "null sender");
+    let s = String::from_utf8_lossy(&n[0].3).into_owned();
+    assert!(s.contains("Subject: delivery delayed notice\n"), "{}", s);
+    assert!(
+        s.contains("Final-Recipient: rfc822; soft@remote.example\nAction: delayed\nStatus: 4.2.1\nRemote-MTA: dns; [127.0.0.1]\nDiagnostic-Code: smtp; 450 4.2.1 try later\nLast-Attempt-Date: "),
+        "{}",
+        s
+    );
+    assert!(s.contains("\nWill-Retry-Until: "), "{}", s);
+    assert!(!s.contains(" \n"), "no trailing space: {}", s);
+    let p = parse_dsn(after_received(&n[0].3));
+    if p.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 missing"
+        );
+    }
+    if let Some(p) = p {
+        assert!(
+            p.contains("rfc822; soft@remote.example|delayed|4.2.1|smtp; 450 4.2.1 try later\n"),
+            "{}",
+            p
+        );
+    }
+    assert!(q.log_text().contains("info: delay notice msg "));
+    assert!(q.locals().iter().all(|l| !l.1.starts_with("postmaster@")));
+    assert_eq!(q.log_text().matches("delay notice msg ").count(), 1);
+}
+
+#[test]
 fn failing_bounce_double_bounces_and_failing_double_bounce_is_dropped() {
     let mut q = Q::new("qr-double");
     q.inject(

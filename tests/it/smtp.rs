@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 const GREET: &str = "220 mail.example.org ESMTP\r\n";
 const EHLO: &str =
     "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250 SMTPUTF8\r\n";
+250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250 SMTPUTF8\r\n";
 const BYE: &str = "221 2.0.0 mail.example.org closing connection\r\n";
 
 /// Scripts shared by every test: written once, before anything runs them.
@@ -495,6 +495,58 @@ fn sequence_and_syntax_refusals() {
         assert_eq!(code, Some(0));
     }
     assert!(t.queued().is_empty());
+}
+
+#[test]
+fn receiver_nits_from_the_differential_run() {
+    let t = T::new("smtp-nits");
+    let input = b"EHLO c\r\nVRFY\r\nVRFY  \r\nRSET x\r\n\
+MAIL FROM:<a@b.example> SIZE=99999999999999999999\r\nMAIL FROM:<a@b.example> SIZE=123456789012345678901\r\n\
+MAIL FROM:<a@[300.1.1.1]>\r\nMAIL FROM:<a@[IPv6:2001:db8::1]>\r\nRSET\r\nMAIL FROM:<a@b.example>\r\n\
+RCPT TO:<x@[1.2.3]>\r\nRCPT TO:<x@[IPv6:zz]>\r\nRCPT TO:<x@[tag:y]>\r\nRCPT TO:<postmaster@[10.0.0.1]>\r\n\
+RCPT TO:<PostMaster@[10.0.0.1]>\r\nRCPT TO:<u@[10.0.0.1]>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n";
+    // Relaying only through rcpthosts: [10.0.0.1] is not in it.
+    control(&t.home, "rcpthosts", "mail.example.org\n");
+    let (out, _, _) = t.session(&[], input);
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            EHLO,
+            "501 5.5.4 syntax: VRFY address\r\n501 5.5.4 syntax: VRFY address\r\n501 5.5.4 syntax: RSET\r\n",
+            "552 5.3.4 message size exceeds fixed maximum message size\r\n501 5.5.4 bad SIZE parameter\r\n",
+            "501 5.1.7 bad sender address syntax\r\n250 2.1.0 ok\r\n250 2.0.0 ok\r\n250 2.1.0 ok\r\n",
+            "501 5.1.3 bad recipient address syntax\r\n501 5.1.3 bad recipient address syntax\r\n",
+            "501 5.1.3 bad recipient address syntax\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n",
+            "554 5.7.1 relaying denied\r\n354 go ahead, end with <CRLF>.<CRLF>\r\n250 2.0.0 ok QID\r\n",
+            BYE
+        ])
+    );
+    let q = t.queued();
+    assert_eq!(
+        q[0].1,
+        b"Fa@b.example\0Tpostmaster@mail.example.org\0Tpostmaster@mail.example.org\0\0"
+    );
+    // With $QMAILQUEUE the reply names the queue program's pid: `ok qp N`.
+    let env = t.base_env();
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let o = run(
+        "smtp-recv",
+        &[],
+        &e,
+        b"HELO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n",
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("250 2.0.0 ok "))
+        .expect("accepted");
+    let pid = line.strip_prefix("250 2.0.0 ok qp ").expect(line);
+    assert!(
+        !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit()),
+        "{}",
+        line
+    );
 }
 
 #[test]
@@ -1053,7 +1105,7 @@ fn auth_session(t: &T, input: &[u8]) -> (String, Option<i32>, String) {
 
 const EHLO_AUTH: &str =
     "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-SMTPUTF8\r\n250 AUTH PLAIN LOGIN\r\n";
+250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250 AUTH PLAIN LOGIN\r\n";
 
 #[test]
 fn auth_plain_allows_relaying() {

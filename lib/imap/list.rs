@@ -1,0 +1,238 @@
+//! LIST and LSUB: RFC 3501 with LIST-EXTENDED (RFC 5258: selection and
+//! return options, several patterns, CHILDINFO), CHILDREN (RFC 3348
+//! attributes, always sent) and LIST-STATUS (RFC 5819). This module reads
+//! the arguments and decides which names are listed with which attributes;
+//! the session writes the lines and the STATUS answers.
+
+use super::parse::{Cursor, R};
+use super::session::{matches, special_use};
+use super::store;
+use std::path::Path;
+
+/// A LIST or LSUB command, read.
+#[derive(Default)]
+pub struct Args {
+    pub reference: Vec<u8>,
+    pub patterns: Vec<Vec<u8>>,
+    /// Selection SUBSCRIBED: only subscribed names, \NonExistent ones too.
+    pub subscribed: bool,
+    /// Selection RECURSIVEMATCH: parents of selected names, with CHILDINFO.
+    pub recursive: bool,
+    /// Selection SPECIAL-USE (RFC 6154): only folders with a special use.
+    pub special: bool,
+    /// Return SUBSCRIBED (implied by the selection SUBSCRIBED).
+    pub ret_subscribed: bool,
+    /// Return STATUS (RFC 5819): the items, upper-cased.
+    pub status: Option<Vec<Vec<u8>>>,
+    /// An extended LIST (options or several patterns): plain `""` patterns
+    /// no longer ask for the delimiter.
+    pub extended: bool,
+}
+
+/// One listed name.
+pub struct Row {
+    pub name: Vec<u8>,
+    pub attrs: Vec<&'static [u8]>,
+    /// `("CHILDINFO" ("SUBSCRIBED"))` follows the name.
+    pub childinfo: bool,
+    /// A folder that exists and can be selected (gets STATUS).
+    pub selectable: bool,
+}
+
+/// `(item ...)` of STATUS, upper-cased, each one RFC 3501 knows.
+pub fn status_items(c: &mut Cursor) -> R<Vec<Vec<u8>>> {
+    c.expect(b'(')?;
+    let mut items = Vec::new();
+    loop {
+        let w = c.word()?;
+        if !matches!(
+            &w[..],
+            b"MESSAGES" | b"RECENT" | b"UIDNEXT" | b"UIDVALIDITY" | b"UNSEEN"
+        ) {
+            return Err("unknown status item");
+        }
+        items.push(w);
+        if c.eat(b')') {
+            return Ok(items);
+        }
+        c.sp()?;
+    }
+}
+
+/// The arguments after `LIST` / `LSUB` (the space after the verb included).
+pub fn parse(c: &mut Cursor, lsub: bool) -> R<Args> {
+    let mut a = Args::default();
+    c.sp()?;
+    if !lsub && c.eat(b'(') {
+        a.extended = true;
+        let mut first = true;
+        while !c.eat(b')') {
+            if !first {
+                c.sp()?;
+            }
+            first = false;
+            match &c.word()?[..] {
+                b"SUBSCRIBED" => {
+                    a.subscribed = true;
+                    a.ret_subscribed = true;
+                }
+                b"REMOTE" => {}
+                b"SPECIAL-USE" => a.special = true,
+                b"RECURSIVEMATCH" => a.recursive = true,
+                _ => return Err("unknown list selection option"),
+            }
+        }
+        if a.recursive && !a.subscribed && !a.special {
+            return Err("RECURSIVEMATCH needs another selection option");
+        }
+        c.sp()?;
+    }
+    a.reference = c.list_mailbox()?;
+    c.sp()?;
+    if !lsub && c.eat(b'(') {
+        a.extended = true;
+        loop {
+            a.patterns.push(c.list_mailbox()?);
+            if c.eat(b')') {
+                break;
+            }
+            c.sp()?;
+        }
+    } else {
+        a.patterns.push(c.list_mailbox()?);
+    }
+    if !lsub && c.eat(b' ') {
+        a.extended = true;
+        if !c.word()?.eq(b"RETURN") {
+            return Err("expected RETURN");
+        }
+        c.sp()?;
+        c.expect(b'(')?;
+        let mut first = true;
+        while !c.eat(b')') {
+            if !first {
+                c.sp()?;
+            }
+            first = false;
+            match &c.word()?[..] {
+                b"SUBSCRIBED" => a.ret_subscribed = true,
+                b"CHILDREN" | b"SPECIAL-USE" => {}
+                b"STATUS" => {
+                    c.sp()?;
+                    a.status = Some(status_items(c)?);
+                }
+                _ => return Err("unknown list return option"),
+            }
+        }
+    }
+    c.end()?;
+    Ok(a)
+}
+
+fn is(a: &[u8], b: &[u8]) -> bool {
+    a == b || (store::is_inbox(a) && store::is_inbox(b))
+}
+
+/// The names `a` lists, in order, with their attributes.
+pub fn rows(root: &Path, a: &Args, lsub: bool) -> std::io::Result<Vec<Row>> {
+    let folders = store::folders(root)?;
+    // (name, exists): INBOX, the folders, and parents that do not exist
+    // themselves (\Noselect).
+    let mut all: Vec<(Vec<u8>, bool)> = vec![(b"INBOX".to_vec(), true)];
+    for f in &folders {
+        let mut i = 0;
+        while let Some(d) = memchr::memchr(b'.', &f[i..]) {
+            let parent = &f[..i + d];
+            if !folders.iter().any(|x| x == parent) && !all.iter().any(|(x, _)| x == parent) {
+                all.push((parent.to_vec(), false));
+            }
+            i += d + 1;
+        }
+        all.push((f.clone(), true));
+    }
+    let subs = if lsub || a.ret_subscribed || a.subscribed {
+        store::subscriptions(root)
+    } else {
+        Vec::new()
+    };
+    // Subscribed names that exist nowhere are listed (\NonExistent) by the
+    // selection SUBSCRIBED only.
+    let mut gone = Vec::new();
+    if a.subscribed {
+        for s in &subs {
+            if !all.iter().any(|(x, _)| is(x, s)) && !gone.contains(s) {
+                gone.push(s.clone());
+            }
+        }
+    }
+    all.extend(gone.iter().map(|g| (g.clone(), false)));
+    all[1..].sort();
+    let pats: Vec<Vec<u8>> = a
+        .patterns
+        .iter()
+        .map(|p| [&a.reference[..], p].concat())
+        .collect();
+    let hit = |n: &[u8]| pats.iter().any(|p| matches(p, n));
+    let subscribed = |n: &[u8]| subs.iter().any(|s| is(s, n));
+    let mut out = Vec::new();
+    for (name, real) in &all {
+        if !hit(name) {
+            continue;
+        }
+        let mut prefix = name.clone();
+        prefix.push(b'.');
+        let sub = subscribed(name);
+        let nonexistent = gone.contains(name);
+        let mut real = *real;
+        let mut childinfo = false;
+        if lsub && !sub {
+            // An unsubscribed parent of a subscription that `%` cut off
+            // is listed \Noselect (RFC 3501 §6.3.9).
+            if !subs.iter().any(|s| s.starts_with(&prefix) && !hit(s)) {
+                continue;
+            }
+            real = false;
+        }
+        if a.subscribed || a.special {
+            let selected = |n: &[u8]| {
+                (!a.subscribed || subscribed(n)) && (!a.special || special_use(n).is_some())
+            };
+            if a.recursive {
+                childinfo = a.subscribed
+                    && subs.iter().any(|s| s.starts_with(&prefix) && !hit(s));
+            }
+            if !selected(name) && !childinfo {
+                continue;
+            }
+        }
+        let children = folders.iter().any(|f| f.starts_with(&prefix));
+        let mut attrs: Vec<&'static [u8]> = Vec::new();
+        if nonexistent {
+            attrs.push(b"\\NonExistent");
+        } else if !real {
+            attrs.push(b"\\Noselect");
+        }
+        if !lsub {
+            if !nonexistent {
+                attrs.push(if children {
+                    b"\\HasChildren"
+                } else {
+                    b"\\HasNoChildren"
+                });
+            }
+            if a.ret_subscribed && sub {
+                attrs.push(b"\\Subscribed");
+            }
+            if let Some(u) = special_use(name) {
+                attrs.push(u);
+            }
+        }
+        out.push(Row {
+            name: name.clone(),
+            attrs,
+            childinfo,
+            selectable: real && !nonexistent,
+        });
+    }
+    Ok(out)
+}
