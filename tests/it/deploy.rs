@@ -133,6 +133,11 @@ impl Host {
             logs: Vec::new(),
             procs: Vec::new(),
         };
+        // install made the self-signed certificate every entry's tls-wrap
+        // reads; the key is pmaild's (here nobody), mode 0600.
+        let key = std::fs::metadata(h.home.join("control/tls/key.pem")).unwrap();
+        assert_eq!((key.mode() & 0o777, key.uid()), (0o600, NOBODY));
+        assert!(h.cert().is_file());
         let ann = h.ann();
         for d in ["cur", "new", "tmp"] {
             std::fs::create_dir_all(ann.join("Maildir").join(d)).unwrap();
@@ -167,6 +172,11 @@ impl Host {
             }
         }
         v
+    }
+
+    /// The self-signed certificate install made (the clients' CA file).
+    fn cert(&self) -> PathBuf {
+        self.home.join("control/tls/cert.pem")
     }
 
     fn ann(&self) -> PathBuf {
@@ -209,7 +219,9 @@ impl Host {
             wait_port(p);
         }
         let m1 = b"From: someone@example.org\r\nTo: ann@localhost\r\nSubject: one\r\n\r\nbody one\r\n.dot line\r\n".to_vec();
-        let m2 = b"From: ann@localhost\r\nTo: ann@localhost\r\nSubject: two\r\n\r\nsubmitted\r\n"
+        // Submission (SUBMISSION=1) adds Date and Message-ID when missing:
+        // this one has them, so it arrives as sent.
+        let m2 = b"From: ann@localhost\r\nTo: ann@localhost\r\nSubject: two\r\nDate: Fri, 4 Dec 2026 17:00:00 +0000\r\nMessage-ID: <two@localhost>\r\n\r\nsubmitted\r\n"
             .to_vec();
         let (f1, f2) = (self.base.join("m1"), self.base.join("m2"));
         std::fs::write(&f1, &m1).unwrap();
@@ -221,7 +233,13 @@ impl Host {
         for p in ports {
             c.arg(p.to_string());
         }
-        let o = c.arg(&f1).arg(&f2).stdin(Stdio::null()).output().unwrap();
+        let o = c
+            .arg(&f1)
+            .arg(&f2)
+            .arg(self.cert())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         assert_eq!(
             String::from_utf8_lossy(&o.stdout),
             "ok\n",
@@ -232,6 +250,13 @@ impl Host {
             self.mail().len() == 2
         });
         let got = self.mail();
+        // Both came over STARTTLS: smtplib's on 25, AUTH on 587.
+        for (m, with) in [(&m1, "with ESMTPS ("), (&m2, "with ESMTPSA (")] {
+            let tail = String::from_utf8_lossy(m).replace("\r\n", "\n");
+            let g = got.iter().find(|g| g.ends_with(tail.as_bytes())).unwrap();
+            let g = String::from_utf8_lossy(g);
+            assert!(g.contains(with), "{} in {}", with, g);
+        }
         for m in [m1, m2] {
             // CRLF is stored as LF; nothing else changes.
             let want = String::from_utf8(m).unwrap().replace("\r\n", "\n");
@@ -291,6 +316,7 @@ fn inetd_serves_smtp_submission_pop3_and_imap_without_a_log_byte_in_the_stream()
     c.arg("-d").arg(&p);
     h.start("inetd", c);
     h.exercise(ports);
+    curl_starttls(&h, ports[2], ports[3], 2);
 }
 
 #[test]
@@ -437,36 +463,38 @@ fn tcpserver_serves_every_service_with_the_installed_rules() {
     let ports = SERVICES.map(|_| free_port());
     let x = |p: &str| h.libexec(p).to_string_lossy().into_owned();
     let w = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<String>>();
+    // Each behind tls-wrap -d (STARTTLS), as the installed entries are.
     let chains = [
-        vec![x("relay-gate"), "smtp-recv".into()],
-        vec![x("smtp-recv")],
-        [
-            vec![x("pop3-login")],
-            w(&["localhost", "check-password", "pop3d", "Maildir"]),
-        ]
-        .concat(),
-        [
-            vec![x("imap-login")],
-            w(&["check-password", "imapd", "Maildir"]),
-        ]
-        .concat(),
+        w(&["relay-gate", "smtp-recv"]),
+        w(&["smtp-recv"]),
+        w(&[
+            "pop3-login",
+            "localhost",
+            "check-password",
+            "pop3d",
+            "Maildir",
+        ]),
+        w(&["imap-login", "check-password", "imapd", "Maildir"]),
     ];
     let mut servers = Vec::new();
     for (i, chain) in chains.iter().enumerate() {
         let mut c = Command::new(&tcpserver);
         c.env_clear()
             .env("PIPEMAIL_HOME", &h.home)
+            .env("CERTFILE", h.cert())
+            .env("KEYFILE", h.home.join("control/tls/key.pem"))
             .args(["-H", "-R", "-l", "localhost"]);
         match i {
             0 => c.args(["-u", "65534", "-g", "65534", "-x"]).arg(&cdb),
             1 => c
                 .args(["-u", "65534", "-g", "65534"])
                 .env("SMTPAUTH", "check-password")
-                .env("AUTHREQUIRED", "1")
-                .env("AUTH_CLEARTEXT", "1"),
+                .env("SUBMISSION", "1"),
             _ => &mut c,
         };
-        c.args(["127.0.0.1", &ports[i].to_string()]).args(chain);
+        c.args(["127.0.0.1", &ports[i].to_string()])
+            .args([x("tls-wrap"), "-d".into()])
+            .args(chain);
         servers.push((format!("tcpserver-{}", SERVICES[i]), c));
     }
     for (name, c) in servers {
@@ -498,10 +526,13 @@ fn tcp_serve_runit_scripts_serve_every_service_and_swaks_submits_with_auth() {
         h.start(&format!("runit-{}", s), c);
     }
     h.exercise(ports);
-    // swaks, a second real client, through submission with AUTH.
+    // swaks, a second real client, through submission with STARTTLS
+    // (verifying the installed certificate) and AUTH.
     if let Some(swaks) = need("swaks") {
         let o = Command::new(swaks)
             .args(["--server", &format!("127.0.0.1:{}", ports[1])])
+            .args(["--tls", "--tls-verify", "--tls-ca-path"])
+            .arg(h.cert())
             .args([
                 "--auth",
                 "PLAIN",
@@ -520,7 +551,65 @@ fn tcp_serve_runit_scripts_serve_every_service_and_swaks_submits_with_auth() {
             "swaks: {}",
             String::from_utf8_lossy(&o.stdout)
         );
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("=== TLS started with cipher TLSv1.") && out.contains(" ~> AUTH PLAIN"),
+            "{}",
+            out
+        );
         wait_until(30, "swaks's message", || h.mail().len() == 3);
+        let got = h.mail();
+        let m = got
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .find(|m| m.contains("\nby swaks"))
+            .unwrap();
+        assert!(m.contains("with ESMTPSA (TLSv1."), "{}", m);
+    }
+    // curl over POP3 and IMAP with STLS/STARTTLS required (--ssl-reqd).
+    curl_starttls(&h, ports[2], ports[3], 3);
+}
+
+/// curl --ssl-reqd with the installed certificate as its CA: the POP3
+/// listing shows `n` messages and IMAP fetches one of them; without
+/// --ssl-reqd's TLS a login is refused.
+fn curl_starttls(h: &Host, pop3: u16, imap: u16, n: usize) {
+    let Some(curl) = need("curl") else { return };
+    let run = |url: String, tls: bool| {
+        let mut c = Command::new(&curl);
+        c.args(["-sS", "--max-time", "30", "--user", "ann:sesame"]);
+        if tls {
+            c.arg("--ssl-reqd").arg("--cacert").arg(h.cert());
+        }
+        c.arg(url).stdin(Stdio::null()).output().unwrap()
+    };
+    let o = run(format!("pop3://localhost:{}/", pop3), true);
+    assert!(
+        o.status.success(),
+        "curl pop3: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let list = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(list.lines().count(), n, "{}", list);
+    assert!(
+        list.lines().all(|l| l.starts_with(char::is_numeric)),
+        "{}",
+        list
+    );
+    let o = run(format!("imap://localhost:{}/INBOX;UID=1", imap), true);
+    assert!(
+        o.status.success(),
+        "curl imap: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Received: "));
+    // The same logins in clear text fail (curl exit 67: login denied).
+    for url in [
+        format!("pop3://localhost:{}/", pop3),
+        format!("imap://localhost:{}/INBOX", imap),
+    ] {
+        let o = run(url.clone(), false);
+        assert!(!o.status.success(), "{} logged in without TLS", url);
     }
 }
 
@@ -579,7 +668,8 @@ fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothin
     install(&args);
     let lib = dest.join("usr/local/libexec/pipemail");
     let home = dest.join("var/pipemail");
-    // Every [[bin]] of Cargo.toml, and only those, besides make-home.
+    // Every [[bin]] of Cargo.toml, and only those, besides make-home and
+    // make-cert.
     let cargo =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
     let mut bins: Vec<String> = cargo
@@ -588,6 +678,7 @@ fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothin
         .map(|s| s.split('"').nth(1).unwrap().to_string())
         .collect();
     bins.push("make-home".into());
+    bins.push("make-cert".into());
     bins.sort();
     assert_eq!(files(&lib), bins);
     for (dir, page) in [
@@ -632,6 +723,8 @@ fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothin
     assert_eq!(mode("relay") & 0o7777, 0o711);
     assert_eq!(mode("control") & 0o7777, 0o755);
     assert_eq!(mode("users/passwd") & 0o7777, 0o640);
+    // A package (--destdir) carries no key: each host makes its own.
+    assert!(!home.join("control/tls").exists());
     assert_eq!(
         std::fs::read_to_string(home.join("control/me")).unwrap(),
         "mail.example.org\n"
@@ -651,9 +744,9 @@ fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothin
     // The service entries name the installed paths.
     let inetd =
         std::fs::read_to_string(dest.join("usr/local/share/pipemail/service/inetd.conf")).unwrap();
-    assert!(
-        inetd.contains("/usr/local/libexec/pipemail/pop3-login mail.example.org check-password")
-    );
+    assert!(inetd.contains(
+        "/usr/local/libexec/pipemail/tls-wrap -d pop3-login mail.example.org check-password"
+    ));
     // Edited control files survive; otherwise a second run changes nothing.
     std::fs::write(home.join("control/me"), "edited.example\n").unwrap();
     std::fs::write(home.join("alias/.qmail-postmaster"), "&admin@example.org\n").unwrap();
@@ -667,6 +760,102 @@ fn install_lays_out_the_tree_without_set_id_bits_and_a_second_run_changes_nothin
         .chain(after.iter().filter(|l| !before.contains(l)))
         .collect();
     assert!(changed.is_empty(), "the second run changed: {:#?}", changed);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// install makes control/tls/cert.pem and key.pem (self-signed, for the
+/// host name) only when neither is there: an administrator's certificate,
+/// and a lone file, are left as they are.
+#[test]
+fn install_makes_a_certificate_once_and_never_replaces_the_administrators() {
+    let base = scratch("install-cert");
+    let home = base.join("var");
+    let args = [
+        "--prefix".to_string(),
+        base.join("usr").to_str().unwrap().to_string(),
+        "--home".into(),
+        home.to_str().unwrap().to_string(),
+        "--hostname".into(),
+        "mx.example.net".into(),
+        "--pmaild".into(),
+        "nobody".into(),
+        "--pmailq".into(),
+        "nobody".into(),
+        "--pmailr".into(),
+        "nobody".into(),
+        "--alias".into(),
+        "nobody".into(),
+    ];
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let o = install(&args);
+    let tls = home.join("control/tls");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("install: made a self-signed certificate for mx.example.net in "),
+        "{}",
+        err
+    );
+    let key = std::fs::metadata(tls.join("key.pem")).unwrap();
+    assert_eq!(key.mode() & 0o777, 0o600);
+    if is_root() {
+        assert_eq!(key.uid(), NOBODY, "key.pem: pmaild's");
+    }
+    let o = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-subject",
+            "-ext",
+            "subjectAltName",
+            "-in",
+        ])
+        .arg(tls.join("cert.pem"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("CN = mx.example.net") && out.contains("DNS:mx.example.net"),
+        "{}",
+        out
+    );
+    // The administrator's own pair (here: other bytes) survives a rerun.
+    std::fs::write(tls.join("cert.pem"), "admin cert\n").unwrap();
+    std::fs::write(tls.join("key.pem"), "admin key\n").unwrap();
+    let o = install(&args);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("made a self-signed"));
+    assert_eq!(
+        std::fs::read(tls.join("cert.pem")).unwrap(),
+        b"admin cert\n"
+    );
+    assert_eq!(std::fs::read(tls.join("key.pem")).unwrap(), b"admin key\n");
+    // Only a key: kept, and a warning says the TLS entries will fail.
+    std::fs::remove_file(tls.join("cert.pem")).unwrap();
+    let o = install(&args);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("has only one of cert.pem and key.pem"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!tls.join("cert.pem").exists());
+    assert_eq!(std::fs::read(tls.join("key.pem")).unwrap(), b"admin key\n");
+    // The installed certbot deploy hook puts a renewed pair in place.
+    let live = base.join("live");
+    std::fs::create_dir(&live).unwrap();
+    std::fs::write(live.join("fullchain.pem"), "chain\n").unwrap();
+    std::fs::write(live.join("privkey.pem"), "new key\n").unwrap();
+    let o = Command::new(base.join("usr/share/pipemail/service/certbot-deploy"))
+        .env("RENEWED_LINEAGE", &live)
+        .env("SVDIR", base.join("no-runit"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(tls.join("cert.pem")).unwrap(), b"chain\n");
+    assert_eq!(std::fs::read(tls.join("key.pem")).unwrap(), b"new key\n");
+    let key = std::fs::metadata(tls.join("key.pem")).unwrap();
+    assert_eq!(key.mode() & 0o7777, 0o600);
+    if is_root() {
+        assert_eq!(key.uid(), NOBODY, "key.pem: pmaild's");
+    }
     let _ = std::fs::remove_dir_all(&base);
 }
 

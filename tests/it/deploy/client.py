@@ -2,11 +2,15 @@
 # AUTH, POP3 and IMAP with a wrong and a right password, against
 # 127.0.0.1 SMTP SUBMISSION POP3 IMAP. Every byte read is kept and checked to
 # be protocol: a log line in the stream fails the run. Messages come from
-# MSG1 and MSG2 (CRLF files). Prints "ok" when everything held.
-import base64, re, smtplib, socket, sys
+# MSG1 and MSG2 (CRLF files). Every service must offer STARTTLS (STLS) and
+# refuse passwords before it; the certificate is verified against CAFILE
+# (the installed self-signed cert.pem) for the name localhost. Prints "ok"
+# when everything held.
+import base64, re, smtplib, socket, ssl, sys
 
 smtp, sub, pop, imap = (int(a) for a in sys.argv[1:5])
 msg1, msg2 = open(sys.argv[5], 'rb').read(), open(sys.argv[6], 'rb').read()
+ctx = ssl.create_default_context(cafile=sys.argv[7])
 USER, PASS = 'ann', 'sesame'
 
 
@@ -23,6 +27,10 @@ class Conn:
 
     def send(self, b):
         self.s.sendall(b)
+
+    def starttls(self):
+        self.s = ctx.wrap_socket(self.s, server_hostname='localhost')
+        self.f = self.s.makefile('rb')
 
     def rest(self):
         r = self.f.read()
@@ -54,6 +62,11 @@ c.send(b'QUIT\r\n')
 check(smtp_reply(c)[0].startswith(b'221 '), 'QUIT', c)
 check(c.rest() == b'', 'nothing after 221', c)
 s = smtplib.SMTP('127.0.0.1', smtp, timeout=30)
+s.ehlo()
+if not s.has_extn('starttls'):
+    raise SystemExit('FAILED: port 25 does not offer STARTTLS')
+s.starttls(context=ctx)
+s.ehlo()
 s.sendmail('someone@example.org', ['ann@localhost'], msg1)
 s.quit()
 
@@ -61,7 +74,15 @@ s.quit()
 c = Conn(sub)
 check(smtp_reply(c)[0].startswith(b'220 '), 'submission greeting', c)
 c.send(b'EHLO client.example\r\n')
-check(any(b'AUTH PLAIN LOGIN' in l for l in smtp_reply(c)), 'AUTH offered', c)
+e = smtp_reply(c)
+check(any(l[4:] == b'STARTTLS\r\n' for l in e) and not any(b'AUTH' in l for l in e), 'STARTTLS, no AUTH before TLS', c)
+c.send(b'AUTH PLAIN ' + base64.b64encode(b'\0' + USER.encode() + b'\0' + PASS.encode()) + b'\r\n')
+check(smtp_reply(c)[0].startswith(b'538 5.7.11 '), 'AUTH refused before TLS', c)
+c.send(b'STARTTLS\r\n')
+check(smtp_reply(c)[0].startswith(b'220 '), 'STARTTLS go ahead', c)
+c.starttls()
+c.send(b'EHLO client.example\r\n')
+check(any(b'AUTH PLAIN LOGIN' in l for l in smtp_reply(c)), 'AUTH offered over TLS', c)
 c.send(b'MAIL FROM:<ann@localhost>\r\n')
 check(smtp_reply(c) == [b'530 5.7.0 authentication required\r\n'], 'MAIL before AUTH', c)
 bad = base64.b64encode(b'\0' + USER.encode() + b'\0wrong')
@@ -86,6 +107,11 @@ check(c.rest() == b'', 'nothing after QUIT', c)
 c = Conn(pop)
 g = c.line()
 check(re.fullmatch(rb'\+OK <[^<>\r\n]+>\r\n', g), 'POP3 greeting', c)
+c.send(b'USER ' + USER.encode() + b'\r\n')
+check(c.line() == b'-ERR [AUTH] plaintext authentication disallowed on an unencrypted connection, use STLS\r\n', 'USER before STLS', c)
+c.send(b'STLS\r\n')
+check(c.line() == b'+OK begin TLS negotiation\r\n', 'STLS', c)
+c.starttls()
 for who, pw in [(b'nosuchuser', b'wrong'), (USER.encode(), b'wrong')]:
     c.send(b'USER ' + who + b'\r\n')
     check(c.line().startswith(b'+OK'), 'USER', c)
@@ -115,6 +141,12 @@ def tagged(tag):
             return out
 
 
+c.send(b'a00 CAPABILITY\r\n')
+caps = tagged(b'a00')[0]
+check(b' STARTTLS' in caps and b' LOGINDISABLED' in caps and b'AUTH=PLAIN' not in caps, 'STARTTLS, LOGINDISABLED', c)
+c.send(b'a0 STARTTLS\r\n')
+check(tagged(b'a0') == [b'a0 OK Begin TLS negotiation now.\r\n'], 'STARTTLS', c)
+c.starttls()
 c.send(b'a1 LOGIN nosuchuser wrong\r\n')
 r1 = tagged(b'a1')
 c.send(b'a2 LOGIN ' + USER.encode() + b' wrong\r\n')
