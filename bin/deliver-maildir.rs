@@ -8,7 +8,10 @@ const USAGE: &str = "deliver-maildir dir";
 
 fn main() {
     exit::set_prog(PROG, false);
-    let args: Vec<Vec<u8>> = exit::operands(USAGE).into_iter().map(|a| a.into_vec()).collect();
+    let args: Vec<Vec<u8>> = exit::operands(USAGE)
+        .into_iter()
+        .map(|a| a.into_vec())
+        .collect();
     if args.len() != 1 || args[0].is_empty() {
         exit::usage(USAGE);
     }

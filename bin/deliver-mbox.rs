@@ -9,7 +9,10 @@ const USAGE: &str = "deliver-mbox file";
 
 fn main() {
     exit::set_prog(PROG, false);
-    let args: Vec<Vec<u8>> = exit::operands(USAGE).into_iter().map(|a| a.into_vec()).collect();
+    let args: Vec<Vec<u8>> = exit::operands(USAGE)
+        .into_iter()
+        .map(|a| a.into_vec())
+        .collect();
     if args.len() != 1 || args[0].is_empty() {
         exit::usage(USAGE);
     }

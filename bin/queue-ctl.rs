@@ -6,7 +6,8 @@ use pipemail::{exit, parse};
 use std::os::unix::ffi::OsStrExt;
 
 const PROG: &str = "queue-ctl";
-const USAGE: &str = "queue-ctl retry|hold|release|delete|bounce id...|all, queue-ctl etrn domain...";
+const USAGE: &str =
+    "queue-ctl retry|hold|release|delete|bounce id...|all, queue-ctl etrn domain...";
 
 fn main() {
     exit::set_prog(PROG, false);

@@ -8,7 +8,8 @@ use pipemail::{exec, exit};
 use std::ffi::OsString;
 
 const PROG: &str = "sendmail";
-const USAGE: &str = "sendmail [-t] [-i] [-f sender] [-F name] [-bm|-bs|-bp|-bi|-q] [-v] [--] [recipient...]";
+const USAGE: &str =
+    "sendmail [-t] [-i] [-f sender] [-F name] [-bm|-bs|-bp|-bi|-q] [-v] [--] [recipient...]";
 
 fn fail(code: i32, parts: &[&[u8]]) -> ! {
     exit::log("fatal", parts);

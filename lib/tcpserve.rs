@@ -16,7 +16,8 @@ use std::path::PathBuf;
 
 use crate::{exec, exit, rules, sys};
 
-pub const USAGE: &str = "tcp-serve [-1eqQvdDHRrhpPoO] [-c limit] [-x rules] [-X] [-u uid] [-g gid] \
+pub const USAGE: &str =
+    "tcp-serve [-1eqQvdDHRrhpPoO] [-c limit] [-x rules] [-X] [-u uid] [-g gid] \
 [-b backlog] [-l localname] [-B banner] [-t secs] host port prog...";
 
 /// Everything the command line says.

@@ -320,7 +320,11 @@ pub fn binary_bytes(m: &[u8], root: &Part, parts: &[u32]) -> Option<Result<Vec<u
     if p.is_multipart() || p.is_message() {
         return Some(Ok(body.to_vec()));
     }
-    let e = p.encoding.as_deref().unwrap_or(b"7bit").to_ascii_lowercase();
+    let e = p
+        .encoding
+        .as_deref()
+        .unwrap_or(b"7bit")
+        .to_ascii_lowercase();
     Some(match &e[..] {
         b"7bit" | b"8bit" | b"binary" => Ok(body.to_vec()),
         b"base64" | b"quoted-printable" => Ok(mime::decode_body(body, Some(&e))),

@@ -198,8 +198,7 @@ pub fn rows(root: &Path, a: &Args, lsub: bool) -> std::io::Result<Vec<Row>> {
                 (!a.subscribed || subscribed(n)) && (!a.special || special_use(n).is_some())
             };
             if a.recursive {
-                childinfo = a.subscribed
-                    && subs.iter().any(|s| s.starts_with(&prefix) && !hit(s));
+                childinfo = a.subscribed && subs.iter().any(|s| s.starts_with(&prefix) && !hit(s));
             }
             if !selected(name) && !childinfo {
                 continue;

@@ -170,7 +170,11 @@ pub fn base_subject(raw: &[u8]) -> (Vec<u8>, bool) {
     // (1) decoded, blanks collapsed to one space.
     let mut s = Vec::new();
     for &c in mime::decode_words(raw).iter() {
-        let c = if c == b'\t' || c == b'\r' || c == b'\n' { b' ' } else { c };
+        let c = if c == b'\t' || c == b'\r' || c == b'\n' {
+            b' '
+        } else {
+            c
+        };
         if !(c == b' ' && s.last() == Some(&b' ')) {
             s.push(c);
         }
@@ -297,11 +301,7 @@ struct Node {
 fn node_date(n: &Node, info: &HashMap<usize, &Info>) -> (i64, usize) {
     match n.msg {
         Some(m) => (info[&m].sent, m),
-        None => n
-            .kids
-            .first()
-            .map(|k| node_date(k, info))
-            .unwrap_or((0, 0)),
+        None => n.kids.first().map(|k| node_date(k, info)).unwrap_or((0, 0)),
     }
 }
 
@@ -450,7 +450,10 @@ pub fn references(msgs: &[(usize, Info)], seq: &dyn Fn(usize) -> u32) -> Vec<u8>
             }],
             // (4) a dummy: dropped when childless, replaced by its children
             // unless it is a root with several.
-            None if root && ks.len() > 1 => vec![Node { msg: None, kids: ks }],
+            None if root && ks.len() > 1 => vec![Node {
+                msg: None,
+                kids: ks,
+            }],
             None => ks,
         }
     }
@@ -538,7 +541,11 @@ mod tests {
     #[test]
     fn base_subjects() {
         for (raw, base, reply) in [
-            (&b"Re: Fwd: [list] hello  world (fwd)"[..], &b"HELLO WORLD"[..], true),
+            (
+                &b"Re: Fwd: [list] hello  world (fwd)"[..],
+                &b"HELLO WORLD"[..],
+                true,
+            ),
             (b"[Fwd: re: [x] Test]", b"TEST", true),
             (b"hello", b"HELLO", false),
             (b"[only a blob]", b"[ONLY A BLOB]", false),

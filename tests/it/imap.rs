@@ -588,7 +588,17 @@ e OK Logout completed.
         &env,
         &crlf("a AUTHENTICATE PLAIN am9lAGpvZQBzZWNyZXQ=\nb NOOP\n"),
     );
-    assert!(out.stdout.ends_with(format!("a OK [CAPABILITY {}] Logged in\r\nb OK NOOP completed.\r\n", CAPS).as_bytes()), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.ends_with(
+            format!(
+                "a OK [CAPABILITY {}] Logged in\r\nb OK NOOP completed.\r\n",
+                CAPS
+            )
+            .as_bytes()
+        ),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // Three failures end the session; TLS required means LOGINDISABLED.
     let out = run(
         "imap-login",
@@ -1846,7 +1856,6 @@ fn unliteral(b: &[u8]) -> Vec<u8> {
 /// libpython3-testsuite is there, Python's email test messages. None (the
 /// test skips) without Dovecot, which CI must have.
 fn dovecot_corpus() -> Option<Vec<PathBuf>> {
-
     let dove = Path::new("/usr/lib/dovecot/imap");
     if !dove.exists() {
         assert!(
@@ -2094,7 +2103,14 @@ fn sort_and_thread() {
         "From: bob@x\nSubject: other\nDate: Tue, 2 Jan 2001 00:00:00 +0000\nMessage-ID: <e@x>\n\nfive five\n",
     ];
     for (i, m) in msgs.iter().enumerate() {
-        put(&md, "cur", &format!("100000000{i}.M{i}P1.host"), Some("S"), m, T0 + i as i64);
+        put(
+            &md,
+            "cur",
+            &format!("100000000{i}.M{i}P1.host"),
+            Some("S"),
+            m,
+            T0 + i as i64,
+        );
     }
     let got = imapd(
         &md,
@@ -2117,10 +2133,22 @@ fn sort_and_thread_match_dovecot() {
     // invents (see DOVECOT_DIFFERS).
     files.retain(|f| !f.ends_with("msg_43.txt"));
     let mut cmds = "a SELECT INBOX\r\n".to_string();
-    for k in ["ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "REVERSE DATE", "SUBJECT FROM"] {
+    for k in [
+        "ARRIVAL",
+        "CC",
+        "DATE",
+        "FROM",
+        "SIZE",
+        "SUBJECT",
+        "TO",
+        "REVERSE DATE",
+        "SUBJECT FROM",
+    ] {
         cmds.push_str(&format!("s SORT ({k}) UTF-8 ALL\r\n"));
     }
-    cmds.push_str("t THREAD ORDEREDSUBJECT UTF-8 ALL\r\nt THREAD REFERENCES UTF-8 ALL\r\nz LOGOUT\r\n");
+    cmds.push_str(
+        "t THREAD ORDEREDSUBJECT UTF-8 ALL\r\nt THREAD REFERENCES UTF-8 ALL\r\nz LOGOUT\r\n",
+    );
     let (d, o) = dovecot_and_ours("imap-dovecot-sort", &files, &cmds);
     let answers = |b: &[u8]| -> Vec<String> {
         String::from_utf8_lossy(b)

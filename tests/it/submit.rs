@@ -252,7 +252,10 @@ fn sendmail_unknown_option_and_missing_recipients_are_usage_errors() {
         (&["-f"], "sendmail: usage: sendmail [-t]"),
         (&["-bd"], "sendmail: fatal: unsupported mode -bd\n"),
         (&["-bt"], "sendmail: fatal: unsupported mode -bt\n"),
-        (&[], "sendmail: fatal: no recipients (give them as arguments, or use -t)\n"),
+        (
+            &[],
+            "sendmail: fatal: no recipients (give them as arguments, or use -t)\n",
+        ),
     ] {
         let out = run(
             "sendmail",
@@ -814,7 +817,10 @@ fn queue_filter_rejections_and_crashes() {
         (Some(82), s(b"ZQUEUE_FILTER is not set (#4.3.0)"))
     );
     // A condition that ends the run is fatal, not a warning.
-    assert_eq!(s(&f.stderr), "queue-filter: fatal: QUEUE_FILTER is not set\n");
+    assert_eq!(
+        s(&f.stderr),
+        "queue-filter: fatal: QUEUE_FILTER is not set\n"
+    );
 }
 
 // ---- no setuid: the submission proof ----

@@ -11,9 +11,21 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Pages outside man/ that our pages may name (system and qmail pages).
 const FOREIGN: &[&str] = &[
-    "crypt(3)", "crypt(5)", "dot-qmail(5)", "flock(2)", "grep(1)", "linkat(2)", "maildir(5)",
-    "qmail-users(5)", "resolv.conf(5)", "shadow(5)", "stat(2)", "syncfs(2)", "tcprules(1)",
-    "tcpserver(1)", "write(2)",
+    "crypt(3)",
+    "crypt(5)",
+    "dot-qmail(5)",
+    "flock(2)",
+    "grep(1)",
+    "linkat(2)",
+    "maildir(5)",
+    "qmail-users(5)",
+    "resolv.conf(5)",
+    "shadow(5)",
+    "stat(2)",
+    "syncfs(2)",
+    "tcprules(1)",
+    "tcpserver(1)",
+    "write(2)",
 ];
 
 /// Misuse codes fixed by a foreign interface (the man pages say so).
@@ -34,7 +46,11 @@ fn bins() -> Vec<String> {
         if l.starts_with('[') {
             in_bin = l == "[[bin]]";
         } else if let (true, Some(v)) = (in_bin, l.strip_prefix("name")) {
-            out.push(v.trim_start_matches([' ', '=']).trim_matches('"').to_string());
+            out.push(
+                v.trim_start_matches([' ', '='])
+                    .trim_matches('"')
+                    .to_string(),
+            );
         }
     }
     assert!(out.len() > 20, "too few [[bin]] in Cargo.toml: {out:?}");
@@ -98,7 +114,13 @@ fn plain(s: &str) -> String {
 /// One spacing: `[-p]`, `a|b`, `name...`, single spaces.
 fn tidy(s: &str) -> String {
     let mut t = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    for (a, b) in [("[ ", "["), (" ]", "]"), (" |", "|"), ("| ", "|"), (" ...", "...")] {
+    for (a, b) in [
+        ("[ ", "["),
+        (" ]", "]"),
+        (" |", "|"),
+        ("| ", "|"),
+        (" ...", "..."),
+    ] {
         while t.contains(a) {
             t = t.replace(a, b);
         }
@@ -137,7 +159,11 @@ fn synopsis(page: &Path) -> Vec<String> {
         f.push(' ');
         f.push_str(&plain(&piece));
     }
-    forms.iter().map(|f| tidy(f)).filter(|f| !f.is_empty()).collect()
+    forms
+        .iter()
+        .map(|f| tidy(f))
+        .filter(|f| !f.is_empty())
+        .collect()
 }
 
 /// The usage line the page's SYNOPSIS implies for `prog`: its forms that
@@ -147,7 +173,11 @@ fn usage_of(prog: &str, page: &Path) -> String {
         .into_iter()
         .filter(|f| f.split(' ').next() == Some(prog))
         .collect();
-    assert!(!forms.is_empty(), "{}: no SYNOPSIS form starts with {prog}", page.display());
+    assert!(
+        !forms.is_empty(),
+        "{}: no SYNOPSIS form starts with {prog}",
+        page.display()
+    );
     forms.join(", ")
 }
 
@@ -187,8 +217,16 @@ fn unknown_option_prints_the_synopsis_and_exits() {
         let dir = scratch("usage");
         let out = run_in(Some(&dir), &prog, &["--bogus-opt"], &[], b"");
         let got = without_pid(&prog, &String::from_utf8_lossy(&out.stderr));
-        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
-        if got != want || out.status.code() != Some(misuse_code(&prog)) || !out.stdout.is_empty() || !left.is_empty() {
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        if got != want
+            || out.status.code() != Some(misuse_code(&prog))
+            || !out.stdout.is_empty()
+            || !left.is_empty()
+        {
             bad.push(format!(
                 "{prog}: exit {:?} (want {}), stderr {got:?} (want {want:?}), stdout {:?}, left {left:?}",
                 out.status.code(),
@@ -206,7 +244,10 @@ fn unknown_option_prints_the_synopsis_and_exits() {
 #[test]
 fn cross_references_name_existing_pages() {
     let mut bad = Vec::new();
-    for e in std::fs::read_dir(Path::new(ROOT).join("man")).unwrap().flatten() {
+    for e in std::fs::read_dir(Path::new(ROOT).join("man"))
+        .unwrap()
+        .flatten()
+    {
         let text = plain(&std::fs::read_to_string(e.path()).unwrap());
         let b = text.as_bytes();
         for (i, _) in text.match_indices('(') {
@@ -222,7 +263,9 @@ fn cross_references_name_existing_pages() {
                 continue;
             }
             let r = format!("{name}({})", sec as char);
-            let ours = Path::new(ROOT).join("man").join(format!("{name}.{}", sec as char));
+            let ours = Path::new(ROOT)
+                .join("man")
+                .join(format!("{name}.{}", sec as char));
             if !ours.exists() && !FOREIGN.contains(&r.as_str()) {
                 bad.push(format!("{}: {r}", e.file_name().to_string_lossy()));
             }
