@@ -965,32 +965,29 @@ impl Manager {
             (None, true) => b"double bounce msg ",
             (None, false) => b"bounce msg ",
         };
+        let unable = |t: &[u8], tail: &[u8]| {
+            let kind = &what[..what.len() - 5];
+            exit::warn(&[
+                b"unable to queue the ",
+                kind,
+                b" of msg ",
+                id.as_bytes(),
+                b": ",
+                t,
+                tail,
+            ]);
+        };
         match crate::qq::Queue::submit(&msg, &env.encode()) {
             crate::qq::Outcome::Queued(q) => {
                 log(&[what, id.as_bytes(), b" to <", &to, b"> qp ", &q]);
                 Sent::Queued
             }
             crate::qq::Outcome::Perm(t) => {
-                exit::warn(&[
-                    b"unable to queue the ",
-                    &what[..what.len() - 5],
-                    b" of msg ",
-                    id.as_bytes(),
-                    b": ",
-                    &t,
-                    b"; discarding it",
-                ]);
+                unable(&t, b"; discarding it");
                 Sent::Dropped
             }
             crate::qq::Outcome::Temp(t) => {
-                exit::warn(&[
-                    b"unable to queue the ",
-                    &what[..what.len() - 5],
-                    b" of msg ",
-                    id.as_bytes(),
-                    b": ",
-                    &t,
-                ]);
+                unable(&t, b"");
                 j.bounce_next = now + 60;
                 Sent::Later
             }
