@@ -65,23 +65,23 @@ pub fn parse(c: &mut Cursor, lsub: bool) -> R<Args> {
     c.sp()?;
     if !lsub && c.eat(b'(') {
         a.extended = true;
-        let mut first = true;
-        while !c.eat(b')') {
-            if !first {
-                c.sp()?;
+        options(c, |c| match &c.word()?[..] {
+            b"SUBSCRIBED" => {
+                a.subscribed = true;
+                a.ret_subscribed = true;
+                Ok(())
             }
-            first = false;
-            match &c.word()?[..] {
-                b"SUBSCRIBED" => {
-                    a.subscribed = true;
-                    a.ret_subscribed = true;
-                }
-                b"REMOTE" => {}
-                b"SPECIAL-USE" => a.special = true,
-                b"RECURSIVEMATCH" => a.recursive = true,
-                _ => return Err("unknown list selection option"),
+            b"REMOTE" => Ok(()),
+            b"SPECIAL-USE" => {
+                a.special = true;
+                Ok(())
             }
-        }
+            b"RECURSIVEMATCH" => {
+                a.recursive = true;
+                Ok(())
+            }
+            _ => Err("unknown list selection option"),
+        })?;
         if a.recursive && !a.subscribed && !a.special {
             return Err("RECURSIVEMATCH needs another selection option");
         }
@@ -108,25 +108,36 @@ pub fn parse(c: &mut Cursor, lsub: bool) -> R<Args> {
         }
         c.sp()?;
         c.expect(b'(')?;
-        let mut first = true;
-        while !c.eat(b')') {
-            if !first {
+        options(c, |c| match &c.word()?[..] {
+            b"SUBSCRIBED" => {
+                a.ret_subscribed = true;
+                Ok(())
+            }
+            b"CHILDREN" | b"SPECIAL-USE" => Ok(()),
+            b"STATUS" => {
                 c.sp()?;
+                a.status = Some(status_items(c)?);
+                Ok(())
             }
-            first = false;
-            match &c.word()?[..] {
-                b"SUBSCRIBED" => a.ret_subscribed = true,
-                b"CHILDREN" | b"SPECIAL-USE" => {}
-                b"STATUS" => {
-                    c.sp()?;
-                    a.status = Some(status_items(c)?);
-                }
-                _ => return Err("unknown list return option"),
-            }
-        }
+            _ => Err("unknown list return option"),
+        })?;
     }
     c.end()?;
     Ok(a)
+}
+
+/// A space-separated option list after its `(`, through the `)`: `one`
+/// reads each option (RFC 5258's selection and return options).
+fn options(c: &mut Cursor, mut one: impl FnMut(&mut Cursor) -> R<()>) -> R<()> {
+    let mut first = true;
+    while !c.eat(b')') {
+        if !first {
+            c.sp()?;
+        }
+        first = false;
+        one(c)?;
+    }
+    Ok(())
 }
 
 fn is(a: &[u8], b: &[u8]) -> bool {

@@ -8,7 +8,7 @@
 //! protocol (no log line), and the tests check that mail arrives byte-exact.
 
 use crate::common::{bin, files, is_root, scratch};
-use crate::e2e::{chown_r, wait_until, Guard};
+use crate::e2e::{chown_r, teardown, wait_until, Guard};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use std::path::{Path, PathBuf};
@@ -90,18 +90,7 @@ struct Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        while let Some(g) = self.procs.pop() {
-            drop(g);
-        }
-        if std::thread::panicking() {
-            for l in &self.logs {
-                let t = std::fs::read(l).unwrap_or_default();
-                let t = &t[t.len().saturating_sub(4000)..];
-                eprintln!("--- {}\n{}", l.display(), String::from_utf8_lossy(t));
-            }
-        } else {
-            let _ = std::fs::remove_dir_all(&self.base);
-        }
+        teardown(&mut self.procs, &self.logs, &self.base, 4000);
     }
 }
 

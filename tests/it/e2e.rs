@@ -120,20 +120,26 @@ pub(crate) struct Sys {
 
 impl Drop for Sys {
     fn drop(&mut self) {
-        // Servers first, then the queue; each guard waits for its process.
-        while let Some(g) = self.procs.pop() {
-            drop(g);
+        teardown(&mut self.procs, &self.logs, &self.base, 6000);
+    }
+}
+
+/// Stops a test system's processes, last started first (servers before the
+/// queue; each guard waits for its process), then shows the end (`tail`
+/// bytes) of each log after a failure, or removes the scratch directory
+/// `base` after a pass (kept for a look after a failure; megabytes otherwise).
+pub(crate) fn teardown(procs: &mut Vec<Guard>, logs: &[PathBuf], base: &Path, tail: usize) {
+    while let Some(g) = procs.pop() {
+        drop(g);
+    }
+    if std::thread::panicking() {
+        for l in logs {
+            let t = std::fs::read(l).unwrap_or_default();
+            let t = &t[t.len().saturating_sub(tail)..];
+            eprintln!("--- {}\n{}", l.display(), String::from_utf8_lossy(t));
         }
-        if std::thread::panicking() {
-            for l in &self.logs {
-                let t = std::fs::read(l).unwrap_or_default();
-                let t = &t[t.len().saturating_sub(6000)..];
-                eprintln!("--- {}\n{}", l.display(), String::from_utf8_lossy(t));
-            }
-        } else {
-            // Kept for a look after a failure; megabytes otherwise.
-            let _ = std::fs::remove_dir_all(&self.base);
-        }
+    } else {
+        let _ = std::fs::remove_dir_all(base);
     }
 }
 
