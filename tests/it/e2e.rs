@@ -325,7 +325,7 @@ impl Sys {
     /// Whether queue-run has finished every job and taken every submission.
     pub(crate) fn queue_idle(&self) -> bool {
         let q = self.home.join("queue");
-        files(&q.join("info")).is_empty() && files(&q.join("drop")).is_empty()
+        files(&q.join("mess")).is_empty() && files(&q.join("drop")).is_empty()
     }
 
     /// A Python helper that prints its port first; stopped with the system.

@@ -355,9 +355,9 @@ impl Sys {
             .map(|x| x.0)
     }
 
-    /// Nothing committed is waiting: no job in info/, no submission in drop/.
+    /// Nothing committed is waiting: no job in mess/, no submission in drop/.
     fn queue_empty(&self) -> bool {
-        files(&self.home.join("queue/info")).is_empty()
+        files(&self.home.join("queue/mess")).is_empty()
             && files(&self.home.join("queue/drop"))
                 .iter()
                 .all(|f| !is_submission(f))
@@ -1156,7 +1156,7 @@ fn full_disks_give_4xx_and_delivery_resumes() {
         files(&sys.maildir.join("tmp"))
     );
     assert_eq!(
-        files(&sys.home.join("queue/info")).len(),
+        files(&sys.home.join("queue/mess")).len(),
         n,
         "all still queued"
     );
