@@ -5,6 +5,7 @@
 //! remote-send's STARTTLS; protocol programs never come here.
 
 pub mod ffi;
+#[deny(unsafe_code)]
 pub mod wrap;
 
 use ffi::{Lib, Ssl, SslCtx};
@@ -182,12 +183,6 @@ impl Drop for Tls {
     fn drop(&mut self) {
         unsafe { (self.l.SSL_free)(self.ssl) };
     }
-}
-
-/// O_NONBLOCK on `fd`.
-pub fn nonblocking(fd: i32) -> io::Result<()> {
-    let f = crate::sys::cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    crate::sys::cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, f | libc::O_NONBLOCK) }).map(|_| ())
 }
 
 impl Tls {
