@@ -955,16 +955,16 @@ impl Manager {
                 tail,
             ]);
         };
-        match crate::qq::Queue::submit(&msg, &env.encode()) {
-            crate::qq::Outcome::Queued(q) => {
+        match crate::enqueue::Queue::submit(&msg, &env.encode()) {
+            crate::enqueue::Outcome::Queued(q) => {
                 log(&[what, id.as_bytes(), b" to <", &to, b"> qp ", &q]);
                 Sent::Queued
             }
-            crate::qq::Outcome::Perm(t) => {
+            crate::enqueue::Outcome::Perm(t) => {
                 unable(&t, b"; discarding it");
                 Sent::Dropped
             }
-            crate::qq::Outcome::Temp(t) => {
+            crate::enqueue::Outcome::Temp(t) => {
                 unable(&t, b"");
                 j.bounce_next = now + 60;
                 Sent::Later

@@ -1,7 +1,7 @@
 //! smtp-recv(8): an RFC 5321 receiver on descriptors 0 and 1, one process
 //! per connection. A qmail-style command table with a flush column; replies
 //! are buffered and flushed before every blocking read (PIPELINING); each
-//! message goes to `$QMAILQUEUE` or the linked queue code (qq).
+//! message goes to `$QMAILQUEUE` or the linked queue code (enqueue.rs).
 
 pub mod auth;
 pub mod conn;
@@ -11,7 +11,7 @@ pub mod path;
 pub mod submission;
 
 use crate::control::{self, ControlError};
-use crate::qq::{Outcome, Queue};
+use crate::enqueue::{Outcome, Queue};
 use conn::{Conn, Fatal, Line};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -818,7 +818,7 @@ impl Session {
         }
         let mut q = match Queue::start() {
             Ok(Queue::Linked(Err(c))) => {
-                let o = crate::qq::outcome(Some(c), b"");
+                let o = crate::enqueue::outcome(Some(c), b"");
                 return self.queue_failed(o, b"-");
             }
             Ok(q) => q,
