@@ -33,7 +33,8 @@ pub struct Sys {
     pub env: Vec<(String, String)>,
     users: Vec<(String, PathBuf)>,
     logs: Vec<PathBuf>,
-    procs: Vec<Proc>,
+    /// The processes started (but the queue), in order.
+    pub procs: Vec<Proc>,
     /// The queue (local-spawn queue-run, or queue-run alone); stopped after
     /// every other process.
     pub queue: Proc,
