@@ -15,10 +15,11 @@
 //!    message are written;
 //! 2. the envelope section and the tail are appended (format below);
 //! 3. **commit point:** the file gets its name `drop/ID` (linkat, or a
-//!    link of the .tmp), then the file is fsync'd (data and inode) and
-//!    drop/ is fsync'd, so the name is durable before queue-inject exits 0
-//!    (a submitter that may not open drop/ for reading calls syncfs(2)
-//!    instead of the second fsync);
+//!    link of the .tmp), then the file is fsync'd (data and inode, and on
+//!    ext4, XFS and btrfs the new name with them); on other file systems
+//!    drop/ is fsync'd too, so the name is durable before queue-inject
+//!    exits 0 (a submitter that may not open drop/ for reading calls
+//!    syncfs(2) instead of that second fsync);
 //! 4. one byte is written to the fifo `queue/trigger` if anyone listens.
 //!
 //! A crash before step 3 leaves nothing (or an `ID.tmp` that queue-run
@@ -337,18 +338,19 @@ impl Inject {
         r.map_err(|_| code::QUEUE_DIR)?;
         self.tmp = None;
         // The name is the commit point. One fsync makes the data and the
-        // inode (its link) durable, one more the directory entry.
-        let r = self
-            .out
-            .get_ref()
-            .sync_all()
-            .map_err(|_| code::WRITE)
-            .and_then(|_| match crate::sys::fsync_dir(&self.dir) {
-                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                    crate::sys::syncfs(self.out.get_ref()).map_err(|_| code::QUEUE_DIR)
-                }
-                r => r.map_err(|_| code::QUEUE_DIR),
-            });
+        // inode (its link) durable, and on the usual Linux file systems
+        // the new name with them; elsewhere one more fsync, of drop/.
+        let f = self.out.get_ref();
+        let r = f.sync_all().map_err(|_| code::WRITE).and_then(|_| {
+            if crate::sys::fsync_covers_new_name(f) {
+                return Ok(());
+            }
+            match crate::sys::fsync_dir(&self.dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => crate::sys::syncfs(f),
+                r => r,
+            }
+            .map_err(|_| code::QUEUE_DIR)
+        });
         if let Err(c) = r {
             // Not acknowledged: withdraw it (if queue-run took it already,
             // it is delivered anyway: a duplicate at worst, never a loss).

@@ -14,7 +14,7 @@ pub enum RState {
     Removed,
 }
 
-/// A queued message as read from info/ and state/.
+/// A queued message as read from the journal (or info/) and state/.
 pub struct Listed {
     pub id: String,
     pub info: store::Info,
@@ -25,10 +25,7 @@ pub struct Listed {
 /// Reads every job; files that vanish meanwhile (finished) are skipped.
 pub fn list(d: &Dirs) -> io::Result<Vec<Listed>> {
     let mut out = Vec::new();
-    for id in d.ids("info")? {
-        let Ok(info) = store::load_info(d, &id) else {
-            continue;
-        };
+    for (id, info) in store::read_jobs(d)? {
         let recs = store::load_state(&d.state(&id), false).unwrap_or_default();
         let n = info.rcpts.len();
         let mut states = vec![RState::Pending { last: None }; n];

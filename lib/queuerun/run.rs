@@ -7,7 +7,7 @@ use super::bounce::{self, Failure, Kind};
 use super::store::{self, Dirs, Info, Rec};
 use super::{sched, spawn, Config};
 use crate::exit;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static TERM: AtomicBool = AtomicBool::new(false);
@@ -86,6 +86,10 @@ struct Manager {
     cfg: Config,
     d: Dirs,
     jobs: BTreeMap<String, Job>,
+    /// The journal of jobs (queue/jobs).
+    journal: store::Journal,
+    /// Jobs of an old queue kept in info/ID.
+    old: HashSet<String>,
     /// Finished jobs waiting for their batched removal.
     removable: Vec<String>,
     flights: HashMap<u64, Flight>,
@@ -185,7 +189,11 @@ pub fn main(sp: Spawner) -> i32 {
     crate::sys::signal_ignore(libc::SIGPIPE, true);
     nonblock(sp.r);
     let stats = super::stats::Stats::load(&d);
+    let (journal, recs) = store::Journal::open(&d)
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/jobs"], &e));
     let mut m = Manager {
+        journal,
+        old: HashSet::new(),
         cfg,
         d,
         jobs: BTreeMap::new(),
@@ -206,10 +214,22 @@ pub fn main(sp: Spawner) -> i32 {
         code: 0,
         stats,
     };
-    if let Err(e) = store::cleanup(&m.d) {
+    let mut all = BTreeMap::new();
+    match store::legacy_infos(&m.d) {
+        Ok(v) => {
+            for (id, info) in v {
+                m.old.insert(id.clone());
+                all.insert(id, info);
+            }
+        }
+        Err(e) => exit::die_sys(exit::TEMP, &[b"unable to read queue/info"], &e),
+    }
+    all.extend(recs);
+    let all: Vec<(String, Info)> = all.into_iter().collect();
+    if let Err(e) = store::cleanup(&m.d, &all) {
         exit::die_sys(exit::TEMP, &[b"unable to clean up the queue"], &e);
     }
-    m.load_all();
+    m.load_all(all);
     m.run(wr)
 }
 
@@ -230,38 +250,54 @@ fn lock(d: &Dirs) {
 }
 
 impl Manager {
-    fn load_all(&mut self) {
-        let ids = match self.d.ids("info") {
-            Ok(v) => v,
-            Err(e) => exit::die_sys(exit::TEMP, &[b"unable to read queue/info"], &e),
-        };
-        for id in ids {
-            match store::load_info(&self.d, &id) {
-                Ok(info) => {
-                    if !self.d.mess(&id).exists() {
-                        // Finished: a crash came in the middle of its removal.
-                        log(&[b"end msg ", id.as_bytes(), b" (removed after a restart)"]);
-                        let _ = store::remove_job(&self.d, &id);
-                        continue;
-                    }
-                    // A truncation lost in a crash: the info file says how long.
-                    if let Err(e) = store::truncate_mess(&self.d, &id, info.size) {
-                        exit::warn(&[
-                            b"unable to truncate mess/",
-                            id.as_bytes(),
-                            b": ",
-                            exit::errtext(&e).as_bytes(),
-                        ]);
-                    }
-                    self.add_job(id, info, true)
+    /// Schedules every committed job (`all`: the journal's records and
+    /// old info/ files) whose message is there; the others are finished
+    /// (a crash came in the middle of their removal). Then the journal is
+    /// rewritten without them.
+    fn load_all(&mut self, all: Vec<(String, Info)>) {
+        let n = all.len();
+        for (id, info) in all {
+            if !self.d.mess(&id).exists() {
+                log(&[b"end msg ", id.as_bytes(), b" (removed after a restart)"]);
+                let _ = std::fs::remove_file(self.d.state(&id));
+                if self.old.remove(&id) {
+                    let _ = std::fs::remove_file(self.d.info(&id));
                 }
-                Err(e) => exit::warn(&[
-                    b"unable to read info/",
+                continue;
+            }
+            // A truncation lost in a crash: the record says how long.
+            if let Err(e) = store::truncate_mess(&self.d, &id, info.size) {
+                exit::warn(&[
+                    b"unable to truncate mess/",
                     id.as_bytes(),
                     b": ",
                     exit::errtext(&e).as_bytes(),
-                ]),
+                ]);
             }
+            self.add_job(id, info, true)
+        }
+        self.journal.dead = n - self.jobs.len();
+        self.compact(0);
+    }
+
+    /// Rewrites the journal when `at` or more of its records are dead and
+    /// they outnumber the live ones (`at` 0: when any is dead).
+    fn compact(&mut self, at: usize) {
+        let dead = self.journal.dead;
+        let due = if at == 0 {
+            dead > 0
+        } else {
+            dead >= at && dead > self.jobs.len()
+        };
+        if !due {
+            return;
+        }
+        let live = self.jobs.iter().map(|(id, j)| (id, &j.info));
+        if let Err(e) = self.journal.compact(&self.d, live) {
+            exit::warn(&[
+                b"unable to rewrite queue/jobs: ",
+                exit::errtext(&e).as_bytes(),
+            ]);
         }
     }
 
@@ -333,7 +369,9 @@ impl Manager {
 
     fn scan(&mut self, now: u64) {
         self.last_scan = now;
-        match store::takeover_all(&self.d, now, self.cfg.limits) {
+        let jobs = &self.jobs;
+        let known = |id: &str| jobs.get(id).map(|j| j.info.size);
+        match store::takeover_all(&self.d, now, self.cfg.limits, &mut self.journal, &known) {
             Ok(v) => {
                 for (id, info) in v {
                     self.add_job(id, info, false);
@@ -768,7 +806,7 @@ impl Manager {
             _ => (Rec::Deferred(i, now, text.clone()), b"deferral"),
         };
         // The last success of a job without failures is made durable by
-        // the removal of info/ID (remove_job) that follows at once.
+        // the removal of mess/ID (remove_jobs) that follows at once.
         let last_ok = letter == b'K'
             && j.fails.is_empty()
             && j.st
@@ -978,10 +1016,14 @@ impl Manager {
         if ids.is_empty() {
             return;
         }
-        for (id, r) in ids.iter().zip(store::remove_jobs(&self.d, &ids)) {
+        let old = &self.old;
+        let res = store::remove_jobs(&self.d, &ids, &|id| old.contains(id));
+        for (id, r) in ids.iter().zip(res) {
             match r {
                 Ok(()) => {
                     self.jobs.remove(id);
+                    self.old.remove(id);
+                    self.journal.dead += 1;
                     log(&[b"end msg ", id.as_bytes()]);
                 }
                 Err(e) => {
@@ -997,6 +1039,7 @@ impl Manager {
                 }
             }
         }
+        self.compact(store::COMPACT_AT);
     }
 
     /// Makes pending recipients due now where `pick(job, rcpt index)`.

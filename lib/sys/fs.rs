@@ -42,6 +42,30 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     r
 }
 
+/// Whether an fsync of a file just given a name in a directory also makes
+/// that name durable, by the file system's own rule: ext4 (with a
+/// journal the link is in the transaction the fsync commits; without
+/// one, ext4_sync_parent writes the parent of a new entry), XFS (the link
+/// is logged with the inode) and btrfs (fsync logs a new inode's names).
+/// Anything else (tmpfs, NFS, ext2's own driver, which shares ext4's
+/// magic number: a kernel that has it may set PIPEMAIL_FSYNC_DIRS=1)
+/// needs the directory's own fsync. pipemail-queue(5).
+pub fn fsync_covers_new_name<F: AsRawFd + ?Sized>(f: &F) -> bool {
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683E;
+    if std::env::var_os("PIPEMAIL_FSYNC_DIRS").is_some() {
+        return false;
+    }
+    // SAFETY: statfs is plain data; all zeroes is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs fills the struct it is given.
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(st.f_type as i64, EXT4 | XFS | BTRFS)
+}
+
 /// fstat(2).
 pub fn fstat(fd: i32) -> io::Result<libc::stat> {
     // SAFETY: stat is plain data; all zeroes is a valid value.

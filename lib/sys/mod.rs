@@ -26,7 +26,7 @@ pub mod time;
 pub mod users;
 
 pub use fdio::*;
-pub use fs::{fsync, fsync_dir, syncfs, temp_file, temp_files};
+pub use fs::{fsync, fsync_covers_new_name, fsync_dir, syncfs, temp_file, temp_files};
 pub use proc::{
     adopt_listen_fd, drop_privileges, exit_code, geteuid, getuid, no_main_start, waitpid,
 };
