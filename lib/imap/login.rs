@@ -5,7 +5,6 @@
 //! Reads are one byte at a time so nothing meant for imapd is swallowed.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 
 use super::parse::{Cursor, Input, Limits, Reader};
 use super::resp::Out;
@@ -47,15 +46,7 @@ pub fn check(prog: &[OsString], tag: &[u8], user: &[u8], pass: &[u8]) -> Check {
         "IMAPLOGINTAG",
         std::ffi::OsStr::new(std::str::from_utf8(tag).unwrap_or("x")),
     );
-    unsafe {
-        cmd.pre_exec(move || {
-            if r == 3 {
-                sys::set_cloexec(3, false)
-            } else {
-                sys::dup2(r, 3)
-            }
-        });
-    }
+    sys::proc::pass_fd(&mut cmd, r, 3);
     let child = cmd.spawn();
     sys::close(r);
     let mut child = match child {
@@ -189,7 +180,7 @@ pub fn run(prog: Vec<OsString>) -> i32 {
                     // the kernel (one-byte reads) and fails the handshake.
                     out.line(&[&tag, b" OK Begin TLS negotiation now."]);
                     if out.flush().is_err() || st.onto_stdio(timeout).is_err() {
-                        exit::info(&[b"STARTTLS failed ip=", &crate::log::field(&ip)]);
+                        exit::info(&[b"STARTTLS failed remote=", &crate::log::field(&ip)]);
                         return exit::OK;
                     }
                     rd = Reader::new(0, 1, timeout);
@@ -251,7 +242,7 @@ pub fn run(prog: Vec<OsString>) -> i32 {
                 exit::info(&[
                     b"login failed user=",
                     &crate::log::field(&user),
-                    b" ip=",
+                    b" remote=",
                     &crate::log::field(&ip),
                 ]);
                 failures += 1;

@@ -24,7 +24,7 @@ extern "C" fn on_signal(s: libc::c_int) {
     }
     let fd = WAKE.load(Ordering::SeqCst);
     if fd >= 0 {
-        unsafe { libc::write(fd, b"s".as_ptr() as *const libc::c_void, 1) };
+        crate::sys::write_ignored(fd, b"s");
     }
 }
 
@@ -133,27 +133,16 @@ fn domain_of(a: &[u8]) -> Vec<u8> {
 }
 
 fn nonblock(fd: i32) {
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
+    let _ = crate::sys::set_nonblock(fd);
 }
 
 fn open_fifo(p: &std::path::Path, mode: u32) -> std::io::Result<i32> {
-    let c = crate::sys::cpath(p)?;
+    use std::os::unix::fs::PermissionsExt;
     if !p.exists() {
-        let r = unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let _ = crate::sys::cvt(unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) });
+        crate::sys::fs::mkfifo(p, mode)?;
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
     }
-    crate::sys::cvt(unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    })
+    crate::sys::fs::open(p, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC)
 }
 
 /// A user given as a name or a uid: (uid, gid).
@@ -199,9 +188,11 @@ pub fn main(sp: Spawner) -> i32 {
     nonblock(wr);
     nonblock(ww);
     WAKE.store(ww, Ordering::SeqCst);
-    for s in [libc::SIGTERM, libc::SIGHUP, libc::SIGALRM] {
-        unsafe { libc::signal(s, on_signal as *const () as libc::sighandler_t) };
-    }
+    use crate::sys::signals::{self, Action};
+    signals::set(
+        &[libc::SIGTERM, libc::SIGHUP, libc::SIGALRM],
+        Action::Handler(on_signal),
+    );
     crate::sys::signal_ignore(libc::SIGPIPE, true);
     nonblock(sp.r);
     let stats = super::stats::Stats::load(&d);
@@ -256,24 +247,13 @@ pub fn main(sp: Spawner) -> i32 {
 /// open would let any user stall queue-run with a shared lock).
 fn lock(d: &Dirs) {
     let p = d.sub("info");
-    let fd = crate::sys::cpath(&p)
-        .and_then(|c| {
-            crate::sys::cvt(unsafe {
-                libc::open(
-                    c.as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                )
-            })
-        })
+    let fl = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let fd = crate::sys::fs::open(&p, fl)
         .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/info"], &e));
-    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    if !crate::sys::locks::try_lock(fd).unwrap_or(false) {
         log(&[b"waiting for the lock on queue/info (another queue-run is running)"]);
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-            exit::die_sys(
-                exit::TEMP,
-                &[b"unable to lock queue/info"],
-                &std::io::Error::last_os_error(),
-            );
+        if let Err(e) = crate::sys::locks::lock(fd) {
+            exit::die_sys(exit::TEMP, &[b"unable to lock queue/info"], &e);
         }
     }
 }
@@ -480,9 +460,7 @@ impl Manager {
                     revents: 0,
                 },
             ];
-            let r =
-                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-            if r <= 0 {
+            if crate::sys::poll(&mut pfds, timeout_ms).unwrap_or(0) == 0 {
                 continue;
             }
             let mut buf = [0u8; 4096];
@@ -619,7 +597,7 @@ impl Manager {
     fn request(&mut self, id: &str, rc: &[usize], req: &[u8]) -> bool {
         let sent = self.open_mess(id).and_then(|f| {
             use std::os::fd::AsRawFd;
-            spawn::send_request(self.sp.w, req, f.as_raw_fd())
+            crate::sys::net::send_with_fd(self.sp.w, req, f.as_raw_fd())
         });
         match sent {
             Ok(()) => true,
@@ -1028,16 +1006,16 @@ impl Manager {
                 tail,
             ]);
         };
-        match crate::qq::Queue::submit(&msg, &env.encode()) {
-            crate::qq::Outcome::Queued(q) => {
+        match crate::enqueue::Queue::submit(&msg, &env.encode()) {
+            crate::enqueue::Outcome::Queued(q) => {
                 log(&[what, id.as_bytes(), b" to <", &to, b"> qp ", &q]);
                 Sent::Queued
             }
-            crate::qq::Outcome::Perm(t) => {
+            crate::enqueue::Outcome::Perm(t) => {
                 unable(&t, b"; discarding it");
                 Sent::Dropped
             }
-            crate::qq::Outcome::Temp(t) => {
+            crate::enqueue::Outcome::Temp(t) => {
                 unable(&t, b"");
                 j.bounce_next = now + 60;
                 Sent::Later
