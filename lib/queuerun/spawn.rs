@@ -430,6 +430,9 @@ fn group_sync(done: &mut [Done]) -> Vec<u64> {
 /// queue-run.
 pub fn serve(req: i32, rep: i32) {
     nonblock(rep);
+    // Load the time zone once: the forked deliveries inherit it instead of
+    // each reading /etc/localtime.
+    crate::date::local(crate::sys::now() as i64);
     let mut outbuf: Vec<u8> = Vec::new();
     let mut kids: Vec<Kid> = Vec::new();
     let mut req_open = true;
