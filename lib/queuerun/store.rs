@@ -26,8 +26,9 @@
 //! After a crash: `mess/ID` without a record that still ends with its own
 //! tail goes back to drop/ (step 1 again); a record with its file still in
 //! drop/ moves it; a `mess/ID` longer than its record's size is cut again.
-//! Removal of a finished job: `mess/ID` and `state/ID`, one fsync of mess/
-//! for the batch (the commit point); a record without `mess/ID` is dead.
+//! Removal of a finished job: `mess/ID` at once, one fsync of mess/ for
+//! every job that finished within a second (the commit point), then
+//! `state/ID`; a record without `mess/ID` is dead.
 
 use crate::queue::{parse_section, received_uid, tail_offset, Envelope, MAX_ENVELOPE, TAIL_LEN};
 use crate::users::{route, Route};
