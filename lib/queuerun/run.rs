@@ -959,6 +959,7 @@ impl Manager {
         let env = crate::queue::Envelope {
             sender: sender.to_vec(),
             recipients: vec![to.clone()],
+            dsn: Default::default(),
         };
         let what: &[u8] = match (until, double) {
             (Some(_), _) => b"delay notice msg ",

@@ -115,13 +115,22 @@ pub struct Info {
     pub size: u64,
     pub sender: Vec<u8>,
     pub rcpts: Vec<Rcpt>,
+    /// The DSN parameters (none for a job of an older queue).
+    pub dsn: crate::smtp::dsn::Dsn,
 }
 
 impl Info {
-    /// `b`birth NUL `u`uid NUL `s`size NUL `F`sender NUL, then per
-    /// recipient `L`addr NUL rewritten NUL or `R`addr NUL.
+    /// `b`birth NUL `u`uid NUL `s`size NUL [`D`dsn NUL] `F`sender NUL,
+    /// then per recipient `L`addr NUL rewritten NUL or `R`addr NUL. The
+    /// `D` record (the text of [`crate::smtp::dsn::Dsn::encode`]) is
+    /// written only when there are DSN parameters.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = format!("b{}\0u{}\0s{}\0", self.birth, self.uid, self.size).into_bytes();
+        if !self.dsn.is_empty() {
+            v.push(b'D');
+            v.extend_from_slice(&self.dsn.encode());
+            v.push(0);
+        }
         v.push(b'F');
         v.extend_from_slice(&self.sender);
         v.push(0);
@@ -156,7 +165,12 @@ impl Info {
         let birth = num(f.next(), b'b')?;
         let uid = num(f.next(), b'u')? as u32;
         let size = num(f.next(), b's')?;
-        let s = f.next()?;
+        let mut s = f.next()?;
+        let mut dsn = crate::smtp::dsn::Dsn::default();
+        if let Some(d) = s.strip_prefix(b"D") {
+            dsn = crate::smtp::dsn::Dsn::decode(d)?;
+            s = f.next()?;
+        }
         if s.first() != Some(&b'F') {
             return None;
         }
@@ -184,6 +198,7 @@ impl Info {
             uid,
             size,
             sender,
+            dsn: dsn.fit(rcpts.len()),
             rcpts,
         })
     }
@@ -415,13 +430,13 @@ pub fn read_sub(f: &mut File, id: &str, size: u64, uid: u32) -> Result<Sub, Stri
         return Err("no pipemail-queue-v1 tail".into());
     }
     let tail = read_exact_at(f, TAIL_LEN as u64, size - TAIL_LEN as u64).map_err(io)?;
-    let len = tail_offset(&tail, size).ok_or("no pipemail-queue-v1 tail")?;
+    let (len, ver) = tail_offset(&tail, size).ok_or("no pipemail-queue-v1 tail")?;
     let sec_len = size - TAIL_LEN as u64 - len;
     if sec_len > MAX_ENVELOPE as u64 + 128 {
         return Err("envelope too large".into());
     }
     let sec = read_exact_at(f, sec_len, len).map_err(io)?;
-    let envelope = parse_section(id, &sec).ok_or("envelope does not parse")?;
+    let envelope = parse_section(id, ver, &sec).ok_or("envelope does not parse")?;
     let mut head = read_head(f).map_err(io)?;
     head.truncate(len.min(head.len() as u64) as usize);
     if first_line_uid(&head) != Some(uid) {
@@ -496,6 +511,7 @@ pub fn prepare(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
             size: sub.len,
             sender: sub.envelope.sender,
             rcpts,
+            dsn: sub.envelope.dsn,
         },
     )
 }
@@ -584,6 +600,7 @@ pub fn prepare_legacy(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
             size: m.len(),
             sender: envelope.sender,
             rcpts,
+            dsn: Default::default(),
         },
     )
 }
@@ -990,8 +1007,14 @@ mod tests {
                     local: None,
                 },
             ],
+            dsn: Default::default(),
         };
         assert_eq!(Info::decode(&i.encode()), Some(i.clone()));
+        let mut d = i.clone();
+        d.dsn = crate::smtp::dsn::Dsn::decode(b"ENVID=x\nNOTIFY=NEVER\n\n").unwrap();
+        let e = d.encode();
+        assert!(e.starts_with(b"b17\0u1000\0s55\0DENVID=x\nNOTIFY=NEVER\n\n\0F\0La@x\0"));
+        assert_eq!(Info::decode(&e), Some(d));
         assert_eq!(Info::decode(b"b1\0u2\0s3\0Fx\0"), None);
         assert_eq!(Info::decode(b"garbage"), None);
     }

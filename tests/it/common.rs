@@ -117,7 +117,8 @@ pub struct Submission {
     pub id: String,
     /// The message part: queue-inject's Received line, then the message.
     pub message: Vec<u8>,
-    /// The qmail-queue envelope (F sender NUL, T rcpt NUL..., NUL).
+    /// The section after its I record: the qmail-queue envelope (F sender
+    /// NUL, T rcpt NUL..., NUL), after a D record (DSN) in version 2.
     pub envelope: Vec<u8>,
     pub uid: u32,
 }
@@ -140,7 +141,7 @@ pub fn submissions(home: &Path) -> Vec<Submission> {
             let tl = pipemail::queue::TAIL_LEN;
             let off = pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64)
                 .unwrap_or_else(|| panic!("drop/{} has no tail", id))
-                as usize;
+                .0 as usize;
             let sec = &b[off..b.len() - tl];
             let want = format!("I{}\0", id);
             assert!(sec.starts_with(want.as_bytes()), "drop/{}: {:?}", id, sec);
@@ -162,8 +163,8 @@ pub fn whole_submission(p: &Path) -> bool {
     let tl = pipemail::queue::TAIL_LEN;
     let id = p.file_name().unwrap().to_string_lossy();
     b.len() >= tl
-        && pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64).is_some_and(|o| {
-            pipemail::queue::parse_section(&id, &b[o as usize..b.len() - tl]).is_some()
+        && pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64).is_some_and(|(o, v)| {
+            pipemail::queue::parse_section(&id, v, &b[o as usize..b.len() - tl]).is_some()
         })
 }
 
@@ -173,6 +174,7 @@ pub fn drop_file(id: &str, message: &[u8], envelope: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&pipemail::queue::trailer(
         id,
         envelope,
+        &Default::default(),
         message.len() as u64,
     ));
     v

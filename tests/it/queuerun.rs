@@ -1689,6 +1689,7 @@ fn crash_windows_of_takeover_and_removal() {
                 addr: b"u@mail.example.org".to_vec(),
                 local: Some(b"u@mail.example.org".to_vec()),
             }],
+            dsn: Default::default(),
         };
         store::write_info(&d, id, &info).unwrap();
     };
