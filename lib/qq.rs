@@ -3,10 +3,10 @@
 //! a result (qmail.c's qmail_close). Without `$QMAILQUEUE` the queue code is
 //! linked in and no process is started (DESIGN.md, "Speed").
 
+use crate::smtp::dsn::Dsn;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use crate::smtp::dsn::Dsn;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};

@@ -207,8 +207,9 @@ impl Info {
 /// One outcome record in `state/ID`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rec {
-    /// `K`i: recipient i delivered.
-    Done(usize),
+    /// `K`i: recipient i delivered; `K`i text when a success notice is
+    /// owed for it (NOTIFY=SUCCESS), with the delivery's report.
+    Done(usize, Option<Vec<u8>>),
     /// `D`i text: recipient i failed for good (goes into the bounce).
     Failed(usize, Vec<u8>),
     /// `Z`i time text: recipient i deferred at time.
@@ -231,7 +232,12 @@ fn clean_text(t: &[u8]) -> Vec<u8> {
 impl Rec {
     pub fn encode(&self) -> Vec<u8> {
         let mut v = match self {
-            Rec::Done(i) => format!("K{}", i).into_bytes(),
+            Rec::Done(i, None) => format!("K{}", i).into_bytes(),
+            Rec::Done(i, Some(t)) => {
+                let mut v = format!("K{} ", i).into_bytes();
+                v.extend_from_slice(&clean_text(t));
+                v
+            }
             Rec::Failed(i, t) => {
                 let mut v = format!("D{} ", i).into_bytes();
                 v.extend_from_slice(&clean_text(t));
@@ -261,7 +267,10 @@ impl Rec {
             }
         };
         Some(match k {
-            b'K' => Rec::Done(crate::parse::number(rest)? as usize),
+            b'K' => {
+                let (i, t) = word(rest);
+                Rec::Done(i? as usize, memchr::memchr(b' ', rest).map(|_| t))
+            }
             b'X' => Rec::Removed(crate::parse::number(rest)? as usize),
             b'D' => {
                 let (i, t) = word(rest);
@@ -1021,7 +1030,8 @@ mod tests {
     #[test]
     fn records_round_trip() {
         for r in [
-            Rec::Done(3),
+            Rec::Done(3, None),
+            Rec::Done(4, Some(b"did 0+1+0/".to_vec())),
             Rec::Failed(0, b"no such user (#5.1.1)".to_vec()),
             Rec::Deferred(2, 99, b"try later\nRemote host said: 451".to_vec()),
             Rec::Deferred(2, 99, b"".to_vec()),

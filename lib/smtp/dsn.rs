@@ -224,7 +224,9 @@ fn word(v: &mut Vec<u8>, key: &[u8], val: &[u8]) {
 impl Dsn {
     /// Whether nothing was asked for (then nothing is carried).
     pub fn is_empty(&self) -> bool {
-        self.ret.is_none() && self.envid.is_none() && self.rcpts.iter().all(|r| *r == RcptDsn::default())
+        self.ret.is_none()
+            && self.envid.is_none()
+            && self.rcpts.iter().all(|r| *r == RcptDsn::default())
     }
 
     /// Recipient `i`'s parameters (none when not given).
@@ -252,7 +254,11 @@ impl Dsn {
             word(&mut v, b"NOTIFY", &n.encode());
         }
         if let Some((ty, a)) = &r.orcpt {
-            word(&mut v, b"ORCPT", &[&ty[..], b";", &xtext_encode(a)].concat());
+            word(
+                &mut v,
+                b"ORCPT",
+                &[&ty[..], b";", &xtext_encode(a)].concat(),
+            );
         }
         v
     }

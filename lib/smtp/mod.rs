@@ -900,21 +900,22 @@ impl Session {
             self.err(b"501 5.5.4 syntax: DATA");
             return Ok(());
         }
-        let mut q = match Queue::start_dsn(&self.tx.as_ref().map(|t| t.dsn.clone()).unwrap_or_default()) {
-            Ok(Queue::Linked(Err(c))) => {
-                let o = crate::qq::outcome(Some(c), b"");
-                return self.queue_failed(o, b"-");
-            }
-            Ok(q) => q,
-            Err(e) => {
-                crate::exit::warn(&[
-                    b"unable to start queue program: ",
-                    crate::exit::errtext(&e).as_bytes(),
-                ]);
-                self.put(&[b"451 4.3.0 unable to start queue program"]);
-                return Ok(());
-            }
-        };
+        let mut q =
+            match Queue::start_dsn(&self.tx.as_ref().map(|t| t.dsn.clone()).unwrap_or_default()) {
+                Ok(Queue::Linked(Err(c))) => {
+                    let o = crate::qq::outcome(Some(c), b"");
+                    return self.queue_failed(o, b"-");
+                }
+                Ok(q) => q,
+                Err(e) => {
+                    crate::exit::warn(&[
+                        b"unable to start queue program: ",
+                        crate::exit::errtext(&e).as_bytes(),
+                    ]);
+                    self.put(&[b"451 4.3.0 unable to start queue program"]);
+                    return Ok(());
+                }
+            };
         self.count += 1;
         let id = format!(
             "{}.{}.{}",

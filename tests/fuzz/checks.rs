@@ -95,10 +95,14 @@ pub fn envelope(d: &[u8]) {
                 let t = queue::trailer("1.2.x", &e.encode(), &e.dsn, off);
                 if ver == 1 || !e.dsn.is_empty() {
                     // The D text is canonical only as this code writes it.
-                    let again = queue::tail_offset(&t[t.len() - queue::TAIL_LEN..], off + t.len() as u64);
+                    let again =
+                        queue::tail_offset(&t[t.len() - queue::TAIL_LEN..], off + t.len() as u64);
                     let tsec = &t[..t.len() - queue::TAIL_LEN];
                     assert_eq!(again.map(|a| a.0), Some(off));
-                    assert_eq!(queue::parse_section("1.2.x", again.unwrap().1, tsec), Some(e));
+                    assert_eq!(
+                        queue::parse_section("1.2.x", again.unwrap().1, tsec),
+                        Some(e)
+                    );
                 }
             }
         }
