@@ -227,7 +227,10 @@ fn dsn_parameters_from_the_environment() {
     let h = home("inject-dsn");
     let env = b"Fa@b.example\0Tc@d.example\0Te@f.example\0\0";
     let dsn = "RET=HDRS ENVID=x+2By\nNOTIFY=SUCCESS ORCPT=rfc822;C@d.example\n\n";
-    assert_eq!(inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", dsn)]), Some(0));
+    assert_eq!(
+        inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", dsn)]),
+        Some(0)
+    );
     let subs = committed(&h);
     assert_eq!(subs.len(), 1);
     let mut want = b"D".to_vec();
@@ -238,7 +241,12 @@ fn dsn_parameters_from_the_environment() {
     let f = std::fs::read(h.join("queue/drop").join(&subs[0].id)).unwrap();
     let tail = format!("\n#pipemail-queue-v2 {:020}\n", subs[0].message.len());
     assert!(f.ends_with(tail.as_bytes()));
-    for bad in ["RET=HDRS", "RET=ALL\n", "\nNOTIFY=SOMETIMES\n\n", "BODY=8BITMIME\n"] {
+    for bad in [
+        "RET=HDRS",
+        "RET=ALL\n",
+        "\nNOTIFY=SOMETIMES\n\n",
+        "BODY=8BITMIME\n",
+    ] {
         let h = home("inject-dsn-bad");
         assert_eq!(
             inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", bad)]),
@@ -250,11 +258,17 @@ fn dsn_parameters_from_the_environment() {
     }
     let h = home("inject-dsn-fit");
     let three = "ENVID=e\nNOTIFY=NEVER\n\n\n";
-    assert_eq!(inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", three)]), Some(0));
+    assert_eq!(
+        inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", three)]),
+        Some(0)
+    );
     let mut want = b"DENVID=e\n\0".to_vec();
     want.extend_from_slice(env);
     assert_eq!(committed(&h)[0].envelope, want);
     let h = home("inject-dsn-none");
-    assert_eq!(inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", "\n")]), Some(0));
+    assert_eq!(
+        inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", "\n")]),
+        Some(0)
+    );
     assert_eq!(committed(&h)[0].envelope, env);
 }

@@ -1116,7 +1116,13 @@ fn dsn_parameters_go_on_only_to_a_peer_that_offers_dsn() {
     control(&h, "timeoutremote", "5\n");
     let p = peer("127.0.0.1", 0, Mode::Dsn).unwrap();
     route_to(&h, "127.0.0.1", p.port);
-    let r = send(&h, "example.net", &["a@example.net", "b@example.net"], msg, &[("PIPEMAIL_DSN", dsn)]);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net", "b@example.net"],
+        msg,
+        &[("PIPEMAIL_DSN", dsn)],
+    );
     assert_eq!(
         r,
         [
@@ -1135,7 +1141,13 @@ Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n";
     control(&h, "timeoutremote", "5\n");
     let p = peer("127.0.0.1", 0, Mode::Strict).unwrap();
     route_to(&h, "127.0.0.1", p.port);
-    let r = send(&h, "example.net", &["a@example.net", "b@example.net"], msg, &[("PIPEMAIL_DSN", dsn)]);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net", "b@example.net"],
+        msg,
+        &[("PIPEMAIL_DSN", dsn)],
+    );
     assert_eq!(&r[..2], ["r", "r"]);
     let got = wait_for(&p.got, b"QUIT\r\n");
     assert!(
@@ -1149,13 +1161,23 @@ Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n";
         control(&h, "timeoutremote", "5\n");
         let p = peer("127.0.0.1", 0, Mode::Dsn).unwrap();
         route_to(&h, "127.0.0.1", p.port);
-        send(&h, "example.net", &["a@example.net", "b@example.net"], msg, &[("PIPEMAIL_DSN", bad)]);
+        send(
+            &h,
+            "example.net",
+            &["a@example.net", "b@example.net"],
+            msg,
+            &[("PIPEMAIL_DSN", bad)],
+        );
         let got = wait_for(&p.got, b"QUIT\r\n");
         let mail: &[u8] = if bad.starts_with("ENVID") {
             b"MAIL FROM:<s@example.org> ENVID=e\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\n"
         } else {
             b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\n"
         };
-        assert!(find(&got, mail).is_some(), "{}", String::from_utf8_lossy(&got));
+        assert!(
+            find(&got, mail).is_some(),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
     }
 }
