@@ -1,20 +1,38 @@
 # An SMTP sink on aiosmtpd for the end-to-end tests:
-#   sink.py ADDR PORT OUTFILE
+#   sink.py ADDR PORT OUTFILE [dsn]
 # Binds ADDR:PORT (0: a free port) and prints the port. RCPT to a local part
 # that starts with "perm" gets 550 5.1.1, "temp" 450 4.2.1. Each accepted
 # message is appended to OUTFILE as
 #   MAIL <from> <options> / RCPT <to>... / a blank line / the content
 # (the content as received: CRLF line ends, dot-unstuffed). Every record is
-# written in one write and flushed before the 250 goes out.
+# written in one write and flushed before the 250 goes out. Every MAIL and
+# RCPT command line is appended, as received, to OUTFILE.cmds. With "dsn"
+# the sink offers DSN (RFC 3461) and takes its parameters (aiosmtpd itself
+# knows none of them).
 import sys, asyncio
 from aiosmtpd.smtp import SMTP
 
 addr, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+dsn = sys.argv[4:] == ['dsn']
+
+def without(arg, keys):
+    return ' '.join(w for w in arg.split(' ') if w.split('=')[0].upper() not in keys)
+
+class Recorder(SMTP):
+    def _cmd(self, verb, arg):
+        with open(out + '.cmds', 'ab') as f:
+            f.write(('%s %s\n' % (verb, arg)).encode())
+    async def smtp_MAIL(self, arg):
+        self._cmd('MAIL', arg)
+        await super().smtp_MAIL(without(arg, {'RET', 'ENVID'}) if dsn and arg else arg)
+    async def smtp_RCPT(self, arg):
+        self._cmd('RCPT', arg)
+        await super().smtp_RCPT(without(arg, {'NOTIFY', 'ORCPT'}) if dsn and arg else arg)
 
 class Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
-        return responses[:-1] + ['250-PIPELINING', responses[-1]]
+        return responses[:-1] + ['250-PIPELINING'] + (['250-DSN'] if dsn else []) + [responses[-1]]
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         local = address.split('@')[0]
         if local.startswith('perm'):
@@ -35,7 +53,7 @@ class Handler:
 async def main():
     loop = asyncio.get_running_loop()
     srv = await loop.create_server(
-        lambda: SMTP(Handler(), hostname='sink.test', data_size_limit=64 << 20, decode_data=False),
+        lambda: Recorder(Handler(), hostname='sink.test', data_size_limit=64 << 20, decode_data=False),
         addr, port)
     print(srv.sockets[0].getsockname()[1], flush=True)
     await srv.serve_forever()
