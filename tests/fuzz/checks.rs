@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("smtp_data", smtp_data),
     ("smtp_path", smtp_path),
     ("dsn_xtext", dsn_xtext),
+    ("dsn_params", dsn_params),
     ("rules", rules),
     ("header", header),
     ("submit_input", submit_input),
@@ -1282,5 +1283,83 @@ pub fn dsn_xtext(d: &[u8]) {
     if let Some(v) = dsn::parse_envid(d) {
         assert!(d.len() <= dsn::MAX_ENVID);
         assert!(v.iter().all(|&c| (32..=126).contains(&c)));
+    }
+}
+
+/// smtp::dsn::Dsn (the text of $PIPEMAIL_DSN and of the queue's D
+/// records) and the version 2 drop-file section that carries it.
+///
+/// Properties: text that decodes encodes to a canonical text that decodes
+/// to the same; the wire parameters of every line parse back with the
+/// parsers smtp-recv uses; a drop file of version 2 with those parameters
+/// and an envelope of as many recipients parses back to the same envelope
+/// and parameters; a D record that does not fit the envelope is refused.
+pub fn dsn_params(d: &[u8]) {
+    use pipemail::smtp::dsn::{self, Dsn, Notify, Ret};
+    let Some(x) = Dsn::decode(d) else {
+        return;
+    };
+    let t = x.encode();
+    assert!(t.len() <= d.len() + 2 * x.rcpts.len() + 2, "encoding grew");
+    assert_eq!(Dsn::decode(&t).as_ref(), Some(&x), "dsn round trip");
+    let words = |p: Vec<u8>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        if p.is_empty() {
+            return Vec::new();
+        }
+        p.split(|&c| c == b' ')
+            .map(|w| {
+                let eq = w.iter().position(|&c| c == b'=').expect("KEY=value");
+                (w[..eq].to_vec(), w[eq + 1..].to_vec())
+            })
+            .collect()
+    };
+    for (k, v) in words(x.mail_params()) {
+        match &k[..] {
+            b"RET" => assert_eq!(Ret::parse(&v), x.ret),
+            b"ENVID" => assert_eq!(dsn::parse_envid(&v), x.envid),
+            _ => panic!("unknown MAIL parameter"),
+        }
+    }
+    for i in 0..x.rcpts.len() {
+        for (k, v) in words(x.rcpt_params(i)) {
+            match &k[..] {
+                b"NOTIFY" => assert_eq!(Notify::parse(&v), x.rcpts[i].notify),
+                b"ORCPT" => assert_eq!(dsn::parse_orcpt(&v), x.rcpts[i].orcpt),
+                _ => panic!("unknown RCPT parameter"),
+            }
+        }
+    }
+    let n = x.rcpts.len().max(1);
+    let env = queue::Envelope {
+        sender: b"a@b".to_vec(),
+        recipients: (0..n).map(|i| format!("r{}@x", i).into_bytes()).collect(),
+        dsn: x.clone(),
+    };
+    let tr = queue::trailer("7.7.d", &env.encode(), &x, 0);
+    let (off, ver) =
+        queue::tail_offset(&tr[tr.len() - queue::TAIL_LEN..], tr.len() as u64).expect("a tail");
+    assert_eq!((off, ver), (0, if x.is_empty() { 1 } else { 2 }));
+    let sec = &tr[..tr.len() - queue::TAIL_LEN];
+    let got = queue::parse_section("7.7.d", ver, sec).expect("section parses");
+    assert_eq!(got.recipients, env.recipients);
+    if !x.is_empty() {
+        assert_eq!(got.dsn, x.clone().fit(n));
+    }
+    let wrong = queue::Envelope {
+        recipients: vec![b"r@x".to_vec(); n + 1],
+        ..env
+    };
+    let tr = queue::trailer("7.7.d", &wrong.encode(), &x, 0);
+    let sec = &tr[..tr.len() - queue::TAIL_LEN];
+    let p = queue::parse_section("7.7.d", 2, sec);
+    if x.rcpts.is_empty() {
+        assert!(p.is_some());
+    } else {
+        assert!(
+            p.is_none(),
+            "a D record of {} recipients for {}",
+            x.rcpts.len(),
+            n + 1
+        );
     }
 }

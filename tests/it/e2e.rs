@@ -1009,9 +1009,8 @@ fn dsn_parameters_travel_end_to_end_and_relayed_gets_a_notice() {
     );
     wait_until(20, "the notice", || s.mail_of("ann").len() == 1);
     wait_until(10, "an idle queue", || s.queue_idle());
-    let cmds = |p: &Path| {
-        String::from_utf8(std::fs::read(p.with_extension("out.cmds")).unwrap()).unwrap()
-    };
+    let cmds =
+        |p: &Path| String::from_utf8(std::fs::read(p.with_extension("out.cmds")).unwrap()).unwrap();
     let size = |c: &str| {
         let i = c.find(" SIZE=").expect("SIZE") + 6;
         c[i..].split([' ', '\n']).next().unwrap().to_string()
