@@ -1005,10 +1005,12 @@ impl Manager {
             recipients: vec![to.clone()],
             dsn: Default::default(),
         };
-        let what: &[u8] = match (until, double) {
-            (Some(_), _) => b"delay notice msg ",
-            (None, true) => b"double bounce msg ",
-            (None, false) => b"bounce msg ",
+        let success = rcpts.iter().all(|f| f.action != Action::Failed);
+        let what: &[u8] = match (until, double, success) {
+            (Some(_), _, _) => b"delay notice msg ",
+            (None, true, _) => b"double bounce msg ",
+            (None, false, true) => b"delivery notice msg ",
+            (None, false, false) => b"bounce msg ",
         };
         let unable = |t: &[u8], tail: &[u8]| {
             let kind = &what[..what.len() - 5];

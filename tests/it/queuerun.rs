@@ -2096,7 +2096,8 @@ NOTIFY=SUCCESS\nNOTIFY=SUCCESS ORCPT=rfc822;OK@remote.example\nNOTIFY=SUCCESS\n\
             .count()
     };
     wait_until(15, "every notice delivered", || {
-        let sent = q.log_text().matches("bounce msg ").count();
+        let log = q.log_text();
+        let sent = log.matches("bounce msg ").count() + log.matches("delivery notice msg ").count();
         sent > 0 && to_s(&q) == sent && q.queue_empty()
     });
     q.stop();
