@@ -24,7 +24,9 @@ fn main() {
 }
 
 fn run() -> Result<(), i32> {
+    let dsn = queue::dsn_from_env()?;
     let mut q = queue::Inject::create()?;
+    q.set_dsn(dsn);
     let mut buf = vec![0u8; 65536];
     loop {
         match sys::read(0, &mut buf) {

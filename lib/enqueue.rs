@@ -3,9 +3,11 @@
 //! a result (qmail.c's qmail_close). Without `$QMAILQUEUE` the queue code is
 //! linked in and no process is started (DESIGN.md, "Speed").
 
+use crate::smtp::dsn::Dsn;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
 use std::process::{Child, Command, Stdio};
 
 /// The outcome of a submission.
@@ -99,19 +101,49 @@ fn pipe_files() -> io::Result<(std::fs::File, std::fs::File)> {
 impl Queue {
     /// Starts `$QMAILQUEUE` when set, else links the queue code in.
     pub fn start() -> io::Result<Queue> {
+        Queue::start_dsn(&Dsn::default())
+    }
+
+    /// [`Queue::start`] for a message with DSN parameters: the linked
+    /// queue code records them, a queue program gets them in
+    /// `$PIPEMAIL_DSN` (queue-inject(8); a program that is not ours
+    /// ignores it, and they are lost).
+    pub fn start_dsn(dsn: &Dsn) -> io::Result<Queue> {
         match std::env::var_os("QMAILQUEUE") {
-            Some(p) if !p.is_empty() => Queue::program(p),
-            _ => Ok(Queue::Linked(crate::queue::Inject::create())),
+            Some(p) if !p.is_empty() => Queue::program_dsn(p, dsn),
+            _ => {
+                let mut i = crate::queue::Inject::create();
+                if let Ok(i) = i.as_mut() {
+                    i.set_dsn(dsn.clone());
+                }
+                Ok(Queue::Linked(i))
+            }
         }
     }
 
-    /// Runs the queue program `prog` (no arguments), qmail-queue's interface.
+    /// Runs the queue program `prog` (no arguments), qmail-queue's
+    /// interface; `$PIPEMAIL_DSN` is passed on as it is.
     pub fn program(prog: OsString) -> io::Result<Queue> {
+        Queue::spawn(Command::new(&prog))
+    }
+
+    /// Runs the queue program `prog` with `dsn` in `$PIPEMAIL_DSN` (and
+    /// no such variable when there is nothing to say).
+    pub fn program_dsn(prog: OsString, dsn: &Dsn) -> io::Result<Queue> {
+        let mut cmd = Command::new(&prog);
+        if dsn.is_empty() {
+            cmd.env_remove(crate::smtp::dsn::ENV);
+        } else {
+            cmd.env(crate::smtp::dsn::ENV, OsString::from_vec(dsn.encode()));
+        }
+        Queue::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> io::Result<Queue> {
         let (msg_r, msg_w) = pipe_files()?;
         let (env_r, env_w) = pipe_files()?;
         let (e6_r, e6_w) = pipe_files()?;
         let e6_fd = std::os::fd::AsRawFd::as_raw_fd(&e6_w);
-        let mut cmd = Command::new(&prog);
         cmd.stdin(Stdio::from(OwnedFd::from(msg_r)))
             .stdout(Stdio::from(OwnedFd::from(env_r)));
         crate::sys::proc::pass_fd(&mut cmd, e6_fd, 6);

@@ -23,16 +23,20 @@
 //! 4. one byte is written to the fifo `queue/trigger` if anyone listens.
 //!
 //! A crash before step 3 leaves nothing (or an `ID.tmp` that queue-run
-//! removes); a named `drop/ID` is always whole. The file, version 1:
+//! removes); a named `drop/ID` is always whole. The file:
 //!
 //! ```text
 //! MESSAGE    the Received: line, then the message bytes as read from fd 0
-//! ENVELOPE   `I` ID NUL `F` sender NUL (`T` recipient NUL)... NUL
-//! TAIL       "\n#pipemail-queue-v1 " + 20 decimal digits (MESSAGE's length) + "\n"
+//! SECTION    `I` ID NUL [`D` dsn NUL] `F` sender NUL (`T` recipient NUL)... NUL
+//! TAIL       "\n#pipemail-queue-vN " + 20 decimal digits (MESSAGE's length) + "\n"
 //! ```
 //!
-//! The tail is found from the file's end; its version word lets a later
-//! format add records. queue-run trusts only the kernel's record (st_uid)
+//! Version 1 has no `D` record; version 2 (written only when there is
+//! one, so that a file without DSN parameters stays readable by an older
+//! queue-run) carries the message's DSN parameters in
+//! [`crate::smtp::dsn::Dsn::encode`]'s text form. The tail is found from
+//! the file's end; its version word lets a later format add records.
+//! [`parse_section`] is the one reader of a section. queue-run trusts only the kernel's record (st_uid)
 //! of who made the file, checks that the first line is this module's
 //! `Received:` line naming that same uid and that the `I` record names
 //! the file itself.
@@ -89,15 +93,17 @@ pub fn received_uid(first_line: &[u8]) -> Option<u32> {
     crate::parse::number(&rest[..end]).map(|n| n as u32)
 }
 
-/// A parsed envelope.
-#[derive(Debug, PartialEq, Eq, Clone)]
+/// A parsed envelope, with the DSN parameters that came with it.
+#[derive(Debug, PartialEq, Eq, Clone, Default)]
 pub struct Envelope {
     pub sender: Vec<u8>,
     pub recipients: Vec<Vec<u8>>,
+    pub dsn: crate::smtp::dsn::Dsn,
 }
 
 impl Envelope {
-    /// The qmail-queue envelope bytes: `F`sender NUL `T`rcpt NUL ... NUL.
+    /// The qmail-queue envelope bytes: `F`sender NUL `T`rcpt NUL ... NUL
+    /// (without the DSN parameters: qmail-queue has no room for them).
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(64);
         v.push(b'F');
@@ -143,6 +149,7 @@ pub fn parse_envelope(b: &[u8]) -> Result<Envelope, i32> {
     Ok(Envelope {
         sender: fields[0][1..].to_vec(),
         recipients: fields[1..].iter().map(|f| f[1..].to_vec()).collect(),
+        dsn: Default::default(),
     })
 }
 
@@ -184,45 +191,84 @@ pub fn etrn(domain: &[u8]) -> std::io::Result<()> {
     trigger(&[b"E", domain, b"\n"].concat())
 }
 
-/// The tail's fixed part; 20 digits and a newline follow.
+/// The tail's fixed part up to the version digit; the digit, a space,
+/// 20 digits and a newline follow.
+const TAIL_WORD: &[u8] = b"\n#pipemail-queue-v";
+/// The tail of version 1 up to its digits.
 pub const TAIL_MAGIC: &[u8] = b"\n#pipemail-queue-v1 ";
-/// Length of the whole tail.
+/// Length of the whole tail (both versions).
 pub const TAIL_LEN: usize = TAIL_MAGIC.len() + 21;
+/// The newest version this code reads and writes.
+pub const VERSION: u8 = 2;
 
-/// The envelope section and tail that end a drop file whose message part
-/// is `msg_len` bytes long.
-pub fn trailer(id: &str, envelope: &[u8], msg_len: u64) -> Vec<u8> {
+/// The section and tail that end a drop file whose message part is
+/// `msg_len` bytes long: version 1, or 2 when `dsn` asks for something.
+pub fn trailer(id: &str, envelope: &[u8], dsn: &crate::smtp::dsn::Dsn, msg_len: u64) -> Vec<u8> {
+    let d = (!dsn.is_empty()).then(|| dsn.encode());
     let mut v = Vec::with_capacity(id.len() + envelope.len() + TAIL_LEN + 2);
     v.push(b'I');
     v.extend_from_slice(id.as_bytes());
     v.push(0);
+    if let Some(d) = &d {
+        v.push(b'D');
+        v.extend_from_slice(d);
+        v.push(0);
+    }
     v.extend_from_slice(envelope);
-    v.extend_from_slice(TAIL_MAGIC);
-    v.extend_from_slice(format!("{:020}\n", msg_len).as_bytes());
+    v.extend_from_slice(TAIL_WORD);
+    v.push(if d.is_some() { b'2' } else { b'1' });
+    v.extend_from_slice(format!(" {:020}\n", msg_len).as_bytes());
     v
 }
 
-/// Where the message part of a drop file of `size` bytes ends, from its
-/// last [`TAIL_LEN`] bytes; None when that is not a version 1 tail.
-pub fn tail_offset(tail: &[u8], size: u64) -> Option<u64> {
-    let digits = tail.strip_prefix(TAIL_MAGIC)?.strip_suffix(b"\n")?;
+/// Where the message part of a drop file of `size` bytes ends, and the
+/// version, from its last [`TAIL_LEN`] bytes; None when that is not a
+/// tail of a version this code reads.
+pub fn tail_offset(tail: &[u8], size: u64) -> Option<(u64, u8)> {
+    let rest = tail.strip_prefix(TAIL_WORD)?;
+    let (&ver, rest) = rest.split_first()?;
+    if !(b'1'..=b'0' + VERSION).contains(&ver) {
+        return None;
+    }
+    let digits = rest.strip_prefix(b" ")?.strip_suffix(b"\n")?;
     if digits.len() != 20 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let off = crate::parse::number(&digits[1..]).filter(|_| digits[0] == b'0')?;
-    (off <= size.checked_sub(TAIL_LEN as u64)?).then_some(off)
+    (off <= size.checked_sub(TAIL_LEN as u64)?).then_some((off, ver - b'0'))
 }
 
-/// Parses the envelope section (between the message and the tail) of the
-/// drop file named `id`. None when the `I` record names another file or
-/// the envelope does not parse.
-pub fn parse_section(id: &str, sec: &[u8]) -> Option<Envelope> {
+/// Parses the section (between the message and the tail) of a drop file
+/// of version `ver` named `id`. None when the `I` record names another
+/// file, the envelope does not parse, or the `D` record (version 2 only)
+/// does not parse or names another number of recipients.
+pub fn parse_section(id: &str, ver: u8, sec: &[u8]) -> Option<Envelope> {
     let rest = sec.strip_prefix(b"I")?;
     let nul = memchr::memchr(0, rest)?;
     if &rest[..nul] != id.as_bytes() {
         return None;
     }
-    parse_envelope(&rest[nul + 1..]).ok()
+    let mut rest = &rest[nul + 1..];
+    let mut dsn = crate::smtp::dsn::Dsn::default();
+    if ver >= 2 {
+        if let Some(r) = rest.strip_prefix(b"D") {
+            let nul = memchr::memchr(0, r)?;
+            dsn = crate::smtp::dsn::Dsn::decode(&r[..nul])?;
+            rest = &r[nul + 1..];
+        }
+    }
+    let mut env = parse_envelope(rest).ok()?;
+    if !dsn.rcpts.is_empty() && dsn.rcpts.len() != env.recipients.len() {
+        return None;
+    }
+    env.dsn = dsn;
+    Some(env)
+}
+
+/// The DSN parameters a queue program gets in `$PIPEMAIL_DSN`
+/// (queue-inject(8)); Err(91) when the variable does not parse.
+pub fn dsn_from_env() -> Result<crate::smtp::dsn::Dsn, i32> {
+    crate::smtp::dsn::Dsn::from_env().map_err(|_| code::ENVELOPE)
 }
 
 /// One submission in progress. Dropping it uncommitted removes its file.
@@ -231,6 +277,8 @@ pub struct Inject {
     out: io::BufWriter<File>,
     /// Bytes of the message part written so far.
     len: u64,
+    /// The DSN parameters the commit records.
+    dsn: crate::smtp::dsn::Dsn,
     /// The `.tmp` name when the file system has no O_TMPFILE.
     tmp: Option<PathBuf>,
 }
@@ -302,6 +350,7 @@ impl Inject {
             dir,
             out: io::BufWriter::with_capacity(65536, f),
             len: 0,
+            dsn: Default::default(),
             tmp,
         };
         let line = received_line(
@@ -319,13 +368,20 @@ impl Inject {
         self.out.write_all(b).map_err(|_| code::WRITE)
     }
 
+    /// Sets the DSN parameters the commit records (their recipient list
+    /// is dropped there when its length is not the envelope's).
+    pub fn set_dsn(&mut self, dsn: crate::smtp::dsn::Dsn) {
+        self.dsn = dsn;
+    }
+
     /// Validates the envelope, makes the file durable and names it (steps
     /// 2-4 above). Returns the queue id; Err is an exit code and nothing
     /// is queued then.
     pub fn commit(mut self, envelope: &[u8]) -> Result<String, i32> {
-        parse_envelope(envelope)?;
+        let n = parse_envelope(envelope)?.recipients.len();
+        let dsn = std::mem::take(&mut self.dsn).fit(n);
         let id = new_id();
-        let t = trailer(&id, envelope, self.len);
+        let t = trailer(&id, envelope, &dsn, self.len);
         self.out.write_all(&t).map_err(|_| code::WRITE)?;
         self.out.flush().map_err(|_| code::WRITE)?;
         let name = self.dir.join(&id);
@@ -398,21 +454,40 @@ mod tests {
         let env = b"Fa@b\0Tc@d\0\0";
         let mut f = b"Received: x\nbody\n".to_vec();
         let n = f.len() as u64;
-        f.extend_from_slice(&trailer("1.2.ab", env, n));
+        let none = crate::smtp::dsn::Dsn::default();
+        f.extend_from_slice(&trailer("1.2.ab", env, &none, n));
         let size = f.len() as u64;
-        let off = tail_offset(&f[f.len() - TAIL_LEN..], size).unwrap();
-        assert_eq!(off, n);
+        let (off, ver) = tail_offset(&f[f.len() - TAIL_LEN..], size).unwrap();
+        assert_eq!((off, ver), (n, 1));
+        assert!(f.ends_with(b"\n#pipemail-queue-v1 00000000000000000017\n"));
         let sec = &f[off as usize..f.len() - TAIL_LEN];
         assert_eq!(
-            parse_section("1.2.ab", sec).unwrap().recipients,
+            parse_section("1.2.ab", 1, sec).unwrap().recipients,
             vec![b"c@d".to_vec()]
         );
-        assert_eq!(parse_section("1.2.ac", sec), None);
+        assert_eq!(parse_section("1.2.ac", 1, sec), None);
         assert_eq!(tail_offset(&f[f.len() - TAIL_LEN..], 10), None);
         assert_eq!(
-            tail_offset(b"\n#pipemail-queue-v2 00000000000000000001\n", 99),
+            tail_offset(b"\n#pipemail-queue-v3 00000000000000000001\n", 99),
             None
         );
+        // Version 2: the D record before the envelope.
+        let dsn = crate::smtp::dsn::Dsn::decode(b"RET=HDRS\nNOTIFY=NEVER\n").unwrap();
+        let t = trailer("1.2.ab", env, &dsn, 5);
+        assert_eq!(
+            t,
+            b"I1.2.ab\0DRET=HDRS\nNOTIFY=NEVER\n\0Fa@b\0Tc@d\0\0\n#pipemail-queue-v2 00000000000000000005\n"
+        );
+        let (off, ver) = tail_offset(&t[t.len() - TAIL_LEN..], 5 + t.len() as u64).unwrap();
+        assert_eq!((off, ver), (5, 2));
+        let sec = &t[..t.len() - TAIL_LEN];
+        assert_eq!(parse_section("1.2.ab", 2, sec).unwrap().dsn, dsn);
+        // A D record is no part of version 1; a D record of two recipients
+        // does not fit an envelope of one.
+        assert_eq!(parse_section("1.2.ab", 1, sec), None);
+        let two = crate::smtp::dsn::Dsn::decode(b"\nNOTIFY=NEVER\n\n").unwrap();
+        let t = trailer("1.2.ab", env, &two, 5);
+        assert_eq!(parse_section("1.2.ab", 2, &t[..t.len() - TAIL_LEN]), None);
     }
     #[test]
     fn received_uid_round_trip() {

@@ -43,6 +43,7 @@ pub fn forward(
     let env = Envelope {
         sender: sender.to_vec(),
         recipients: recipients.to_vec(),
+        dsn: Default::default(),
     };
     match q.finish(&env.encode()) {
         Outcome::Queued(id) => Ok(id),

@@ -1,11 +1,44 @@
-//! Delivery status notifications (RFC 3464): one per message, gathering
-//! every recipient that failed for good.
+//! Delivery status notifications (RFC 3464): one per message and round,
+//! gathering every recipient whose outcome is owed to the sender (failed
+//! for good, delayed, and with NOTIFY=SUCCESS delivered or relayed).
 
-/// One failed recipient and its delivery report.
+/// What a DSN says became of a recipient (RFC 3464 2.3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Failed,
+    Delayed,
+    /// Delivered here (NOTIFY=SUCCESS).
+    Delivered,
+    /// Handed to a peer that does not offer DSN (NOTIFY=SUCCESS).
+    Relayed,
+}
+
+impl Action {
+    fn name(self) -> &'static [u8] {
+        match self {
+            Action::Failed => b"failed",
+            Action::Delayed => b"delayed",
+            Action::Delivered => b"delivered",
+            Action::Relayed => b"relayed",
+        }
+    }
+    fn class(self) -> u8 {
+        match self {
+            Action::Failed => b'5',
+            Action::Delayed => b'4',
+            _ => b'2',
+        }
+    }
+}
+
+/// One recipient and its delivery report.
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub addr: Vec<u8>,
     pub text: Vec<u8>,
+    pub action: Action,
+    /// ORCPT (addr-type, address), for Original-Recipient.
+    pub orcpt: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Whom a bounce goes to.
@@ -135,6 +168,16 @@ pub fn remote_mta(text: &[u8]) -> Option<Vec<u8>> {
     Some(format!("dns; [{}]", ip).into_bytes())
 }
 
+/// An ORCPT address as a DSN field shows it: as it is when it is
+/// printable ASCII, else in xtext (RFC 3464 2.3.1).
+fn orcpt_text(a: &[u8]) -> Vec<u8> {
+    if a.iter().all(|&c| (0x20..0x7f).contains(&c)) && a.len() <= 900 {
+        a.to_vec()
+    } else {
+        crate::smtp::dsn::xtext_encode(&a[..a.len().min(300)])
+    }
+}
+
 /// What a bounce needs to know about the original message.
 pub struct Original<'a> {
     pub id: &'a str,
@@ -143,6 +186,8 @@ pub struct Original<'a> {
     pub message: &'a [u8],
     /// Whether `message` is the whole message.
     pub whole: bool,
+    /// ENVID, for Original-Envelope-Id.
+    pub envid: Option<&'a [u8]>,
 }
 
 /// The largest original attached whole; larger ones get their header only.
@@ -159,9 +204,32 @@ pub fn header_of(m: &[u8]) -> &[u8] {
     }
 }
 
-/// Builds the DSN message (LF line ends, as the queue stores messages):
-/// a bounce (Action: failed), or with `until` a delay notice (Action:
-/// delayed, Will-Retry-Until).
+/// The paragraph of the text part that introduces the recipients of
+/// one action.
+fn intro(a: Action, double: bool) -> &'static [u8] {
+    match a {
+        Action::Failed if double => {
+            b"I tried to deliver a bounce message to this address, but the bounce bounced!\n\n"
+        }
+        Action::Failed => {
+            b"I'm afraid I wasn't able to deliver your message to the following addresses.\n\
+              This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        }
+        Action::Delayed => {
+            b"Your message has not been delivered yet to the following addresses.\n\
+              This is only a warning; I'll keep trying. You need not send it again.\n\n"
+        }
+        Action::Delivered => b"Your message was delivered to the following addresses.\n\n",
+        Action::Relayed => {
+            b"Your message was passed on to the following addresses. The system that\n\
+              took it does not report delivery: this is the last notice you get about them.\n\n"
+        }
+    }
+}
+
+/// Builds the DSN message (LF line ends, as the queue stores messages)
+/// about `fails`, each with its action: a bounce, a delay notice (with
+/// `until`, Will-Retry-Until) or a success notice, or several of them.
 pub fn build(
     cfg: &super::Config,
     to: &[u8],
@@ -172,6 +240,7 @@ pub fn build(
     now: u64,
 ) -> Vec<u8> {
     let boundary = format!("pipemail-{}-{}", now, crate::sys::random_hex(8));
+    let has = |a: Action| fails.iter().any(|f| f.action == a);
     let mut m = Vec::with_capacity(orig.message.len() + 2048);
     let me = safe(&cfg.me, 200);
     let host = safe(&cfg.bouncehost, 200);
@@ -193,10 +262,11 @@ pub fn build(
         &mut m,
         &[
             b"Subject: ",
-            match (until, double) {
-                (Some(_), _) => b"delivery delayed notice",
-                (None, true) => b"failure notice (double bounce)",
-                (None, false) => b"failure notice",
+            match (has(Action::Failed), has(Action::Delayed), double) {
+                (true, _, true) => b"failure notice (double bounce)",
+                (true, _, false) => b"failure notice",
+                (false, true, _) => b"delivery delayed notice",
+                (false, false, _) => b"delivery notice",
             },
             b"\n",
         ],
@@ -230,27 +300,23 @@ pub fn build(
         &mut m,
         &[b"Hi. This is the queue-run program at ", &host, b".\n"],
     );
-    if until.is_some() {
-        m.extend_from_slice(
-            b"Your message has not been delivered yet to the following addresses.\n\
-              This is only a warning; I'll keep trying. You need not send it again.\n\n",
-        );
-    } else if double {
-        m.extend_from_slice(
-            b"I tried to deliver a bounce message to this address, but the bounce bounced!\n\n",
-        );
-    } else {
-        m.extend_from_slice(
-            b"I'm afraid I wasn't able to deliver your message to the following addresses.\n\
-              This is a permanent error; I've given up. Sorry it didn't work out.\n\n",
-        );
-    }
-    for f in fails {
-        push(&mut m, &[b"<", &safe(&f.addr, 900), b">:\n"]);
-        for line in crate::parse::trim(&f.text).split(|&c| c == b'\n') {
-            push(&mut m, &[&safe(line, 900), b"\n"]);
+    for a in [
+        Action::Failed,
+        Action::Delayed,
+        Action::Delivered,
+        Action::Relayed,
+    ] {
+        if !has(a) {
+            continue;
         }
-        m.push(b'\n');
+        m.extend_from_slice(intro(a, double));
+        for f in fails.iter().filter(|f| f.action == a) {
+            push(&mut m, &[b"<", &safe(&f.addr, 900), b">:\n"]);
+            for line in crate::parse::trim(&f.text).split(|&c| c == b'\n') {
+                push(&mut m, &[&safe(line, 900), b"\n"]);
+            }
+            m.push(b'\n');
+        }
     }
     push(
         &mut m,
@@ -260,6 +326,9 @@ pub fn build(
             b"\nContent-Type: message/delivery-status\n\n",
         ],
     );
+    if let Some(e) = orig.envid {
+        push(&mut m, &[b"Original-Envelope-Id: ", &safe(e, 200), b"\n"]);
+    }
     push(&mut m, &[b"Reporting-MTA: dns; ", &me, b"\n"]);
     push(
         &mut m,
@@ -274,26 +343,34 @@ pub fn build(
         ],
     );
     for f in fails {
+        m.push(b'\n');
+        if let Some((ty, a)) = &f.orcpt {
+            push(
+                &mut m,
+                &[
+                    b"Original-Recipient: ",
+                    &safe(ty, 40),
+                    b"; ",
+                    &orcpt_text(a),
+                    b"\n",
+                ],
+            );
+        }
         push(
             &mut m,
             &[
-                b"\nFinal-Recipient: rfc822; ",
+                b"Final-Recipient: rfc822; ",
                 &safe(&crate::smtp::path::quote(&f.addr), 900),
                 b"\n",
             ],
         );
-        let (action, class): (&[u8], u8) = if until.is_some() {
-            (b"delayed", b'4')
-        } else {
-            (b"failed", b'5')
-        };
         push(
             &mut m,
             &[
                 b"Action: ",
-                action,
+                f.action.name(),
                 b"\nStatus: ",
-                &status_class(&f.text, class),
+                &status_class(&f.text, f.action.class()),
                 b"\n",
             ],
         );
@@ -309,7 +386,7 @@ pub fn build(
                 b"\n",
             ],
         );
-        if let Some(u) = until {
+        if let Some(u) = until.filter(|_| f.action == Action::Delayed) {
             push(
                 &mut m,
                 &[
@@ -406,15 +483,20 @@ mod tests {
             birth: 0,
             message: b"Subject: x\n\nbody\n",
             whole: true,
+            envid: None,
         };
         let f = [
             Failure {
                 addr: b"u@x".to_vec(),
                 text: b"no (#5.1.1)".to_vec(),
+                action: Action::Failed,
+                orcpt: None,
             },
             Failure {
                 addr: b"john doe@x".to_vec(),
                 text: b"no (#5.1.1)".to_vec(),
+                action: Action::Failed,
+                orcpt: None,
             },
         ];
         let m = build(&cfg(), b"a@b", false, &o, &f, None, 10);
@@ -424,5 +506,29 @@ mod tests {
         assert!(s.contains("Final-Recipient: rfc822; \"john doe\"@x\n"));
         assert!(s.contains("Content-Type: message/rfc822\n\nSubject: x\n\nbody\n"));
         assert_eq!(header_of(b"A: b\n\nbody"), b"A: b\n\n");
+    }
+    #[test]
+    fn success_and_orcpt() {
+        let o = Original {
+            id: "1.2.3",
+            birth: 0,
+            message: b"Subject: x\n\n",
+            whole: false,
+            envid: Some(b"QQ314159"),
+        };
+        let f = [Failure {
+            addr: b"u@x".to_vec(),
+            text: b"127.0.0.1 accepted message.\nRemote host said: 250 ok".to_vec(),
+            action: Action::Relayed,
+            orcpt: Some((b"rfc822".to_vec(), b"U@X".to_vec())),
+        }];
+        let s = String::from_utf8(build(&cfg(), b"a@b", false, &o, &f, None, 10)).unwrap();
+        assert!(s.contains("Subject: delivery notice\n"));
+        assert!(s.contains("\n\nOriginal-Envelope-Id: QQ314159\nReporting-MTA: dns; mx.example\n"));
+        assert!(s.contains(
+            "\nOriginal-Recipient: rfc822; U@X\nFinal-Recipient: rfc822; u@x\nAction: relayed\nStatus: 2.0.0\nRemote-MTA: dns; [127.0.0.1]\nDiagnostic-Code: smtp; 250 ok\n"
+        ));
+        assert!(s.contains("Content-Type: text/rfc822-headers\n\nSubject: x\n"));
+        assert_eq!(orcpt_text(b"\xc3\xa9@x"), b"+C3+A9@x");
     }
 }

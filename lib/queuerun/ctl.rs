@@ -32,7 +32,7 @@ pub fn list(d: &Dirs) -> io::Result<Vec<Listed>> {
         let mut held = false;
         for r in recs {
             match r {
-                Rec::Done(i) if i < n => states[i] = RState::Delivered,
+                Rec::Done(i, _) if i < n => states[i] = RState::Delivered,
                 Rec::Failed(i, t) if i < n => states[i] = RState::Failed(t),
                 Rec::Removed(i) if i < n => states[i] = RState::Removed,
                 Rec::Deferred(i, at, t) if i < n => {

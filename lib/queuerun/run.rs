@@ -3,10 +3,11 @@
 //! channel (remote-send, one run per message and domain), records every
 //! outcome, retries, bounces and removes finished messages.
 
-use super::bounce::{self, Failure, Kind};
+use super::bounce::{self, Action, Failure, Kind};
 use super::store::{self, Dirs, Info, Rec};
 use super::{sched, spawn, Config};
 use crate::exit;
+use crate::smtp::dsn::Ret;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -50,7 +51,8 @@ struct Job {
     held: bool,
     /// Deleted by queue-ctl: no bounce for it any more.
     bounced: bool,
-    /// Permanent failures not bounced yet (a `B` record clears them).
+    /// Permanent failures not bounced yet, and successes owed a notice
+    /// (NOTIFY=SUCCESS): a `B` record clears them.
     fails: Vec<Failure>,
     /// The last deferral text of each recipient (for the delay notice).
     delays: Vec<Option<Vec<u8>>>,
@@ -657,7 +659,11 @@ impl Manager {
         let did = self.next_did;
         let j = &self.jobs[id];
         let addrs: Vec<&[u8]> = rc.iter().map(|&i| &j.info.rcpts[i].addr[..]).collect();
-        let req = spawn::request_remote(did, dom, &j.info.sender, &addrs);
+        let dsn = crate::smtp::dsn::Dsn {
+            rcpts: rc.iter().map(|&i| j.info.dsn.rcpt(i)).collect(),
+            ..j.info.dsn.clone()
+        };
+        let req = spawn::request_remote(did, dom, &j.info.sender, &addrs, &dsn);
         let mut line: Vec<u8> = Vec::new();
         for a in &addrs {
             line.push(b' ');
@@ -738,8 +744,10 @@ impl Manager {
                 ]);
                 continue;
             };
+            let mut passed = vec![false; fl.rcpts.len()];
             let results = match rep {
                 spawn::Reply::Remote(code, out) if fl.remote => {
+                    passed = dsn_passed(&out, fl.rcpts.len());
                     parse_remote(&out, fl.rcpts.len(), code)
                 }
                 spawn::Reply::Local(l, t) if l != 0 && !fl.remote => vec![(l, t)],
@@ -757,7 +765,7 @@ impl Manager {
                 self.busy_local -= 1;
             }
             for (n, (letter, text)) in results.into_iter().enumerate() {
-                self.result(did, &fl.id, fl.rcpts[n], letter, &text);
+                self.result(did, &fl.id, fl.rcpts[n], letter, &text, passed[n]);
             }
             self.status();
         }
@@ -766,8 +774,9 @@ impl Manager {
         }
     }
 
-    /// Records one recipient's outcome (durably for K and D) and logs it.
-    fn result(&mut self, did: u64, id: &str, i: usize, letter: u8, text: &[u8]) {
+    /// Records one recipient's outcome (durably for K and D) and logs it;
+    /// `passed`: the peer took the DSN parameters (no success notice).
+    fn result(&mut self, did: u64, id: &str, i: usize, letter: u8, text: &[u8], passed: bool) {
         let now = super::now();
         let path = self.d.state(id);
         let lifetime = self.cfg.lifetime;
@@ -813,14 +822,21 @@ impl Manager {
             ]);
             return;
         }
+        let success = if j.info.rcpts[i].local.is_some() {
+            Action::Delivered
+        } else {
+            Action::Relayed
+        };
+        let notice = letter == b'K' && !passed && owed(j, i, success);
         let (rec, what): (Rec, &[u8]) = match letter {
-            b'K' => (Rec::Done(i), b"success"),
+            b'K' => (Rec::Done(i, notice.then(|| text.clone())), b"success"),
             b'D' => (Rec::Failed(i, text.clone()), b"failure"),
             _ => (Rec::Deferred(i, now, text.clone()), b"deferral"),
         };
         // The last success of a job without failures is made durable by
         // the removal of mess/ID (remove_jobs) that follows at once.
         let last_ok = letter == b'K'
+            && !notice
             && j.fails.is_empty()
             && j.st
                 .iter()
@@ -837,13 +853,17 @@ impl Manager {
         let local = j.info.rcpts[i].local.is_some();
         self.stats.outcome(did, local, letter, j.info.size);
         match letter {
-            b'K' => j.st[i] = St::Done,
+            b'K' => {
+                j.st[i] = St::Done;
+                if notice {
+                    j.fails.push(entry(j, i, &text, success));
+                }
+            }
             b'D' => {
                 j.st[i] = St::Done;
-                j.fails.push(Failure {
-                    addr: addr.clone(),
-                    text: text.clone(),
-                });
+                if owed(j, i, Action::Failed) {
+                    j.fails.push(entry(j, i, &text, Action::Failed));
+                }
             }
             _ => {
                 j.delays[i] = Some(text.clone());
@@ -913,12 +933,11 @@ impl Manager {
         }
         j.st.iter()
             .zip(&j.delays)
-            .zip(&j.info.rcpts)
-            .filter_map(|((s, d), r)| match (s, d) {
-                (St::Pending(_), Some(t)) => Some(Failure {
-                    addr: r.addr.clone(),
-                    text: t.clone(),
-                }),
+            .enumerate()
+            .filter_map(|(i, (s, d))| match (s, d) {
+                (St::Pending(_), Some(t)) if owed(j, i, Action::Delayed) => {
+                    Some(entry(j, i, t, Action::Delayed))
+                }
                 _ => None,
             })
             .collect()
@@ -964,7 +983,15 @@ impl Manager {
             Kind::Double(a) => (a, true),
             Kind::Bounce(a) => (a, false),
         };
-        let (message, whole) = match read_original(&self.d.mess(id), j.info.size) {
+        // RET=HDRS, and a notice of successes only without RET=FULL: the
+        // header alone (RFC 3461 4.3).
+        let ret = j.info.dsn.ret;
+        let hdrs = ret == Some(Ret::Hdrs)
+            || (ret.is_none()
+                && rcpts
+                    .iter()
+                    .all(|f| matches!(f.action, Action::Delivered | Action::Relayed)));
+        let (message, whole) = match read_original(&self.d.mess(id), j.info.size, hdrs) {
             Ok(x) => x,
             Err(e) => {
                 exit::warn(&[
@@ -982,17 +1009,21 @@ impl Manager {
             birth: j.info.birth,
             message: &message,
             whole,
+            envid: j.info.dsn.envid.as_deref(),
         };
         let msg = bounce::build(&self.cfg, &to, double, &orig, rcpts, until, now);
         let sender: &[u8] = if double { bounce::DOUBLE_SENDER } else { b"" };
         let env = crate::queue::Envelope {
             sender: sender.to_vec(),
             recipients: vec![to.clone()],
+            dsn: Default::default(),
         };
-        let what: &[u8] = match (until, double) {
-            (Some(_), _) => b"delay notice msg ",
-            (None, true) => b"double bounce msg ",
-            (None, false) => b"bounce msg ",
+        let success = rcpts.iter().all(|f| f.action != Action::Failed);
+        let what: &[u8] = match (until, double, success) {
+            (Some(_), _, _) => b"delay notice msg ",
+            (None, true, _) => b"double bounce msg ",
+            (None, false, true) => b"delivery notice msg ",
+            (None, false, false) => b"bounce msg ",
         };
         let unable = |t: &[u8], tail: &[u8]| {
             let kind = &what[..what.len() - 5];
@@ -1217,10 +1248,9 @@ impl Manager {
                         } else {
                             let t = ADMIN_BOUNCE.to_vec();
                             rec(Rec::Failed(i, t.clone()));
-                            j.fails.push(Failure {
-                                addr: j.info.rcpts[i].addr.clone(),
-                                text: t,
-                            });
+                            if owed(j, i, Action::Failed) {
+                                j.fails.push(entry(j, i, &t, Action::Failed));
+                            }
                         }
                         j.st[i] = St::Done;
                     }
@@ -1245,6 +1275,30 @@ impl Manager {
     }
 }
 
+/// Whether recipient `i`'s outcome `a` is owed to the sender: NOTIFY
+/// (RFC 3461 4.1; FAILURE and DELAY when absent) asks for it, and for a
+/// success the sender is a real address (no notice about a bounce).
+fn owed(j: &Job, i: usize, a: Action) -> bool {
+    let n = j.info.dsn.rcpt(i).notify();
+    match a {
+        Action::Failed => n.failure,
+        Action::Delayed => n.delay,
+        Action::Delivered | Action::Relayed => {
+            n.success && !j.info.sender.is_empty() && j.info.sender != bounce::DOUBLE_SENDER
+        }
+    }
+}
+
+/// Recipient `i`'s entry in a DSN.
+fn entry(j: &Job, i: usize, text: &[u8], action: Action) -> Failure {
+    Failure {
+        addr: j.info.rcpts[i].addr.clone(),
+        text: text.to_vec(),
+        action,
+        orcpt: j.info.dsn.rcpt(i).orcpt,
+    }
+}
+
 /// Applies one state record to a job being recovered.
 fn apply(j: &mut Job, r: Rec) {
     let n = j.st.len();
@@ -1256,13 +1310,21 @@ fn apply(j: &mut Job, r: Rec) {
         }
     };
     match r {
-        Rec::Done(i) | Rec::Removed(i) if i < n => j.st[i] = St::Done,
+        Rec::Done(i, None) | Rec::Removed(i) if i < n => j.st[i] = St::Done,
+        Rec::Done(i, Some(t)) if i < n => {
+            j.st[i] = St::Done;
+            let a = if j.info.rcpts[i].local.is_some() {
+                Action::Delivered
+            } else {
+                Action::Relayed
+            };
+            j.fails.push(entry(j, i, &t, a));
+        }
         Rec::Failed(i, t) if i < n => {
             j.st[i] = St::Done;
-            j.fails.push(Failure {
-                addr: j.info.rcpts[i].addr.clone(),
-                text: t,
-            });
+            if owed(j, i, Action::Failed) {
+                j.fails.push(entry(j, i, &t, Action::Failed));
+            }
         }
         Rec::Deferred(i, at, t) if i < n => {
             j.delays[i] = Some(t);
@@ -1280,15 +1342,33 @@ fn apply(j: &mut Job, r: Rec) {
 }
 
 /// The original for a bounce: the whole message, or its header when large.
-fn read_original(p: &std::path::Path, size: u64) -> std::io::Result<(Vec<u8>, bool)> {
+fn read_original(p: &std::path::Path, size: u64, hdrs: bool) -> std::io::Result<(Vec<u8>, bool)> {
     use std::io::Read;
-    if size <= bounce::ATTACH_MAX {
+    if size <= bounce::ATTACH_MAX && !hdrs {
         return Ok((std::fs::read(p)?, true));
     }
     let mut b = Vec::new();
     std::fs::File::open(p)?.take(65536).read_to_end(&mut b)?;
     let h = bounce::header_of(&b).to_vec();
     Ok((h, false))
+}
+
+/// For each of `n` recipients, whether remote-send's report says the peer
+/// took the DSN parameters (an `r` record of [`crate::remote::DSN_PASSED`]).
+pub fn dsn_passed(out: &[u8], n: usize) -> Vec<bool> {
+    let recs = records(out);
+    (0..n)
+        .map(|i| recs.get(i).and_then(|r| r.strip_prefix(b"r")) == Some(crate::remote::DSN_PASSED))
+        .collect()
+}
+
+/// The NUL-terminated records of a report (a torn last one left out).
+fn records(out: &[u8]) -> Vec<&[u8]> {
+    let end = memchr::memrchr(0, out).map(|i| i + 1).unwrap_or(0);
+    out[..end]
+        .split(|&c| c == 0)
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 /// Turns remote-send's report (qmail-remote's format) into one
@@ -1298,11 +1378,7 @@ pub fn parse_remote(out: &[u8], n: usize, code: Option<i32>) -> Vec<(u8, Vec<u8>
     if code != Some(0) {
         return all(b'Z', b"Unable to run remote-send. (#4.3.0)");
     }
-    let end = memchr::memrchr(0, out).map(|i| i + 1).unwrap_or(0);
-    let recs: Vec<&[u8]> = out[..end]
-        .split(|&c| c == 0)
-        .filter(|r| !r.is_empty())
-        .collect();
+    let recs = records(out);
     let Some((last, rc)) = recs.split_last() else {
         return all(b'Z', b"remote-send gave no report. (#4.3.0)");
     };

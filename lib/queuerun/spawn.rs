@@ -9,7 +9,11 @@
 //!
 //! - `ID` NUL `L` NUL `SENDER` NUL `RECIPIENT` NUL: a local delivery;
 //! - `ID` NUL `R` NUL `HOST` NUL `SENDER` NUL (`RECIPIENT` NUL)...: a remote
-//!   delivery of at most [`REMOTE_RCPTS_MAX`] recipients.
+//!   delivery of at most [`REMOTE_RCPTS_MAX`] recipients;
+//! - `ID` NUL `D` NUL `DSN` NUL `HOST` NUL ...: the same with the DSN
+//!   parameters of those recipients (the text of
+//!   [`crate::smtp::dsn::Dsn::encode`]), which remote-send gets in
+//!   `$PIPEMAIL_DSN`.
 //!
 //! ID is a decimal delivery number. local-spawn → queue-run: a pipe (fd 7),
 //! one reply per request, in any order:
@@ -23,7 +27,8 @@
 //! root, run as the recipient's account (users::lookup), never uid 0.
 //! Exit 0 → K, 100 → D, anything else or a crash → Z. Remote:
 //! `remote-send HOST SENDER RECIPIENT...` (or `$QMAILREMOTE`), as root run
-//! as `$PMAILR`, else the account pmailr, else 65534.
+//! as `$PMAILR`, else the account pmailr, else 65534. No delivery inherits
+//! a `$PIPEMAIL_DSN` of local-spawn's own.
 
 use std::ffi::CString;
 use std::io;
@@ -84,7 +89,7 @@ pub fn start(
     ids: Option<(u32, u32)>,
     tag: u64,
 ) -> io::Result<Kid> {
-    start_child(prog, args, stdin, ids, tag, None)
+    start_child(prog, args, stdin, ids, tag, None, None)
 }
 
 /// [`start`], or with `linked` = (sender, recipient) a forked child that
@@ -96,11 +101,25 @@ fn start_child(
     ids: Option<(u32, u32)>,
     tag: u64,
     linked: Option<(&[u8], &[u8])>,
+    dsn: Option<&[u8]>,
 ) -> io::Result<Kid> {
     let cprog = crate::sys::cpath(prog)?;
     let mut argv: Vec<CString> = vec![cprog.clone()];
     for a in args {
         argv.push(crate::sys::cstr(a)?);
+    }
+    // The environment: ours without $PIPEMAIL_DSN, and the request's.
+    let key = crate::smtp::dsn::ENV.as_bytes();
+    let mut envv: Vec<CString> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        if k.as_bytes() != key {
+            envv.push(crate::sys::cstr(
+                &[k.as_bytes(), b"=", v.as_bytes()].concat(),
+            )?);
+        }
+    }
+    if let Some(d) = dsn {
+        envv.push(crate::sys::cstr(&[key, b"=", d].concat())?);
     }
     let (r, w) = crate::sys::pipe()?;
     let (sync_r, sync_w) = match linked {
@@ -154,7 +173,7 @@ fn start_child(
                 let _ = crate::sys::write_all(1, &report);
                 proc::exit_now(code);
             }
-            let e = proc::execv(&cprog, &argv);
+            let e = proc::execve(&cprog, &argv, &envv);
             let mut m = fail;
             m.extend_from_slice(crate::exit::errtext(&e).as_bytes());
             m.extend_from_slice(b" (#4.3.0)\n");
@@ -187,9 +206,10 @@ pub fn local_letter(code: Option<i32>) -> u8 {
 }
 
 /// Largest request packet.
-pub const REQUEST_MAX: usize = 65536;
+pub const REQUEST_MAX: usize = 131072;
 /// Most recipients in one remote request (so a packet stays under
-/// [`REQUEST_MAX`]: addresses are at most 1002 bytes).
+/// [`REQUEST_MAX`]: addresses are at most 1002 bytes, a recipient's DSN
+/// parameters at most 550).
 pub const REMOTE_RCPTS_MAX: usize = 50;
 
 fn fields(v: &mut Vec<u8>, f: &[&[u8]]) {
@@ -206,10 +226,21 @@ pub fn request(id: u64, sender: &[u8], rcpt: &[u8]) -> Vec<u8> {
     v
 }
 
-/// A remote request packet.
-pub fn request_remote(id: u64, host: &[u8], sender: &[u8], rcpts: &[&[u8]]) -> Vec<u8> {
+/// A remote request packet (with the DSN parameters of `rcpts`).
+pub fn request_remote(
+    id: u64,
+    host: &[u8],
+    sender: &[u8],
+    rcpts: &[&[u8]],
+    dsn: &crate::smtp::dsn::Dsn,
+) -> Vec<u8> {
     let mut v = Vec::new();
-    fields(&mut v, &[id.to_string().as_bytes(), b"R", host, sender]);
+    if dsn.is_empty() {
+        fields(&mut v, &[id.to_string().as_bytes(), b"R"]);
+    } else {
+        fields(&mut v, &[id.to_string().as_bytes(), b"D", &dsn.encode()]);
+    }
+    fields(&mut v, &[host, sender]);
     fields(&mut v, rcpts);
     v
 }
@@ -321,13 +352,21 @@ fn start_request(pkt: &[u8], fds: Vec<OwnedFd>) -> Result<Kid, Vec<u8>> {
         Some(b"L") if f.len() == 4 => {
             start_local(fd.as_raw_fd(), f[2], f[3], tag).map_err(|t| z(&t))
         }
-        Some(b"R") if f.len() >= 5 && f.len() - 4 <= REMOTE_RCPTS_MAX => {
+        Some(kind @ (b"R" | b"D")) => {
+            let (dsn, rest) = match kind {
+                b"D" => (f.get(2).copied(), f.get(3..).unwrap_or(&[])),
+                _ => (None, &f[2..]),
+            };
+            if rest.len() < 3 || rest.len() - 2 > REMOTE_RCPTS_MAX {
+                return Err(z(b"local-spawn got a malformed request (#4.3.0)"));
+            }
             let prog = crate::exec::program("QMAILREMOTE", "remote-send");
-            let mut k = start(&prog, &f[2..], fd.as_raw_fd(), remote_ids(), tag).map_err(|e| {
-                z(format!("unable to fork: {} (#4.3.0)", crate::exit::errtext(&e)).as_bytes())
-            })?;
+            let mut k = start_child(&prog, rest, fd.as_raw_fd(), remote_ids(), tag, None, dsn)
+                .map_err(|e| {
+                    z(format!("unable to fork: {} (#4.3.0)", crate::exit::errtext(&e)).as_bytes())
+                })?;
             k.remote = true;
-            k.limit = 10000 + 1100 * (f.len() - 4);
+            k.limit = 10000 + 1100 * (rest.len() - 2);
             Ok(k)
         }
         _ => Err(z(b"local-spawn got a malformed request (#4.3.0)")),
@@ -354,7 +393,7 @@ fn start_local(fd: i32, sender: &[u8], rcpt: &[u8], tag: u64) -> Result<Kid, Vec
         Some(v) if !v.is_empty() => None,
         _ => Some((sender, rcpt)),
     };
-    start_child(&prog, &[sender, rcpt], fd, ids, tag, linked)
+    start_child(&prog, &[sender, rcpt], fd, ids, tag, linked, None)
         .map_err(|e| format!("unable to fork: {} (#4.3.0)", crate::exit::errtext(&e)).into_bytes())
 }
 
@@ -548,8 +587,13 @@ mod tests {
     fn fields_and_records() {
         assert_eq!(request(7, b"", b"u@x"), b"7\0L\0\0u@x\0");
         assert_eq!(
-            request_remote(8, b"h", b"s", &[b"a@h", b"b@h"]),
+            request_remote(8, b"h", b"s", &[b"a@h", b"b@h"], &Default::default()),
             b"8\0R\0h\0s\0a@h\0b@h\0"
+        );
+        let d = crate::smtp::dsn::Dsn::decode(b"RET=HDRS\n").unwrap();
+        assert_eq!(
+            request_remote(8, b"h", b"s", &[b"a@h"], &d),
+            b"8\0D\0RET=HDRS\n\0h\0s\0a@h\0"
         );
         let mut b = reply(3, b'K', b"ok\0x");
         assert_eq!(b, b"3\0Kok x\0");

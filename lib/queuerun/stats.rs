@@ -280,6 +280,7 @@ mod tests {
             size,
             sender: b"s@x".to_vec(),
             rcpts,
+            dsn: Default::default(),
         }
     }
 

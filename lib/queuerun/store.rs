@@ -119,13 +119,22 @@ pub struct Info {
     pub size: u64,
     pub sender: Vec<u8>,
     pub rcpts: Vec<Rcpt>,
+    /// The DSN parameters (none for a job of an older queue).
+    pub dsn: crate::smtp::dsn::Dsn,
 }
 
 impl Info {
-    /// `b`birth NUL `u`uid NUL `s`size NUL `F`sender NUL, then per
-    /// recipient `L`addr NUL rewritten NUL or `R`addr NUL.
+    /// `b`birth NUL `u`uid NUL `s`size NUL [`D`dsn NUL] `F`sender NUL,
+    /// then per recipient `L`addr NUL rewritten NUL or `R`addr NUL. The
+    /// `D` record (the text of [`crate::smtp::dsn::Dsn::encode`]) is
+    /// written only when there are DSN parameters.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = format!("b{}\0u{}\0s{}\0", self.birth, self.uid, self.size).into_bytes();
+        if !self.dsn.is_empty() {
+            v.push(b'D');
+            v.extend_from_slice(&self.dsn.encode());
+            v.push(0);
+        }
         v.push(b'F');
         v.extend_from_slice(&self.sender);
         v.push(0);
@@ -160,7 +169,12 @@ impl Info {
         let birth = num(f.next(), b'b')?;
         let uid = num(f.next(), b'u')? as u32;
         let size = num(f.next(), b's')?;
-        let s = f.next()?;
+        let mut s = f.next()?;
+        let mut dsn = crate::smtp::dsn::Dsn::default();
+        if let Some(d) = s.strip_prefix(b"D") {
+            dsn = crate::smtp::dsn::Dsn::decode(d)?;
+            s = f.next()?;
+        }
         if s.first() != Some(&b'F') {
             return None;
         }
@@ -188,6 +202,7 @@ impl Info {
             uid,
             size,
             sender,
+            dsn: dsn.fit(rcpts.len()),
             rcpts,
         })
     }
@@ -196,8 +211,9 @@ impl Info {
 /// One outcome record in `state/ID`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rec {
-    /// `K`i: recipient i delivered.
-    Done(usize),
+    /// `K`i: recipient i delivered; `K`i text when a success notice is
+    /// owed for it (NOTIFY=SUCCESS), with the delivery's report.
+    Done(usize, Option<Vec<u8>>),
     /// `D`i text: recipient i failed for good (goes into the bounce).
     Failed(usize, Vec<u8>),
     /// `Z`i time text: recipient i deferred at time.
@@ -220,7 +236,12 @@ fn clean_text(t: &[u8]) -> Vec<u8> {
 impl Rec {
     pub fn encode(&self) -> Vec<u8> {
         let mut v = match self {
-            Rec::Done(i) => format!("K{}", i).into_bytes(),
+            Rec::Done(i, None) => format!("K{}", i).into_bytes(),
+            Rec::Done(i, Some(t)) => {
+                let mut v = format!("K{} ", i).into_bytes();
+                v.extend_from_slice(&clean_text(t));
+                v
+            }
             Rec::Failed(i, t) => {
                 let mut v = format!("D{} ", i).into_bytes();
                 v.extend_from_slice(&clean_text(t));
@@ -250,7 +271,10 @@ impl Rec {
             }
         };
         Some(match k {
-            b'K' => Rec::Done(crate::parse::number(rest)? as usize),
+            b'K' => {
+                let (i, t) = word(rest);
+                Rec::Done(i? as usize, memchr::memchr(b' ', rest).map(|_| t))
+            }
             b'X' => Rec::Removed(crate::parse::number(rest)? as usize),
             b'D' => {
                 let (i, t) = word(rest);
@@ -420,13 +444,13 @@ pub fn read_sub(f: &mut File, id: &str, size: u64, uid: u32) -> Result<Sub, Stri
         return Err("no pipemail-queue-v1 tail".into());
     }
     let tail = read_exact_at(f, TAIL_LEN as u64, size - TAIL_LEN as u64).map_err(io)?;
-    let len = tail_offset(&tail, size).ok_or("no pipemail-queue-v1 tail")?;
+    let (len, ver) = tail_offset(&tail, size).ok_or("no pipemail-queue-v1 tail")?;
     let sec_len = size - TAIL_LEN as u64 - len;
     if sec_len > MAX_ENVELOPE as u64 + 128 {
         return Err("envelope too large".into());
     }
     let sec = read_exact_at(f, sec_len, len).map_err(io)?;
-    let envelope = parse_section(id, &sec).ok_or("envelope does not parse")?;
+    let envelope = parse_section(id, ver, &sec).ok_or("envelope does not parse")?;
     let mut head = read_head(f).map_err(io)?;
     head.truncate(len.min(head.len() as u64) as usize);
     if first_line_uid(&head) != Some(uid) {
@@ -507,6 +531,7 @@ pub fn prepare(
             size: sub.len,
             sender: sub.envelope.sender,
             rcpts,
+            dsn: sub.envelope.dsn,
         },
     )
 }
@@ -601,6 +626,7 @@ pub fn prepare_legacy(
             size: m.len(),
             sender: envelope.sender,
             rcpts,
+            dsn: Default::default(),
         },
     )
 }
@@ -1165,8 +1191,14 @@ mod tests {
                     local: None,
                 },
             ],
+            dsn: Default::default(),
         };
         assert_eq!(Info::decode(&i.encode()), Some(i.clone()));
+        let mut d = i.clone();
+        d.dsn = crate::smtp::dsn::Dsn::decode(b"ENVID=x\nNOTIFY=NEVER\n\n").unwrap();
+        let e = d.encode();
+        assert!(e.starts_with(b"b17\0u1000\0s55\0DENVID=x\nNOTIFY=NEVER\n\n\0F\0La@x\0"));
+        assert_eq!(Info::decode(&e), Some(d));
         assert_eq!(Info::decode(b"b1\0u2\0s3\0Fx\0"), None);
         assert_eq!(Info::decode(b"garbage"), None);
     }
@@ -1181,7 +1213,13 @@ mod tests {
                 addr: b"b@y".to_vec(),
                 local: None,
             }],
+            dsn: Default::default(),
         };
+        // A job with DSN parameters keeps them in its record.
+        let mut with = i.clone();
+        with.dsn = crate::smtp::dsn::Dsn::decode(b"RET=HDRS\nNOTIFY=SUCCESS\n").unwrap();
+        let r = job_record("1.2.ds", &with);
+        assert_eq!(parse_journal(&r).0, vec![("1.2.ds".into(), with)]);
         let mut b = job_record("1.2.ab", &i);
         let one = b.len();
         b.extend_from_slice(&job_record("1.2.cd", &i));
@@ -1208,7 +1246,8 @@ mod tests {
     #[test]
     fn records_round_trip() {
         for r in [
-            Rec::Done(3),
+            Rec::Done(3, None),
+            Rec::Done(4, Some(b"did 0+1+0/".to_vec())),
             Rec::Failed(0, b"no such user (#5.1.1)".to_vec()),
             Rec::Deferred(2, 99, b"try later\nRemote host said: 451".to_vec()),
             Rec::Deferred(2, 99, b"".to_vec()),

@@ -18,6 +18,10 @@ use crate::control;
 use smtp::{Conn, Deadlines, Ext, Reply};
 use std::net::IpAddr;
 
+/// The text of an `r` record when the peer offers DSN and took the
+/// message's DSN parameters: it, not we, reports success (remote-send(8)).
+pub const DSN_PASSED: &[u8] = b"DSN parameters passed on";
+
 /// The report being built.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -157,6 +161,11 @@ pub fn run(host: &[u8], sender: &[u8], recips: &[Vec<u8>]) -> Report {
             };
         }
     };
+    // $PIPEMAIL_DSN (queue-run's): one that does not parse is ignored, a
+    // recipient list of another length too (the peer decides then).
+    let dsn = crate::smtp::dsn::Dsn::from_env()
+        .unwrap_or_default()
+        .fit(recips.len());
     deliver(
         &cfg,
         &crate::dns::Resolver::from_env(),
@@ -164,10 +173,12 @@ pub fn run(host: &[u8], sender: &[u8], recips: &[Vec<u8>]) -> Report {
         sender,
         recips,
         &msg,
+        &dsn,
     )
 }
 
-/// Delivers `msg` (LF line ends, as stored) for `recips` to `host`.
+/// Delivers `msg` (LF line ends, as stored) for `recips` to `host`, with
+/// their DSN parameters for a peer that offers DSN.
 pub fn deliver(
     cfg: &Config,
     resolver: &crate::dns::Resolver,
@@ -175,6 +186,7 @@ pub fn deliver(
     sender: &[u8],
     recips: &[Vec<u8>],
     msg: &[u8],
+    dsn: &crate::smtp::dsn::Dsn,
 ) -> Report {
     if bad_addr(sender) {
         return Report::done(
@@ -230,7 +242,7 @@ pub fn deliver(
         match c.reply() {
             Ok(r) if r.class() == 2 => {
                 tcpto.record(ip, false);
-                return session(cfg, &plan, c, &ipt, sender, recips, msg, &data);
+                return session(cfg, &plan, c, &ipt, sender, recips, msg, &data, dsn);
             }
             Ok(r) => {
                 c.quit(true);
@@ -301,6 +313,7 @@ fn session(
     recips: &[Vec<u8>],
     msg: &[u8],
     data: &[u8],
+    dsn: &crate::smtp::dsn::Dsn,
 ) -> Report {
     let mut rep = Report::default();
     // Whether the connection broke (then QUIT is not waited for).
@@ -438,10 +451,25 @@ fn session(
         if utf8 {
             mail.extend_from_slice(b" SMTPUTF8");
         }
+        // RFC 3461 5.2: the parameters go on to a peer that offers DSN.
+        let with_dsn = |mut cmd: Vec<u8>, p: Vec<u8>| {
+            if ext.dsn && !p.is_empty() {
+                cmd.push(b' ');
+                cmd.extend_from_slice(&p);
+            }
+            cmd
+        };
+        let mut mail = with_dsn(mail, dsn.mail_params());
         mail.extend_from_slice(b"\r\n");
         let rcpts: Vec<Vec<u8>> = recips
             .iter()
-            .map(|r| text(&[b"RCPT TO:<", &quote(r), b">\r\n"]))
+            .enumerate()
+            .map(|(i, r)| {
+                let cmd = text(&[b"RCPT TO:<", &quote(r), b">"]);
+                let mut cmd = with_dsn(cmd, dsn.rcpt_params(i));
+                cmd.extend_from_slice(b"\r\n");
+                cmd
+            })
             .collect();
         let ok_rcpt: Vec<bool> = recips.iter().map(|r| !bad_addr(r)).collect();
         // MAIL
@@ -500,7 +528,8 @@ fn session(
             let r = c.reply().map_err(io(b"reading the reply to RCPT"))?;
             if r.class() == 2 {
                 accepted += 1;
-                rep.recips.push((b'r', Vec::new()));
+                let t: &[u8] = if ext.dsn { DSN_PASSED } else { b"" };
+                rep.recips.push((b'r', t.to_vec()));
             } else {
                 let (l, d): (u8, &[u8]) = if r.class() == 5 {
                     (b'h', b"5.1.1")

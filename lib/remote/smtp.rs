@@ -63,6 +63,8 @@ pub struct Ext {
     pub eightbit: bool,
     pub smtputf8: bool,
     pub starttls: bool,
+    /// DSN (RFC 3461).
+    pub dsn: bool,
     /// The AUTH mechanisms, upper case.
     pub auth: Vec<Vec<u8>>,
 }
@@ -80,6 +82,7 @@ impl Ext {
                 b"SMTPUTF8" => e.smtputf8 = true,
                 b"SIZE" => e.size = Some(w.next().and_then(crate::parse::number).unwrap_or(0)),
                 b"STARTTLS" => e.starttls = true,
+                b"DSN" => e.dsn = true,
                 b"AUTH" => e.auth = w.map(|m| m.to_ascii_uppercase()).collect(),
                 _ => {}
             }

@@ -153,6 +153,8 @@ struct Tx {
     sender: Vec<u8>,
     rcpts: Vec<Vec<u8>>,
     utf8: bool,
+    /// RET and ENVID from MAIL, NOTIFY and ORCPT of each of `rcpts`.
+    dsn: dsn::Dsn,
 }
 
 pub struct Session {
@@ -308,6 +310,26 @@ pub fn safe(b: &[u8]) -> Vec<u8> {
             }
         })
         .collect()
+}
+
+/// One RCPT parameter: NOTIFY or ORCPT (RFC 3461) into `r`; Err is the
+/// reply (501 for a bad value or a repeated one, 555 for any other).
+fn rcpt_param(prm: &[u8], r: &mut dsn::RcptDsn) -> Result<(), Vec<u8>> {
+    let Some((k, v)) = path::param(prm) else {
+        return Err(b"501 5.5.4 bad parameter syntax".to_vec());
+    };
+    match (k.as_slice(), v) {
+        (b"NOTIFY", Some(v)) => match dsn::Notify::parse(v) {
+            Some(n) if r.notify.is_none() => r.notify = Some(n),
+            _ => return Err(b"501 5.5.4 bad NOTIFY parameter".to_vec()),
+        },
+        (b"ORCPT", Some(v)) => match dsn::parse_orcpt(v) {
+            Some(o) if r.orcpt.is_none() => r.orcpt = Some(o),
+            _ => return Err(b"501 5.5.4 bad ORCPT parameter".to_vec()),
+        },
+        _ => return Err([&b"555 5.5.4 unsupported parameter "[..], &safe(&k)].concat()),
+    }
+    Ok(())
 }
 
 /// A SIZE= value (RFC 1870: 1 to 20 digits); one past u64 counts as
@@ -533,6 +555,7 @@ impl Session {
         lines.push(b"ETRN".to_vec());
         lines.push(b"HELP".to_vec());
         lines.push(b"SMTPUTF8".to_vec());
+        lines.push(b"DSN".to_vec());
         if self.cfg.starttls.is_some() && !self.cfg.tls {
             lines.push(b"STARTTLS".to_vec());
         }
@@ -579,6 +602,7 @@ impl Session {
             }
         };
         let mut utf8 = false;
+        let mut dsn = dsn::Dsn::default();
         for prm in &p.params {
             let Some((k, v)) = path::param(prm) else {
                 self.err(b"501 5.5.4 bad parameter syntax");
@@ -605,6 +629,20 @@ impl Session {
                     if v.eq_ignore_ascii_case(b"7BIT") || v.eq_ignore_ascii_case(b"8BITMIME") => {}
                 (b"SMTPUTF8", None) => utf8 = true,
                 (b"AUTH", Some(_)) if self.auth_offered() => {}
+                (b"RET", Some(v)) => match dsn::Ret::parse(v) {
+                    Some(r) if dsn.ret.is_none() => dsn.ret = Some(r),
+                    _ => {
+                        self.err(b"501 5.5.4 bad RET parameter");
+                        return Ok(());
+                    }
+                },
+                (b"ENVID", Some(v)) => match dsn::parse_envid(v) {
+                    Some(e) if dsn.envid.is_none() => dsn.envid = Some(e),
+                    _ => {
+                        self.err(b"501 5.5.4 bad ENVID parameter");
+                        return Ok(());
+                    }
+                },
                 _ => {
                     let mut m = b"555 5.5.4 unsupported parameter ".to_vec();
                     m.extend_from_slice(&safe(&k));
@@ -630,6 +668,7 @@ impl Session {
             sender: p.addr,
             rcpts: Vec::new(),
             utf8,
+            dsn,
         });
         self.put(&[b"250 2.1.0 ok"]);
         Ok(())
@@ -651,19 +690,21 @@ impl Session {
             self.err(b"501 5.5.4 syntax: RCPT TO:<address>");
             return Ok(());
         };
+        let mut rdsn = dsn::RcptDsn::default();
         let (mut addr, postmaster) = match path::parse(rest) {
             Ok(p) if p.addr.is_empty() => {
                 self.err(b"501 5.1.3 bad recipient address syntax");
                 return Ok(());
             }
-            Ok(p) if !p.params.is_empty() => {
-                let k = path::param(p.params[0]).map(|(k, _)| k).unwrap_or_default();
-                let mut m = b"555 5.5.4 unsupported parameter ".to_vec();
-                m.extend_from_slice(&safe(&k));
-                self.err(&m);
-                return Ok(());
+            Ok(p) => {
+                for prm in &p.params {
+                    if let Err(m) = rcpt_param(prm, &mut rdsn) {
+                        self.err(&m);
+                        return Ok(());
+                    }
+                }
+                (p.addr, false)
             }
-            Ok(p) => (p.addr, false),
             Err(path::PathError::NoDomain(l)) if l.eq_ignore_ascii_case(b"postmaster") => {
                 let mut a = b"postmaster@".to_vec();
                 a.extend_from_slice(&self.cfg.local_domain);
@@ -750,6 +791,7 @@ impl Session {
         }
         if let Some(t) = self.tx.as_mut() {
             t.rcpts.push(addr);
+            t.dsn.rcpts.push(rdsn);
         }
         self.put(&[b"250 2.1.5 ok"]);
         Ok(())
@@ -816,21 +858,22 @@ impl Session {
             self.err(b"501 5.5.4 syntax: DATA");
             return Ok(());
         }
-        let mut q = match Queue::start() {
-            Ok(Queue::Linked(Err(c))) => {
-                let o = crate::enqueue::outcome(Some(c), b"");
-                return self.queue_failed(o, b"-");
-            }
-            Ok(q) => q,
-            Err(e) => {
-                crate::exit::warn(&[
-                    b"unable to start queue program: ",
-                    crate::exit::errtext(&e).as_bytes(),
-                ]);
-                self.put(&[b"451 4.3.0 unable to start queue program"]);
-                return Ok(());
-            }
-        };
+        let mut q =
+            match Queue::start_dsn(&self.tx.as_ref().map(|t| t.dsn.clone()).unwrap_or_default()) {
+                Ok(Queue::Linked(Err(c))) => {
+                    let o = crate::enqueue::outcome(Some(c), b"");
+                    return self.queue_failed(o, b"-");
+                }
+                Ok(q) => q,
+                Err(e) => {
+                    crate::exit::warn(&[
+                        b"unable to start queue program: ",
+                        crate::exit::errtext(&e).as_bytes(),
+                    ]);
+                    self.put(&[b"451 4.3.0 unable to start queue program"]);
+                    return Ok(());
+                }
+            };
         self.count += 1;
         let id = format!(
             "{}.{}.{}",
@@ -887,6 +930,7 @@ impl Session {
             sender: Vec::new(),
             rcpts: Vec::new(),
             utf8: false,
+            dsn: Default::default(),
         });
         let bytes = d.stored.to_string().into_bytes();
         if d.bare {
@@ -917,6 +961,7 @@ impl Session {
             let env = crate::queue::Envelope {
                 sender: tx.sender.clone(),
                 recipients: tx.rcpts.clone(),
+                dsn: Default::default(),
             }
             .encode();
             match q.finish(&env) {

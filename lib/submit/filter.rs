@@ -138,6 +138,7 @@ pub fn run() -> i32 {
     let env = crate::queue::parse_envelope(&envelope).unwrap_or(crate::queue::Envelope {
         sender: vec![],
         recipients: vec![],
+        dsn: Default::default(),
     });
     let mut rcpts = Vec::new();
     for (i, r) in env.recipients.iter().enumerate() {
@@ -196,7 +197,15 @@ pub fn run() -> i32 {
     }
     let q = match next {
         Some(p) => Queue::program(p),
-        None => Ok(Queue::Linked(crate::queue::Inject::create())),
+        None => {
+            let mut i = crate::queue::Inject::create();
+            match (i.as_mut(), crate::queue::dsn_from_env()) {
+                (Ok(i), Ok(d)) => i.set_dsn(d),
+                (_, Err(c)) => return c,
+                _ => {}
+            }
+            Ok(Queue::Linked(i))
+        }
     };
     let mut q = match q {
         Ok(q) => q,

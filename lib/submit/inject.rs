@@ -362,6 +362,7 @@ pub fn envelope(opts: &Options, id: &Identity, h: &Header) -> Result<Envelope, E
     Ok(Envelope {
         sender,
         recipients: list,
+        dsn: Default::default(),
     })
 }
 

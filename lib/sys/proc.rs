@@ -47,6 +47,15 @@ pub fn execv(prog: &CString, args: &[CString]) -> io::Error {
     io::Error::last_os_error()
 }
 
+/// execve(2): [`execv`] with the environment `env` (`NAME=value` each).
+pub fn execve(prog: &CString, args: &[CString], env: &[CString]) -> io::Error {
+    let p = argv_ptrs(args);
+    let e = argv_ptrs(env);
+    // SAFETY: as in execv; e is built the same way and ends with NULL.
+    unsafe { libc::execve(prog.as_ptr(), p.as_ptr(), e.as_ptr()) };
+    io::Error::last_os_error()
+}
+
 /// execvp(3): `file` searched in $PATH when it has no slash.
 pub fn execvp(file: &CString, args: &[CString]) -> io::Error {
     let p = argv_ptrs(args);

@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("smtp_data", smtp_data),
     ("smtp_path", smtp_path),
     ("dsn_xtext", dsn_xtext),
+    ("dsn_params", dsn_params),
     ("rules", rules),
     ("header", header),
     ("submit_input", submit_input),
@@ -87,14 +88,23 @@ pub fn envelope(d: &[u8]) {
     // inside the file, and a section that parses round-trips.
     if d.len() >= queue::TAIL_LEN {
         let tail = &d[d.len() - queue::TAIL_LEN..];
-        if let Some(off) = queue::tail_offset(tail, d.len() as u64) {
+        if let Some((off, ver)) = queue::tail_offset(tail, d.len() as u64) {
             assert!(off as usize + queue::TAIL_LEN <= d.len());
             let sec = &d[off as usize..d.len() - queue::TAIL_LEN];
-            if let Some(e) = queue::parse_section("1.2.x", sec) {
-                assert_eq!(
-                    queue::trailer("1.2.x", &e.encode(), off),
-                    &d[off as usize..]
-                );
+            if let Some(e) = queue::parse_section("1.2.x", ver, sec) {
+                // A version 2 file without DSN parameters is written as 1.
+                let t = queue::trailer("1.2.x", &e.encode(), &e.dsn, off);
+                if ver == 1 || !e.dsn.is_empty() {
+                    // The D text is canonical only as this code writes it.
+                    let again =
+                        queue::tail_offset(&t[t.len() - queue::TAIL_LEN..], off + t.len() as u64);
+                    let tsec = &t[..t.len() - queue::TAIL_LEN];
+                    assert_eq!(again.map(|a| a.0), Some(off));
+                    assert_eq!(
+                        queue::parse_section("1.2.x", again.unwrap().1, tsec),
+                        Some(e)
+                    );
+                }
             }
         }
     }
@@ -102,11 +112,11 @@ pub fn envelope(d: &[u8]) {
     if let Ok(e) = queue::parse_envelope(d) {
         let mut f = b"Received: x\n".to_vec();
         let n = f.len() as u64;
-        f.extend_from_slice(&queue::trailer("9.9.id", d, n));
+        f.extend_from_slice(&queue::trailer("9.9.id", d, &e.dsn, n));
         let off = queue::tail_offset(&f[f.len() - queue::TAIL_LEN..], f.len() as u64);
-        assert_eq!(off, Some(n));
+        assert_eq!(off, Some((n, 1)));
         let sec = &f[n as usize..f.len() - queue::TAIL_LEN];
-        assert_eq!(queue::parse_section("9.9.id", sec), Some(e));
+        assert_eq!(queue::parse_section("9.9.id", 1, sec), Some(e));
     }
 }
 
@@ -712,6 +722,7 @@ pub fn smtp_path(d: &[u8]) {
                 let env = queue::Envelope {
                     sender: a.clone(),
                     recipients: vec![a.clone()],
+                    dsn: Default::default(),
                 };
                 assert_eq!(queue::parse_envelope(&env.encode()), Ok(env));
             }
@@ -1272,5 +1283,83 @@ pub fn dsn_xtext(d: &[u8]) {
     if let Some(v) = dsn::parse_envid(d) {
         assert!(d.len() <= dsn::MAX_ENVID);
         assert!(v.iter().all(|&c| (32..=126).contains(&c)));
+    }
+}
+
+/// smtp::dsn::Dsn (the text of $PIPEMAIL_DSN and of the queue's D
+/// records) and the version 2 drop-file section that carries it.
+///
+/// Properties: text that decodes encodes to a canonical text that decodes
+/// to the same; the wire parameters of every line parse back with the
+/// parsers smtp-recv uses; a drop file of version 2 with those parameters
+/// and an envelope of as many recipients parses back to the same envelope
+/// and parameters; a D record that does not fit the envelope is refused.
+pub fn dsn_params(d: &[u8]) {
+    use pipemail::smtp::dsn::{self, Dsn, Notify, Ret};
+    let Some(x) = Dsn::decode(d) else {
+        return;
+    };
+    let t = x.encode();
+    assert!(t.len() <= d.len() + 2 * x.rcpts.len() + 2, "encoding grew");
+    assert_eq!(Dsn::decode(&t).as_ref(), Some(&x), "dsn round trip");
+    let words = |p: Vec<u8>| -> Vec<(Vec<u8>, Vec<u8>)> {
+        if p.is_empty() {
+            return Vec::new();
+        }
+        p.split(|&c| c == b' ')
+            .map(|w| {
+                let eq = w.iter().position(|&c| c == b'=').expect("KEY=value");
+                (w[..eq].to_vec(), w[eq + 1..].to_vec())
+            })
+            .collect()
+    };
+    for (k, v) in words(x.mail_params()) {
+        match &k[..] {
+            b"RET" => assert_eq!(Ret::parse(&v), x.ret),
+            b"ENVID" => assert_eq!(dsn::parse_envid(&v), x.envid),
+            _ => panic!("unknown MAIL parameter"),
+        }
+    }
+    for i in 0..x.rcpts.len() {
+        for (k, v) in words(x.rcpt_params(i)) {
+            match &k[..] {
+                b"NOTIFY" => assert_eq!(Notify::parse(&v), x.rcpts[i].notify),
+                b"ORCPT" => assert_eq!(dsn::parse_orcpt(&v), x.rcpts[i].orcpt),
+                _ => panic!("unknown RCPT parameter"),
+            }
+        }
+    }
+    let n = x.rcpts.len().max(1);
+    let env = queue::Envelope {
+        sender: b"a@b".to_vec(),
+        recipients: (0..n).map(|i| format!("r{}@x", i).into_bytes()).collect(),
+        dsn: x.clone(),
+    };
+    let tr = queue::trailer("7.7.d", &env.encode(), &x, 0);
+    let (off, ver) =
+        queue::tail_offset(&tr[tr.len() - queue::TAIL_LEN..], tr.len() as u64).expect("a tail");
+    assert_eq!((off, ver), (0, if x.is_empty() { 1 } else { 2 }));
+    let sec = &tr[..tr.len() - queue::TAIL_LEN];
+    let got = queue::parse_section("7.7.d", ver, sec).expect("section parses");
+    assert_eq!(got.recipients, env.recipients);
+    if !x.is_empty() {
+        assert_eq!(got.dsn, x.clone().fit(n));
+    }
+    let wrong = queue::Envelope {
+        recipients: vec![b"r@x".to_vec(); n + 1],
+        ..env
+    };
+    let tr = queue::trailer("7.7.d", &wrong.encode(), &x, 0);
+    let sec = &tr[..tr.len() - queue::TAIL_LEN];
+    let p = queue::parse_section("7.7.d", 2, sec);
+    if x.rcpts.is_empty() {
+        assert!(p.is_some());
+    } else {
+        assert!(
+            p.is_none(),
+            "a D record of {} recipients for {}",
+            x.rcpts.len(),
+            n + 1
+        );
     }
 }

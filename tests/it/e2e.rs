@@ -580,6 +580,97 @@ fn permanent_remote_failure_becomes_a_dsn_in_the_senders_maildir() {
     assert!(find(dsn, b"\nbounce me\n").is_some());
 }
 
+const DSN_SEND_PY: &str = r#"
+import smtplib, sys
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=30)
+s.ehlo('client.example')
+assert s.has_extn('dsn')
+print(s.mail('ann@mail.example.org', ['RET=HDRS', 'ENVID=e2e+2B1'])[0],
+      s.rcpt('x@plain.example', ['NOTIFY=SUCCESS,FAILURE', 'ORCPT=rfc822;X+2Bo@plain.example'])[0],
+      s.rcpt('y@dsnpeer.example', ['NOTIFY=SUCCESS', 'ORCPT=rfc822;y@dsnpeer.example'])[0],
+      s.data(b'From: ann@mail.example.org\r\nSubject: dsn e2e\r\n\r\nBODYMARKER\r\n')[0])
+s.quit()
+"#;
+
+const DSN_FIELDS_PY: &str = r#"
+import email, sys
+m = email.message_from_binary_file(open(sys.argv[1], 'rb'))
+parts = m.get_payload()
+print(m.get_content_type(), m.get_param('report-type'), m['Subject'])
+blocks = parts[1].get_payload()
+print(blocks[0]['Original-Envelope-Id'])
+for b in blocks[1:]:
+    print(b['Original-Recipient'], '|', b['Final-Recipient'], '|', b['Action'], '|', b['Status'], '|', b['Remote-MTA'])
+print(parts[2].get_content_type(), 'BODYMARKER' in parts[2].as_string())
+"#;
+
+/// RFC 3461 end to end: smtp-recv takes RET, ENVID, NOTIFY and ORCPT,
+/// the queue keeps them, remote-send passes them on (xtext) to a peer
+/// that offers DSN and to the other sends none; NOTIFY=SUCCESS then gets
+/// one "relayed" notice, for the recipient whose peer does not report
+/// (RET=HDRS: the header only), and none for the other.
+#[test]
+fn dsn_parameters_travel_end_to_end_and_relayed_gets_a_notice() {
+    if !python_has(&["smtplib", "email", "aiosmtpd"]) {
+        return;
+    }
+    let mut s = Sys::new("e2e-dsn-relay", &["ann"]);
+    let (plain, plain_out) = s.sink("plain", "127.0.0.1", 0);
+    let (dsnp, dsn_out) = s.sink_opts("dsnpeer", "127.0.0.1", 0, &["dsn"]);
+    s.control(
+        "smtproutes",
+        &format!(
+            "plain.example:127.0.0.1:{}\ndsnpeer.example:127.0.0.1:{}\n",
+            plain, dsnp
+        ),
+    );
+    let rules = relay_rules(&s);
+    let port = s.smtp("smtp", &[], &["-x", &rules], &[]);
+    s.queue(&[]);
+    assert_eq!(
+        py(DSN_SEND_PY, &[&port.to_string()]).trim(),
+        "250 250 250 250"
+    );
+    wait_until(20, "the notice", || s.mail_of("ann").len() == 1);
+    wait_until(10, "an idle queue", || s.queue_idle());
+    let cmds =
+        |p: &Path| String::from_utf8(std::fs::read(p.with_extension("out.cmds")).unwrap()).unwrap();
+    let size = |c: &str| {
+        let i = c.find(" SIZE=").expect("SIZE") + 6;
+        c[i..].split([' ', '\n']).next().unwrap().to_string()
+    };
+    let c = cmds(&plain_out);
+    assert_eq!(
+        c,
+        format!(
+            "MAIL FROM:<ann@mail.example.org> SIZE={}\nRCPT TO:<x@plain.example>\n",
+            size(&c)
+        )
+    );
+    let c = cmds(&dsn_out);
+    assert_eq!(
+        c,
+        format!(
+            "MAIL FROM:<ann@mail.example.org> SIZE={} RET=HDRS ENVID=e2e+2B1\n\
+             RCPT TO:<y@dsnpeer.example> NOTIFY=SUCCESS ORCPT=rfc822;y@dsnpeer.example\n",
+            size(&c)
+        )
+    );
+    // Nothing more comes.
+    std::thread::sleep(Duration::from_millis(500));
+    let mail = s.mail_of("ann");
+    assert_eq!(mail.len(), 1);
+    let f = s.base.join("notice");
+    std::fs::write(&f, &mail[0]).unwrap();
+    let p = py(DSN_FIELDS_PY, &[f.to_str().unwrap()]);
+    assert_eq!(
+        p,
+        "multipart/report delivery-status delivery notice\ne2e+1\n\
+         rfc822; X+o@plain.example | rfc822; x@plain.example | relayed | 2.0.0 | dns; [127.0.0.1]\n\
+         text/rfc822-headers False\n"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Issue 5: SMTP AUTH and SMTP-after-POP through the real servers.
 

@@ -8,10 +8,22 @@ use std::process::{Command, Stdio};
 
 /// Runs queue-inject with `msg` on fd 0 and `env` on fd 1; returns the code.
 fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<i32> {
+    inject_env(home, msg, envelope, uid, &[])
+}
+
+/// [`inject`] with more environment variables.
+fn inject_env(
+    home: &Path,
+    msg: &[u8],
+    envelope: &[u8],
+    uid: Option<u32>,
+    extra: &[(&str, &str)],
+) -> Option<i32> {
     let (er, mut ew) = std::io::pipe().unwrap();
     let mut c = Command::new(bin("queue-inject"));
     c.env_clear()
         .env("PIPEMAIL_HOME", home)
+        .envs(extra.iter().copied())
         .stdin(Stdio::piped())
         .stdout(er)
         .stderr(Stdio::piped());
@@ -217,4 +229,58 @@ fn fsyncs_of_one_injection(h: &Path, dirs: bool) -> Option<usize> {
     }
     let t = std::fs::read_to_string(&out).unwrap();
     Some(t.lines().filter(|l| l.contains("sync")).count())
+}
+
+/// $PIPEMAIL_DSN (queue-inject(8)): recorded in a version 2 file; one that
+/// does not parse is 91 and queues nothing; a recipient list of another
+/// length than the envelope's is dropped; none at all is version 1.
+#[test]
+fn dsn_parameters_from_the_environment() {
+    let h = home("inject-dsn");
+    let env = b"Fa@b.example\0Tc@d.example\0Te@f.example\0\0";
+    let dsn = "RET=HDRS ENVID=x+2By\nNOTIFY=SUCCESS ORCPT=rfc822;C@d.example\n\n";
+    assert_eq!(
+        inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", dsn)]),
+        Some(0)
+    );
+    let subs = committed(&h);
+    assert_eq!(subs.len(), 1);
+    let mut want = b"D".to_vec();
+    want.extend_from_slice(dsn.as_bytes());
+    want.push(0);
+    want.extend_from_slice(env);
+    assert_eq!(subs[0].envelope, want);
+    let f = std::fs::read(h.join("queue/drop").join(&subs[0].id)).unwrap();
+    let tail = format!("\n#pipemail-queue-v2 {:020}\n", subs[0].message.len());
+    assert!(f.ends_with(tail.as_bytes()));
+    for bad in [
+        "RET=HDRS",
+        "RET=ALL\n",
+        "\nNOTIFY=SOMETIMES\n\n",
+        "BODY=8BITMIME\n",
+    ] {
+        let h = home("inject-dsn-bad");
+        assert_eq!(
+            inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", bad)]),
+            Some(91),
+            "{:?}",
+            bad
+        );
+        assert!(committed(&h).is_empty());
+    }
+    let h = home("inject-dsn-fit");
+    let three = "ENVID=e\nNOTIFY=NEVER\n\n\n";
+    assert_eq!(
+        inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", three)]),
+        Some(0)
+    );
+    let mut want = b"DENVID=e\n\0".to_vec();
+    want.extend_from_slice(env);
+    assert_eq!(committed(&h)[0].envelope, want);
+    let h = home("inject-dsn-none");
+    assert_eq!(
+        inject_env(&h, b"A: 1\n\n", env, None, &[("PIPEMAIL_DSN", "\n")]),
+        Some(0)
+    );
+    assert_eq!(committed(&h)[0].envelope, env);
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 const FAKE_LOCAL: &str = r#"#!/bin/sh
 n=$$.$(date +%s%N)
+[ "${PIPEMAIL_DSN+set}" ] && touch "$FAKE_DIR/ldsn.$n"
 cat > "$FAKE_DIR/msg.$n"
 printf '%s\n%s\n%s\n' "$1" "$2" "$(id -u)" > "$FAKE_DIR/tmp.$n" && mv "$FAKE_DIR/tmp.$n" "$FAKE_DIR/local.$n"
 case "$2" in
@@ -25,10 +26,12 @@ const FAKE_REMOTE: &str = r#"#!/bin/sh
 n=$$.$(date +%s%N)
 id -u > "$FAKE_DIR/ruid.$n"
 cat > "$FAKE_DIR/rmsg.$n"
+[ "${PIPEMAIL_DSN+set}" ] && printf %s "$PIPEMAIL_DSN" > "$FAKE_DIR/rdsn.$n"
 echo "$@" > "$FAKE_DIR/rtmp.$n" && mv "$FAKE_DIR/rtmp.$n" "$FAKE_DIR/remote.$n"
 shift 2
 for r in "$@"; do
   case "$r" in
+  dsn*) printf 'rDSN parameters passed on\000';;
   bad*) printf 'h127.0.0.1 does not like recipient.\nRemote host said: 550 5.1.1 no such user\000';;
   soft*) printf 's127.0.0.1 does not like recipient.\nRemote host said: 450 4.2.1 try later\000';;
   *) printf 'r\000';;
@@ -243,6 +246,11 @@ impl Drop for Q {
 }
 
 fn inject_in(home: &Path, msg: &[u8], envelope: &[u8]) -> Option<i32> {
+    inject_dsn(home, msg, envelope, None)
+}
+
+/// [`inject_in`] with `$PIPEMAIL_DSN` set to `dsn`.
+fn inject_dsn(home: &Path, msg: &[u8], envelope: &[u8], dsn: Option<&str>) -> Option<i32> {
     let (er, mut ew) = std::io::pipe().unwrap();
     let mut c = Command::new(bin("queue-inject"));
     c.env_clear()
@@ -250,6 +258,9 @@ fn inject_in(home: &Path, msg: &[u8], envelope: &[u8]) -> Option<i32> {
         .stdin(Stdio::piped())
         .stdout(er)
         .stderr(Stdio::null());
+    if let Some(d) = dsn {
+        c.env(pipemail::smtp::dsn::ENV, d);
+    }
     let mut child = c.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(msg).unwrap();
@@ -1690,6 +1701,7 @@ fn commit_job(q: &Q, id: &str, size: u64, old: bool) {
             addr: b"u@mail.example.org".to_vec(),
             local: Some(b"u@mail.example.org".to_vec()),
         }],
+        dsn: Default::default(),
     };
     if old {
         store::write_info(&d, id, &info).unwrap();
@@ -2007,4 +2019,284 @@ fn local_spawn_syncs_new_directories_before_it_reports() {
             t
         );
     }
+}
+
+/// Parses a DSN with Python's email package: per-message fields, then per
+/// recipient `Original-Recipient|Final-Recipient|Action|Status`, then the
+/// third part's content type and whether it holds the body `marker`.
+fn parse_dsn_fields(m: &[u8], marker: &str) -> Option<String> {
+    let py = r#"
+import email, sys
+m = email.message_from_binary_file(sys.stdin.buffer)
+parts = m.get_payload()
+print(m.get_content_type(), m.get_param('report-type'), m['Subject'])
+blocks = parts[1].get_payload()
+print('envid', blocks[0]['Original-Envelope-Id'])
+for b in blocks[1:]:
+    print('|'.join(str(b[k]) for k in ['Original-Recipient', 'Final-Recipient', 'Action', 'Status']))
+print(parts[2].get_content_type(), sys.argv[1] in parts[2].as_string())
+"#;
+    let o = Command::new("python3")
+        .args(["-c", py, marker])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut ch) = o else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 missing"
+        );
+        return None;
+    };
+    ch.stdin.take().unwrap().write_all(m).unwrap();
+    let o = ch.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(String::from_utf8(o.stdout).unwrap())
+}
+
+/// RFC 3461 in queue-run: NOTIFY=NEVER silences a failure, NOTIFY=SUCCESS
+/// gets "delivered" (local) and "relayed" (a peer without DSN) notices but
+/// none when remote-send says the peer took the parameters; RET=HDRS
+/// returns the header only; ENVID and ORCPT come back; the DSN parameters
+/// of each remote run reach remote-send in $PIPEMAIL_DSN, no local delivery
+/// sees one.
+#[test]
+fn notify_ret_envid_and_orcpt_shape_the_notices() {
+    let mut q = Q::new("qr-dsn");
+    let rcpts = [
+        "perm-never@mail.example.org",
+        "perm@mail.example.org",
+        "u@mail.example.org",
+        "ok@remote.example",
+        "dsnok@remote.example",
+        "v@mail.example.org",
+    ];
+    let dsn =
+        "RET=HDRS ENVID=env+2B1\nNOTIFY=NEVER\nNOTIFY=FAILURE ORCPT=rfc822;Orig+2Bperm@x.example\n\
+NOTIFY=SUCCESS\nNOTIFY=SUCCESS ORCPT=rfc822;OK@remote.example\nNOTIFY=SUCCESS\n\n";
+    assert_eq!(
+        inject_dsn(
+            &q.home,
+            b"Subject: dsn\n\nBODYMARKER\n",
+            &env("s@mail.example.org", &rcpts),
+            Some(dsn)
+        ),
+        Some(0)
+    );
+    q.start(&[]);
+    let to_s = |q: &Q| {
+        q.locals()
+            .iter()
+            .filter(|l| l.1 == "s@mail.example.org")
+            .count()
+    };
+    wait_until(15, "every notice delivered", || {
+        let log = q.log_text();
+        let sent = log.matches("bounce msg ").count() + log.matches("delivery notice msg ").count();
+        sent > 0 && to_s(&q) == sent && q.queue_empty()
+    });
+    q.stop();
+    let notices: Vec<Vec<u8>> = q
+        .locals()
+        .into_iter()
+        .filter(|l| l.1 == "s@mail.example.org")
+        .map(|l| {
+            assert_eq!(l.0, "", "null sender");
+            after_received(&l.3).to_vec()
+        })
+        .collect();
+    assert!(
+        !notices.is_empty() && notices.len() <= 3,
+        "{}: {}",
+        notices.len(),
+        q.log_text()
+    );
+    let mut recips = Vec::new();
+    for n in &notices {
+        let t = String::from_utf8_lossy(n);
+        assert!(
+            t.contains("\nOriginal-Envelope-Id: env+1\nReporting-MTA: dns; "),
+            "{}",
+            t
+        );
+        assert!(!t.contains("BODYMARKER"), "RET=HDRS: {}", t);
+        let Some(p) = parse_dsn_fields(n, "BODYMARKER") else {
+            continue;
+        };
+        let lines: Vec<&str> = p.lines().collect();
+        assert!(
+            lines[0].starts_with("multipart/report delivery-status "),
+            "{}",
+            p
+        );
+        assert_eq!(lines[1], "envid env+1", "{}", p);
+        assert_eq!(lines.last().unwrap(), &"text/rfc822-headers False", "{}", p);
+        recips.extend(lines[2..lines.len() - 1].iter().map(|l| l.to_string()));
+    }
+    recips.sort();
+    if !recips.is_empty() {
+        assert_eq!(
+            recips,
+            [
+                "None|rfc822; u@mail.example.org|delivered|2.0.0",
+                "rfc822; OK@remote.example|rfc822; ok@remote.example|relayed|2.0.0",
+                "rfc822; Orig+perm@x.example|rfc822; perm@mail.example.org|failed|5.1.1",
+            ]
+        );
+    }
+    // The parameters of the remote run, in its recipients' order.
+    let rd: Vec<String> = files(&q.fake)
+        .iter()
+        .filter(|f| f.starts_with("rdsn."))
+        .map(|f| std::fs::read_to_string(q.fake.join(f)).unwrap())
+        .collect();
+    assert_eq!(
+        rd,
+        ["RET=HDRS ENVID=env+2B1\nNOTIFY=SUCCESS ORCPT=rfc822;OK@remote.example\nNOTIFY=SUCCESS\n"]
+    );
+    assert!(files(&q.fake).iter().all(|f| !f.starts_with("ldsn.")));
+    assert_eq!(q.locals().len(), 4 + notices.len());
+}
+
+/// A delay notice only for recipients whose NOTIFY asks for DELAY (or has
+/// no NOTIFY), with their ORCPT.
+#[test]
+fn delay_notices_follow_notify() {
+    let mut q = Q::new("qr-dsn-delay");
+    let dsn = "\nNOTIFY=FAILURE\nNOTIFY=DELAY ORCPT=rfc822;d@x.example\n\n";
+    let rcpts = [
+        "soft1@remote.example",
+        "soft2@remote.example",
+        "soft3@remote.example",
+    ];
+    assert_eq!(
+        inject_dsn(
+            &q.home,
+            b"Subject: slow\n\nbody\n",
+            &env("s@mail.example.org", &rcpts),
+            Some(dsn)
+        ),
+        Some(0)
+    );
+    q.start(&[]);
+    wait_until(10, "first attempt", || {
+        q.log_text().contains("deferral: soft3@")
+    });
+    q.stop();
+    q.start(&[("PIPEMAIL_NOW_OFFSET", "18000")]);
+    let notices = |q: &Q| {
+        q.locals()
+            .into_iter()
+            .filter(|l| l.1 == "s@mail.example.org")
+            .collect::<Vec<_>>()
+    };
+    wait_until(10, "delay notice", || notices(&q).len() == 1);
+    q.stop();
+    let n = after_received(&notices(&q)[0].3).to_vec();
+    let t = String::from_utf8_lossy(&n);
+    assert!(!t.contains("soft1@"), "{}", t);
+    assert!(t.contains("\nOriginal-Recipient: rfc822; d@x.example\nFinal-Recipient: rfc822; soft2@remote.example\nAction: delayed\n"), "{}", t);
+    assert!(
+        t.contains("\nFinal-Recipient: rfc822; soft3@remote.example\nAction: delayed\n"),
+        "{}",
+        t
+    );
+    if let Some(p) = parse_dsn_fields(&n, "body") {
+        let lines: Vec<&str> = p.lines().collect();
+        assert_eq!(lines[1], "envid None");
+        assert_eq!(
+            &lines[2..4],
+            [
+                "rfc822; d@x.example|rfc822; soft2@remote.example|delayed|4.2.1",
+                "None|rfc822; soft3@remote.example|delayed|4.2.1"
+            ]
+        );
+        assert_eq!(lines[4], "message/rfc822 True", "{}", p);
+    }
+}
+
+/// A success notice is owed durably: a K record with the delivery's
+/// report, left by a crash before the notice went, makes a restarted
+/// queue-run send it (once), and an older job without DSN parameters
+/// (an info file without a D record) is read as before.
+#[test]
+fn an_owed_success_notice_survives_a_restart() {
+    use pipemail::queuerun::store::{self, Dirs, Info, Rcpt, Rec};
+    let mut q = Q::new("qr-dsn-restart");
+    let d = Dirs {
+        queue: q.home.join("queue"),
+    };
+    d.create().unwrap();
+    let m = b"Received: (pipemail 1 invoked by uid 0); x\nSubject: ok\n\nbody\n";
+    let rcpt = |a: &str| Rcpt {
+        addr: a.as_bytes().to_vec(),
+        local: Some(a.as_bytes().to_vec()),
+    };
+    for (id, dsn) in [
+        ("1.1.a", "\nNOTIFY=SUCCESS\nNOTIFY=SUCCESS\n"),
+        ("1.1.b", "\n"),
+    ] {
+        std::fs::write(d.mess(id), m).unwrap();
+        let info = Info {
+            birth: 1,
+            uid: 0,
+            size: m.len() as u64,
+            sender: b"s@mail.example.org".to_vec(),
+            rcpts: vec![rcpt("u@mail.example.org"), rcpt("v@mail.example.org")],
+            dsn: pipemail::smtp::dsn::Dsn::decode(dsn.as_bytes()).unwrap(),
+        };
+        store::write_info(&d, id, &info).unwrap();
+        let k = Rec::Done(0, Some(b"delivered to u@mail.example.org".to_vec()));
+        store::append(
+            &d.state(id),
+            if id == "1.1.a" {
+                &k
+            } else {
+                &Rec::Done(0, None)
+            },
+            true,
+        )
+        .unwrap();
+    }
+    let notices = |q: &Q| {
+        q.locals()
+            .into_iter()
+            .filter(|l| l.1 == "s@mail.example.org")
+            .map(|l| after_received(&l.3).to_vec())
+            .collect::<Vec<_>>()
+    };
+    q.start(&[]);
+    let delivered = |q: &Q| {
+        String::from_utf8_lossy(&notices(q).concat())
+            .matches("Action: delivered\n")
+            .count()
+    };
+    wait_until(10, "the notices", || delivered(&q) == 2 && q.queue_empty());
+    q.stop();
+    // Only v was delivered now (u was before the crash), once per job.
+    let v: Vec<_> = q
+        .locals()
+        .into_iter()
+        .filter(|l| l.1 != "s@mail.example.org")
+        .collect();
+    assert_eq!(v.len(), 2);
+    assert!(v.iter().all(|l| l.1 == "v@mail.example.org"));
+    // Job a: u's notice from its K record, v's after its delivery (one
+    // notice each round or both in one); job b: nothing.
+    let n = notices(&q);
+    let all = String::from_utf8_lossy(&n.concat()).into_owned();
+    assert_eq!(all.matches("Action: delivered\n").count(), 2, "{}", all);
+    assert!(
+        all.contains("<u@mail.example.org>:\ndelivered to u@mail.example.org\n"),
+        "{}",
+        all
+    );
+    assert!(all.contains("Subject: delivery notice\n"), "{}", all);
+    assert!(all.contains("X-Pipemail-Queue-ID: 1.1.a\n"));
+    assert!(!all.contains("X-Pipemail-Queue-ID: 1.1.b\n"));
 }

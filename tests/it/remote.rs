@@ -145,6 +145,8 @@ enum Mode {
     CloseDot,
     CloseMidData,
     NoEsmtp,
+    /// Offers DSN (RFC 3461) besides 8BITMIME and PIPELINING.
+    Dsn,
     /// Every byte it writes comes alone, this many ms after the last.
     Drip(u64),
     /// Every reply comes whole, this many ms late.
@@ -245,6 +247,9 @@ fn serve(mut s: TcpStream, mode: Mode, got: Arc<Mutex<Vec<u8>>>) {
             let verb = line[..line.len().min(4)].to_ascii_uppercase();
             let reply: &[u8] = match &verb[..] {
                 b"EHLO" if mode == Mode::NoEsmtp => b"502 5.5.1 what\r\n",
+                b"EHLO" if mode == Mode::Dsn => {
+                    b"250-peer.test\r\n250-8BITMIME\r\n250-DSN\r\n250 PIPELINING\r\n"
+                }
                 b"EHLO" => b"250-peer.test\r\n250-8BITMIME\r\n250 PIPELINING\r\n",
                 b"HELO" => b"250 peer.test\r\n",
                 b"MAIL" => b"250 2.1.0 ok\r\n",
@@ -503,7 +508,7 @@ fn aiosmtpd(dir: &Path, addr: &str, size: u32, utf8: bool) -> (Py, PathBuf) {
         addr,
         0,
         Some(size),
-        utf8,
+        if utf8 { &["utf8"] } else { &[] },
         Stdio::inherit(),
     );
     (Py { _proc: p, port }, out)
@@ -1050,4 +1055,82 @@ MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\nC
 Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u{e9}\r\n--zz\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
 {qp}\r\n--zz--\r\n.\r\nQUIT\r\n")
     );
+}
+
+/// $PIPEMAIL_DSN (queue-run's): the parameters go on, xtext-encoded, to a
+/// peer that offers DSN, and its `r` records say so; a peer without DSN
+/// gets none of them and plain `r` records. A variable that does not parse
+/// or does not fit the recipients is ignored (the peer's defaults).
+#[test]
+fn dsn_parameters_go_on_only_to_a_peer_that_offers_dsn() {
+    let dsn = "RET=HDRS ENVID=QQ+2B1\nNOTIFY=SUCCESS,DELAY ORCPT=rfc822;A+2Bb@example.net\n\n";
+    let msg = b"Subject: x\n\nbody\n";
+    let h = home("rs-dsn");
+    control(&h, "timeoutremote", "5\n");
+    let p = peer("127.0.0.1", 0, Mode::Dsn).unwrap();
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net", "b@example.net"],
+        msg,
+        &[("PIPEMAIL_DSN", dsn)],
+    );
+    assert_eq!(
+        r,
+        [
+            "rDSN parameters passed on",
+            "rDSN parameters passed on",
+            "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 ok queued\n"
+        ]
+    );
+    let got = wait_for(&p.got, b"QUIT\r\n");
+    let want: &[u8] = b"EHLO mail.example.org\r\nMAIL FROM:<s@example.org> RET=HDRS ENVID=QQ+2B1\r\n\
+RCPT TO:<a@example.net> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;A+2Bb@example.net\r\nRCPT TO:<b@example.net>\r\nDATA\r\n\
+Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+    // The same to a peer without DSN.
+    let h = home("rs-nodsn");
+    control(&h, "timeoutremote", "5\n");
+    let p = peer("127.0.0.1", 0, Mode::Strict).unwrap();
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net", "b@example.net"],
+        msg,
+        &[("PIPEMAIL_DSN", dsn)],
+    );
+    assert_eq!(&r[..2], ["r", "r"]);
+    let got = wait_for(&p.got, b"QUIT\r\n");
+    assert!(
+        got.starts_with(b"EHLO mail.example.org\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // Not parsed, or not fitting: no recipient parameters.
+    for bad in ["RET=ALL\n", "ENVID=e\nNOTIFY=NEVER\n"] {
+        let h = home("rs-dsn-bad");
+        control(&h, "timeoutremote", "5\n");
+        let p = peer("127.0.0.1", 0, Mode::Dsn).unwrap();
+        route_to(&h, "127.0.0.1", p.port);
+        send(
+            &h,
+            "example.net",
+            &["a@example.net", "b@example.net"],
+            msg,
+            &[("PIPEMAIL_DSN", bad)],
+        );
+        let got = wait_for(&p.got, b"QUIT\r\n");
+        let mail: &[u8] = if bad.starts_with("ENVID") {
+            b"MAIL FROM:<s@example.org> ENVID=e\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\n"
+        } else {
+            b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<b@example.net>\r\n"
+        };
+        assert!(
+            find(&got, mail).is_some(),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+    }
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 const GREET: &str = "220 mail.example.org ESMTP\r\n";
 const EHLO: &str =
     "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250 SMTPUTF8\r\n";
+250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250 DSN\r\n";
 const BYE: &str = "221 2.0.0 mail.example.org closing connection\r\n";
 
 /// Scripts shared by every test: written once, before anything runs them.
@@ -26,7 +26,8 @@ fn fakes() -> &'static PathBuf {
             "#!/bin/sh\nD=$FAKEQ\nn=$$\ncat > $D/q.$n.tmp\ncat <&1 > $D/e.$n.tmp\n\
              code=$(cat $D/code 2>/dev/null || echo 0)\n\
              case $code in kill) kill -9 $$ ;; 82) printf 'Dsorry (#5.7.1)' >&6 ;; esac\n\
-             if [ \"$code\" = 0 ]; then mv $D/e.$n.tmp $D/q.$n.env; mv $D/q.$n.tmp $D/q.$n.msg; fi\nexit $code\n",
+             if [ \"$code\" = 0 ]; then mv $D/e.$n.tmp $D/q.$n.env; mv $D/q.$n.tmp $D/q.$n.msg; fi\n\
+             if [ \"${PIPEMAIL_DSN+set}\" ]; then printf %s \"$PIPEMAIL_DSN\" > $D/q.$n.dsn; fi\nexit $code\n",
         )
         .unwrap();
         // A checkpassword stand-in: alice/secret is good, tempuser is a
@@ -348,7 +349,7 @@ fn pipelined_group_is_answered_in_order_and_flushed_before_reading() {
     let mut l = Live::start(&t, &[]);
     l.expect(GREET);
     l.send(b"EHLO c\r\n");
-    l.expect("250 SMTPUTF8\r\n");
+    l.expect("250 DSN\r\n");
     // The whole group in one write; the replies must come without more input.
     l.send(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nRCPT TO:<x@elsewhere.example>\r\nDATA\r\n");
     l.expect("250 2.1.0 ok\r\n250 2.1.5 ok\r\n554 5.7.1 relaying denied\r\n354 go ahead, end with <CRLF>.<CRLF>\r\n");
@@ -414,8 +415,8 @@ fn sequence_and_syntax_refusals() {
         ("MAIL FROM:<a@b.example>", "503 5.5.1 nested MAIL command"),
         ("DATA", "554 5.5.1 no valid recipients"),
         (
-            "RCPT TO:<u@mail.example.org> NOTIFY=NEVER",
-            "555 5.5.4 unsupported parameter NOTIFY",
+            "RCPT TO:<u@mail.example.org> NOTIFY=NEVER X-FOO=1",
+            "555 5.5.4 unsupported parameter X-FOO",
         ),
         ("RCPT TO:<>", "501 5.1.3 bad recipient address syntax"),
         (
@@ -1105,7 +1106,7 @@ fn auth_session(t: &T, input: &[u8]) -> (String, Option<i32>, String) {
 
 const EHLO_AUTH: &str =
     "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250 AUTH PLAIN LOGIN\r\n";
+250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250-DSN\r\n250 AUTH PLAIN LOGIN\r\n";
 
 #[test]
 fn auth_plain_allows_relaying() {
@@ -1394,4 +1395,121 @@ fn refused_recipients_count_as_errors_and_probes_are_slowed() {
         "{:?}",
         took
     );
+}
+
+/// The DSN parameters each message handed to the fake queue came with
+/// (`$PIPEMAIL_DSN`, None when unset), in queue order.
+fn dsn_texts(t: &T) -> Vec<Option<Vec<u8>>> {
+    files(&t.q)
+        .iter()
+        .filter(|f| f.ends_with(".msg"))
+        .map(|f| std::fs::read(t.q.join(f.replace(".msg", ".dsn"))).ok())
+        .collect()
+}
+
+#[test]
+fn dsn_parameters_are_checked_exactly() {
+    let t = T::new("smtp-dsn-syntax");
+    let cases: &[(&str, &str)] = &[
+        ("EHLO c", ""),
+        ("MAIL FROM:<a@b.example> RET=ALL", "501 5.5.4 bad RET parameter"),
+        ("MAIL FROM:<a@b.example> RET=FULL RET=HDRS", "501 5.5.4 bad RET parameter"),
+        ("MAIL FROM:<a@b.example> ENVID=a+2", "501 5.5.4 bad ENVID parameter"),
+        ("MAIL FROM:<a@b.example> ENVID=a+0Ab", "501 5.5.4 bad ENVID parameter"),
+        ("MAIL FROM:<a@b.example> ENVID", "555 5.5.4 unsupported parameter ENVID"),
+        ("MAIL FROM:<a@b.example> ENVID=x ENVID=y", "501 5.5.4 bad ENVID parameter"),
+        ("MAIL FROM:<a@b.example> X-DSN=1", "555 5.5.4 unsupported parameter X-DSN"),
+        ("MAIL FROM:<a@b.example> ret=hdrs envid=Q+2B1", "250 2.1.0 ok"),
+        ("RCPT TO:<u@mail.example.org> NOTIFY=NEVER,SUCCESS", "501 5.5.4 bad NOTIFY parameter"),
+        ("RCPT TO:<u@mail.example.org> NOTIFY=", "501 5.5.4 bad parameter syntax"),
+        ("RCPT TO:<u@mail.example.org> NOTIFY=DELAY NOTIFY=DELAY", "501 5.5.4 bad NOTIFY parameter"),
+        ("RCPT TO:<u@mail.example.org> ORCPT=rfc822", "501 5.5.4 bad ORCPT parameter"),
+        ("RCPT TO:<u@mail.example.org> ORCPT=rfc822;a+0Ab", "501 5.5.4 bad ORCPT parameter"),
+        ("RCPT TO:<u@mail.example.org> ORCPT=rfc822;a ORCPT=rfc822;b", "501 5.5.4 bad ORCPT parameter"),
+        ("RCPT TO:<u@mail.example.org> NOTIFY=NEVER FOO=1", "555 5.5.4 unsupported parameter FOO"),
+        ("RCPT TO:<u@mail.example.org> notify=success,failure orcpt=RFC822;U+2Bx@mail.example.org", "250 2.1.5 ok"),
+        ("RCPT TO:<v@mail.example.org>", "250 2.1.5 ok"),
+        ("RCPT TO:<w@mail.example.org> NOTIFY=NEVER", "250 2.1.5 ok"),
+        ("DATA", "354 go ahead, end with <CRLF>.<CRLF>"),
+        ("Subject: d\r\n\r\nx\r\n.", "250 2.0.0 ok QID"),
+        ("MAIL FROM:<a@b.example>", "250 2.1.0 ok"),
+        ("RCPT TO:<u@mail.example.org>", "250 2.1.5 ok"),
+        ("DATA", "354 go ahead, end with <CRLF>.<CRLF>"),
+        ("Subject: plain\r\n\r\nx\r\n.", "250 2.0.0 ok QID"),
+    ];
+    let mut input = Vec::new();
+    let mut want = vec![GREET.to_string()];
+    for (cmd, reply) in cases {
+        input.extend_from_slice(cmd.as_bytes());
+        input.extend_from_slice(b"\r\n");
+        if cmd.starts_with("EHLO") {
+            want.push(EHLO.to_string());
+        } else {
+            want.push(format!("{}\r\n", reply));
+        }
+    }
+    input.extend_from_slice(b"QUIT\r\n");
+    want.push(BYE.to_string());
+    // An inherited $PIPEMAIL_DSN never reaches the queue program.
+    let (out, code, err) = t.session(&[("PIPEMAIL_DSN", "RET=FULL\n")], &input);
+    assert_eq!(out, want.concat(), "{}", err);
+    assert_eq!(code, Some(0));
+    let q = t.queued();
+    assert_eq!(q.len(), 2);
+    // (queued() and dsn_texts() list the messages in the same order)
+    let mut d = dsn_texts(&t);
+    if q[0].0.ends_with(b"Subject: plain\n\nx\n") {
+        d.reverse();
+    }
+    assert_eq!(
+        d[0].as_deref(),
+        Some(&b"RET=HDRS ENVID=Q+2B1\nNOTIFY=SUCCESS,FAILURE ORCPT=rfc822;U+2Bx@mail.example.org\n\nNOTIFY=NEVER\n"[..]),
+        "{:?}",
+        d[0].as_deref().map(String::from_utf8_lossy)
+    );
+    assert!(q.iter().any(|m| m.1
+        == b"Fa@b.example\0Tu@mail.example.org\0Tv@mail.example.org\0Tw@mail.example.org\0\0"));
+    assert_eq!(d[1], None, "no parameters, no variable");
+}
+
+#[test]
+fn dsn_parameters_go_into_the_linked_queue_as_a_version_2_file() {
+    let t = T::new("smtp-dsn-linked");
+    let input = b"EHLO c\r\nMAIL FROM:<a@b.example> ENVID=id1\r\nRCPT TO:<u@mail.example.org> NOTIFY=DELAY\r\n\
+DATA\r\nSubject: x\r\n\r\nbody\r\n.\r\n\
+MAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\nSubject: y\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    let (out, code, err) = t.session(&[("QMAILQUEUE", "\0")], input);
+    assert_eq!(
+        out.matches("250 2.0.0 ok QID\r\n").count(),
+        2,
+        "{}{}",
+        out,
+        err
+    );
+    assert_eq!(code, Some(0));
+    let subs = submissions(&t.home);
+    assert_eq!(subs.len(), 2);
+    let mut envs: Vec<Vec<u8>> = subs.iter().map(|s| s.envelope.clone()).collect();
+    envs.sort();
+    assert_eq!(
+        envs,
+        vec![
+            b"DENVID=id1\nNOTIFY=DELAY\n\0Fa@b.example\0Tu@mail.example.org\0\0".to_vec(),
+            b"Fa@b.example\0Tu@mail.example.org\0\0".to_vec(),
+        ]
+    );
+    for s in &subs {
+        let f = std::fs::read(t.home.join("queue/drop").join(&s.id)).unwrap();
+        let v = if s.envelope.starts_with(b"D") {
+            "v2"
+        } else {
+            "v1"
+        };
+        let tail = format!("\n#pipemail-queue-{} {:020}\n", v, s.message.len());
+        assert!(
+            f.ends_with(tail.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&f)
+        );
+    }
 }

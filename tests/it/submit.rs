@@ -700,6 +700,64 @@ fn queue_filter_modifies_and_passes_the_envelope_on() {
     assert!(memchr::memmem::find(&d[0].0, b"\nX-Filtered: yes\nSubject: offer\n").is_some());
 }
 
+/// $PIPEMAIL_DSN goes through queue-filter: to the next program as it is,
+/// into a version 2 drop file by the linked queue code; one that does not
+/// parse is 91 there.
+#[test]
+fn queue_filter_passes_dsn_parameters_on() {
+    let dir = scratch("qf-dsn");
+    let rec = dir.join("record");
+    std::fs::write(
+        &rec,
+        format!(
+            "#!/bin/sh\ncat >/dev/null; printf %s \"$PIPEMAIL_DSN\" > '{}/dsn'\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dsn = "RET=HDRS\nNOTIFY=NEVER\n\n";
+    let recs = rec.to_string_lossy().into_owned();
+    let f = queue_filter(
+        &[
+            ("QUEUE_FILTER", "cat"),
+            ("QUEUE_FILTER_NEXT", &recs),
+            ("PIPEMAIL_DSN", dsn),
+        ],
+        MSG,
+        ENV,
+    );
+    assert_eq!(f.code, Some(0), "{}", s(&f.stderr));
+    assert_eq!(std::fs::read(dir.join("dsn")).unwrap(), dsn.as_bytes());
+    let h = home("qf-dsn-linked");
+    let f = queue_filter(
+        &[
+            ("QUEUE_FILTER", "cat"),
+            ("PIPEMAIL_HOME", &hs(&h)),
+            ("PIPEMAIL_DSN", dsn),
+        ],
+        MSG,
+        ENV,
+    );
+    assert_eq!(f.code, Some(0), "{}", s(&f.stderr));
+    let subs = submissions(&h);
+    let mut want = format!("D{}\0", dsn).into_bytes();
+    want.extend_from_slice(ENV);
+    assert_eq!(subs[0].envelope, want);
+    let h = home("qf-dsn-bad");
+    let f = queue_filter(
+        &[
+            ("QUEUE_FILTER", "cat"),
+            ("PIPEMAIL_HOME", &hs(&h)),
+            ("PIPEMAIL_DSN", "RET=ALL\n"),
+        ],
+        MSG,
+        ENV,
+    );
+    assert_eq!(f.code, Some(91));
+    assert!(submissions(&h).is_empty());
+}
+
 #[test]
 fn queue_filter_rejections_and_crashes() {
     let dir = scratch("qf-rej");

@@ -344,14 +344,15 @@ pub const SMTP_PEER_PY: &str = include_str!("smtp_peer.py");
 
 /// The test SMTP peer on addr:port (0: any): stderr to `stderr`, each
 /// accepted message appended to dir/NAME.out; (process, port, that file).
-/// `size` caps DATA (None: 64 MiB); `utf8` announces SMTPUTF8.
+/// `size` caps DATA (None: 64 MiB); `opts`: "utf8" announces SMTPUTF8,
+/// "dsn" DSN (its MAIL and RCPT lines go to dir/NAME.out.cmds as received).
 pub fn smtp_peer(
     dir: &Path,
     name: &str,
     addr: &str,
     port: u16,
     size: Option<u32>,
-    utf8: bool,
+    opts: &[&str],
     stderr: Stdio,
 ) -> (Proc, u16, PathBuf) {
     let out = dir.join(format!("{}.out", name));
@@ -360,10 +361,8 @@ pub fn smtp_peer(
     let size = size.map(|s| s.to_string());
     if let Some(s) = &size {
         args.push(s);
-        if utf8 {
-            args.push("utf8");
-        }
     }
+    args.extend_from_slice(opts);
     let (p, port) = start_py(dir, name, SMTP_PEER_PY, &args, stderr);
     (p, port, out)
 }
@@ -438,7 +437,8 @@ pub struct Submission {
     pub id: String,
     /// The message part: queue-inject's Received line, then the message.
     pub message: Vec<u8>,
-    /// The qmail-queue envelope (F sender NUL, T rcpt NUL..., NUL).
+    /// The section after its I record: the qmail-queue envelope (F sender
+    /// NUL, T rcpt NUL..., NUL), after a D record (DSN) in version 2.
     pub envelope: Vec<u8>,
     pub uid: u32,
 }
@@ -461,7 +461,7 @@ pub fn submissions(home: &Path) -> Vec<Submission> {
             let tl = pipemail::queue::TAIL_LEN;
             let off = pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64)
                 .unwrap_or_else(|| panic!("drop/{} has no tail", id))
-                as usize;
+                .0 as usize;
             let sec = &b[off..b.len() - tl];
             let want = format!("I{}\0", id);
             assert!(sec.starts_with(want.as_bytes()), "drop/{}: {:?}", id, sec);
@@ -483,8 +483,8 @@ pub fn whole_submission(p: &Path) -> bool {
     let tl = pipemail::queue::TAIL_LEN;
     let id = p.file_name().unwrap().to_string_lossy();
     b.len() >= tl
-        && pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64).is_some_and(|o| {
-            pipemail::queue::parse_section(&id, &b[o as usize..b.len() - tl]).is_some()
+        && pipemail::queue::tail_offset(&b[b.len() - tl..], b.len() as u64).is_some_and(|(o, v)| {
+            pipemail::queue::parse_section(&id, v, &b[o as usize..b.len() - tl]).is_some()
         })
 }
 
@@ -494,6 +494,7 @@ pub fn drop_file(id: &str, message: &[u8], envelope: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&pipemail::queue::trailer(
         id,
         envelope,
+        &Default::default(),
         message.len() as u64,
     ));
     v

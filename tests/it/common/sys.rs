@@ -312,8 +312,19 @@ impl Sys {
 
     /// The test SMTP peer on addr:port (0: any); returns (port, its record file).
     pub fn sink(&mut self, name: &str, addr: &str, port: u16) -> (u16, PathBuf) {
+        self.sink_opts(name, addr, port, &[])
+    }
+
+    /// [`Sys::sink`] with the peer's options ("dsn": it offers DSN).
+    pub fn sink_opts(
+        &mut self,
+        name: &str,
+        addr: &str,
+        port: u16,
+        opts: &[&str],
+    ) -> (u16, PathBuf) {
         let log = self.log(name);
-        let (p, port, out) = smtp_peer(&self.base, name, addr, port, None, false, log.into());
+        let (p, port, out) = smtp_peer(&self.base, name, addr, port, None, opts, log.into());
         self.procs.push(p);
         (port, out)
     }
