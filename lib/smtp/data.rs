@@ -280,6 +280,32 @@ mod tests {
     }
 
     #[test]
+    fn bdat_content_is_counted_not_framed() {
+        let mut d = Data::chunked(0);
+        let mut out = Vec::new();
+        // A dot line and a terminator are content; CR LF split over two
+        // feeds is one line end; the last line gets its LF.
+        assert_eq!(d.feed(b".a\r\n.\r\nx\r", &mut out), None);
+        assert_eq!(d.feed(b"\nend", &mut out), None);
+        d.last(&mut out);
+        assert!(d.good());
+        assert_eq!(out, b".a\n.\nx\nend\n");
+        for bare in [&b"a\nb"[..], b"a\rb", b"a\r"] {
+            let mut d = Data::chunked(0);
+            let mut out = Vec::new();
+            d.feed(bare, &mut out);
+            d.last(&mut out);
+            assert_eq!(d.refusal().map(|r| r.1), Some(&b"bare-cr-lf"[..]), "{:?}", bare);
+        }
+        // DATA's machine ignores last().
+        let mut d = Data::new(0);
+        let mut out = Vec::new();
+        d.feed(b"abc", &mut out);
+        d.last(&mut out);
+        assert_eq!(out, b"abc");
+    }
+
+    #[test]
     fn chunking_does_not_matter() {
         let msg = b"Received: a\r\nSubject: x\r\n\r\n.hello\r\nline two\r\n..\r\n.\r\n";
         let whole = run(msg, 0);
