@@ -806,14 +806,14 @@ fn dns_short_and_garbled_datagrams_do_not_end_the_try() {
 
 /// The reply to a command line (without CR LF; "." for the end of the
 /// message) and how many ms to wait before it.
-type Script = fn(&[u8]) -> (&'static str, u64);
+pub(crate) type Script = fn(&[u8]) -> (&'static str, u64);
 
-struct Scripted {
-    port: u16,
+pub(crate) struct Scripted {
+    pub(crate) port: u16,
     log: Arc<Mutex<Vec<u8>>>,
 }
 
-fn scripted(script: Script) -> Scripted {
+pub(crate) fn scripted(script: Script) -> Scripted {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -915,7 +915,7 @@ fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
     }
 }
 
-fn script_log(p: &Scripted, end: &[u8]) -> String {
+pub(crate) fn script_log(p: &Scripted, end: &[u8]) -> String {
     String::from_utf8_lossy(&wait_for(&p.log, end)).into_owned()
 }
 
@@ -1121,7 +1121,7 @@ Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u{e9}\r\n--zz\r\nContent-Type: text/h
 // ---------------------------------------------------------------------------
 // CHUNKING (RFC 3030), issue 16: BDAT toward a peer that offers it.
 
-fn chunking_peer(l: &[u8]) -> (&'static str, u64) {
+pub(crate) fn chunking_peer(l: &[u8]) -> (&'static str, u64) {
     match &l[..4.min(l.len())] {
         b"EHLO" => ("250-peer.test\r\n250-PIPELINING\r\n250-SIZE 10000000\r\n250-8BITMIME\r\n250 CHUNKING\r\n", 0),
         // Late, so the whole pipelined group is in the transcript first.
