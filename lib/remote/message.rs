@@ -23,7 +23,7 @@ pub fn encode(msg: &[u8]) -> Vec<u8> {
 /// the last one `BDAT n LAST` (`BDAT 0 LAST` for an empty message).
 pub fn chunks(content: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let mut rest = &content[..];
+    let mut rest = content;
     loop {
         let n = rest.len().min(CHUNK);
         let last = if n == rest.len() { " LAST" } else { "" };
@@ -97,13 +97,24 @@ mod tests {
         use super::{canonical, CHUNK};
         let chunks = |m: &[u8]| super::chunks(&canonical(m, false));
         assert_eq!(chunks(b""), [b"BDAT 0 LAST\r\n".to_vec()]);
-        assert_eq!(chunks(b".\nx\ry"), [b"BDAT 9 LAST\r\n.\r\nx\r\ny\r\n".to_vec()]);
+        assert_eq!(
+            chunks(b".\nx\ry"),
+            [b"BDAT 9 LAST\r\n.\r\nx\r\ny\r\n".to_vec()]
+        );
         let big = vec![b'a'; CHUNK * 2 - 2];
         let c = chunks(&big);
         assert_eq!(c.len(), 2);
         assert!(c[0].starts_with(format!("BDAT {}\r\naaa", CHUNK).as_bytes()));
         assert_eq!(c[0].len(), CHUNK + 14);
-        assert_eq!(c[1], [format!("BDAT {} LAST\r\n", CHUNK).as_bytes(), &big[..CHUNK - 2], b"\r\n"].concat());
+        assert_eq!(
+            c[1],
+            [
+                format!("BDAT {} LAST\r\n", CHUNK).as_bytes(),
+                &big[..CHUNK - 2],
+                b"\r\n"
+            ]
+            .concat()
+        );
     }
 
     #[test]

@@ -375,8 +375,7 @@ where
 {
     let give_up = || (b'D', text(&[b"Giving up on ", ip, b".\n"]));
     let r = if pipelined {
-        bdat_replies(c, chunks.len())
-            .map_err(|e| died(true, b"reading the replies to BDAT", &e))?
+        bdat_replies(c, chunks.len()).map_err(|e| died(true, b"reading the replies to BDAT", &e))?
     } else if accepted == 0 {
         return Err(give_up());
     } else {

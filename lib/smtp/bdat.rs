@@ -51,8 +51,7 @@ impl Session {
     /// (RFC 3030 §2: DATA and BDAT are not mixed; no RCPT once the
     /// content has started): 503 without touching the transaction.
     pub(super) fn after_bdat(&self, verb: &[u8]) -> bool {
-        (verb == b"DATA" || verb == b"RCPT")
-            && self.tx.as_ref().is_some_and(|t| t.chunks.is_some())
+        (verb == b"DATA" || verb == b"RCPT") && self.tx.as_ref().is_some_and(|t| t.chunks.is_some())
     }
 
     pub(super) fn bdat(&mut self, arg: &[u8]) -> Result<(), Fatal> {

@@ -295,7 +295,12 @@ mod tests {
             let mut out = Vec::new();
             d.feed(bare, &mut out);
             d.last(&mut out);
-            assert_eq!(d.refusal().map(|r| r.1), Some(&b"bare-cr-lf"[..]), "{:?}", bare);
+            assert_eq!(
+                d.refusal().map(|r| r.1),
+                Some(&b"bare-cr-lf"[..]),
+                "{:?}",
+                bare
+            );
         }
         // DATA's machine ignores last().
         let mut d = Data::new(0);

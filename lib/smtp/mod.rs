@@ -4,9 +4,9 @@
 //! message goes to `$QMAILQUEUE` or the linked queue code (qq).
 
 pub mod auth;
+pub mod bdat;
 pub mod conn;
 pub mod data;
-pub mod bdat;
 pub mod dsn;
 pub mod message;
 pub mod path;

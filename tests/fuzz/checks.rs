@@ -680,7 +680,10 @@ pub fn smtp_bdat(d: &[u8]) {
     if let Some((n, last)) = pipemail::smtp::bdat::parse(line) {
         let digits = line.split(|&c| c == b' ').next().unwrap_or(b"");
         assert!(!digits.is_empty() && digits.iter().all(u8::is_ascii_digit));
-        let nz = digits.iter().position(|&c| c != b'0').unwrap_or(digits.len() - 1);
+        let nz = digits
+            .iter()
+            .position(|&c| c != b'0')
+            .unwrap_or(digits.len() - 1);
         assert_eq!(&digits[nz..], n.to_string().as_bytes());
         let rest = &line[digits.len()..];
         assert_eq!(last, !rest.is_empty());

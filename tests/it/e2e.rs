@@ -950,7 +950,13 @@ RCPT TO:<ann@mail.example.org>\r\nRCPT TO:<x@remote.example>\r\n"
     c.read_to_end(&mut got).unwrap();
     let got: String = String::from_utf8_lossy(&got)
         .split_inclusive("\r\n")
-        .map(|l| if l.starts_with("250 2.0.0 ok ") { "250 2.0.0 ok QID\r\n" } else { l })
+        .map(|l| {
+            if l.starts_with("250 2.0.0 ok ") {
+                "250 2.0.0 ok QID\r\n"
+            } else {
+                l
+            }
+        })
         .collect();
     assert!(
         got.ends_with(&format!(
@@ -980,7 +986,11 @@ RCPT TO:<ann@mail.example.org>\r\nRCPT TO:<x@remote.example>\r\n"
     let start = log[at..].find("LAST\r\n").unwrap() + at + 6;
     let content = &log[start..start + n];
     assert!(content.starts_with("Received: (pipemail "), "{}", content);
-    assert!(content.ends_with(std::str::from_utf8(msg).unwrap()), "{}", content);
+    assert!(
+        content.ends_with(std::str::from_utf8(msg).unwrap()),
+        "{}",
+        content
+    );
     assert_eq!(
         &log[start + n..],
         "S: 250 2.1.0 ok\r\nS: 250 2.1.5 ok\r\nS: 250 2.0.0 queued as 7\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"

@@ -1186,7 +1186,10 @@ fn bdat_in_chunks_without_pipelining() {
     let line = format!("{}\n", "z".repeat(99));
     let msg = line.repeat(15000);
     let r = send(&h, "example.net", &["a@example.net"], msg.as_bytes(), &[]);
-    assert_eq!(r[1], "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 queued\n");
+    assert_eq!(
+        r[1],
+        "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 queued\n"
+    );
     let content = msg.replace('\n', "\r\n");
     assert_eq!(content.len(), 1_515_000);
     let (a, b) = content.split_at(1 << 20);
@@ -1197,7 +1200,12 @@ BDAT 1048576\r\n{a}S: 250 2.0.0 chunk ok\r\nBDAT {} LAST\r\n{b}S: 250 2.0.0 queu
         b.len()
     );
     let got = script_log(&p, b"221 2.0.0 bye\r\n");
-    assert!(got == want, "transcript differs (lengths {} and {})", got.len(), want.len());
+    assert!(
+        got == want,
+        "transcript differs (lengths {} and {})",
+        got.len(),
+        want.len()
+    );
 
     // The first chunk refused: no second BDAT.
     let p = scripted(|l| match &l[..4.min(l.len())] {
@@ -1209,7 +1217,9 @@ BDAT 1048576\r\n{a}S: 250 2.0.0 chunk ok\r\nBDAT {} LAST\r\n{b}S: 250 2.0.0 queu
     assert_eq!(r[1], "D127.0.0.1 failed after I sent the message. (#5.3.4)\nRemote host said: 552 5.3.4 too big\n");
     let got = script_log(&p, b"221 2.0.0 bye\r\n");
     assert!(
-        got.ends_with(&format!("BDAT 1048576\r\n{a}S: 552 5.3.4 too big\r\nQUIT\r\nS: 221 2.0.0 bye\r\n")),
+        got.ends_with(&format!(
+            "BDAT 1048576\r\n{a}S: 552 5.3.4 too big\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+        )),
         "{}",
         &got[got.len().saturating_sub(300)..]
     );

@@ -1434,12 +1434,18 @@ fn bdat_chunks_are_read_as_counted_bytes() {
     let (rcv, body) = body_after_received(&q[0].0);
     assert_eq!(body, b"Subject: b\n\n.dot\n.\nQUIT\nx\n\xc3\xa9\x00end\n");
     assert!(
-        rcv.starts_with("Received: from c (client.example [192.0.2.7])\n\tby mail.example.org with ESMTP id "),
+        rcv.starts_with(
+            "Received: from c (client.example [192.0.2.7])\n\tby mail.example.org with ESMTP id "
+        ),
         "{}",
         rcv
     );
     assert_eq!(q[0].1, b"Fa@b.example\0Tu@mail.example.org\0\0");
-    assert!(err.contains(" from=<a@b.example> rcpts=1 bytes=33 "), "{}", err);
+    assert!(
+        err.contains(" from=<a@b.example> rcpts=1 bytes=33 "),
+        "{}",
+        err
+    );
 }
 
 /// BDAT 0 LAST, BDAT after DATA and DATA after BDAT, BDAT without MAIL or
@@ -1558,7 +1564,11 @@ fn bdat_pipelined_stalled_and_cut_off() {
         "421 4.4.2 mail.example.org timeout, closing connection\r\n",
     ]));
     let (out, code) = l.finish();
-    assert!(out.contains("3 octets received\r\n250 2.0.0 ok QID\r\n250 2.1.0 ok"), "{}", out);
+    assert!(
+        out.contains("3 octets received\r\n250 2.0.0 ok QID\r\n250 2.1.0 ok"),
+        "{}",
+        out
+    );
     assert_eq!(code, Some(111));
     let q = t.queued();
     assert_eq!(q.len(), 1);
