@@ -18,18 +18,19 @@ pub fn encode(msg: &[u8]) -> Vec<u8> {
     out
 }
 
-/// BDAT commands each followed by its chunk for `content` (the message
-/// in [`canonical`] form, not dot-stuffed): chunks of [`CHUNK`] octets,
-/// the last one `BDAT n LAST` (`BDAT 0 LAST` for an empty message).
-pub fn chunks(content: &[u8]) -> Vec<Vec<u8>> {
+/// A BDAT command line and the chunk that follows it.
+pub type Chunk<'a> = (Vec<u8>, &'a [u8]);
+
+/// The BDAT commands and their chunks for `content` (the message in
+/// [`canonical`] form, not dot-stuffed): chunks of [`CHUNK`] octets, the
+/// last one `BDAT n LAST` (`BDAT 0 LAST` for an empty message).
+pub fn chunks(content: &[u8]) -> Vec<Chunk<'_>> {
     let mut out = Vec::new();
     let mut rest = content;
     loop {
         let n = rest.len().min(CHUNK);
         let last = if n == rest.len() { " LAST" } else { "" };
-        let mut c = format!("BDAT {}{}\r\n", n, last).into_bytes();
-        c.extend_from_slice(&rest[..n]);
-        out.push(c);
+        out.push((format!("BDAT {}{}\r\n", n, last).into_bytes(), &rest[..n]));
         rest = &rest[n..];
         if !last.is_empty() {
             return out;
@@ -95,7 +96,13 @@ mod tests {
     #[test]
     fn bdat_chunks() {
         use super::{canonical, CHUNK};
-        let chunks = |m: &[u8]| super::chunks(&canonical(m, false));
+        let chunks = |m: &[u8]| -> Vec<Vec<u8>> {
+            let c = canonical(m, false);
+            super::chunks(&c)
+                .iter()
+                .map(|(h, b)| [&h[..], b].concat())
+                .collect()
+        };
         assert_eq!(chunks(b""), [b"BDAT 0 LAST\r\n".to_vec()]);
         assert_eq!(
             chunks(b".\nx\ry"),

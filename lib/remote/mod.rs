@@ -300,16 +300,22 @@ fn bdat_replies(c: &mut Conn, n: usize) -> std::io::Result<Reply> {
         .ok_or_else(|| std::io::Error::other("no BDAT sent"))
 }
 
+/// Sends one BDAT command and its chunk.
+fn send_chunk(c: &mut Conn, ch: &message::Chunk) -> std::io::Result<()> {
+    c.send(&ch.0)?;
+    c.send(ch.1)
+}
+
 /// Sends the BDAT chunks one by one, each after the reply to the one
 /// before (a peer without PIPELINING); stops at the first refusal (RFC
 /// 3030: no more BDAT after a 4xx or 5xx). Err: the error, whether the
 /// LAST chunk had gone, and what was being done.
 type BdatError = (std::io::Error, bool, &'static [u8]);
-fn bdat_one_by_one(c: &mut Conn, chunks: &[Vec<u8>]) -> Result<Reply, BdatError> {
+fn bdat_one_by_one(c: &mut Conn, chunks: &[message::Chunk]) -> Result<Reply, BdatError> {
     let mut r = None;
     for (i, ch) in chunks.iter().enumerate() {
         let last = i + 1 == chunks.len();
-        c.send(ch).map_err(|e| (e, false, &b"sending BDAT"[..]))?;
+        send_chunk(c, ch).map_err(|e| (e, false, &b"sending BDAT"[..]))?;
         let rep = c
             .reply()
             .map_err(|e| (e, last, &b"reading the reply to BDAT"[..]))?;
@@ -364,7 +370,7 @@ fn message_result(r: &Reply, ip: &[u8]) -> Result<(u8, Vec<u8>), (u8, Vec<u8>)> 
 /// one by one, none when no recipient was accepted) and the result.
 fn bdat_result<F>(
     c: &mut Conn,
-    chunks: &[Vec<u8>],
+    chunks: &[message::Chunk],
     pipelined: bool,
     accepted: usize,
     ip: &[u8],
@@ -506,15 +512,15 @@ fn session(
         })?;
         // CHUNKING: the content (CR LF, no dot-stuffing) and its BDAT
         // chunks; else the DATA bytes.
-        let (data, chunks): (std::borrow::Cow<[u8]>, Vec<Vec<u8>>) = if ext.chunking {
-            let content = message::canonical(&msg, false);
-            let ch = message::chunks(&content);
-            (content.into(), ch)
+        let data: std::borrow::Cow<[u8]> = match &msg {
+            _ if ext.chunking => message::canonical(&msg, false).into(),
+            std::borrow::Cow::Borrowed(_) => data.into(),
+            std::borrow::Cow::Owned(m) => message::encode(m).into(),
+        };
+        let chunks = if ext.chunking {
+            message::chunks(&data)
         } else {
-            match &msg {
-                std::borrow::Cow::Borrowed(_) => (data.into(), Vec::new()),
-                std::borrow::Cow::Owned(m) => (message::encode(m).into(), Vec::new()),
-            }
+            Vec::new()
         };
         // RFC 1870: CR LF counted, the final dot not.
         let size = if ext.chunking {
@@ -568,7 +574,7 @@ fn session(
                 // RFC 3030 4.2: BDAT may follow RCPT in the group.
                 c.send(&all).map_err(io(b"sending MAIL and RCPT"))?;
                 for ch in &chunks {
-                    c.send(ch).map_err(io(b"sending BDAT"))?;
+                    send_chunk(&mut c, ch).map_err(io(b"sending BDAT"))?;
                 }
             }
         } else {
