@@ -126,14 +126,15 @@ mod tests {
 
     #[test]
     fn never_emits_bare_cr_or_lf() {
-        let msg = b"\r\n\n\r\r.\r\n.\n\r.\rx\n";
-        let out = encode(msg);
-        for (i, &c) in out.iter().enumerate() {
-            if c == b'\r' {
-                assert_eq!(out[i + 1], b'\n');
-            }
-            if c == b'\n' {
-                assert_eq!(out[i - 1], b'\r');
+        let msg = b"\r\n\n\r\r.\r\n.\n\r.\rx\n\r";
+        for out in [encode(msg), super::canonical(msg, false)] {
+            for (i, &c) in out.iter().enumerate() {
+                if c == b'\r' {
+                    assert_eq!(out[i + 1], b'\n');
+                }
+                if c == b'\n' {
+                    assert_eq!(out[i - 1], b'\r');
+                }
             }
         }
     }

@@ -1573,6 +1573,12 @@ fn bdat_pipelined_stalled_and_cut_off() {
     let q = t.queued();
     assert_eq!(q.len(), 1);
     assert_eq!(body_after_received(&q[0].0).1, b"abcdef\n");
+    // Cut off mid-chunk: the queue program is killed before an envelope.
+    let input = format!("EHLO c\r\n{TX}BDAT 100\r\nSubject: x\r\n\r\npartial");
+    let (out, code, _) = t.session(&[], input.as_bytes());
+    assert_eq!(out, s(&[GREET, EHLO, TX_OK]));
+    assert_eq!(code, Some(0));
+    assert_eq!(t.queued().len(), 1);
     // Cut off mid-chunk, the linked queue: nothing left in queue/drop.
     let input = format!("EHLO c\r\n{TX}BDAT 100\r\nSubject: x\r\n\r\npartial");
     let (out, code, _) = t.session(&[("QMAILQUEUE", "\0")], input.as_bytes());
