@@ -6,7 +6,7 @@
 
 use super::data::Data;
 use super::submission::Complete;
-use crate::qq::Queue;
+use crate::enqueue::Queue;
 
 pub struct Body {
     q: Option<Queue>,
