@@ -445,7 +445,7 @@ impl Session {
             let me = self.cfg.me.clone();
             self.put(&[b"421 4.7.0 ", &me, b" too many errors, closing connection"]);
             crate::exit::info(&[
-                b"closed: too many errors remote=",
+                b"closed after too many errors remote=",
                 &self.cfg.remote_ip.clone(),
             ]);
             self.done = true;
@@ -957,12 +957,12 @@ impl Session {
             .map(|&c| if c < 0x20 || c == 0x7f { b' ' } else { c })
             .collect();
         crate::exit::info(&[
-            b"refused ",
+            b"refused id=<",
             id,
-            b" reason=queue text=",
-            cut(&text),
-            b" remote=",
+            b"> reason=queue remote=",
             &self.cfg.remote_ip.clone(),
+            b": ",
+            cut(&text),
         ]);
         [code, &status, b" ", &text].concat()
     }
