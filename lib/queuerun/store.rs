@@ -1255,9 +1255,32 @@ mod tests {
             Rec::Hold,
             Rec::Release,
             Rec::Bounced,
+            Rec::Warned,
         ] {
             let e = r.encode();
             assert_eq!(Rec::decode(&e[..e.len() - 1]), Some(r));
         }
+    }
+
+    /// A state file with records this version does not know (a later
+    /// version's, as W was for the one before it): they are skipped, the
+    /// others read, and the file is left as it is (state files are only
+    /// appended to), so nothing is lost for the version that wrote them.
+    #[test]
+    fn unknown_records_are_skipped_and_kept() {
+        let p = std::env::temp_dir().join(format!("pipemail-state-{}", std::process::id()));
+        let b = b"Z0 5 later\0Q0 new kind\0W\0Y\0K1\0Dx\0";
+        fs::write(&p, b).unwrap();
+        let recs = load_state(&p, true).unwrap();
+        assert_eq!(
+            recs,
+            [
+                Rec::Deferred(0, 5, b"later".to_vec()),
+                Rec::Warned,
+                Rec::Done(1, None)
+            ]
+        );
+        assert_eq!(fs::read(&p).unwrap(), b);
+        let _ = fs::remove_file(&p);
     }
 }

@@ -282,14 +282,61 @@ pub fn deliver(
     Report::done(b'Z', t)
 }
 
-/// Reads the replies to `rcpts` pipelined RCPTs and to DATA, after a
-/// refused MAIL.
-fn drain(c: &mut Conn, rcpts: usize) -> std::io::Result<()> {
+/// Reads the replies to `rcpts` pipelined RCPTs and to DATA (or to
+/// `chunks` BDATs), after a refused MAIL.
+fn drain(c: &mut Conn, rcpts: usize, chunks: usize) -> std::io::Result<()> {
     for _ in 0..rcpts {
         c.reply()?;
     }
+    if chunks > 0 {
+        return bdat_replies(c, chunks).map(drop);
+    }
     let r = c.reply()?;
     end_empty_data(c, &r)
+}
+
+/// Reads the replies to `n` pipelined BDATs: the first that is not 2xx,
+/// else the last.
+fn bdat_replies(c: &mut Conn, n: usize) -> std::io::Result<Reply> {
+    let mut first_bad: Option<Reply> = None;
+    let mut last = None;
+    for _ in 0..n {
+        let r = c.reply()?;
+        if r.class() != 2 && first_bad.is_none() {
+            first_bad = Some(r.clone());
+        }
+        last = Some(r);
+    }
+    first_bad
+        .or(last)
+        .ok_or_else(|| std::io::Error::other("no BDAT sent"))
+}
+
+/// Sends one BDAT command and its chunk.
+fn send_chunk(c: &mut Conn, ch: &message::Chunk) -> std::io::Result<()> {
+    c.send(&ch.0)?;
+    c.send(ch.1)
+}
+
+/// Sends the BDAT chunks one by one, each after the reply to the one
+/// before (a peer without PIPELINING); stops at the first refusal (RFC
+/// 3030: no more BDAT after a 4xx or 5xx). Err: the error, whether the
+/// LAST chunk had gone, and what was being done.
+type BdatError = (std::io::Error, bool, &'static [u8]);
+fn bdat_one_by_one(c: &mut Conn, chunks: &[message::Chunk]) -> Result<Reply, BdatError> {
+    let mut r = None;
+    for (i, ch) in chunks.iter().enumerate() {
+        let last = i + 1 == chunks.len();
+        send_chunk(c, ch).map_err(|e| (e, false, &b"sending BDAT"[..]))?;
+        let rep = c
+            .reply()
+            .map_err(|e| (e, last, &b"reading the reply to BDAT"[..]))?;
+        if rep.class() != 2 {
+            return Ok(rep);
+        }
+        r = Some(rep);
+    }
+    r.ok_or_else(|| (std::io::Error::other("no BDAT sent"), false, &b"BDAT"[..]))
 }
 
 /// A server that answered 354 to a DATA with no recipient gets an empty
@@ -300,6 +347,62 @@ fn end_empty_data(c: &mut Conn, data_reply: &Reply) -> std::io::Result<()> {
         c.reply()?;
     }
     Ok(())
+}
+
+/// The report for the reply to the end of the message (the dot or BDAT
+/// LAST, or the first refused chunk).
+fn message_result(r: &Reply, ip: &[u8]) -> Result<(u8, Vec<u8>), (u8, Vec<u8>)> {
+    match r.class() {
+        2 => Ok((b'K', text(&[ip, b" accepted message.\n", &r.said()]))),
+        5 => Err((
+            b'D',
+            text(&[
+                ip,
+                b" failed after I sent the message.",
+                &status(r, b"5.0.0"),
+                b"\n",
+                &r.said(),
+            ]),
+        )),
+        _ => Err((
+            b'Z',
+            text(&[
+                ip,
+                b" failed after I sent the message.",
+                &status(r, b"4.0.0"),
+                b"\n",
+                &r.said(),
+            ]),
+        )),
+    }
+}
+
+/// The rest of a BDAT transaction after the RCPT replies: the chunks'
+/// replies (pipelined: the chunks went with MAIL and RCPT; else they go
+/// one by one, none when no recipient was accepted) and the result.
+fn bdat_result<F>(
+    c: &mut Conn,
+    chunks: &[message::Chunk],
+    pipelined: bool,
+    accepted: usize,
+    ip: &[u8],
+    died: &F,
+) -> Result<(u8, Vec<u8>), (u8, Vec<u8>)>
+where
+    F: Fn(bool, &[u8], &std::io::Error) -> (u8, Vec<u8>),
+{
+    let give_up = || (b'D', text(&[b"Giving up on ", ip, b".\n"]));
+    let r = if pipelined {
+        bdat_replies(c, chunks.len()).map_err(|e| died(true, b"reading the replies to BDAT", &e))?
+    } else if accepted == 0 {
+        return Err(give_up());
+    } else {
+        bdat_one_by_one(c, chunks).map_err(|(e, last, what)| died(last, what, &e))?
+    };
+    if accepted == 0 {
+        return Err(give_up());
+    }
+    message_result(&r, ip)
 }
 
 /// After a 2xx greeting: EHLO/HELO, the transaction, QUIT.
@@ -420,12 +523,24 @@ fn session(
                 ]),
             )
         })?;
+        // CHUNKING: the content (CR LF, no dot-stuffing) and its BDAT
+        // chunks; else the DATA bytes.
         let data: std::borrow::Cow<[u8]> = match &msg {
+            _ if ext.chunking => message::canonical(&msg, false).into(),
             std::borrow::Cow::Borrowed(_) => data.into(),
             std::borrow::Cow::Owned(m) => message::encode(m).into(),
         };
+        let chunks = if ext.chunking {
+            message::chunks(&data)
+        } else {
+            Vec::new()
+        };
         // RFC 1870: CR LF counted, the final dot not.
-        let size = (data.len() - 3) as u64;
+        let size = if ext.chunking {
+            data.len()
+        } else {
+            data.len() - 3
+        } as u64;
         if let Some(max) = ext.size.filter(|&m| m > 0 && size > m) {
             return Err((
                 b'D',
@@ -480,8 +595,16 @@ fn session(
                     all.extend_from_slice(cmd);
                 }
             }
-            all.extend_from_slice(b"DATA\r\n");
-            c.send(&all).map_err(io(b"sending MAIL, RCPT and DATA"))?;
+            if chunks.is_empty() {
+                all.extend_from_slice(b"DATA\r\n");
+                c.send(&all).map_err(io(b"sending MAIL, RCPT and DATA"))?;
+            } else {
+                // RFC 3030 4.2: BDAT may follow RCPT in the group.
+                c.send(&all).map_err(io(b"sending MAIL and RCPT"))?;
+                for ch in &chunks {
+                    send_chunk(&mut c, ch).map_err(io(b"sending BDAT"))?;
+                }
+            }
         } else {
             c.send(&mail).map_err(io(b"sending MAIL"))?;
         }
@@ -490,7 +613,7 @@ fn session(
             if ext.pipelining {
                 // RFC 2920: every pipelined command gets its reply read.
                 let sent = ok_rcpt.iter().filter(|&&ok| ok).count();
-                if drain(&mut c, sent).is_err() {
+                if drain(&mut c, sent, chunks.len()).is_err() {
                     broken.set(true);
                 }
             }
@@ -548,6 +671,9 @@ fn session(
                 ));
             }
         }
+        if !chunks.is_empty() {
+            return bdat_result(&mut c, &chunks, ext.pipelining, accepted, ip, &died);
+        }
         // DATA
         if !ext.pipelining {
             if accepted == 0 {
@@ -583,29 +709,7 @@ fn session(
         let r = c
             .reply()
             .map_err(|e| died(true, b"reading the reply to the message", &e))?;
-        match r.class() {
-            2 => Ok((b'K', text(&[ip, b" accepted message.\n", &r.said()]))),
-            5 => Err((
-                b'D',
-                text(&[
-                    ip,
-                    b" failed after I sent the message.",
-                    &status(&r, b"5.0.0"),
-                    b"\n",
-                    &r.said(),
-                ]),
-            )),
-            _ => Err((
-                b'Z',
-                text(&[
-                    ip,
-                    b" failed after I sent the message.",
-                    &status(&r, b"4.0.0"),
-                    b"\n",
-                    &r.said(),
-                ]),
-            )),
-        }
+        message_result(&r, ip)
     })();
     c.quit(!broken.get());
     rep.message = match result {

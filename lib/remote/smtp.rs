@@ -65,6 +65,8 @@ pub struct Ext {
     pub starttls: bool,
     /// DSN (RFC 3461).
     pub dsn: bool,
+    /// CHUNKING (RFC 3030): BDAT instead of DATA.
+    pub chunking: bool,
     /// The AUTH mechanisms, upper case.
     pub auth: Vec<Vec<u8>>,
 }
@@ -83,6 +85,7 @@ impl Ext {
                 b"SIZE" => e.size = Some(w.next().and_then(crate::parse::number).unwrap_or(0)),
                 b"STARTTLS" => e.starttls = true,
                 b"DSN" => e.dsn = true,
+                b"CHUNKING" => e.chunking = true,
                 b"AUTH" => e.auth = w.map(|m| m.to_ascii_uppercase()).collect(),
                 _ => {}
             }
@@ -413,10 +416,11 @@ mod tests {
                 "250-PIPELINING",
                 "250-SIZE 1000",
                 "250-8bitmime",
+                "250-chunking",
                 "250 SMTPUTF8",
             ],
         ));
-        assert!(e.pipelining && e.eightbit && e.smtputf8);
+        assert!(e.pipelining && e.eightbit && e.smtputf8 && e.chunking);
         assert_eq!(e.size, Some(1000));
         assert_eq!(Ext::parse(&r(250, &["250 hi"])).size, None);
     }

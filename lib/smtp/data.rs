@@ -5,6 +5,11 @@
 //! a command (no SMTP smuggling). Leading dots are removed, CR LF is stored
 //! as LF, stored bytes are counted against databytes, and Received: and
 //! Delivered-To: header lines are counted as hops.
+//!
+//! BDAT (RFC 3030) content goes through the same machine in chunked mode:
+//! the command counts the bytes, so nothing ends the data and a leading
+//! dot is content; CR LF is still stored as LF and a bare CR or LF still
+//! refuses the message (smtp-recv(8), CHUNKING).
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum St {
@@ -31,6 +36,8 @@ pub struct Data {
     pub over: bool,
     /// Received: and Delivered-To: lines in the header.
     pub hops: crate::header::Hops,
+    /// BDAT content: no terminator, no dot-stuffing.
+    chunked: bool,
 }
 
 impl Data {
@@ -43,12 +50,57 @@ impl Data {
             limit,
             over: false,
             hops: Default::default(),
+            chunked: false,
         }
+    }
+
+    /// For BDAT content (RFC 3030): byte counts frame it, so `.` is
+    /// content and [`Data::feed`] never finds an end; [`Data::last`]
+    /// ends it.
+    pub fn chunked(limit: u64) -> Data {
+        Data {
+            chunked: true,
+            ..Data::new(limit)
+        }
+    }
+
+    /// The end of BDAT content: a CR left waiting for its LF is a bare
+    /// CR; a last line without a line end gets its LF (the stored message
+    /// is made of whole lines, as after DATA).
+    pub fn last(&mut self, out: &mut Vec<u8>) {
+        if !self.chunked {
+            return;
+        }
+        match self.st {
+            St::Cr => self.bare = true,
+            St::Mid => self.emit(b'\n', out),
+            _ => {}
+        }
+        self.st = St::Bol;
     }
 
     /// Whether the message can still be queued (nothing refused it yet).
     pub fn good(&self) -> bool {
         !self.bare && !self.over
+    }
+
+    /// Why the message is refused so far: the reply and the log's reason.
+    pub fn refusal(&self) -> Option<(&'static [u8], &'static [u8])> {
+        if self.bare {
+            Some((
+                b"550 5.6.2 message refused: bare CR or LF in data (lines must end in CRLF)",
+                b"bare-cr-lf",
+            ))
+        } else if self.over {
+            Some((
+                b"552 5.3.4 message size exceeds fixed maximum message size",
+                b"size",
+            ))
+        } else if self.hops.looping() {
+            Some((b"554 5.4.6 too many hops, this message is looping", b"hops"))
+        } else {
+            None
+        }
     }
 
     fn emit(&mut self, c: u8, out: &mut Vec<u8>) {
@@ -96,7 +148,7 @@ impl Data {
             i += 1;
             match self.st {
                 St::Bol => match c {
-                    b'.' => self.st = St::Dot,
+                    b'.' if !self.chunked => self.st = St::Dot,
                     b'\r' => self.st = St::Cr,
                     b'\n' => {
                         self.bare = true;
@@ -225,6 +277,37 @@ mod tests {
             }
         }
         (None, out, d)
+    }
+
+    #[test]
+    fn bdat_content_is_counted_not_framed() {
+        let mut d = Data::chunked(0);
+        let mut out = Vec::new();
+        // A dot line and a terminator are content; CR LF split over two
+        // feeds is one line end; the last line gets its LF.
+        assert_eq!(d.feed(b".a\r\n.\r\nx\r", &mut out), None);
+        assert_eq!(d.feed(b"\nend", &mut out), None);
+        d.last(&mut out);
+        assert!(d.good());
+        assert_eq!(out, b".a\n.\nx\nend\n");
+        for bare in [&b"a\nb"[..], b"a\rb", b"a\r"] {
+            let mut d = Data::chunked(0);
+            let mut out = Vec::new();
+            d.feed(bare, &mut out);
+            d.last(&mut out);
+            assert_eq!(
+                d.refusal().map(|r| r.1),
+                Some(&b"bare-cr-lf"[..]),
+                "{:?}",
+                bare
+            );
+        }
+        // DATA's machine ignores last().
+        let mut d = Data::new(0);
+        let mut out = Vec::new();
+        d.feed(b"abc", &mut out);
+        d.last(&mut out);
+        assert_eq!(out, b"abc");
     }
 
     #[test]

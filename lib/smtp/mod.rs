@@ -4,9 +4,11 @@
 //! message goes to `$QMAILQUEUE` or the linked queue code (enqueue.rs).
 
 pub mod auth;
+pub mod bdat;
 pub mod conn;
 pub mod data;
 pub mod dsn;
+pub mod message;
 pub mod path;
 pub mod submission;
 
@@ -155,6 +157,8 @@ struct Tx {
     utf8: bool,
     /// RET and ENVID from MAIL, NOTIFY and ORCPT of each of `rcpts`.
     dsn: dsn::Dsn,
+    /// BDAT chunks received so far (RFC 3030).
+    chunks: Option<bdat::Chunks>,
 }
 
 pub struct Session {
@@ -270,8 +274,8 @@ const COMMANDS: &[Cmd] = &[
     },
     Cmd {
         verb: b"BDAT",
-        handler: Session::unimpl,
-        flush: true,
+        handler: Session::bdat,
+        flush: false,
     },
     Cmd {
         verb: b"STARTTLS",
@@ -513,6 +517,10 @@ impl Session {
                 None => (&l[..], &b""[..]),
             };
             match COMMANDS.iter().find(|c| c.verb.eq_ignore_ascii_case(verb)) {
+                Some(c) if self.after_bdat(c.verb) => {
+                    let v = String::from_utf8_lossy(c.verb).into_owned();
+                    self.err(format!("503 5.5.1 {} not allowed after BDAT", v).as_bytes());
+                }
                 Some(c) => {
                     (c.handler)(self, arg)?;
                     if c.flush {
@@ -556,6 +564,7 @@ impl Session {
         lines.push(b"HELP".to_vec());
         lines.push(b"SMTPUTF8".to_vec());
         lines.push(b"DSN".to_vec());
+        lines.push(b"CHUNKING".to_vec());
         if self.cfg.starttls.is_some() && !self.cfg.tls {
             lines.push(b"STARTTLS".to_vec());
         }
@@ -669,6 +678,7 @@ impl Session {
             rcpts: Vec::new(),
             utf8,
             dsn,
+            chunks: None,
         });
         self.put(&[b"250 2.1.0 ok"]);
         Ok(())
@@ -858,57 +868,20 @@ impl Session {
             self.err(b"501 5.5.4 syntax: DATA");
             return Ok(());
         }
-        let mut q =
-            match Queue::start_dsn(&self.tx.as_ref().map(|t| t.dsn.clone()).unwrap_or_default()) {
-                Ok(Queue::Linked(Err(c))) => {
-                    let o = crate::enqueue::outcome(Some(c), b"");
-                    return self.queue_failed(o, b"-");
-                }
-                Ok(q) => q,
-                Err(e) => {
-                    crate::exit::warn(&[
-                        b"unable to start queue program: ",
-                        crate::exit::errtext(&e).as_bytes(),
-                    ]);
-                    self.put(&[b"451 4.3.0 unable to start queue program"]);
-                    return Ok(());
-                }
-            };
-        self.count += 1;
-        let id = format!(
-            "{}.{}.{}",
-            crate::sys::now(),
-            std::process::id(),
-            self.count
-        )
-        .into_bytes();
+        let mut body = match self.open_body(data::Data::new(self.cfg.databytes)) {
+            Ok(b) => b,
+            Err(reply) => {
+                self.put(&[&reply]);
+                return Ok(());
+            }
+        };
         self.put(&[b"354 go ahead, end with <CRLF>.<CRLF>"]);
-        q.write(&self.received(&id));
-        let mut d = data::Data::new(self.cfg.databytes);
-        let mut out = Vec::with_capacity(65536);
-        let mut sub = self
-            .cfg
-            .submission
-            .then(|| submission::Complete::new(&self.cfg.me));
-        let mut done = Vec::new();
         loop {
             if self.conn.buffered().is_empty() {
-                if let Err(f) = self.conn.fill() {
-                    q.abort();
-                    return Err(f);
-                }
+                // (on an error `body` is dropped: nothing is queued)
+                self.conn.fill()?;
             }
-            out.clear();
-            let r = d.feed(self.conn.buffered(), &mut out);
-            if let Some(c) = sub.as_mut() {
-                done.clear();
-                c.feed(&out, &mut done);
-                std::mem::swap(&mut out, &mut done);
-            }
-            if d.good() && !out.is_empty() {
-                q.write(&out);
-            }
-            match r {
+            match body.feed(self.conn.buffered()) {
                 Some(n) => {
                     self.conn.consume(n);
                     break;
@@ -919,96 +892,115 @@ impl Session {
                 }
             }
         }
-        if let Some(c) = sub.as_mut() {
-            out.clear();
-            c.finish(&mut out);
-            if d.good() && !out.is_empty() {
-                q.write(&out);
+        self.end_message(body)
+    }
+
+    /// Starts a message for the transaction: the queue, its id, our
+    /// Received: line. Err: the reply (451/554) when the queue cannot start.
+    fn open_body(&mut self, d: data::Data) -> Result<message::Body, Vec<u8>> {
+        let dsn = self.tx.as_ref().map(|t| t.dsn.clone()).unwrap_or_default();
+        let q = match Queue::start_dsn(&dsn) {
+            Ok(Queue::Linked(Err(c))) => {
+                let o = crate::enqueue::outcome(Some(c), b"");
+                return Err(self.queue_refusal(o, b"-"));
             }
-        }
+            Ok(q) => q,
+            Err(e) => {
+                crate::exit::warn(&[
+                    b"unable to start queue program: ",
+                    crate::exit::errtext(&e).as_bytes(),
+                ]);
+                return Err(b"451 4.3.0 unable to start queue program".to_vec());
+            }
+        };
+        self.count += 1;
+        let id = format!(
+            "{}.{}.{}",
+            crate::sys::now(),
+            std::process::id(),
+            self.count
+        )
+        .into_bytes();
+        let sub = self
+            .cfg
+            .submission
+            .then(|| submission::Complete::new(&self.cfg.me));
+        let mut body = message::Body::new(q, id, d, sub);
+        body.write(&self.received(&body.id));
+        Ok(body)
+    }
+
+    /// The end of a message (after DATA's dot or BDAT LAST): queued and
+    /// 250, or refused; the transaction is over either way.
+    fn end_message(&mut self, mut body: message::Body) -> Result<(), Fatal> {
         let tx = self.tx.take().unwrap_or(Tx {
             sender: Vec::new(),
             rcpts: Vec::new(),
             utf8: false,
             dsn: Default::default(),
+            chunks: None,
         });
+        let Some(q) = body.end() else { return Ok(()) };
+        let d = &body.d;
+        let id = body.id.clone();
         let bytes = d.stored.to_string().into_bytes();
-        if d.bare {
+        if let Some((reply, reason)) = d.refusal() {
             q.abort();
-            self.refuse(
-                b"550 5.6.2 message refused: bare CR or LF in data (lines must end in CRLF)",
-                b"id",
-                &id,
-                b"bare-cr-lf",
-            );
-        } else if d.over {
-            q.abort();
-            self.refuse(
-                b"552 5.3.4 message size exceeds fixed maximum message size",
-                b"id",
-                &id,
-                b"size",
-            );
-        } else if d.hops.looping() {
-            q.abort();
-            self.refuse(
-                b"554 5.4.6 too many hops, this message is looping",
-                b"id",
-                &id,
-                b"hops",
-            );
-        } else {
-            let env = crate::queue::Envelope {
-                sender: tx.sender.clone(),
-                recipients: tx.rcpts.clone(),
-                dsn: Default::default(),
+            self.refuse(reply, b"id", &id, reason);
+            return Ok(());
+        }
+        let env = crate::queue::Envelope {
+            sender: tx.sender.clone(),
+            recipients: tx.rcpts.clone(),
+            dsn: Default::default(),
+        }
+        .encode();
+        match q.finish(&env) {
+            Outcome::Queued(qid) => {
+                // (`qp 23845`: the queue's id keeps its spaces)
+                let qid: Vec<u8> = qid
+                    .split(|&c| c == b' ')
+                    .map(safe)
+                    .collect::<Vec<_>>()
+                    .join(&b' ');
+                self.put(&[b"250 2.0.0 ok ", &qid]);
+                crate::exit::info(&[
+                    b"accepted id=",
+                    &id,
+                    b" qid=",
+                    cut(&qid),
+                    b" from=<",
+                    cut(&tx.sender),
+                    b"> rcpts=",
+                    tx.rcpts.len().to_string().as_bytes(),
+                    b" bytes=",
+                    &bytes,
+                    b" remote=",
+                    &self.cfg.remote_ip.clone(),
+                    b" auth=",
+                    cut(self.user.as_deref().unwrap_or(b"-")),
+                ]);
             }
-            .encode();
-            match q.finish(&env) {
-                Outcome::Queued(qid) => {
-                    // (`qp 23845`: the queue's id keeps its spaces)
-                    let qid: Vec<u8> = qid
-                        .split(|&c| c == b' ')
-                        .map(safe)
-                        .collect::<Vec<_>>()
-                        .join(&b' ');
-                    self.put(&[b"250 2.0.0 ok ", &qid]);
-                    crate::exit::info(&[
-                        b"accepted id=",
-                        &id,
-                        b" qid=",
-                        cut(&qid),
-                        b" from=<",
-                        cut(&tx.sender),
-                        b"> rcpts=",
-                        tx.rcpts.len().to_string().as_bytes(),
-                        b" bytes=",
-                        &bytes,
-                        b" remote=",
-                        &self.cfg.remote_ip.clone(),
-                        b" auth=",
-                        cut(self.user.as_deref().unwrap_or(b"-")),
-                    ]);
-                }
-                o => return self.queue_failed(o, &id),
+            o => {
+                let r = self.queue_refusal(o, &id);
+                self.put(&[&r]);
             }
         }
         Ok(())
     }
 
-    /// Replies 554/451 for a queue refusal, with its enhanced code.
-    fn queue_failed(&mut self, o: Outcome, id: &[u8]) -> Result<(), Fatal> {
+    /// The 554/451 reply for a queue refusal, with its enhanced code; logged.
+    fn queue_refusal(&mut self, o: Outcome, id: &[u8]) -> Vec<u8> {
         let status = o.status();
         let (code, text): (&[u8], Vec<u8>) = match &o {
             Outcome::Perm(t) => (b"554 ", t.clone()),
             Outcome::Temp(t) => (b"451 ", t.clone()),
-            Outcome::Queued(_) => return Ok(()),
+            Outcome::Queued(_) => (b"250 ", b"ok".to_vec()),
         };
         let text: Vec<u8> = text
             .iter()
             .map(|&c| if c < 0x20 || c == 0x7f { b' ' } else { c })
             .collect();
-        self.put(&[code, &status, b" ", &text]);
         crate::exit::info(&[
             b"refused id=<",
             id,
@@ -1017,7 +1009,7 @@ impl Session {
             b": ",
             cut(&text),
         ]);
-        Ok(())
+        [code, &status, b" ", &text].concat()
     }
 
     fn rset(&mut self, arg: &[u8]) -> Result<(), Fatal> {

@@ -30,6 +30,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("mbox_quote", mbox_quote),
     ("pop3", pop3),
     ("smtp_data", smtp_data),
+    ("smtp_bdat", smtp_bdat),
     ("smtp_path", smtp_path),
     ("dsn_xtext", dsn_xtext),
     ("dsn_params", dsn_params),
@@ -666,6 +667,91 @@ pub fn smtp_data(d: &[u8]) {
                 assert_eq!(h.count, hops, "hop count of the stored message");
             }
         }
+    }
+}
+
+/// BDAT framing (smtp::bdat::parse) and BDAT content through the DATA
+/// state machine in chunked mode (smtp::data::Data::chunked).
+///
+/// The first line after the first byte is also a BDAT argument; the first byte
+/// picks how the rest is cut into feeds (1 to 16 bytes) and databytes (as
+/// in smtp_data). Properties: an accepted argument is digits (the size,
+/// leading zeros aside) and nothing else or " LAST" in any case; the
+/// content is never ended early (no terminator), cutting it differently
+/// changes nothing, the stored bytes have no CR, bare is exactly "a CR not
+/// before an LF, or an LF not after a CR" (a CR at the very end counts),
+/// and good content is stored as the content with CR LF as LF, a `.`
+/// kept, and an LF after an unfinished last line; over is exactly "more
+/// than databytes".
+pub fn smtp_bdat(d: &[u8]) {
+    let first = d.get(1..).unwrap_or(b"").split(|&c| c == b'\n').next();
+    let line = first.unwrap_or(b"");
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if let Some((n, last)) = pipemail::smtp::bdat::parse(line) {
+        let digits = line.split(|&c| c == b' ').next().unwrap_or(b"");
+        assert!(!digits.is_empty() && digits.iter().all(u8::is_ascii_digit));
+        let nz = digits
+            .iter()
+            .position(|&c| c != b'0')
+            .unwrap_or(digits.len() - 1);
+        assert_eq!(&digits[nz..], n.to_string().as_bytes());
+        let rest = &line[digits.len()..];
+        assert_eq!(last, !rest.is_empty());
+        assert!(rest.is_empty() || rest.eq_ignore_ascii_case(b" LAST"));
+    }
+    let (sel, input) = match d.split_first() {
+        Some((s, i)) => (*s, i),
+        None => (0, d),
+    };
+    let chunk = (sel & 0x0f) as usize + 1;
+    let limit = match sel >> 4 {
+        0..=7 => 0,
+        n => (n as u64 - 7) * 8,
+    };
+    let run = |size: usize| {
+        let mut data = pipemail::smtp::data::Data::chunked(limit);
+        let mut out = Vec::new();
+        for c in input.chunks(size.max(1)) {
+            assert_eq!(data.feed(c, &mut out), None, "BDAT content ended early");
+        }
+        data.last(&mut out);
+        (out, data)
+    };
+    let (out, data) = run(chunk);
+    let (whole_out, whole) = run(input.len());
+    assert_eq!(out, whole_out, "cutting changes BDAT content");
+    assert_eq!(
+        (data.bare, data.over, data.stored),
+        (whole.bare, whole.over, whole.stored)
+    );
+    assert!(!out.contains(&b'\r'), "CR in the stored message");
+    let mut want = Vec::new();
+    let mut bare = false;
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'\r' if input.get(i + 1) == Some(&b'\n') => {
+                want.push(b'\n');
+                i += 1;
+            }
+            b'\r' | b'\n' => bare = true,
+            c => want.push(c),
+        }
+        i += 1;
+    }
+    if want.last().is_some_and(|&c| c != b'\n') {
+        want.push(b'\n');
+    }
+    assert_eq!(data.bare, bare, "bare CR/LF judged wrong");
+    if !bare {
+        let over = limit > 0 && want.len() as u64 > limit;
+        assert_eq!(data.over, over, "databytes judged wrong");
+        if !over {
+            assert!(out == want, "BDAT content stored wrong");
+        }
+    }
+    if limit > 0 {
+        assert!(out.len() as u64 <= limit);
     }
 }
 

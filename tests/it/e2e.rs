@@ -1003,3 +1003,89 @@ fn a_local_forwarding_loop_ends_in_a_bounce_at_the_hop_limit() {
     assert!(s.mail_of("joe").is_empty());
     assert!(took < Duration::from_secs(60), "{:?}", took);
 }
+
+// ---------------------------------------------------------------------------
+// Issue 16: CHUNKING end to end.
+
+/// A client sends one message in two BDAT chunks (a CR LF cut between
+/// them, a `.` line inside) through tcp-serve and smtp-recv to a local
+/// user and a remote one; the local copy arrives byte for byte (LF line
+/// ends), and remote-send passes it on with BDAT to a peer that offers
+/// CHUNKING: the same content, CR LF, not dot-stuffed.
+#[test]
+fn bdat_in_through_the_queue_and_bdat_out() {
+    use std::io::{Read, Write};
+    let mut s = Sys::new("e2e-bdat", &["ann"]);
+    let peer = crate::remote::scripted(crate::remote::chunking_peer);
+    s.control(
+        "smtproutes",
+        &format!("remote.example:127.0.0.1:{}\n", peer.port),
+    );
+    let rules = relay_rules(&s);
+    let port = s.smtp("smtp", &[], &["-x", &rules], &[]);
+    s.queue(&[]);
+    let msg = b"From: ann@mail.example.org\r\nSubject: bdat e2e\r\n\r\n.leading dot\r\n.\r\nQUIT\r\nlast line\r\n";
+    let cut = find(msg, b"QUIT").unwrap() - 1;
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut input = b"EHLO client.example\r\nMAIL FROM:<ann@mail.example.org>\r\n\
+RCPT TO:<ann@mail.example.org>\r\nRCPT TO:<x@remote.example>\r\n"
+        .to_vec();
+    input.extend_from_slice(format!("BDAT {}\r\n", cut).as_bytes());
+    input.extend_from_slice(&msg[..cut]);
+    input.extend_from_slice(format!("BDAT {} LAST\r\n", msg.len() - cut).as_bytes());
+    input.extend_from_slice(&msg[cut..]);
+    input.extend_from_slice(b"QUIT\r\n");
+    c.write_all(&input).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    let got: String = String::from_utf8_lossy(&got)
+        .split_inclusive("\r\n")
+        .map(|l| {
+            if l.starts_with("250 2.0.0 ok ") {
+                "250 2.0.0 ok QID\r\n"
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert!(
+        got.ends_with(&format!(
+            "250 CHUNKING\r\n250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n\
+250 2.0.0 {} octets received\r\n250 2.0.0 ok QID\r\n221 2.0.0 mail.example.org closing connection\r\n",
+            cut
+        )),
+        "{}",
+        got
+    );
+    wait_until(20, "ann's message", || s.mail_of("ann").len() == 1);
+    let m = &s.mail_of("ann")[0];
+    let (names, rest) = split_fields(m, 4);
+    assert_eq!(
+        names,
+        ["Return-Path", "Delivered-To", "Received", "Received"]
+    );
+    assert!(rest == lf(msg), "{:?}", String::from_utf8_lossy(rest));
+    let log = crate::remote::script_log(&peer, b"221 2.0.0 bye\r\n");
+    assert!(
+        log.contains("MAIL FROM:<ann@mail.example.org> SIZE="),
+        "{}",
+        log
+    );
+    let at = log.find("BDAT ").expect("a BDAT") + 5;
+    let n: usize = log[at..].split(' ').next().unwrap().parse().unwrap();
+    let start = log[at..].find("LAST\r\n").unwrap() + at + 6;
+    let content = &log[start..start + n];
+    assert!(content.starts_with("Received: (pipemail "), "{}", content);
+    assert!(
+        content.ends_with(std::str::from_utf8(msg).unwrap()),
+        "{}",
+        content
+    );
+    assert_eq!(
+        &log[start + n..],
+        "S: 250 2.1.0 ok\r\nS: 250 2.1.5 ok\r\nS: 250 2.0.0 queued as 7\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+    );
+    wait_until(10, "an idle queue", || s.queue_idle());
+    assert!(s.maildir(&s.home.join("alias")).is_empty(), "no bounce");
+}

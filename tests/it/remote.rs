@@ -759,17 +759,19 @@ fn dns_short_and_garbled_datagrams_do_not_end_the_try() {
 // A scripted peer that keeps a transcript in arrival order: the client's
 // bytes as they arrived (looked for again just before each reply), each
 // reply as "S: ...", and "<EOF>" when the client had closed before a reply.
+// `BDAT n [LAST]` (RFC 3030) is answered once its n octets have come; the
+// script sees the command line.
 
 /// The reply to a command line (without CR LF; "." for the end of the
 /// message) and how many ms to wait before it.
-type Script = fn(&[u8]) -> (&'static str, u64);
+pub(crate) type Script = fn(&[u8]) -> (&'static str, u64);
 
-struct Scripted {
-    port: u16,
+pub(crate) struct Scripted {
+    pub(crate) port: u16,
     log: Arc<Mutex<Vec<u8>>>,
 }
 
-fn scripted(script: Script) -> Scripted {
+pub(crate) fn scripted(script: Script) -> Scripted {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -815,9 +817,18 @@ fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
     say(&mut s, "220 peer.test ESMTP\r\n");
     let mut buf = Vec::new();
     let mut in_data = false;
+    // A BDAT command waiting for its chunk: (octets, the command line).
+    let mut chunk: Option<(usize, Vec<u8>)> = None;
     loop {
         loop {
-            let line: Vec<u8> = if in_data {
+            let line: Vec<u8> = if let Some((n, l)) = chunk.take() {
+                if buf.len() < n {
+                    chunk = Some((n, l));
+                    break;
+                }
+                buf.drain(..n);
+                l
+            } else if in_data {
                 let end = if buf.starts_with(b".\r\n") {
                     Some(0)
                 } else {
@@ -829,6 +840,14 @@ fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
             } else {
                 let Some(i) = find(&buf, b"\r\n") else { break };
                 let l: Vec<u8> = buf.drain(..i + 2).collect();
+                let size = std::str::from_utf8(&l[..i])
+                    .ok()
+                    .and_then(|c| c.strip_prefix("BDAT "))
+                    .and_then(|a| a.trim_end_matches(" LAST").parse().ok());
+                if let Some(n) = size {
+                    chunk = Some((n, l[..i].to_vec()));
+                    continue;
+                }
                 l[..i].to_vec()
             };
             let (reply, ms) = script(&line);
@@ -854,7 +873,7 @@ fn serve_script(mut s: TcpStream, script: Script, log: Arc<Mutex<Vec<u8>>>) {
     }
 }
 
-fn script_log(p: &Scripted, end: &[u8]) -> String {
+pub(crate) fn script_log(p: &Scripted, end: &[u8]) -> String {
     String::from_utf8_lossy(&wait_for(&p.log, end)).into_owned()
 }
 
@@ -1133,4 +1152,158 @@ Subject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n";
             String::from_utf8_lossy(&got)
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// CHUNKING (RFC 3030), issue 16: BDAT toward a peer that offers it.
+
+pub(crate) fn chunking_peer(l: &[u8]) -> (&'static str, u64) {
+    match &l[..4.min(l.len())] {
+        b"EHLO" => ("250-peer.test\r\n250-PIPELINING\r\n250-SIZE 10000000\r\n250-8BITMIME\r\n250 CHUNKING\r\n", 0),
+        // Late, so the whole pipelined group is in the transcript first.
+        b"MAIL" => ("250 2.1.0 ok\r\n", 300),
+        b"RCPT" if l.starts_with(b"RCPT TO:<perm") => ("550 5.1.1 no such user\r\n", 0),
+        b"RCPT" => ("250 2.1.5 ok\r\n", 0),
+        b"BDAT" if l.ends_with(b"LAST") => ("250 2.0.0 queued as 7\r\n", 0),
+        b"BDAT" => ("250 2.0.0 chunk ok\r\n", 0),
+        b"QUIT" => ("221 2.0.0 bye\r\n", 0),
+        _ => ("500 what\r\n", 0),
+    }
+}
+
+/// To a peer with PIPELINING and CHUNKING: MAIL, RCPT and one BDAT LAST
+/// with the content in one group; the content is canonical CR LF (a bare
+/// CR or LF in the stored message goes as CR LF, a last line gets its CR
+/// LF) and not dot-stuffed; SIZE= is its length; every reply is read.
+#[test]
+fn bdat_to_a_pipelining_chunking_peer() {
+    let h = home("rs-bdat");
+    control(&h, "timeoutremote", "5\n");
+    let p = scripted(chunking_peer);
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(
+        &h,
+        "example.net",
+        &["a@example.net", "perm@example.net"],
+        b"Subject: b\n\n.dot\n.\nbare\rcr\r\ncrlf\r\n\xc3\xa9\nend",
+        &[],
+    );
+    assert_eq!(
+        r,
+        [
+            "r",
+            "h127.0.0.1 does not like recipient. (#5.1.1)\nRemote host said: 550 5.1.1 no such user\n",
+            "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 queued as 7\n"
+        ]
+    );
+    let content = "Subject: b\r\n\r\n.dot\r\n.\r\nbare\r\ncr\r\ncrlf\r\n\u{e9}\r\nend\r\n";
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        format!(
+            "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\n\
+S: 250-peer.test\r\n250-PIPELINING\r\n250-SIZE 10000000\r\n250-8BITMIME\r\n250 CHUNKING\r\n\
+MAIL FROM:<s@example.org> SIZE={} BODY=8BITMIME\r\nRCPT TO:<a@example.net>\r\nRCPT TO:<perm@example.net>\r\n\
+BDAT {} LAST\r\n{content}S: 250 2.1.0 ok\r\nS: 250 2.1.5 ok\r\nS: 550 5.1.1 no such user\r\n\
+S: 250 2.0.0 queued as 7\r\nQUIT\r\nS: 221 2.0.0 bye\r\n",
+            content.len(),
+            content.len()
+        )
+    );
+}
+
+/// A pipelining peer: a refused MAIL still has every RCPT and BDAT reply
+/// read (RFC 2920); no recipient accepted: the BDAT reply is read and the
+/// message given up; an empty message is BDAT 0 LAST.
+#[test]
+fn bdat_pipelined_refusals_read_every_reply() {
+    let h = home("rs-bdat-ref");
+    control(&h, "timeoutremote", "5\n");
+    let p = scripted(|l| match &l[..4.min(l.len())] {
+        b"EHLO" => ("250-peer.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n", 0),
+        b"MAIL" => ("550 5.7.1 not from you\r\n", 300),
+        b"RCPT" => ("503 5.5.1 MAIL first\r\n", 0),
+        b"BDAT" => ("503 5.5.1 MAIL first\r\n", 0),
+        b"QUIT" => ("221 2.0.0 bye\r\n", 0),
+        _ => ("500 what\r\n", 0),
+    });
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(&h, "example.net", &["a@example.net"], b"", &[]);
+    assert_eq!(r, ["DConnected to 127.0.0.1 but sender was rejected. (#5.7.1)\nRemote host said: 550 5.7.1 not from you\n"]);
+    assert_eq!(
+        script_log(&p, b"221 2.0.0 bye\r\n"),
+        "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250-peer.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n\
+MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.net>\r\nBDAT 0 LAST\r\n\
+S: 550 5.7.1 not from you\r\nS: 503 5.5.1 MAIL first\r\nS: 503 5.5.1 MAIL first\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+    );
+
+    let p = scripted(chunking_peer);
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(&h, "example.net", &["perm@example.net"], b"x\n", &[]);
+    assert_eq!(r[1], "DGiving up on 127.0.0.1.\n");
+    assert!(
+        script_log(&p, b"221 2.0.0 bye\r\n").ends_with(
+            "RCPT TO:<perm@example.net>\r\nBDAT 3 LAST\r\nx\r\nS: 250 2.1.0 ok\r\nS: 550 5.1.1 no such user\r\n\
+S: 250 2.0.0 queued as 7\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+        )
+    );
+}
+
+fn chunking_no_pipelining(l: &[u8]) -> (&'static str, u64) {
+    match &l[..4.min(l.len())] {
+        b"EHLO" => ("250-peer.test\r\n250 CHUNKING\r\n", 0),
+        b"BDAT" if l.ends_with(b"LAST") => ("250 2.0.0 queued\r\n", 0),
+        b"BDAT" => ("250 2.0.0 chunk ok\r\n", 0),
+        _ => plain_peer(l),
+    }
+}
+
+/// A message over one chunk to a peer without PIPELINING: BDAT 1048576,
+/// its reply, then BDAT n LAST with the rest; a refused chunk stops the
+/// BDATs (RFC 3030: no more after a 4xx or 5xx).
+#[test]
+fn bdat_in_chunks_without_pipelining() {
+    let h = home("rs-bdat-big");
+    control(&h, "timeoutremote", "5\n");
+    let p = scripted(chunking_no_pipelining);
+    route_to(&h, "127.0.0.1", p.port);
+    let line = format!("{}\n", "z".repeat(99));
+    let msg = line.repeat(15000);
+    let r = send(&h, "example.net", &["a@example.net"], msg.as_bytes(), &[]);
+    assert_eq!(
+        r[1],
+        "K127.0.0.1 accepted message.\nRemote host said: 250 2.0.0 queued\n"
+    );
+    let content = msg.replace('\n', "\r\n");
+    assert_eq!(content.len(), 1_515_000);
+    let (a, b) = content.split_at(1 << 20);
+    let want = format!(
+        "S: 220 peer.test ESMTP\r\nEHLO mail.example.org\r\nS: 250-peer.test\r\n250 CHUNKING\r\n\
+MAIL FROM:<s@example.org>\r\nS: 250 2.1.0 ok\r\nRCPT TO:<a@example.net>\r\nS: 250 2.1.5 ok\r\n\
+BDAT 1048576\r\n{a}S: 250 2.0.0 chunk ok\r\nBDAT {} LAST\r\n{b}S: 250 2.0.0 queued\r\nQUIT\r\nS: 221 2.0.0 bye\r\n",
+        b.len()
+    );
+    let got = script_log(&p, b"221 2.0.0 bye\r\n");
+    assert!(
+        got == want,
+        "transcript differs (lengths {} and {})",
+        got.len(),
+        want.len()
+    );
+
+    // The first chunk refused: no second BDAT.
+    let p = scripted(|l| match &l[..4.min(l.len())] {
+        b"BDAT" => ("552 5.3.4 too big\r\n", 0),
+        _ => chunking_no_pipelining(l),
+    });
+    route_to(&h, "127.0.0.1", p.port);
+    let r = send(&h, "example.net", &["a@example.net"], msg.as_bytes(), &[]);
+    assert_eq!(r[1], "D127.0.0.1 failed after I sent the message. (#5.3.4)\nRemote host said: 552 5.3.4 too big\n");
+    let got = script_log(&p, b"221 2.0.0 bye\r\n");
+    assert!(
+        got.ends_with(&format!(
+            "BDAT 1048576\r\n{a}S: 552 5.3.4 too big\r\nQUIT\r\nS: 221 2.0.0 bye\r\n"
+        )),
+        "{}",
+        &got[got.len().saturating_sub(300)..]
+    );
 }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 const GREET: &str = "220 mail.example.org ESMTP\r\n";
 const EHLO: &str =
     "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250 DSN\r\n";
+250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250-DSN\r\n250 CHUNKING\r\n";
 const BYE: &str = "221 2.0.0 mail.example.org closing connection\r\n";
 
 /// Scripts shared by every test: written once, before anything runs them.
@@ -349,7 +349,7 @@ fn pipelined_group_is_answered_in_order_and_flushed_before_reading() {
     let mut l = Live::start(&t, &[]);
     l.expect(GREET);
     l.send(b"EHLO c\r\n");
-    l.expect("250 DSN\r\n");
+    l.expect("250 CHUNKING\r\n");
     // The whole group in one write; the replies must come without more input.
     l.send(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nRCPT TO:<x@elsewhere.example>\r\nDATA\r\n");
     l.expect("250 2.1.0 ok\r\n250 2.1.5 ok\r\n554 5.7.1 relaying denied\r\n354 go ahead, end with <CRLF>.<CRLF>\r\n");
@@ -1106,7 +1106,7 @@ fn auth_session(t: &T, input: &[u8]) -> (String, Option<i32>, String) {
 
 const EHLO_AUTH: &str =
     "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250-DSN\r\n250 AUTH PLAIN LOGIN\r\n";
+250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250-DSN\r\n250-CHUNKING\r\n250 AUTH PLAIN LOGIN\r\n";
 
 #[test]
 fn auth_plain_allows_relaying() {
@@ -1512,4 +1512,201 @@ MAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\nSubject: y\r\
             String::from_utf8_lossy(&f)
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// CHUNKING (RFC 3030), issue 16.
+
+const TX: &str = "MAIL FROM:<a@b.example>\r\nRCPT TO:<u@mail.example.org>\r\n";
+const TX_OK: &str = "250 2.1.0 ok\r\n250 2.1.5 ok\r\n";
+
+/// BDAT content is binary: exact byte counts, a `.` line or `QUIT` inside
+/// a chunk is content, a CR LF split between chunks is one line end, the
+/// stored message has LF line ends and a last line without its line end
+/// gets one; the Received: line and the envelope are DATA's.
+#[test]
+fn bdat_chunks_are_read_as_counted_bytes() {
+    let t = T::new("smtp-bdat");
+    let c1 = b"Subject: b\r\n\r\n.dot\r\n.\r\nQUIT\r\nx\r";
+    let c2 = b"\n\xc3\xa9\x00end";
+    let mut input = format!("EHLO c\r\n{TX}BDAT {}\r\n", c1.len()).into_bytes();
+    input.extend_from_slice(c1);
+    input.extend_from_slice(format!("BDAT {} LAST\r\n", c2.len()).as_bytes());
+    input.extend_from_slice(c2);
+    input.extend_from_slice(b"QUIT\r\n");
+    let (out, code, err) = t.session(&[], &input);
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            EHLO,
+            TX_OK,
+            &format!("250 2.0.0 {} octets received\r\n", c1.len()),
+            "250 2.0.0 ok QID\r\n",
+            BYE
+        ])
+    );
+    assert_eq!(code, Some(0));
+    let q = t.queued();
+    assert_eq!(q.len(), 1);
+    let (rcv, body) = body_after_received(&q[0].0);
+    assert_eq!(body, b"Subject: b\n\n.dot\n.\nQUIT\nx\n\xc3\xa9\x00end\n");
+    assert!(
+        rcv.starts_with(
+            "Received: from c (client.example [192.0.2.7])\n\tby mail.example.org with ESMTP id "
+        ),
+        "{}",
+        rcv
+    );
+    assert_eq!(q[0].1, b"Fa@b.example\0Tu@mail.example.org\0\0");
+    assert!(
+        err.contains(" from=<a@b.example> rcpts=1 bytes=33 "),
+        "{}",
+        err
+    );
+}
+
+/// BDAT 0 LAST, BDAT after DATA and DATA after BDAT, BDAT without MAIL or
+/// without recipients (the chunk is still read: its QUIT is content),
+/// syntax errors, RSET between chunks.
+#[test]
+fn bdat_sequence_and_syntax() {
+    let t = T::new("smtp-bdat-seq");
+    let input = format!(
+        "EHLO c\r\nBDAT 6\r\nQUIT\r\nNOOP\r\n\
+MAIL FROM:<a@b.example>\r\nBDAT 6 LAST\r\nQUIT\r\nRSET\r\n\
+{TX}BDAT 0 LAST\r\nBDAT 0 LAST\r\n\
+{TX}DATA\r\nx\r\n.\r\n\
+{TX}BDAT 3\r\nabcDATA\r\nRCPT TO:<v@mail.example.org>\r\nMAIL FROM:<c@d.example>\r\nRSET\r\nBDAT 2 LAST\r\nhiNOOP\r\n\
+{TX}BDAT\r\nBDAT x\r\nBDAT 1 FIRST\r\nBDAT -1\r\nBDAT 1  LAST\r\nBDAT 18446744073709551616\r\nbdat 002 last\r\nhiQUIT\r\n"
+    );
+    let (out, code, _) = t.session(&[], input.as_bytes());
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            EHLO,
+            "503 5.5.1 MAIL first\r\n250 2.0.0 ok\r\n",
+            "250 2.1.0 ok\r\n554 5.5.1 no valid recipients\r\n250 2.0.0 ok\r\n",
+            TX_OK,
+            "250 2.0.0 ok QID\r\n503 5.5.1 MAIL first\r\n",
+            TX_OK,
+            "354 go ahead, end with <CRLF>.<CRLF>\r\n250 2.0.0 ok QID\r\n",
+            TX_OK,
+            "250 2.0.0 3 octets received\r\n503 5.5.1 DATA not allowed after BDAT\r\n",
+            "503 5.5.1 RCPT not allowed after BDAT\r\n503 5.5.1 nested MAIL command\r\n",
+            "250 2.0.0 ok\r\n503 5.5.1 MAIL first\r\n250 2.0.0 ok\r\n",
+            TX_OK,
+            &"501 5.5.4 syntax: BDAT size [LAST]\r\n".repeat(6),
+            "250 2.0.0 ok QID\r\n",
+            BYE
+        ])
+    );
+    assert_eq!(code, Some(0));
+    let bodies: Vec<Vec<u8>> = t
+        .queued()
+        .iter()
+        .map(|(m, _)| body_after_received(m).1)
+        .collect();
+    let mut want: Vec<Vec<u8>> = vec![b"".to_vec(), b"x\n".to_vec(), b"hi\n".to_vec()];
+    let mut got = bodies.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "the RSET one (abc) is not queued");
+}
+
+/// databytes: the chunk that goes over gets 552 once read, the later ones
+/// of the transaction are read and get 552 too, LAST ends the
+/// transaction. A bare LF, or a CR left at the end of the content, refuses
+/// the message with 550 5.6.2. Nothing of them is queued.
+#[test]
+fn bdat_refusals_read_every_chunk() {
+    let t = T::new("smtp-bdat-refuse");
+    let big = "y".repeat(60);
+    let input = format!(
+        "EHLO c\r\n{TX}BDAT 60\r\n{big}BDAT 60\r\n{big}BDAT 60\r\n{big}BDAT 3 LAST\r\nQUI\
+{TX}BDAT 4\r\na\nbcBDAT 2 LAST\r\nd\n\
+{TX}BDAT 3 LAST\r\nab\r\
+{TX}BDAT 4 LAST\r\nab\r\nQUIT\r\n"
+    );
+    let (out, code, err) = t.session(&[("DATABYTES", "100")], input.as_bytes());
+    let size = "552 5.3.4 message size exceeds fixed maximum message size\r\n";
+    let bare = "550 5.6.2 message refused: bare CR or LF in data (lines must end in CRLF)\r\n";
+    assert_eq!(
+        out,
+        s(&[
+            GREET,
+            &EHLO.replace("SIZE 10240000", "SIZE 100"),
+            TX_OK,
+            "250 2.0.0 60 octets received\r\n",
+            size,
+            size,
+            size,
+            TX_OK,
+            bare,
+            bare,
+            TX_OK,
+            bare,
+            TX_OK,
+            "250 2.0.0 ok QID\r\n",
+            BYE
+        ])
+    );
+    assert_eq!(code, Some(0));
+    let q = t.queued();
+    assert_eq!(q.len(), 1);
+    assert_eq!(body_after_received(&q[0].0).1, b"ab\n");
+    assert_eq!(err.matches("reason=size").count(), 1, "{}", err);
+    assert_eq!(err.matches("reason=bare-cr-lf").count(), 2, "{}", err);
+}
+
+/// Pipelined BDATs: replies wait for the flush before the next blocking
+/// read, and go out while a chunk is awaited. A peer that stalls inside a
+/// chunk gets 421 after timeoutsmtpd; one that disconnects inside a chunk
+/// leaves nothing queued (linked queue: no file in queue/drop).
+#[test]
+fn bdat_pipelined_stalled_and_cut_off() {
+    let t = T::new("smtp-bdat-live");
+    control(&t.home, "timeoutsmtpd", "1\n");
+    let mut l = Live::start(&t, &[]);
+    l.expect(GREET);
+    l.send(format!("EHLO c\r\n{TX}BDAT 5\r\nabc").as_bytes());
+    l.expect(&s(&[EHLO, TX_OK]));
+    l.send(b"de");
+    l.expect("250 2.0.0 5 octets received\r\n");
+    l.send(b"BDAT 3\r\nf\r\n");
+    l.expect("250 2.0.0 3 octets received\r\n");
+    l.send(format!("BDAT 0 LAST\r\n{TX}BDAT 100 LAST\r\npartial").as_bytes());
+    l.expect(&s(&[
+        TX_OK,
+        "421 4.4.2 mail.example.org timeout, closing connection\r\n",
+    ]));
+    let (out, code) = l.finish();
+    assert!(
+        out.contains("3 octets received\r\n250 2.0.0 ok QID\r\n250 2.1.0 ok"),
+        "{}",
+        out
+    );
+    assert_eq!(code, Some(111));
+    let q = t.queued();
+    assert_eq!(q.len(), 1);
+    assert_eq!(body_after_received(&q[0].0).1, b"abcdef\n");
+    // Cut off mid-chunk: the queue program is killed before an envelope.
+    let input = format!("EHLO c\r\n{TX}BDAT 100\r\nSubject: x\r\n\r\npartial");
+    let (out, code, _) = t.session(&[], input.as_bytes());
+    assert_eq!(out, s(&[GREET, EHLO, TX_OK]));
+    assert_eq!(code, Some(0));
+    assert_eq!(t.queued().len(), 1);
+    // Cut off mid-chunk, the linked queue: nothing left in queue/drop.
+    let input = format!("EHLO c\r\n{TX}BDAT 100\r\nSubject: x\r\n\r\npartial");
+    let (out, code, _) = t.session(&[("QMAILQUEUE", "\0")], input.as_bytes());
+    assert_eq!(out, s(&[GREET, EHLO, TX_OK]));
+    assert_eq!(code, Some(0));
+    assert_eq!(files(&t.home.join("queue/drop")), Vec::<String>::new());
+    // Stalled mid-chunk, the linked queue: the same.
+    let mut l = Live::start(&t, &[("QMAILQUEUE", "")]);
+    l.send(format!("EHLO c\r\n{TX}BDAT 100\r\npartial").as_bytes());
+    l.expect("421 4.4.2 mail.example.org timeout, closing connection\r\n");
+    assert_eq!(l.finish().1, Some(111));
+    assert_eq!(files(&t.home.join("queue/drop")), Vec::<String>::new());
 }

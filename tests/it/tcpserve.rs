@@ -453,7 +453,7 @@ fn smtp_recv_beside_tcp_serve_runs_without_exec() {
     let sr = bin("smtp-recv");
     let input = b"EHLO client.example\r\nMAIL FROM:<a@b.example>\r\nRSET\r\nQUIT\r\n";
     let want = b"220 mail.example.org ESMTP\r\n250-mail.example.org\r\n250-PIPELINING\r\n\
-250-SIZE 10240000\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250 DSN\r\n\
+250-SIZE 10240000\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-ETRN\r\n250-HELP\r\n250-SMTPUTF8\r\n250-DSN\r\n250 CHUNKING\r\n\
 250 2.1.0 ok\r\n250 2.0.0 ok\r\n221 2.0.0 mail.example.org closing connection\r\n";
     let rg = bin("relay-gate");
     let (sr, rg) = (sr.to_str().unwrap(), rg.to_str().unwrap());
