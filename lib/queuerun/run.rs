@@ -34,9 +34,6 @@ const ADMIN_BOUNCE: &[u8] =
 
 /// The rescan period for drop/ (and the longest poll).
 pub const SCAN_SECS: u64 = 60;
-/// The removal of a finished job is made durable (one fsync of mess/ for
-/// every job that finished meanwhile) at most this long after it.
-pub const REMOVAL_SYNC_MS: u64 = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum St {
@@ -95,10 +92,6 @@ struct Manager {
     journal: store::Journal,
     /// Jobs of an old queue kept in info/ID.
     old: HashSet<String>,
-    /// Finished jobs whose mess/ID is removed but not yet durably.
-    unsynced: Vec<String>,
-    /// When the oldest of them was removed.
-    unsynced_since: Option<std::time::Instant>,
     /// Finished jobs waiting for their batched removal.
     removable: Vec<String>,
     flights: HashMap<u64, Flight>,
@@ -203,8 +196,6 @@ pub fn main(sp: Spawner) -> i32 {
     let mut m = Manager {
         journal,
         old: HashSet::new(),
-        unsynced: Vec::new(),
-        unsynced_since: None,
         cfg,
         d,
         jobs: BTreeMap::new(),
@@ -413,7 +404,6 @@ impl Manager {
                 log(&[b"retrying every message now"]);
                 self.retry(|_, _| true);
             }
-            self.sync_removals(self.stopping);
             if self.stopping && self.flights.is_empty() {
                 self.save_stats(true);
                 log(&[b"status: exiting"]);
@@ -436,9 +426,6 @@ impl Manager {
             self.save_stats(false);
             if self.stats.dirty {
                 timeout_ms = timeout_ms.min(1000);
-            }
-            if let Some(ms) = self.removals_due_in() {
-                timeout_ms = timeout_ms.min(ms as i32 + 1);
             }
             let mut pfds = vec![
                 libc::pollfd {
@@ -1054,21 +1041,21 @@ impl Manager {
         }
     }
 
-    /// Removes the jobs finish_job made ready: their messages go now,
-    /// and one fsync of mess/ makes that durable within
-    /// [`REMOVAL_SYNC_MS`] (sync_removals).
+    /// Removes the jobs finish_job made ready, in one batch (one fsync).
     fn remove_finished(&mut self, now: u64) {
         let ids = std::mem::take(&mut self.removable);
         if ids.is_empty() {
             return;
         }
-        let res = store::remove_messages(&self.d, &ids);
-        for (id, r) in ids.into_iter().zip(res) {
+        let old = &self.old;
+        let res = store::remove_jobs(&self.d, &ids, &|id| old.contains(id));
+        for (id, r) in ids.iter().zip(res) {
             match r {
                 Ok(()) => {
-                    self.jobs.remove(&id);
+                    self.jobs.remove(id);
+                    self.old.remove(id);
+                    self.journal.dead += 1;
                     log(&[b"end msg ", id.as_bytes()]);
-                    self.unsynced.push(id);
                 }
                 Err(e) => {
                     exit::warn(&[
@@ -1077,47 +1064,13 @@ impl Manager {
                         b": ",
                         exit::errtext(&e).as_bytes(),
                     ]);
-                    if let Some(j) = self.jobs.get_mut(&id) {
+                    if let Some(j) = self.jobs.get_mut(id) {
                         j.bounce_next = now + 60;
                     }
                 }
             }
         }
-        if !self.unsynced.is_empty() && self.unsynced_since.is_none() {
-            self.unsynced_since = Some(std::time::Instant::now());
-        }
-    }
-
-    /// Milliseconds until the removals made so far are due to be made
-    /// durable (None: none waits).
-    fn removals_due_in(&self) -> Option<u64> {
-        let since = self.unsynced_since?;
-        Some(REMOVAL_SYNC_MS.saturating_sub(since.elapsed().as_millis() as u64))
-    }
-
-    /// Makes the removals of finished jobs durable (one fsync of mess/)
-    /// when the oldest waited [`REMOVAL_SYNC_MS`], or now with `force`.
-    fn sync_removals(&mut self, force: bool) {
-        match self.removals_due_in() {
-            Some(0) => {}
-            Some(_) if force => {}
-            _ => return,
-        }
-        let old = &self.old;
-        match store::removals_durable(&self.d, &self.unsynced, &|id| old.contains(id)) {
-            Ok(()) => {
-                for id in std::mem::take(&mut self.unsynced) {
-                    self.old.remove(&id);
-                    self.journal.dead += 1;
-                }
-                self.unsynced_since = None;
-                self.compact(store::COMPACT_AT);
-            }
-            Err(e) => {
-                exit::warn(&[b"unable to sync queue/mess: ", exit::errtext(&e).as_bytes()]);
-                self.unsynced_since = Some(std::time::Instant::now());
-            }
-        }
+        self.compact(store::COMPACT_AT);
     }
 
     /// Makes pending recipients due now where `pick(job, rcpt index)`.

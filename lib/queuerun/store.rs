@@ -938,32 +938,35 @@ pub fn cleanup(d: &Dirs, jobs: &[(String, Info)]) -> io::Result<()> {
     Ok(())
 }
 
-/// Removes finished jobs' messages, `mess/ID`: the record of their last
-/// successes. Not durable yet: [`removals_durable`] follows (a removal
-/// lost in a crash repeats those deliveries, a duplicate, never a loss).
-/// One result per id.
-pub fn remove_messages(d: &Dirs, ids: &[String]) -> Vec<io::Result<()>> {
-    ids.iter()
+/// Removes finished jobs: their mess/ID, then one fsync of mess/ for the
+/// batch (the commit point: this removal is what records the last
+/// successes; the journal record is dead from then on), then state/ID
+/// (and the info/ID of a job of an old queue, when `old` says so). A
+/// removal lost in a crash repeats those deliveries (a duplicate, never a
+/// loss); a state/ID without its job goes at the next start. One result
+/// per id.
+pub fn remove_jobs(d: &Dirs, ids: &[String], old: &dyn Fn(&str) -> bool) -> Vec<io::Result<()>> {
+    let mut res: Vec<io::Result<()>> = ids
+        .iter()
         .map(|id| match fs::remove_file(d.mess(id)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             r => r,
         })
-        .collect()
-}
-
-/// One fsync of mess/ makes the removals of [`remove_messages`] durable
-/// (the commit point of those jobs' ends); then their state/ID go (and
-/// the info/ID of a job of an old queue, where `old` says so). A state/ID
-/// whose removal is lost is removed at the next start.
-pub fn removals_durable(d: &Dirs, ids: &[String], old: &dyn Fn(&str) -> bool) -> io::Result<()> {
-    crate::sys::fsync_dir(&d.sub("mess"))?;
-    for id in ids {
+        .collect();
+    if let Err(e) = crate::sys::fsync_dir(&d.sub("mess")) {
+        // Not durable: the caller keeps the jobs and tries again later.
+        for r in res.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        return res;
+    }
+    for (id, _) in ids.iter().zip(&res).filter(|(_, r)| r.is_ok()) {
         let _ = fs::remove_file(d.state(id));
         if old(id) {
             let _ = fs::remove_file(d.info(id));
         }
     }
-    Ok(())
+    res
 }
 
 /// `queue/jobs`, the journal of jobs: one record per job taken over,
