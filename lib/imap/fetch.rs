@@ -552,14 +552,14 @@ pub fn flags_list(out: &mut Vec<u8>, flags: u64, recent: bool, keywords: &[Vec<u
         }
         first = false;
     };
-    for (name, letter) in super::store::SYSFLAGS {
-        if flags & super::store::bit(letter) != 0 {
+    for (name, letter) in crate::maildir::flags::SYSFLAGS {
+        if flags & crate::maildir::flags::bit(letter) != 0 {
             sep(out);
             out.extend_from_slice(name);
         }
     }
     for (i, k) in keywords.iter().enumerate() {
-        if !k.is_empty() && flags & super::store::bit(b'a' + i as u8) != 0 {
+        if !k.is_empty() && flags & crate::maildir::flags::bit(b'a' + i as u8) != 0 {
             sep(out);
             out.extend_from_slice(k);
         }

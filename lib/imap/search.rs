@@ -5,7 +5,9 @@
 //! case-insensitive substring matching in UTF-8.
 
 use super::parse::{days_from_civil, Cursor, SeqSet, R};
-use super::store::{self, Folder};
+use super::store::Folder;
+use crate::maildir::flags::{bit, SEEN, SYSFLAGS};
+use crate::maildir::lines::to_crlf;
 use crate::mime;
 
 #[derive(Clone, Debug)]
@@ -130,7 +132,7 @@ fn key(c: &mut Cursor, depth: usize) -> R<Key> {
         return Ok(Key::Seq(c.seqset()?));
     }
     let w = c.word()?;
-    let sys = |l: u8| store::bit(l);
+    let sys = bit;
     let k = match &w[..] {
         b"ALL" => Key::All,
         b"ANSWERED" => Key::Flag(sys(b'R'), true),
@@ -242,7 +244,7 @@ impl Ctx<'_> {
         if self.loaded.is_none() {
             let l = match self.f.read(self.i) {
                 Ok(Some(d)) => {
-                    let data = store::to_crlf(&d);
+                    let data = to_crlf(&d);
                     let root = mime::parse(&data);
                     Some(Loaded { data, root })
                 }
@@ -318,24 +320,21 @@ fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
         Key::All => true,
         Key::Flag(b, on) => (m.flags & b != 0) == *on,
         Key::Keyword(name, on) => {
-            let has = match store::SYSFLAGS
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            {
-                Some((_, l)) => m.flags & store::bit(*l) != 0,
+            let has = match SYSFLAGS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                Some((_, l)) => m.flags & bit(*l) != 0,
                 None => match cx
                     .f
                     .keywords
                     .iter()
                     .position(|x| x.eq_ignore_ascii_case(name))
                 {
-                    Some(i) => m.flags & store::bit(b'a' + i as u8) != 0,
+                    Some(i) => m.flags & bit(b'a' + i as u8) != 0,
                     None => false,
                 },
             };
             has == *on
         }
-        Key::New => m.recent && m.flags & store::SEEN == 0,
+        Key::New => m.recent && m.flags & SEEN == 0,
         Key::Old => !m.recent,
         Key::Recent(on) => m.recent == *on,
         Key::Seq(s) => s.contains(cx.seq, max_seq),
