@@ -153,7 +153,7 @@ pub fn send(
         if l.last() == Some(&b'\r') {
             l = &l[..l.len() - 1];
         }
-        if !in_body && l.is_empty() {
+        if !in_body && crate::header::is_blank(&line) {
             in_body = true;
         }
         if l.first() == Some(&b'.') {

@@ -809,7 +809,6 @@ pub fn header(d: &[u8]) {
     if d.iter().any(|&c| c >= 0x80) && !d.iter().any(|&c| c < 0x20 || c == 0x7f) {
         assert_eq!(h::decode(&h::phrase(d)), d, "phrase does not decode back");
     }
-    assert_eq!(h::base64_decode(&h::base64_encode(d)), d);
 }
 
 /// The submission reader (submit::input::Input, what mail-inject and
@@ -1181,11 +1180,10 @@ pub fn mime(d: &[u8]) {
             }
         }
     }
-    let _ = mime::addresses(d);
-    let _ = mime::decode_words(d);
+    let _ = pipemail::header::address_list(d);
+    let _ = pipemail::header::decode(d);
     let _ = mime::qp_decode(d);
-    let _ = mime::date_ymd(d);
-    assert_eq!(mime::base64_decode(&mime::base64_encode(d)), d);
+    let _ = pipemail::date::date_ymd(d);
 }
 
 fn check_part(p: &pipemail::mime::Part, lo: usize, hi: usize, depth: usize) {
