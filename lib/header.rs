@@ -125,6 +125,13 @@ pub fn field_name(line: &[u8]) -> Option<&[u8]> {
     Some(name)
 }
 
+/// Whether `line` is an mbox `From ` line (`From sender date`), which a
+/// message may start with, rather than a `From :` field in the obsolete
+/// syntax.
+pub fn is_mbox_from(line: &[u8]) -> bool {
+    line.starts_with(b"From ") && field_name(line).is_none()
+}
+
 /// Where the header of `buf` ends: `(header_len, body_start)`, the empty
 /// line between the two offsets, or at the end of input (`eof`; then both
 /// are equal). None when `buf` does not say yet and more may follow. A
@@ -310,8 +317,9 @@ pub fn read_header<R: std::io::Read>(mut r: R) -> std::io::Result<Vec<u8>> {
         // Where the header starts: past a leading mbox "From " line.
         let skip = if buf.starts_with(b"From ") {
             match memchr(b'\n', &buf) {
-                Some(n) => Some(n + 1),
-                None if end => Some(buf.len()),
+                Some(n) if is_mbox_from(&buf[..n]) => Some(n + 1),
+                Some(_) => Some(0),
+                None if end => Some(if is_mbox_from(&buf) { buf.len() } else { 0 }),
                 None => None,
             }
         } else if !end && b"From ".starts_with(&buf) {

@@ -120,5 +120,8 @@ mod tests {
             "{o}"
         );
         assert!(!has(b"X-Date: 1\n", b"Date"));
+        // The obsolete syntax (RFC 5322 4.5) names a field too.
+        let o = run(&[b"Message-ID : <a@b>\nDate\t: y\n\nbody\n"]);
+        assert_eq!(o, "Message-ID : <a@b>\nDate\t: y\n\nbody\n");
     }
 }
