@@ -353,7 +353,7 @@ pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Res
         f.sync_all()?;
         drop(f);
         if let Some(t) = date {
-            set_mtime(&tmp, t)?;
+            crate::sys::fs::set_mtime(&tmp, t)?;
         }
         fs::rename(&tmp, p(dir, "new", &new_name(&base, flags)))?;
         crate::sys::fsync_dir(&dir.join("new"))
@@ -389,24 +389,10 @@ pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Resul
             let mut f = new_file(&tmp)?;
             f.write_all(&d)?;
             f.sync_all()?;
-            set_mtime(&tmp, t)?;
+            crate::sys::fs::set_mtime(&tmp, t)?;
             fs::rename(&tmp, &dst)?;
         }
     }
     Ok(base)
 }
 
-pub fn set_mtime(path: &Path, t: i64) -> io::Result<()> {
-    let c = crate::sys::cpath(path)?;
-    let tv = [
-        libc::timeval {
-            tv_sec: t as libc::time_t,
-            tv_usec: 0,
-        },
-        libc::timeval {
-            tv_sec: t as libc::time_t,
-            tv_usec: 0,
-        },
-    ];
-    crate::sys::cvt(unsafe { libc::utimes(c.as_ptr(), tv.as_ptr()) }).map(|_| ())
-}

@@ -53,15 +53,8 @@ pub fn locked(path: &Path) -> io::Result<fs::File> {
         .truncate(false)
         .mode(0o600)
         .open(path)?;
-    loop {
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(f);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    crate::sys::locks::lock(f.as_raw_fd())?;
+    Ok(f)
 }
 
 /// The names in a directory that do not start with `.`.
