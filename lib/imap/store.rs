@@ -395,4 +395,3 @@ pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Resul
     }
     Ok(base)
 }
-

@@ -941,3 +941,32 @@ fn one_reading_of_a_header_in_every_program() {
     );
     assert!(o.ends_with(">\n\nbody\n"), "{}", o);
 }
+
+/// One size rule (issue 15: LIST said 103 and RETR sent 105): a message
+/// without a final newline, delivered (`,W=` in its name) or not, is as
+/// long in LIST and STAT as what RETR sends before the final dot.
+#[test]
+fn list_and_retr_agree_without_a_final_newline() {
+    let md = user_home("p3-nofinal").join("Maildir");
+    let out = crate::common::run(
+        "deliver-maildir",
+        &[&format!("{}/", md.display())],
+        &[],
+        b"Subject: x\n\nno final newline",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    chown_r(&md);
+    put(
+        &md,
+        "cur",
+        "1700000000.M1P1.host:2,",
+        b"Subject: y\n\nlast line\r",
+    );
+    let o = pop3d(&md, b"LIST\r\nRETR 1\r\nRETR 2\r\nQUIT\r\n", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "+OK 2 messages (57 octets)\r\n+OK 2 messages (57 octets)\r\n1 25\r\n2 32\r\n.\r\n\
++OK 25 octets\r\nSubject: y\r\n\r\nlast line\r\n.\r\n\
++OK 32 octets\r\nSubject: x\r\n\r\nno final newline\r\n.\r\n+OK bye\r\n"
+    );
+}
