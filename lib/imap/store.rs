@@ -4,7 +4,7 @@
 //! letters and the folder tree are the Maildir module's ([`crate::maildir`]).
 
 use super::keywords::KEYWORDS;
-use super::uidlist::{located, Entry, UIDLIST};
+use super::uidlist::{located, UIDLIST};
 use crate::maildir::flags::{name_with, MANAGED};
 use crate::maildir::lines::{sent_size, to_lf};
 use crate::maildir::name::{size_in, Unique};
@@ -15,10 +15,12 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-// What session.rs reaches through `store::` (its split is under way on
-// another branch; the owners are the modules named).
+// What session.rs (and the condstore branch's modseq.rs) reach through
+// `store::` while session.rs is being split on another branch; each name
+// is owned by the module it comes from, and this block goes when the
+// callers name those modules.
 pub use super::keywords::{keyword_letter, read_keywords};
-pub use super::uidlist::scan;
+pub use super::uidlist::{scan, Entry, FastMap};
 pub use crate::maildir::flags::{bit, flags_of, DELETED, SEEN, SYSFLAGS};
 pub use crate::maildir::folder::{
     create, delete, folder_dir, folders, is_inbox, rename, set_subscribed, subscriptions,

@@ -6,7 +6,6 @@
 use crate::maildir::{flags, lines, name};
 use std::collections::HashMap;
 use std::io::{self, BufRead};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// The size cache for messages without `,W=` in their name.
@@ -32,8 +31,7 @@ impl Msg {
         flags::base_of(&self.name)
     }
     pub fn path(&self, md: &Path) -> PathBuf {
-        md.join(if self.new { "new" } else { "cur" })
-            .join(std::ffi::OsStr::from_bytes(&self.name))
+        crate::maildir::path(md, if self.new { "new" } else { "cur" }, &self.name)
     }
 }
 
@@ -68,11 +66,7 @@ fn save_cache(md: &Path, m: &HashMap<Vec<u8>, u64>) -> io::Result<()> {
 pub fn scan(md: &Path) -> io::Result<Vec<Msg>> {
     let mut v = Vec::new();
     for (sub, new) in [("new", true), ("cur", false)] {
-        for e in std::fs::read_dir(md.join(sub))? {
-            let name = e?.file_name().into_vec();
-            if name.first() == Some(&b'.') {
-                continue;
-            }
+        for name in crate::maildir::names(&md.join(sub))? {
             v.push(Msg {
                 new,
                 name,
@@ -203,8 +197,7 @@ pub fn update(md: &Path, msgs: &[Msg]) -> usize {
         if !m.new && to == m.name {
             continue;
         }
-        changed |=
-            std::fs::rename(&from, md.join("cur").join(std::ffi::OsStr::from_bytes(&to))).is_ok();
+        changed |= std::fs::rename(&from, crate::maildir::path(md, "cur", &to)).is_ok();
     }
     if changed {
         for d in ["new", "cur"] {
