@@ -1,6 +1,6 @@
 //! maildir-clean: remove stale tmp/ files and expired trash (maildir-clean(1)).
 
-use pipemail::maildir_clean::{self, Opts};
+use pipemail::maildir::clean::{self, Opts};
 use pipemail::{exit, sys};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ fn main() {
     let mut code = exit::OK;
     for d in &dirs {
         let name = d.as_os_str().as_bytes();
-        let r = match maildir_clean::clean(d, sys::now(), &o) {
+        let r = match clean::clean(d, sys::now(), &o) {
             Ok(r) => r,
             Err(e) => {
                 exit::log(
@@ -67,10 +67,7 @@ fn args() -> Result<(Opts, bool, Vec<PathBuf>), ()> {
             }
             Short('T') => {
                 let v = p.value().map_err(|_| ())?.as_bytes().to_vec();
-                if !pipemail::maildir_make::folder_ok(&v) {
-                    return Err(());
-                }
-                o.trash = v;
+                o.trash = pipemail::maildir::folder::name_from_utf8(&v).ok_or(())?;
             }
             Value(v) => dirs.push(PathBuf::from(v)),
             _ => return Err(()),

@@ -1,6 +1,7 @@
 //! maildir-make: create a Maildir or a Maildir++ folder (maildir-make(1)).
 
-use pipemail::{exit, maildir_make};
+use pipemail::exit;
+use pipemail::maildir::{folder, make};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -14,11 +15,11 @@ fn main() {
         Err(()) => exit::usage(USAGE),
     };
     if let Some(f) = &folder {
-        if !maildir_make::folder_ok(f) || maildir_make::folder_on_disk(f).is_none() {
+        if folder::name_from_utf8(f).is_none() {
             exit::die(exit::PERM, &[b"bad folder name: ", f]);
         }
     }
-    if let Err(e) = maildir_make::make(&dir, parents, folder.as_deref()) {
+    if let Err(e) = make::make(&dir, parents, folder.as_deref()) {
         let p = e.path.as_os_str().as_bytes();
         exit::die_sys(
             exit::TEMP,

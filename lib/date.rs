@@ -1,9 +1,48 @@
-//! RFC 5322 dates (`Sun, 29 Nov 2026 07:09:07 +0000`) in local time.
+//! Dates: RFC 5322 dates (`Sun, 29 Nov 2026 07:09:07 +0000`) written in
+//! local time and read back to a calendar day, month names both ways, the
+//! mbox `From ` line's date.
 
 const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
+
+/// The number (1-12) of a month's English three-letter name, any case.
+pub fn month(m: &[u8]) -> Option<u32> {
+    MONTHS
+        .iter()
+        .position(|x| x.as_bytes().eq_ignore_ascii_case(m))
+        .map(|i| i as u32 + 1)
+}
+
+/// The date of an RFC 5322 `Date:` value: (year, month, day), ignoring
+/// the time and zone. None when it cannot be read.
+pub fn date_ymd(v: &[u8]) -> Option<(i32, u32, u32)> {
+    let words: Vec<&[u8]> = v
+        .split(|&c| c == b' ' || c == b',' || c == b'\t')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut i = 0;
+    if words
+        .first()
+        .map(|w| w[0].is_ascii_alphabetic())
+        .unwrap_or(false)
+    {
+        i = 1;
+    }
+    let day = crate::parse::number(words.get(i)?)? as u32;
+    let mon = month(words.get(i + 1)?)?;
+    let mut y = crate::parse::number(words.get(i + 2)?)? as i32;
+    if y < 50 {
+        y += 2000;
+    } else if y < 1000 {
+        y += 1900;
+    }
+    if !(1..=31).contains(&day) {
+        return None;
+    }
+    Some((y, mon, day))
+}
 
 /// The local broken-down time of `t`, with the zone's offset as a sign
 /// and minutes east of UTC.
@@ -54,6 +93,16 @@ pub fn ctime(t: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn months_and_days() {
+        assert_eq!(super::month(b"JUL"), Some(7));
+        assert_eq!(super::month(b"July"), None);
+        assert_eq!(
+            super::date_ymd(b"Tue, 1 Jul 2003 10:52:37 +0200"),
+            Some((2003, 7, 1))
+        );
+        assert_eq!(super::date_ymd(b"1 Jul 03 10:52 GMT"), Some((2003, 7, 1)));
+    }
     #[test]
     fn ctime_of_epoch() {
         assert_eq!(super::ctime(0), "Thu Jan  1 00:00:00 1970");

@@ -125,35 +125,26 @@ pub fn field_name(line: &[u8]) -> Option<&[u8]> {
     Some(name)
 }
 
-/// Where the header of `buf` ends: `(header_len, body_start)`. The header
-/// ends at an empty line (which lies between the two offsets) or at the first
-/// line that is neither a field nor a continuation (then both are equal).
-/// None when `buf` does not say yet and more input may follow (`eof` false).
+/// Whether `line` is an mbox `From ` line (`From sender date`), which a
+/// message may start with, rather than a `From :` field in the obsolete
+/// syntax.
+pub fn is_mbox_from(line: &[u8]) -> bool {
+    line.starts_with(b"From ") && field_name(line).is_none()
+}
+
+/// Where the header of `buf` ends: `(header_len, body_start)`, the empty
+/// line between the two offsets, or at the end of input (`eof`; then both
+/// are equal). None when `buf` does not say yet and more may follow. A
+/// line that is neither a field nor a continuation does not end the header
+/// (as Dovecot reads stored mail; [`fields`] skips it): imapd, pop3d,
+/// mail-header and bounces all read a header this way. Only mail-inject,
+/// reading mail being composed, ends it at such a line.
 pub fn header_end(buf: &[u8], eof: bool) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i < buf.len() {
-        let Some(nl) = memchr(b'\n', &buf[i..]) else {
-            return if eof {
-                Some((buf.len(), buf.len()))
-            } else {
-                None
-            };
-        };
-        let line = &buf[i..i + nl + 1];
-        if line == b"\n" || line == b"\r\n" {
-            return Some((i, i + line.len()));
-        }
-        let cont = is_wsp(line[0]) && i > 0;
-        if !cont && field_name(line).is_none() {
-            return Some((i, i));
-        }
-        i += nl + 1;
-    }
-    if eof {
+    blank_line(buf).or(if eof {
         Some((buf.len(), buf.len()))
     } else {
         None
-    }
+    })
 }
 
 /// One header field.
@@ -234,6 +225,86 @@ pub fn values(header: &[u8], name: &[u8], all: bool) -> Vec<Vec<u8>> {
     out
 }
 
+/// Where the body of the entity `m[start..end]` starts: after its first
+/// empty line ([`header_end`]'s reading), `end` when there is none.
+pub fn body_start(m: &[u8], start: usize, end: usize) -> usize {
+    blank_line(&m[start..end]).map_or(end, |(_, b)| start + b)
+}
+
+/// Whether `line` (with its line end) is the empty line that ends a header.
+pub fn is_blank(line: &[u8]) -> bool {
+    line == b"\n" || line == b"\r\n"
+}
+
+/// The first empty line of `m`: (where it starts, where the body after
+/// it starts); None when `m` has none yet.
+pub fn blank_line(m: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    loop {
+        let e = memchr(b'\n', &m[i..]).map(|n| i + n + 1)?;
+        if is_blank(&m[i..e]) {
+            return Some((i, e));
+        }
+        i = e;
+    }
+}
+
+/// Header fields in order: (name as written, value unfolded).
+pub fn unfolded(h: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
+    fields(h)
+        .into_iter()
+        .map(|f| (f.name, unfold(f.value)))
+        .collect()
+}
+
+/// The first field called `name` (case-insensitive), unfolded.
+pub fn value(h: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    values(h, name, false).pop()
+}
+
+/// Header lines (with their continuations) of `h` whose names are (or,
+/// with `not`, are not) in `names`, each ending in a line end, then the
+/// blank line: always for HEADER.FIELDS, for HEADER.FIELDS.NOT only when
+/// the header has one (RFC 3501 §6.4.5; Dovecot's reading).
+pub fn select_fields(h: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    let mut rest = h;
+    let mut blank = !not;
+    while !rest.is_empty() {
+        let e = memchr::memchr(b'\n', rest)
+            .map(|i| i + 1)
+            .unwrap_or(rest.len());
+        let line = &rest[..e];
+        rest = &rest[e..];
+        if line == b"\r\n" || line == b"\n" {
+            blank = true;
+            break;
+        }
+        if line[0] != b' ' && line[0] != b'\t' {
+            keep = match memchr::memchr(b':', line) {
+                Some(c) => {
+                    names
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(crate::parse::trim(&line[..c])))
+                        != not
+                }
+                None => false,
+            };
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    if !out.is_empty() && out.last() != Some(&b'\n') {
+        out.extend_from_slice(b"\r\n");
+    }
+    if blank {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
 /// Reads a message's header from `r` (stops at its end, reads no further
 /// than [`MAX_HEADER`] bytes past a chunk); a leading mbox `From ` line is
 /// skipped. Returns the header bytes.
@@ -246,8 +317,9 @@ pub fn read_header<R: std::io::Read>(mut r: R) -> std::io::Result<Vec<u8>> {
         // Where the header starts: past a leading mbox "From " line.
         let skip = if buf.starts_with(b"From ") {
             match memchr(b'\n', &buf) {
-                Some(n) => Some(n + 1),
-                None if end => Some(buf.len()),
+                Some(n) if is_mbox_from(&buf[..n]) => Some(n + 1),
+                Some(_) => Some(0),
+                None if end => Some(if is_mbox_from(&buf) { buf.len() } else { 0 }),
                 None => None,
             }
         } else if !end && b"From ".starts_with(&buf) {
@@ -963,16 +1035,6 @@ pub(crate) fn hex(c: u8) -> Option<u8> {
     }
 }
 
-/// Base64 decoding that skips bytes outside the alphabet and stops at `=`.
-pub fn base64_decode(t: &[u8]) -> Vec<u8> {
-    crate::base64::decode_lenient(t)
-}
-
-/// Base64 encoding with padding.
-pub fn base64_encode(t: &[u8]) -> Vec<u8> {
-    crate::base64::encode(t)
-}
-
 fn q_decode(t: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(t.len());
     let mut i = 0;
@@ -1003,14 +1065,14 @@ fn decode_word(w: &[u8]) -> Option<Vec<u8>> {
     let enc = r[q1 + 1];
     let text = &r[q1 + 3..];
     let raw = if enc == b'b' || enc == b'B' {
-        base64_decode(text)
+        crate::base64::decode_lenient(text)
     } else {
         q_decode(text)
     };
     let utf8 = match &cs[..] {
         b"utf-8" | b"utf8" | b"us-ascii" | b"ascii" => raw,
         b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"l1" => {
-            crate::mime::to_utf8(&raw, b"iso-8859-1")
+            to_utf8(&raw, b"iso-8859-1")
         }
         _ => crate::sys::iconv::to_utf8(&raw, &cs)?,
     };
@@ -1066,7 +1128,7 @@ pub fn decode(v: &[u8]) -> Vec<u8> {
 pub fn phrase(text: &[u8]) -> Vec<u8> {
     if text.iter().any(|&c| c >= 0x80) {
         let mut v = b"=?utf-8?b?".to_vec();
-        v.extend_from_slice(&base64_encode(text));
+        v.extend_from_slice(&crate::base64::encode(text));
         v.extend_from_slice(b"?=");
         return v;
     }
@@ -1119,10 +1181,13 @@ mod tests {
     fn header_ends() {
         assert_eq!(header_end(b"A: b\n\nbody", true), Some((5, 6)));
         assert_eq!(header_end(b"A: b\r\n\r\nbody", true), Some((6, 8)));
-        assert_eq!(header_end(b"A: b\n c\nnot a field\n", true), Some((8, 8)));
+        assert_eq!(
+            header_end(b"A: b\nnot a field\nC: d\n\n", true),
+            Some((22, 23))
+        );
         assert_eq!(header_end(b"A: b\n c", false), None);
         assert_eq!(header_end(b"A: b\n c", true), Some((7, 7)));
-        assert_eq!(header_end(b" leading\n", true), Some((0, 0)));
+        assert_eq!(header_end(b" leading\n", true), Some((9, 9)));
         assert_eq!(header_end(b"", true), Some((0, 0)));
         assert_eq!(header_end(b"\n", true), Some((0, 1)));
     }
@@ -1250,8 +1315,6 @@ mod tests {
         assert_eq!(decode(b"=?utf-8?q?a=0Ab?="), b"a?b");
         assert_eq!(decode(b"=?utf-8*en?q?hi?="), b"hi");
         assert_eq!(decode(b"=?bad"), b"=?bad");
-        assert_eq!(base64_encode(b"J\xc3\xb6rg"), b"SsO2cmc=");
-        assert_eq!(base64_decode(&base64_encode(b"abcde")), b"abcde");
         assert_eq!(decode(&phrase("Jörg".as_bytes())), "Jörg".as_bytes());
         assert_eq!(phrase(b"Doe, John"), b"\"Doe, John\"");
         assert_eq!(phrase(b"John Doe"), b"John Doe");

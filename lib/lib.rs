@@ -24,8 +24,6 @@ pub mod imap;
 pub mod lmtp;
 pub mod log;
 pub mod maildir;
-pub mod maildir_clean;
-pub mod maildir_make;
 pub mod mbox;
 pub mod mime;
 pub mod parse;

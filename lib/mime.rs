@@ -1,8 +1,7 @@
 //! MIME structure (RFC 2045/2046): the part tree (multipart nesting,
 //! message/rfc822) with limits on depth and parts, and transfer encodings.
 //! Header fields, parameters (RFC 2231), encoded words (RFC 2047) and
-//! address lists come from the header layer ([`crate::header`]) and are
-//! re-exported here under their old names.
+//! address lists are the header layer's ([`crate::header`]).
 //! Malformed input never fails: every message yields a tree.
 
 /// Deepest nesting followed; deeper parts are treated as opaque data.
@@ -10,10 +9,7 @@ pub const MAX_DEPTH: usize = 20;
 /// Most parts in one message; the rest are folded into their parent.
 pub const MAX_PARTS: usize = 1000;
 
-pub use crate::header::{
-    address_list as addresses, content_type, disposition, joined_continuations, param, to_utf8,
-    Address as Addr, Params,
-};
+use crate::header::{content_type, disposition, param, unfolded, Params};
 
 /// One MIME entity: byte offsets into the message, and what its header says.
 #[derive(Clone, Debug, Default)]
@@ -58,97 +54,7 @@ impl Part {
     }
 }
 
-/// Where the header of `m[start..end]` ends: (header end incl. the blank
-/// line, body start).
-pub fn header_end(m: &[u8], start: usize, end: usize) -> usize {
-    let s = &m[start..end];
-    if s.starts_with(b"\r\n") {
-        return start + 2;
-    }
-    if s.starts_with(b"\n") {
-        return start + 1;
-    }
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b'\n', &s[from..]) {
-        let j = from + i + 1;
-        if s[j..].starts_with(b"\r\n") {
-            return start + j + 2;
-        }
-        if s[j..].starts_with(b"\n") {
-            return start + j + 1;
-        }
-        from = j;
-    }
-    end
-}
-
-/// Header fields in order: (name as written, unfolded value without the
-/// leading and trailing blanks), as header.rs reads them (obsolete
-/// `Name : value` too, RFC 5322 §4.5). Lines that are not fields are skipped.
-pub fn fields(h: &[u8]) -> Vec<(&[u8], Vec<u8>)> {
-    crate::header::fields(h)
-        .into_iter()
-        .map(|f| (f.name, crate::header::unfold(f.value)))
-        .collect()
-}
-
-/// The first field called `name` (case-insensitive), unfolded.
-pub fn field(h: &[u8], name: &[u8]) -> Option<Vec<u8>> {
-    fields(h)
-        .into_iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-}
-
-/// Header lines (with their continuations) of `h` whose names are (or,
-/// with `not`, are not) in `names`, each ending in a line end, then the
-/// blank line: always for HEADER.FIELDS, for HEADER.FIELDS.NOT only when
-/// the header has one (RFC 3501 §6.4.5; Dovecot's reading).
-pub fn select_fields(h: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut keep = false;
-    let mut rest = h;
-    let mut blank = !not;
-    while !rest.is_empty() {
-        let e = memchr::memchr(b'\n', rest)
-            .map(|i| i + 1)
-            .unwrap_or(rest.len());
-        let line = &rest[..e];
-        rest = &rest[e..];
-        if line == b"\r\n" || line == b"\n" {
-            blank = true;
-            break;
-        }
-        if line[0] != b' ' && line[0] != b'\t' {
-            keep = match memchr::memchr(b':', line) {
-                Some(c) => {
-                    names
-                        .iter()
-                        .any(|n| n.eq_ignore_ascii_case(crate::parse::trim(&line[..c])))
-                        != not
-                }
-                None => false,
-            };
-        }
-        if keep {
-            out.extend_from_slice(line);
-        }
-    }
-    if !out.is_empty() && out.last() != Some(&b'\n') {
-        out.extend_from_slice(b"\r\n");
-    }
-    if blank {
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 use crate::header::hex;
-
-/// Undoes RFC 2047 encoded words: header.rs's one decoder.
-pub fn decode_words(v: &[u8]) -> Vec<u8> {
-    crate::header::decode(v)
-}
 
 pub fn qp_decode(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(v.len());
@@ -178,18 +84,10 @@ pub fn qp_decode(v: &[u8]) -> Vec<u8> {
     out
 }
 
-pub fn base64_decode(v: &[u8]) -> Vec<u8> {
-    crate::base64::decode_lenient(v)
-}
-
-pub fn base64_encode(v: &[u8]) -> Vec<u8> {
-    crate::base64::encode(v)
-}
-
 /// A body decoded from its Content-Transfer-Encoding.
 pub fn decode_body(b: &[u8], encoding: Option<&[u8]>) -> Vec<u8> {
     match encoding.map(|e| e.to_ascii_lowercase()) {
-        Some(e) if e == b"base64" => base64_decode(b),
+        Some(e) if e == b"base64" => crate::base64::decode_lenient(b),
         Some(e) if e == b"quoted-printable" => qp_decode(b),
         _ => b.to_vec(),
     }
@@ -294,7 +192,7 @@ fn parse_entity(
         ..Default::default()
     };
     let h = &m[start..body];
-    for (n, v) in fields(h) {
+    for (n, v) in unfolded(h) {
         let n = n.to_ascii_lowercase();
         match &n[..] {
             // The first valid Content-Type counts, as in Dovecot.
@@ -434,35 +332,6 @@ fn empty_part(at: usize) -> Part {
     }
 }
 
-/// The date of an RFC 5322 `Date:` value: (year, month, day), ignoring
-/// the time and zone. None when it cannot be read.
-pub fn date_ymd(v: &[u8]) -> Option<(i32, u32, u32)> {
-    let words: Vec<&[u8]> = v
-        .split(|&c| c == b' ' || c == b',' || c == b'\t')
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut i = 0;
-    if words
-        .first()
-        .map(|w| w[0].is_ascii_alphabetic())
-        .unwrap_or(false)
-    {
-        i = 1;
-    }
-    let day = crate::parse::number(words.get(i)?)? as u32;
-    let mon = crate::imap::parse::month(words.get(i + 1)?)?;
-    let mut y = crate::parse::number(words.get(i + 2)?)? as i32;
-    if y < 50 {
-        y += 2000;
-    } else if y < 1000 {
-        y += 1900;
-    }
-    if !(1..=31).contains(&day) {
-        return None;
-    }
-    Some((y, mon, day))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,11 +354,14 @@ mod tests {
         let (_, p) = disposition(b"attachment; filename*=iso-8859-1'en'%FC");
         assert_eq!(param(&p, b"filename").unwrap(), "ü".as_bytes());
         assert_eq!(
-            decode_words(b"=?utf-8?q?caf=C3=A9?= =?UTF-8?B?w7w=?= x"),
+            crate::header::decode(b"=?utf-8?q?caf=C3=A9?= =?UTF-8?B?w7w=?= x"),
             "caféü x".as_bytes()
         );
-        assert_eq!(decode_words(b"=?iso-8859-1?q?a_=FC?="), "a ü".as_bytes());
-        assert_eq!(decode_words(b"=?broken"), b"=?broken");
+        assert_eq!(
+            crate::header::decode(b"=?iso-8859-1?q?a_=FC?="),
+            "a ü".as_bytes()
+        );
+        assert_eq!(crate::header::decode(b"=?broken"), b"=?broken");
     }
 
     #[test]
@@ -531,16 +403,18 @@ mod tests {
         }
         let _ = parse(&deep);
         let nul = vec![0u8; 200_000];
-        assert!(addresses(&nul).is_empty());
+        assert!(crate::header::address_list(&nul).is_empty());
         let _ = content_type(&nul);
     }
 
     #[test]
     fn address_lists() {
-        let a = addresses(b"\"Doe, J\" <j@x.org>, k@y (Kay), undisclosed:;, G: a@b, c@d;");
+        let a = crate::header::address_list(
+            b"\"Doe, J\" <j@x.org>, k@y (Kay), undisclosed:;, G: a@b, c@d;",
+        );
         assert_eq!(
             a[0],
-            Addr::Mailbox {
+            crate::header::Address::Mailbox {
                 name: Some(b"Doe, J".to_vec()),
                 route: None,
                 mailbox: b"j".to_vec(),
@@ -551,7 +425,7 @@ mod tests {
         );
         assert_eq!(
             a[1],
-            Addr::Mailbox {
+            crate::header::Address::Mailbox {
                 name: Some(b"Kay".to_vec()),
                 route: None,
                 mailbox: b"k".to_vec(),
@@ -560,20 +434,16 @@ mod tests {
                 has_at: true,
             }
         );
-        assert_eq!(a[2], Addr::GroupStart(b"undisclosed".to_vec()));
-        assert_eq!(a[3], Addr::GroupEnd);
+        assert_eq!(
+            a[2],
+            crate::header::Address::GroupStart(b"undisclosed".to_vec())
+        );
+        assert_eq!(a[3], crate::header::Address::GroupEnd);
         assert_eq!(a.len(), 8);
     }
 
     #[test]
-    fn dates_and_encodings() {
-        assert_eq!(
-            date_ymd(b"Tue, 1 Jul 2003 10:52:37 +0200"),
-            Some((2003, 7, 1))
-        );
-        assert_eq!(date_ymd(b"1 Jul 03 10:52 GMT"), Some((2003, 7, 1)));
+    fn transfer_encodings() {
         assert_eq!(qp_decode(b"a=3Db=\r\nc"), b"a=bc");
-        assert_eq!(base64_decode(b"aGVs\r\nbG8="), b"hello");
-        assert_eq!(base64_encode(b"hello"), b"aGVsbG8=");
     }
 }

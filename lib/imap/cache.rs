@@ -10,7 +10,8 @@
 //! messages are dropped when the file is compacted. [`FORMAT`] changes
 //! whenever imapd's answers change, so an upgrade ignores old answers.
 
-use super::store::{self, FastMap};
+use super::uidlist::FastMap;
+use crate::maildir::{lock, replace};
 use std::io::Write;
 use std::path::Path;
 
@@ -89,7 +90,7 @@ pub fn append(
     if new.is_empty() {
         return Ok(());
     }
-    let _l = store::lock(dir)?;
+    let _l = lock(dir)?;
     let path = dir.join(FILE);
     let head = head(validity);
     // Only the first line says whether the file is ours.
@@ -108,7 +109,7 @@ pub fn append(
         record(&mut out, *u, *k, v);
     }
     if fresh {
-        return store::replace(&path, &out);
+        return replace(&path, &out);
     }
     let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
     f.write_all(&out)?;
@@ -127,7 +128,7 @@ pub fn compact(
     cache: &Cache,
     live: &dyn Fn(u32) -> bool,
 ) -> std::io::Result<()> {
-    let _l = store::lock(dir)?;
+    let _l = lock(dir)?;
     write(&dir.join(FILE), validity, cache, live)
 }
 
@@ -144,7 +145,7 @@ fn write(
     for k in keys {
         record(&mut out, k.0, k.1, &cache[k]);
     }
-    store::replace(path, &out)
+    replace(path, &out)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 
 use super::parse::{Cursor, R};
 use super::resp::{self, nstring, string};
-use crate::mime::{self, Addr, Part};
+use crate::header::{self, Address as Addr};
+use crate::mime::{self, Part};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
@@ -302,7 +303,7 @@ pub fn section_bytes(m: &[u8], root: &Part, s: &Section) -> Option<Vec<u8>> {
         Kind::Header => msg.map(|e| e.header(m).to_vec()).unwrap_or_default(),
         Kind::Text => msg.map(|e| e.text(m).to_vec()).unwrap_or_default(),
         Kind::Fields(names, not) => msg
-            .map(|e| mime::select_fields(e.header(m), names, *not))
+            .map(|e| header::select_fields(e.header(m), names, *not))
             .unwrap_or_default(),
     })
 }
@@ -343,7 +344,7 @@ fn up(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 fn params(out: &mut Vec<u8>, ps: &[(Vec<u8>, Vec<u8>)]) {
-    let ps = &mime::joined_continuations(ps);
+    let ps = &header::joined_continuations(ps);
     if ps.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
@@ -458,7 +459,7 @@ fn language(out: &mut Vec<u8>, v: Option<&[u8]>) {
 }
 
 fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {
-    let list = v.map(mime::addresses).unwrap_or_default();
+    let list = v.map(header::address_list).unwrap_or_default();
     if list.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
@@ -498,7 +499,7 @@ fn addr_list(out: &mut Vec<u8>, v: Option<&[u8]>) {
 /// reads it: the last Date, Subject, In-Reply-To and Message-ID, and every
 /// address field's addresses together.
 pub fn envelope(out: &mut Vec<u8>, h: &[u8]) {
-    let f = mime::fields(h);
+    let f = header::unfolded(h);
     // The last such field; a TAB left by unfolding reads as a space, as
     // in Dovecot.
     let get = |n: &[u8]| -> Option<Vec<u8>> {
@@ -552,14 +553,14 @@ pub fn flags_list(out: &mut Vec<u8>, flags: u64, recent: bool, keywords: &[Vec<u
         }
         first = false;
     };
-    for (name, letter) in super::store::SYSFLAGS {
-        if flags & super::store::bit(letter) != 0 {
+    for (name, letter) in crate::maildir::flags::SYSFLAGS {
+        if flags & crate::maildir::flags::bit(letter) != 0 {
             sep(out);
             out.extend_from_slice(name);
         }
     }
     for (i, k) in keywords.iter().enumerate() {
-        if !k.is_empty() && flags & super::store::bit(b'a' + i as u8) != 0 {
+        if !k.is_empty() && flags & crate::maildir::flags::bit(b'a' + i as u8) != 0 {
             sep(out);
             out.extend_from_slice(k);
         }
@@ -697,8 +698,8 @@ mod fuzz {
                 }
             }
             let _ = p.param(b"boundary");
-            let _ = crate::mime::addresses(&m);
-            let _ = crate::mime::decode_words(&m);
+            let _ = crate::header::address_list(&m);
+            let _ = crate::header::decode(&m);
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use super::parse::{Cursor, R};
 use super::session::{matches, special_use};
-use super::store;
+use crate::maildir::folder;
 use std::path::Path;
 
 /// A LIST or LSUB command, read.
@@ -141,12 +141,12 @@ fn options(c: &mut Cursor, mut one: impl FnMut(&mut Cursor) -> R<()>) -> R<()> {
 }
 
 fn is(a: &[u8], b: &[u8]) -> bool {
-    a == b || (store::is_inbox(a) && store::is_inbox(b))
+    a == b || (folder::is_inbox(a) && folder::is_inbox(b))
 }
 
 /// The names `a` lists, in order, with their attributes.
 pub fn rows(root: &Path, a: &Args, lsub: bool) -> std::io::Result<Vec<Row>> {
-    let folders = store::folders(root)?;
+    let folders = folder::folders(root)?;
     // (name, exists): INBOX, the folders, and parents that do not exist
     // themselves (\Noselect).
     let mut all: Vec<(Vec<u8>, bool)> = vec![(b"INBOX".to_vec(), true)];
@@ -162,7 +162,7 @@ pub fn rows(root: &Path, a: &Args, lsub: bool) -> std::io::Result<Vec<Row>> {
         all.push((f.clone(), true));
     }
     let subs = if lsub || a.ret_subscribed || a.subscribed {
-        store::subscriptions(root)
+        folder::subscriptions(root)
     } else {
         Vec::new()
     };

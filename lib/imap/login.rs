@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 use super::parse::{Cursor, Input, Limits, Reader};
 use super::resp::Out;
-use crate::{exit, mime, sys};
+use crate::{exit, sys};
 
 /// Capabilities before login: STARTTLS while it can be used,
 /// LOGINDISABLED while clear-text logins are off.
@@ -329,7 +329,7 @@ fn authenticate(
         out.line(&[tag, b" BAD Invalid base64 data."]);
         return None;
     }
-    let d = mime::base64_decode(&b64);
+    let d = crate::base64::decode_lenient(&b64);
     let parts: Vec<&[u8]> = d.split(|&c| c == 0).collect();
     if parts.len() != 3 {
         out.line(&[tag, b" NO [AUTHENTICATIONFAILED] Invalid PLAIN response."]);

@@ -1,12 +1,14 @@
 //! IMAP4rev1 (RFC 3501) for imap-login and imapd: the command reader and
-//! grammar ([`parse`]), the response writer ([`resp`]), the Maildir++
-//! store with persistent UIDs ([`store`]), FETCH ([`fetch`]), SEARCH
-//! ([`search`]), the authenticated/selected states ([`session`]), the
-//! not-authenticated state with the checkpassword call ([`login`]) and
-//! modified UTF-7 mailbox names ([`utf7`]).
+//! grammar ([`parse`]), the response writer ([`resp`]), the selected folder
+//! ([`store`]) with persistent UIDs ([`uidlist`]) and keywords
+//! ([`keywords`]), FETCH ([`fetch`]), SEARCH ([`search`]), the
+//! authenticated/selected states ([`session`]) and the not-authenticated
+//! state with the checkpassword call ([`login`]). Folder names, flags and
+//! sizes are the Maildir module's ([`crate::maildir`]).
 
 pub mod cache;
 pub mod fetch;
+pub mod keywords;
 pub mod list;
 pub mod login;
 pub mod parse;
@@ -15,7 +17,7 @@ pub mod search;
 pub mod session;
 pub mod sort;
 pub mod store;
-pub mod utf7;
+pub mod uidlist;
 
 /// What imapd advertises once logged in.
 pub const CAPS: &str =

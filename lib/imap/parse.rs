@@ -547,23 +547,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
-pub const MONTHS: [&[u8]; 12] = [
-    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
-];
-
-pub fn month(m: &[u8]) -> Option<u32> {
-    let l = m.to_ascii_lowercase();
-    MONTHS
-        .iter()
-        .position(|x| *x == &l[..])
-        .map(|i| i as u32 + 1)
-}
-
 /// `d-Mon-yyyy`.
 pub fn parse_date(d: &[u8]) -> Option<(i32, u32, u32)> {
     let mut it = d.split(|&c| c == b'-');
     let day = crate::parse::number(crate::parse::trim(it.next()?))? as u32;
-    let mon = month(it.next()?)?;
+    let mon = crate::date::month(it.next()?)?;
     let year = crate::parse::number(it.next()?)? as i32;
     if it.next().is_some() || !(1..=31).contains(&day) || !(1..=9999).contains(&year) {
         return None;

@@ -5,7 +5,9 @@
 //! case-insensitive substring matching in UTF-8.
 
 use super::parse::{days_from_civil, Cursor, SeqSet, R};
-use super::store::{self, Folder};
+use super::store::Folder;
+use crate::maildir::flags::{bit, SEEN, SYSFLAGS};
+use crate::maildir::lines::to_crlf;
 use crate::mime;
 
 #[derive(Clone, Debug)]
@@ -96,7 +98,7 @@ pub fn keys(c: &mut Cursor, cs: Option<&[u8]>) -> Result<Key, Error> {
 /// The search strings of `k`, given in `cs`, as UTF-8.
 fn to_utf8_strings(k: &mut Key, cs: &[u8]) {
     match k {
-        Key::Header(_, s) | Key::Body(s) | Key::Text(s) => *s = mime::to_utf8(s, cs),
+        Key::Header(_, s) | Key::Body(s) | Key::Text(s) => *s = crate::header::to_utf8(s, cs),
         Key::Not(a) => to_utf8_strings(a, cs),
         Key::Or(a, b) => {
             to_utf8_strings(a, cs);
@@ -130,7 +132,7 @@ fn key(c: &mut Cursor, depth: usize) -> R<Key> {
         return Ok(Key::Seq(c.seqset()?));
     }
     let w = c.word()?;
-    let sys = |l: u8| store::bit(l);
+    let sys = bit;
     let k = match &w[..] {
         b"ALL" => Key::All,
         b"ANSWERED" => Key::Flag(sys(b'R'), true),
@@ -242,7 +244,7 @@ impl Ctx<'_> {
         if self.loaded.is_none() {
             let l = match self.f.read(self.i) {
                 Ok(Some(d)) => {
-                    let data = store::to_crlf(&d);
+                    let data = to_crlf(&d);
                     let root = mime::parse(&data);
                     Some(Loaded { data, root })
                 }
@@ -256,9 +258,9 @@ impl Ctx<'_> {
 
 fn header_match(h: &[u8], name: &[u8], needle: &[u8]) -> bool {
     let addr = matches!(name, b"from" | b"to" | b"cc" | b"bcc");
-    mime::fields(h).iter().any(|(n, v)| {
+    crate::header::unfolded(h).iter().any(|(n, v)| {
         n.eq_ignore_ascii_case(name)
-            && (contains(&mime::decode_words(v), needle)
+            && (contains(&crate::header::decode(v), needle)
                 || addr && contains(&address_text(v), needle))
     })
 }
@@ -268,8 +270,8 @@ fn header_match(h: &[u8], name: &[u8], needle: &[u8]) -> bool {
 /// BCC look at this as well as at the text (RFC 3501 §6.4.4).
 fn address_text(v: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    for a in mime::addresses(v) {
-        if let mime::Addr::Mailbox {
+    for a in crate::header::address_list(v) {
+        if let crate::header::Address::Mailbox {
             name,
             mailbox,
             host,
@@ -277,7 +279,7 @@ fn address_text(v: &[u8]) -> Vec<u8> {
         } = a
         {
             if let Some(n) = name {
-                out.extend_from_slice(&mime::decode_words(&n));
+                out.extend_from_slice(&crate::header::decode(&n));
                 out.push(b' ');
             }
             out.push(b'<');
@@ -305,11 +307,11 @@ fn body_match(m: &[u8], p: &mime::Part, needle: &[u8]) -> bool {
     }
     let d = mime::decode_body(p.text(m), p.encoding.as_deref());
     let cs = p.param(b"charset").unwrap_or_else(|| b"us-ascii".to_vec());
-    contains(&mime::to_utf8(&d, &cs), needle)
+    contains(&crate::header::to_utf8(&d, &cs), needle)
 }
 
 fn header_match_any(h: &[u8], needle: &[u8]) -> bool {
-    contains(&mime::decode_words(h), needle)
+    contains(&crate::header::decode(h), needle)
 }
 
 fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
@@ -318,24 +320,21 @@ fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
         Key::All => true,
         Key::Flag(b, on) => (m.flags & b != 0) == *on,
         Key::Keyword(name, on) => {
-            let has = match store::SYSFLAGS
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            {
-                Some((_, l)) => m.flags & store::bit(*l) != 0,
+            let has = match SYSFLAGS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                Some((_, l)) => m.flags & bit(*l) != 0,
                 None => match cx
                     .f
                     .keywords
                     .iter()
                     .position(|x| x.eq_ignore_ascii_case(name))
                 {
-                    Some(i) => m.flags & store::bit(b'a' + i as u8) != 0,
+                    Some(i) => m.flags & bit(b'a' + i as u8) != 0,
                     None => false,
                 },
             };
             has == *on
         }
-        Key::New => m.recent && m.flags & store::SEEN == 0,
+        Key::New => m.recent && m.flags & SEEN == 0,
         Key::Old => !m.recent,
         Key::Recent(on) => m.recent == *on,
         Key::Seq(s) => s.contains(cx.seq, max_seq),
@@ -354,8 +353,8 @@ fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
             let msgday = if *sent {
                 let dd = cx
                     .load()
-                    .and_then(|l| mime::field(l.root.header(&l.data), b"date"))
-                    .and_then(|v| mime::date_ymd(&v));
+                    .and_then(|l| crate::header::value(l.root.header(&l.data), b"date"))
+                    .and_then(|v| crate::date::date_ymd(&v));
                 match dd {
                     Some((y, mo, da)) => days_from_civil(y, mo, da),
                     None => local_day(cx.f.date(cx.i)),
@@ -375,7 +374,7 @@ fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
                 Some(l) => {
                     let h = l.root.header(&l.data);
                     if needle.is_empty() {
-                        mime::fields(h)
+                        crate::header::unfolded(h)
                             .iter()
                             .any(|(n, _)| n.eq_ignore_ascii_case(name))
                     } else {

@@ -891,7 +891,7 @@ impl Session {
                     Item::Rfc822 => fetch::put_body(&mut v, b"RFC822", data.as_deref(), None),
                     Item::Rfc822Header | Item::Rfc822Text => {
                         let d = data.as_ref().unwrap();
-                        let hend = crate::mime::header_end(d, 0, d.len());
+                        let hend = crate::header::body_start(d, 0, d.len());
                         let (nm, part): (&[u8], &[u8]) = if matches!(it, Item::Rfc822Header) {
                             (b"RFC822.HEADER", &d[..hend])
                         } else {

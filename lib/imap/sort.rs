@@ -5,7 +5,6 @@
 
 use super::parse::{Cursor, R};
 use super::store::Folder;
-use crate::mime;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
@@ -66,8 +65,8 @@ pub fn info(f: &mut Folder, i: usize) -> std::io::Result<Option<Info>> {
         Some(d) => d,
         None => return Ok(None),
     };
-    let h = &d[..mime::header_end(&d, 0, d.len())];
-    let fields = mime::fields(h);
+    let h = &d[..crate::header::body_start(&d, 0, d.len())];
+    let fields = crate::header::unfolded(h);
     let last = |n: &[u8]| {
         fields
             .iter()
@@ -83,9 +82,12 @@ pub fn info(f: &mut Folder, i: usize) -> std::io::Result<Option<Info>> {
             .filter(|(k, _)| k.eq_ignore_ascii_case(n))
             .map(|(_, v)| &v[..])
             .collect();
-        match mime::addresses(&all.join(&b',')).into_iter().next() {
-            Some(mime::Addr::Mailbox { mailbox, .. }) => mailbox.to_ascii_uppercase(),
-            Some(mime::Addr::GroupStart(g)) => g.to_ascii_uppercase(),
+        match crate::header::address_list(&all.join(&b','))
+            .into_iter()
+            .next()
+        {
+            Some(crate::header::Address::Mailbox { mailbox, .. }) => mailbox.to_ascii_uppercase(),
+            Some(crate::header::Address::GroupStart(g)) => g.to_ascii_uppercase(),
             _ => Vec::new(),
         }
     };
@@ -138,7 +140,7 @@ fn msg_ids(v: &[u8]) -> Vec<Vec<u8>> {
 
 /// An RFC 5322 date-time as seconds since the epoch (zone applied).
 pub fn sent_date(v: &[u8]) -> Option<i64> {
-    let (y, m, d) = mime::date_ymd(v)?;
+    let (y, m, d) = crate::date::date_ymd(v)?;
     let words: Vec<&[u8]> = v
         .split(|&c| c == b' ' || c == b',' || c == b'\t')
         .filter(|w| !w.is_empty())
@@ -169,7 +171,7 @@ pub fn sent_date(v: &[u8]) -> Option<i64> {
 pub fn base_subject(raw: &[u8]) -> (Vec<u8>, bool) {
     // (1) decoded, blanks collapsed to one space.
     let mut s = Vec::new();
-    for &c in mime::decode_words(raw).iter() {
+    for &c in crate::header::decode(raw).iter() {
         let c = if c == b'\t' || c == b'\r' || c == b'\n' {
             b' '
         } else {

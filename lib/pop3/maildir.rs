@@ -1,14 +1,13 @@
-//! The Maildir side of pop3d: listing new/ and cur/, message sizes as
-//! sent (CRLF line ends), the size cache, sending a message with CRLF and
-//! dot-stuffing, the UPDATE state's renames and unlinks, tmp/ cleaning.
+//! pop3d's mailbox: the messages of new/ and cur/ in delivery order with
+//! their sizes (from the name, pop3d's size cache, or counted), sending one
+//! with CRLF and dot-stuffing, and the UPDATE state's renames and unlinks.
+//! Names, sizes and flag letters follow [`crate::maildir`].
 
+use crate::maildir::{flags, lines, name};
 use std::collections::HashMap;
 use std::io::{self, BufRead};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-/// Files in tmp/ not accessed for this long are removed (maildir(5)).
-pub const TMP_STALE: u64 = 36 * 3600;
 /// The size cache for messages without `,W=` in their name.
 pub const CACHE: &str = "pop3d-sizes";
 /// The lock that keeps a second session out.
@@ -29,47 +28,10 @@ pub struct Msg {
 impl Msg {
     /// The unique name: the file name without its `:info`.
     pub fn uid(&self) -> &[u8] {
-        let n = &self.name;
-        &n[..memchr::memchr(b':', n).unwrap_or(n.len())]
+        flags::base_of(&self.name)
     }
     pub fn path(&self, md: &Path) -> PathBuf {
-        md.join(if self.new { "new" } else { "cur" })
-            .join(std::ffi::OsStr::from_bytes(&self.name))
-    }
-}
-
-/// The `,W=N` size in a unique name, when present.
-pub fn wsize(uid: &[u8]) -> Option<u64> {
-    let i = memchr::memmem::rfind(uid, b",W=")?;
-    let d = &uid[i + 3..];
-    let end = d
-        .iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(d.len());
-    crate::parse::number(&d[..end])
-}
-
-/// The leading seconds of a unique name, for delivery order.
-fn stamp(uid: &[u8]) -> u64 {
-    let end = uid
-        .iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(uid.len());
-    crate::parse::number(&uid[..end]).unwrap_or(u64::MAX)
-}
-
-/// Size as sent of a whole message read from `r`: each LF not after a CR
-/// counts 2, and a last line without LF gets CR LF added (a bare CR that
-/// ends the message becomes that CR LF, as send() writes it).
-pub fn crlf_size(r: &mut impl io::Read) -> io::Result<u64> {
-    let mut buf = vec![0u8; 65536];
-    let mut s = crate::maildir::Sizes::default();
-    loop {
-        let k = r.read(&mut buf)?;
-        if k == 0 {
-            return Ok(s.sent());
-        }
-        s.add(&buf[..k]);
+        crate::maildir::path(md, if self.new { "new" } else { "cur" }, &self.name)
     }
 }
 
@@ -88,8 +50,6 @@ fn load_cache(md: &Path) -> HashMap<Vec<u8>, u64> {
 }
 
 fn save_cache(md: &Path, m: &HashMap<Vec<u8>, u64>) -> io::Result<()> {
-    use std::io::Write;
-    let tmp = md.join(format!("{}.{}", CACHE, std::process::id()));
     let mut t = Vec::with_capacity(m.len() * 48);
     for (k, v) in m {
         t.extend_from_slice(k);
@@ -97,15 +57,7 @@ fn save_cache(md: &Path, m: &HashMap<Vec<u8>, u64>) -> io::Result<()> {
         t.extend_from_slice(v.to_string().as_bytes());
         t.push(b'\n');
     }
-    let r = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&t)?;
-        std::fs::rename(&tmp, md.join(CACHE))
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    crate::maildir::replace(&md.join(CACHE), &t)
 }
 
 /// Every message in new/ and cur/ (names starting with `.` skipped), in
@@ -114,11 +66,7 @@ fn save_cache(md: &Path, m: &HashMap<Vec<u8>, u64>) -> io::Result<()> {
 pub fn scan(md: &Path) -> io::Result<Vec<Msg>> {
     let mut v = Vec::new();
     for (sub, new) in [("new", true), ("cur", false)] {
-        for e in std::fs::read_dir(md.join(sub))? {
-            let name = e?.file_name().into_vec();
-            if name.first() == Some(&b'.') {
-                continue;
-            }
+        for name in crate::maildir::names(&md.join(sub))? {
             v.push(Msg {
                 new,
                 name,
@@ -128,13 +76,13 @@ pub fn scan(md: &Path) -> io::Result<Vec<Msg>> {
             });
         }
     }
-    v.sort_by_cached_key(|m| (stamp(m.uid()), m.uid().to_vec()));
+    v.sort_by_cached_key(|m| (name::seconds(m.uid()), m.uid().to_vec()));
     let mut cache: Option<HashMap<Vec<u8>, u64>> = None;
     let mut fresh = HashMap::new();
     let mut changed = false;
     let mut gone = Vec::new();
     for (i, m) in v.iter_mut().enumerate() {
-        if let Some(w) = wsize(m.uid()) {
+        if let Some(w) = name::size_in(m.uid(), b'W') {
             m.size = w;
             continue;
         }
@@ -144,7 +92,7 @@ pub fn scan(md: &Path) -> io::Result<Vec<Msg>> {
             None => match std::fs::File::open(m.path(md)) {
                 Ok(mut f) => {
                     changed = true;
-                    crlf_size(&mut f)?
+                    lines::read_sent_size(&mut f)?
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     gone.push(i);
@@ -199,7 +147,7 @@ pub fn send(
         if l.last() == Some(&b'\r') {
             l = &l[..l.len() - 1];
         }
-        if !in_body && l.is_empty() {
+        if !in_body && crate::header::is_blank(&line) {
             in_body = true;
         }
         if l.first() == Some(&b'.') {
@@ -212,31 +160,6 @@ pub fn send(
         }
     }
     Ok(())
-}
-
-/// The name a retrieved message gets in cur/: its info with `S` added
-/// (flags kept in ASCII order); `:2,S` when it had none.
-pub fn seen_name(name: &[u8]) -> Vec<u8> {
-    let (uid, info) = match memchr::memchr(b':', name) {
-        Some(i) => (&name[..i], &name[i + 1..]),
-        None => (name, &b""[..]),
-    };
-    let mut n = uid.to_vec();
-    if info.is_empty() {
-        n.extend_from_slice(b":2,S");
-    } else if let Some(flags) = info.strip_prefix(b"2,") {
-        let mut f = flags.to_vec();
-        if !f.contains(&b'S') {
-            f.push(b'S');
-            f.sort_unstable();
-        }
-        n.extend_from_slice(b":2,");
-        n.extend_from_slice(&f);
-    } else {
-        n.push(b':');
-        n.extend_from_slice(info);
-    }
-    n
 }
 
 /// The UPDATE state: unlinks deleted messages, moves retrieved ones to
@@ -263,22 +186,18 @@ pub fn update(md: &Path, msgs: &[Msg]) -> usize {
             }
             continue;
         }
+        // A retrieved message is \Seen; the rest of new/ moves to cur/.
         let to = if m.retrieved {
-            seen_name(&m.name)
+            flags::name_adding(&m.name, flags::SEEN)
         } else if m.new {
-            let mut n = m.name.clone();
-            if !n.contains(&b':') {
-                n.extend_from_slice(b":2,");
-            }
-            n
+            flags::name_adding(&m.name, 0)
         } else {
             continue;
         };
         if !m.new && to == m.name {
             continue;
         }
-        changed |=
-            std::fs::rename(&from, md.join("cur").join(std::ffi::OsStr::from_bytes(&to))).is_ok();
+        changed |= std::fs::rename(&from, crate::maildir::path(md, "cur", &to)).is_ok();
     }
     if changed {
         for d in ["new", "cur"] {
@@ -288,21 +207,6 @@ pub fn update(md: &Path, msgs: &[Msg]) -> usize {
     failed
 }
 
-/// Removes files in tmp/ not accessed for 36 hours.
-pub fn clean_tmp(md: &Path, now: u64) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(rd) = std::fs::read_dir(md.join("tmp")) else {
-        return;
-    };
-    for e in rd.flatten() {
-        if let Ok(m) = e.metadata() {
-            if m.is_file() && (m.atime().max(0) as u64) + TMP_STALE < now {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,14 +214,6 @@ mod tests {
         let mut out = Vec::new();
         send(msg, &mut out, top, |_| Ok(())).unwrap();
         out
-    }
-    #[test]
-    fn sizes() {
-        assert_eq!(crlf_size(&mut &b"a\nb\n"[..]).unwrap(), 6);
-        assert_eq!(crlf_size(&mut &b"a\r\nb"[..]).unwrap(), 6);
-        assert_eq!(crlf_size(&mut &b""[..]).unwrap(), 0);
-        assert_eq!(wsize(b"1700000000.M1P2.host,S=100,W=104"), Some(104));
-        assert_eq!(wsize(b"1700000000.M1P2.host,S=100"), None);
     }
     #[test]
     fn crlf_and_dot_stuffing() {
@@ -332,15 +228,8 @@ mod tests {
             b"Subject: x\r\n\r\n..hidden\r\nline\r\n".to_vec()
         );
         assert_eq!(
-            crlf_size(&mut &m[..]).unwrap(),
+            lines::read_sent_size(&mut &m[..]).unwrap(),
             sent(m, None).len() as u64 - 2 /* dot-stuffing */
         );
-    }
-    #[test]
-    fn seen_names() {
-        assert_eq!(seen_name(b"123.a.h"), b"123.a.h:2,S".to_vec());
-        assert_eq!(seen_name(b"123.a.h:2,"), b"123.a.h:2,S".to_vec());
-        assert_eq!(seen_name(b"123.a.h:2,RF"), b"123.a.h:2,FRS".to_vec());
-        assert_eq!(seen_name(b"123.a.h:2,ST"), b"123.a.h:2,ST".to_vec());
     }
 }

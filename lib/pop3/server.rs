@@ -240,7 +240,7 @@ pub fn run(md: &Path) -> i32 {
             return crate::exit::TEMP;
         }
     }
-    maildir::clean_tmp(md, crate::sys::now());
+    let _ = crate::maildir::clean::tmp(md, crate::sys::now());
     let msgs = match maildir::scan(md) {
         Ok(m) => m,
         Err(e) => {

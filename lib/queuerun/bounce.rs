@@ -195,13 +195,7 @@ pub const ATTACH_MAX: u64 = 100_000;
 
 /// The header of a message: up to and including the blank line.
 pub fn header_of(m: &[u8]) -> &[u8] {
-    if m.starts_with(b"\n") {
-        return &m[..1];
-    }
-    match memchr::memmem::find(m, b"\n\n") {
-        Some(i) => &m[..i + 2],
-        None => m,
-    }
+    &m[..crate::header::body_start(m, 0, m.len())]
 }
 
 /// The paragraph of the text part that introduces the recipients of

@@ -80,9 +80,9 @@ fn emit(m: &[u8], p: &Part, eightbit: bool, top: bool, out: &mut Vec<u8>) {
             _ => Cow::Borrowed(body),
         };
         let mut extra: Vec<Vec<u8>> = Vec::new();
-        if top && mime::field(header, b"mime-version").is_none() {
+        if top && crate::header::value(header, b"mime-version").is_none() {
             extra.push(b"MIME-Version: 1.0\n".to_vec());
-            if mime::field(header, b"content-type").is_none() {
+            if crate::header::value(header, b"content-type").is_none() {
                 let cs: &[u8] = if data.is_ascii() {
                     b"us-ascii"
                 } else if std::str::from_utf8(&data).is_ok() {
@@ -273,7 +273,7 @@ Content-Transfer-Encoding: quoted-printable\n\ncaf=C3=A9 =3D ok=20\n.dot\n"
         m.extend_from_slice(&long);
         m.extend_from_slice(b"\nend\n");
         let out = fits(&m, true);
-        let (h, b) = out.split_at(mime::header_end(&out, 0, out.len()));
+        let (h, b) = out.split_at(crate::header::body_start(&out, 0, out.len()));
         assert_eq!(h, b"MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n");
         let mut want = long.clone();
         want.extend_from_slice(b"\nend\n");
@@ -305,11 +305,12 @@ Content-Type: text/plain\n\nascii\n--b--\nepi\n"
         m.extend_from_slice(&[b'x'; 2000]);
         m.extend_from_slice(b"\n\nbody\n");
         let out = fits(&m, true);
-        let h = &out[..mime::header_end(&out, 0, out.len())];
-        let unfolded: Vec<u8> = crate::header::unfold(&mime::field(h, b"subject").unwrap());
+        let h = &out[..crate::header::body_start(&out, 0, out.len())];
+        let unfolded: Vec<u8> =
+            crate::header::unfold(&crate::header::value(h, b"subject").unwrap());
         assert_eq!(unfolded, crate::parse::trim(&m[9..9 + 1500]));
         assert_eq!(
-            mime::field(h, b"x-long")
+            crate::header::value(h, b"x-long")
                 .unwrap()
                 .iter()
                 .filter(|&&c| c == b'x')
@@ -329,7 +330,7 @@ Content-Type: text/plain\n\nascii\n--b--\nepi\n"
         m.extend_from_slice(&[b'A'; 2000]);
         m.push(b'\n');
         let out = fits(&m, true);
-        let b = &out[mime::header_end(&out, 0, out.len())..];
+        let b = &out[crate::header::body_start(&out, 0, out.len())..];
         let lens: Vec<usize> = b.split(|&c| c == b'\n').map(|l| l.len()).collect();
         assert_eq!(lens, [vec![76; 26], vec![24, 0]].concat());
         assert_eq!(out.iter().filter(|&&c| c == b'A').count(), 2000);
@@ -337,7 +338,7 @@ Content-Type: text/plain\n\nascii\n--b--\nepi\n"
         m.extend_from_slice(&[b'q'; 1200]);
         m.extend_from_slice(b"=3D\n");
         let out = fits(&m, true);
-        let b = &out[mime::header_end(&out, 0, out.len())..];
+        let b = &out[crate::header::body_start(&out, 0, out.len())..];
         assert_eq!(mime::qp_decode(b), [&[b'q'; 1200][..], b"=\n"].concat());
     }
 }

@@ -15,9 +15,9 @@ pub struct Complete {
 
 /// Whether the header (LF line ends) has a field called `name`.
 fn has(header: &[u8], name: &[u8]) -> bool {
-    header.split(|&c| c == b'\n').any(|l| {
-        l.len() > name.len() && l[name.len()] == b':' && l[..name.len()].eq_ignore_ascii_case(name)
-    })
+    crate::header::fields(header)
+        .iter()
+        .any(|f| f.name.eq_ignore_ascii_case(name))
 }
 
 impl Complete {
@@ -56,11 +56,7 @@ impl Complete {
             return;
         }
         self.held.extend_from_slice(b);
-        let end = if self.held.first() == Some(&b'\n') {
-            Some(0)
-        } else {
-            memchr::memmem::find(&self.held, b"\n\n").map(|i| i + 1)
-        };
+        let end = crate::header::blank_line(&self.held).map(|(e, _)| e);
         match end {
             Some(e) => {
                 let add = self.missing(&self.held[..e]);
@@ -124,5 +120,8 @@ mod tests {
             "{o}"
         );
         assert!(!has(b"X-Date: 1\n", b"Date"));
+        // The obsolete syntax (RFC 5322 4.5) names a field too.
+        let o = run(&[b"Message-ID : <a@b>\nDate\t: y\n\nbody\n"]);
+        assert_eq!(o, "Message-ID : <a@b>\nDate\t: y\n\nbody\n");
     }
 }

@@ -401,7 +401,7 @@ fn read_header<R: Read>(inp: &mut Input<R>) -> Result<(Vec<u8>, Option<Vec<u8>>)
         if !piece.ends_with(b"\n") && !inp.at_end() {
             return Err(data("header too long"));
         }
-        if first && piece.starts_with(b"From ") {
+        if first && header::is_mbox_from(piece) {
             first = false;
             continue;
         }

@@ -527,14 +527,14 @@ fn quote(chunks: &[&[u8]]) -> Vec<u8> {
 ///
 /// Properties: the verb is upper case without a space; the bytes `send`
 /// writes have no bare LF, and (un-stuffed) are exactly as long as
-/// `crlf_size` says, which is what LIST and STAT announce; TOP never writes
-/// more than RETR; `wsize` parses what maildir names carry.
+/// `read_sent_size` says, which is what LIST and STAT announce; TOP never
+/// writes more than RETR; maildir names' sizes and flags parse.
 pub fn pop3(d: &[u8]) {
     use pipemail::pop3;
     let (verb, _) = pop3::split_command(d);
     assert!(!verb.contains(&b' ') && !verb.iter().any(|c| c.is_ascii_lowercase()));
-    let _ = pop3::maildir::wsize(d);
-    let _ = pop3::maildir::seen_name(d);
+    let _ = pipemail::maildir::name::size_in(d, b'W');
+    let _ = pipemail::maildir::flags::name_adding(d, pipemail::maildir::flags::SEEN);
     let mut out = Vec::new();
     pop3::maildir::send(d, &mut out, None, |_| Ok(())).expect("send to a Vec");
     for (i, &c) in out.iter().enumerate() {
@@ -547,7 +547,7 @@ pub fn pop3(d: &[u8]) {
         unstuffed += l.len() as u64 - l.starts_with(b".") as u64;
         assert_ne!(l, b".\r\n", "a lone dot inside RETR");
     }
-    let size = pop3::maildir::crlf_size(&mut &d[..]).expect("read a slice");
+    let size = pipemail::maildir::lines::read_sent_size(&mut &d[..]).expect("read a slice");
     if !d.is_empty() {
         assert_eq!(unstuffed, size, "RETR length differs from the LIST size");
     }
@@ -906,7 +906,6 @@ pub fn header(d: &[u8]) {
     if d.iter().any(|&c| c >= 0x80) && !d.iter().any(|&c| c < 0x20 || c == 0x7f) {
         assert_eq!(h::decode(&h::phrase(d)), d, "phrase does not decode back");
     }
-    assert_eq!(h::base64_decode(&h::base64_encode(d)), d);
 }
 
 /// The submission reader (submit::input::Input, what mail-inject and
@@ -1060,7 +1059,8 @@ pub fn queuerun(d: &[u8]) {
 /// decodable name re-encodes to a name that decodes the same);
 /// literal_at_end only sees a `}` at the end.
 pub fn imap(d: &[u8]) {
-    use pipemail::imap::{fetch, parse, search, utf7};
+    use pipemail::imap::{fetch, parse, search};
+    use pipemail::maildir::utf7;
     let (sel, b) = match d.split_first() {
         Some((s, b)) => (*s, b),
         None => (0, d),
@@ -1277,11 +1277,10 @@ pub fn mime(d: &[u8]) {
             }
         }
     }
-    let _ = mime::addresses(d);
-    let _ = mime::decode_words(d);
+    let _ = pipemail::header::address_list(d);
+    let _ = pipemail::header::decode(d);
     let _ = mime::qp_decode(d);
-    let _ = mime::date_ymd(d);
-    assert_eq!(mime::base64_decode(&mime::base64_encode(d)), d);
+    let _ = pipemail::date::date_ymd(d);
 }
 
 fn check_part(p: &pipemail::mime::Part, lo: usize, hi: usize, depth: usize) {

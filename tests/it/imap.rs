@@ -1730,6 +1730,91 @@ fn size_of_a_message_without_final_newline() {
     );
 }
 
+/// One unique-name generator (issue 15: imapd made `...Q000001R3fa2.host`
+/// with `_` for `/` in the host, deliveries `...V801IabcQ0.host`): every
+/// name a delivery, APPEND or COPY makes is `SECS.M<usec>P<pid>[V<dev>I<ino>]
+/// Q<count>.HOST,S=<size>,W=<size sent>`, six-digit usec and count, and S
+/// and W are the file's size and its size as sent.
+#[test]
+fn one_unique_name_for_deliveries_append_and_copy() {
+    let md = maildir("imap-unique-names");
+    let out = run(
+        "deliver-maildir",
+        &[&format!("{}/", md.display())],
+        &[],
+        b"Subject: d\n\nno final newline",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(
+        "maildir-make",
+        &["-f", "Kopie", md.to_str().unwrap()],
+        &[],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let got = imapd(
+        &md,
+        "a SELECT INBOX\nb APPEND INBOX (\\Seen) {12+}\nSubject: a\n\nc COPY 1:2 Kopie\nd LOGOUT\n",
+    );
+    assert!(String::from_utf8_lossy(&got).contains("c OK [COPYUID "));
+    let mut names = Vec::new();
+    for dir in ["new", "cur", ".Kopie/new", ".Kopie/cur"] {
+        for n in crate::common::files(&md.join(dir)) {
+            names.push((md.join(dir).join(&n), n));
+        }
+    }
+    assert_eq!(names.len(), 4, "{:?}", names);
+    for (path, n) in names {
+        let base = n.split(':').next().unwrap();
+        let (unique, sizes) = base.split_once(",S=").expect("sizes in the name");
+        let mut parts = unique.splitn(3, '.');
+        let secs = parts.next().unwrap();
+        let mid = parts.next().unwrap();
+        let host = parts.next().unwrap();
+        assert!(
+            secs.len() >= 10 && secs.bytes().all(|c| c.is_ascii_digit()),
+            "{}",
+            n
+        );
+        assert!(!host.is_empty() && !host.contains(['/', ':', ',']), "{}", n);
+        let m = mid.strip_prefix('M').expect("M");
+        let (usec, rest) = m.split_once('P').expect("P");
+        assert!(
+            usec.len() == 6 && usec.bytes().all(|c| c.is_ascii_digit()),
+            "{}",
+            n
+        );
+        let (pid_inode, count) = rest.split_once('Q').expect("Q");
+        assert!(
+            count.len() >= 6 && count.bytes().all(|c| c.is_ascii_digit()),
+            "{}",
+            n
+        );
+        let pid = pid_inode.split('V').next().unwrap();
+        assert!(pid.bytes().all(|c| c.is_ascii_digit()), "{}", n);
+        if let Some(vi) = pid_inode
+            .strip_prefix(pid)
+            .and_then(|r| r.strip_prefix('V'))
+        {
+            let (v, i) = vi.split_once('I').expect("I after V");
+            assert!(
+                v.bytes().chain(i.bytes()).all(|c| c.is_ascii_hexdigit()),
+                "{}",
+                n
+            );
+        } else {
+            assert_eq!(pid, pid_inode, "{}", n);
+        }
+        let (s, w) = sizes.split_once(",W=").expect("W");
+        let data = fs::read(&path).unwrap();
+        assert_eq!(s.parse::<usize>().unwrap(), data.len(), "{}", n);
+        let sent = data.len()
+            + data.iter().filter(|&&c| c == b'\n').count()
+            + if data.ends_with(b"\n") { 0 } else { 2 };
+        assert_eq!(w.parse::<usize>().unwrap(), sent, "{}", n);
+    }
+}
+
 /// One folder-name encoding on disk (issue 15): `maildir-make -f Entwürfe`
 /// made `.Entwürfe`, which imapd listed (8-bit on the wire) but could not
 /// SELECT. Now it is modified UTF-7, and a raw 8-bit name is not listed.
@@ -1758,6 +1843,20 @@ fn folder_names_from_maildir_make() {
     );
     assert!(
         s.contains("c OK [READ-WRITE] Select completed.\r\n"),
+        "{}",
+        s
+    );
+    // One name check for both: at most 254 bytes on disk (`.NAME` is one
+    // file name), INBOX is the Maildir itself.
+    let (long, longest) = ("x".repeat(255), "y".repeat(254));
+    for f in [&long[..], "INBOX", "a..b"] {
+        let out = run("maildir-make", &["-f", f, md.to_str().unwrap()], &[], b"");
+        assert_eq!(out.status.code(), Some(100), "{}", f);
+    }
+    let got = imapd(&md, &format!("a CREATE {long}\nb CREATE {longest}\n"));
+    let s = String::from_utf8_lossy(&got);
+    assert!(
+        s.ends_with("a NO [CANNOT] Invalid mailbox name\r\nb OK Create completed.\r\n"),
         "{}",
         s
     );

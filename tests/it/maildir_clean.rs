@@ -108,3 +108,29 @@ fn errors_and_usage() {
         assert!(o.stderr.starts_with(b"maildir-clean: usage: "));
     }
 }
+
+/// One folder-name encoding (issue 15): `-T Gelöscht` is the folder that
+/// `maildir-make -f Gelöscht` makes and imapd lists, `.Gel&APY-scht`; it
+/// used to look for a raw UTF-8 `.Gelöscht` and found nothing.
+#[test]
+fn trash_folder_named_in_utf8() {
+    let md = scratch("mdclean-utf8").join("Maildir");
+    let mds = md.to_str().unwrap();
+    let o = run("maildir-make", &["-p", "-f", "Gelöscht", mds], &[], b"");
+    assert_eq!(o.status.code(), Some(0), "{:?}", o);
+    file(&md.join(".Gel&APY-scht/cur/x:2,S"), 1);
+    let o = run(
+        "maildir-clean",
+        &["-v", "-d", "0", "-T", "Gelöscht", mds],
+        &[],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{}/.Gel&APY-scht/cur/x:2,S\n", mds)
+    );
+    // INBOX is the Maildir, not a folder of it.
+    let o = run("maildir-clean", &["-T", "INBOX", mds], &[], b"");
+    assert_eq!(o.status.code(), Some(100));
+}

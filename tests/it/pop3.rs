@@ -887,3 +887,86 @@ fn pop3_over_tcp_with_fetchmail() {
     assert_eq!(crate::common::files(&md.join("cur")), Vec::<String>::new());
     drop(srv);
 }
+
+/// One header layer (issue 15): the obsolete `Name :` syntax (RFC 5322
+/// §4.5) and a line inside the header that is not a field are read the
+/// same way by mail-header, imapd and pop3d's TOP: the header ends at the
+/// empty line (mail-header stopped at the stray line and missed X-Late);
+/// mail-inject, reading what is being composed, sees the obsolete fields
+/// and adds no second From, Date or To.
+#[test]
+fn one_reading_of_a_header_in_every_program() {
+    let msg = b"From : Joe <x@y.example>\nSubject\t: obsolete\nDate : Tue, 1 Jul 2003 10:52:37 +0200\nnot a field\nX-Late: seen\n\nbody\n";
+    let out = crate::common::run(
+        "mail-header",
+        &["-a", "From", "Subject", "X-Late"],
+        &[],
+        msg,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Joe <x@y.example>\nobsolete\nseen\n"
+    );
+
+    let md = user_home("hdr-every").join("Maildir");
+    put(&md, "cur", "1000000000.M1P1.host:2,S", msg);
+    let o = pop3d(&md, b"TOP 1 0\r\nQUIT\r\n", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "+OK 1 messages (120 octets)\r\n+OK top of message follows\r\nFrom : Joe <x@y.example>\r\nSubject\t: obsolete\r\nDate : Tue, 1 Jul 2003 10:52:37 +0200\r\nnot a field\r\nX-Late: seen\r\n\r\n.\r\n+OK bye\r\n"
+    );
+    let o = crate::common::run(
+        "imapd",
+        &[md.to_str().unwrap()],
+        &[("TZ", "UTC")],
+        b"a SELECT INBOX\r\nb FETCH 1 (ENVELOPE BODY.PEEK[HEADER.FIELDS (X-LATE SUBJECT)])\r\nc SEARCH FROM x@y.example SUBJECT obsolete HEADER X-Late seen\r\nd LOGOUT\r\n",
+    );
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003 10:52:37 +0200\" \"obsolete\" ((\"Joe\" NIL \"x\" \"y.example\")) ((\"Joe\" NIL \"x\" \"y.example\")) ((\"Joe\" NIL \"x\" \"y.example\")) NIL NIL NIL NIL NIL) BODY[HEADER.FIELDS (X-LATE SUBJECT)] {36}\r\nSubject\t: obsolete\r\nX-Late: seen\r\n\r\n)\r\n"), "{}", s);
+    assert!(s.contains("* SEARCH 1\r\nc OK"), "{}", s);
+
+    let h = home("hdr-inject");
+    let out = crate::common::run(
+        "mail-inject",
+        &["-n"],
+        &[("PIPEMAIL_HOME", h.to_str().unwrap())],
+        b"From : Joe <x@y.example>\nTo : t@y.example\nDate : Tue, 1 Jul 2003 10:52:37 +0200\nSubject\t: obsolete\n\nbody\n",
+    );
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        o.starts_with("From : Joe <x@y.example>\nTo : t@y.example\nDate : Tue, 1 Jul 2003 10:52:37 +0200\nSubject\t: obsolete\nMessage-ID: <"),
+        "{}",
+        o
+    );
+    assert!(o.ends_with(">\n\nbody\n"), "{}", o);
+}
+
+/// One size rule (issue 15: LIST said 103 and RETR sent 105): a message
+/// without a final newline, delivered (`,W=` in its name) or not, is as
+/// long in LIST and STAT as what RETR sends before the final dot.
+#[test]
+fn list_and_retr_agree_without_a_final_newline() {
+    let md = user_home("p3-nofinal").join("Maildir");
+    let out = crate::common::run(
+        "deliver-maildir",
+        &[&format!("{}/", md.display())],
+        &[],
+        b"Subject: x\n\nno final newline",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    chown_r(&md);
+    put(
+        &md,
+        "cur",
+        "1700000000.M1P1.host:2,",
+        b"Subject: y\n\nlast line\r",
+    );
+    let o = pop3d(&md, b"LIST\r\nRETR 1\r\nRETR 2\r\nQUIT\r\n", &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "+OK 2 messages (57 octets)\r\n+OK 2 messages (57 octets)\r\n1 25\r\n2 32\r\n.\r\n\
++OK 25 octets\r\nSubject: y\r\n\r\nlast line\r\n.\r\n\
++OK 32 octets\r\nSubject: x\r\n\r\nno final newline\r\n.\r\n+OK bye\r\n"
+    );
+}

@@ -576,6 +576,17 @@ fn mail_header_prints_fields() {
     drop(i);
 }
 
+/// mail-header -d decodes with the one RFC 2047 decoder (iconv), as
+/// imapd's ENVELOPE and SEARCH do: any charset the C library knows, an
+/// unknown one left as written.
+#[test]
+fn mail_header_decodes_every_charset_iconv_knows() {
+    let msg = b"X-Koi: =?koi8-r?b?8NLJ18XU?=\nX-Win: =?windows-1252?q?=80_5?=\nX-Bad: =?x-unknown?q?a?=\n\n";
+    let out = run("mail-header", &["-d", "X-Koi", "X-Win", "X-Bad"], &[], msg);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(s(&out.stdout), "Привет\n€ 5\n=?x-unknown?q?a?=\n");
+}
+
 // ---- queue-filter ----
 
 struct Filtered {

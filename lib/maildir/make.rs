@@ -3,7 +3,8 @@
 //!
 //! A Maildir is a directory with tmp/, new/ and cur/, all mode 0700. A
 //! Maildir++ folder `F` of the Maildir `dir` is the Maildir `dir/.F` with an
-//! empty file `maildirfolder` in it; `.` separates levels (`Lists.rust`).
+//! empty file `maildirfolder` in it; `.` separates levels (`Lists.rust`),
+//! names are checked and encoded by [`super::folder`].
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -15,29 +16,6 @@ pub struct MakeError {
     pub path: PathBuf,
     pub verb: &'static str,
     pub err: io::Error,
-}
-
-/// Whether `f` is a usable folder name: not empty, no `/` or NUL, no
-/// leading or trailing `.`, no empty level (`..`), at most 200 bytes.
-pub fn folder_ok(f: &[u8]) -> bool {
-    !f.is_empty()
-        && f.len() <= 200
-        && !f.contains(&b'/')
-        && !f.contains(&0)
-        && f[0] != b'.'
-        && f[f.len() - 1] != b'.'
-        && !f.windows(2).any(|w| w == b"..")
-}
-
-/// The directory name of folder `f` (UTF-8) without its dot: modified
-/// UTF-7 (RFC 3501 §5.1.3), the one encoding on disk, which imapd lists
-/// and selects. ASCII that is already modified UTF-7 is kept (`Entw&APw-rfe`),
-/// anything else is encoded (`Entwürfe`, `R&D`). None when `f` is not UTF-8.
-pub fn folder_on_disk(f: &[u8]) -> Option<Vec<u8>> {
-    if f.is_ascii() && crate::imap::utf7::decode(f).is_some() {
-        return Some(f.to_vec());
-    }
-    std::str::from_utf8(f).ok().map(crate::imap::utf7::encode)
 }
 
 fn mkdir(p: &Path, exist_ok: bool) -> Result<(), MakeError> {
@@ -80,10 +58,26 @@ pub fn make(dir: &Path, parents: bool, folder: Option<&[u8]>) -> Result<(), Make
     if parents {
         maildir(dir, true)?;
     }
-    let mut name = b".".to_vec();
-    name.extend_from_slice(&folder_on_disk(f).unwrap_or_else(|| f.to_vec()));
-    let fdir = dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name));
-    maildir(&fdir, parents)?;
+    let Some(name) = super::folder::name_from_utf8(f) else {
+        return Err(MakeError {
+            path: dir.to_path_buf(),
+            verb: "name a folder in",
+            err: io::Error::from_raw_os_error(libc::EINVAL),
+        });
+    };
+    let fdir = super::folder::folder_dir(dir, &name).unwrap_or_default();
+    if !parents {
+        // Built whole in tmp/ and renamed into place, as imapd's CREATE.
+        return super::folder::create(dir, &name).map_err(|err| MakeError {
+            path: fdir.clone(),
+            verb: "mkdir",
+            err: match err.kind() {
+                io::ErrorKind::AlreadyExists => io::Error::from_raw_os_error(libc::EEXIST),
+                _ => err,
+            },
+        });
+    }
+    maildir(&fdir, true)?;
     let mf = fdir.join("maildirfolder");
     std::fs::OpenOptions::new()
         .write(true)
@@ -97,27 +91,4 @@ pub fn make(dir: &Path, parents: bool, folder: Option<&[u8]>) -> Result<(), Make
             verb: "create",
             err,
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn folder_names() {
-        for good in [&b"Sent"[..], b"Lists.rust", b"a b", b"\xc3\xa9t\xc3\xa9"] {
-            assert!(folder_ok(good));
-        }
-        for bad in [
-            &b""[..],
-            b".Sent",
-            b"Sent.",
-            b"a..b",
-            b"a/b",
-            b"..",
-            b".",
-            b"a\0b",
-        ] {
-            assert!(!folder_ok(bad), "{:?}", bad);
-        }
-    }
 }

@@ -127,6 +127,20 @@ fn trash_time(st: &libc::stat) -> i64 {
     st.st_ctime
 }
 
+/// Removes the stale files of the Maildir `dir`'s tmp/ alone (pop3d
+/// does at the start of each session).
+pub fn tmp(dir: &Path, now: u64) -> io::Result<Report> {
+    let root = open_dir(libc::AT_FDCWD, dir.as_os_str().as_bytes())?;
+    let mut r = Report::default();
+    let o = Opts {
+        trash_days: None,
+        trash: Vec::new(),
+        dry_run: false,
+    };
+    sweep(&root, b"", tmp_rule(), now, &o, &mut r);
+    Ok(r)
+}
+
 /// Cleans the Maildir `dir` as of `now` (seconds since the epoch).
 /// Err when `dir` is not a Maildir that can be opened.
 pub fn clean(dir: &Path, now: u64, o: &Opts) -> io::Result<Report> {
