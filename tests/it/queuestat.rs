@@ -1,7 +1,8 @@
 //! queue-stat: the RFC 1566 counters after a known run of queue-run
 //! (local and remote successes, a permanent and two temporary failures).
 
-use crate::queuerun::{env, wait_until, Q};
+use crate::common::wait_until;
+use crate::queuerun::{env, Q};
 
 fn stat(q: &Q, args: &[&str]) -> String {
     q.output("queue-stat", args)

@@ -132,17 +132,26 @@ pub fn run_in(
 }
 
 /// Waits (polling every 20 ms) until `f` holds; fails the test after `secs`.
-pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_until(secs: u64, what: &str, f: impl FnMut() -> bool) {
+    assert!(
+        wait_for(secs, f),
+        "timed out after {} s waiting for {}",
+        secs,
+        what
+    );
+}
+
+/// Waits (polling every 20 ms) at most `secs` for `f`; whether it came
+/// (for a test that has more to show than a timeout).
+pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
     while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out after {} s waiting for {}",
-            secs,
-            what
-        );
+        if t.elapsed() >= Duration::from_secs(secs) {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
 }
 
 /// LF → CRLF (what goes over SMTP, POP3 and IMAP).
@@ -308,6 +317,98 @@ impl Drop for Proc {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// (comm, ppid, state) of a process, from /proc/PID/stat.
+pub fn stat(pid: i32) -> Option<(String, i32, char)> {
+    let s = std::fs::read_to_string(format!("/proc/{}/stat", pid)).ok()?;
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    let comm = s[open + 1..close].to_string();
+    let mut rest = s[close + 2..].split(' ');
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, ppid, state))
+}
+
+/// Children of `ppid`: (pid, comm, state).
+pub fn children(ppid: i32) -> Vec<(i32, String, char)> {
+    let mut v = Vec::new();
+    // /proc/PID/task/*/children lists them directly (CONFIG_PROC_CHILDREN).
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{}/task", ppid)) {
+        let mut found = false;
+        for t in rd.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                found = true;
+                for p in s.split_whitespace() {
+                    if let Ok(pid) = p.parse::<i32>() {
+                        if let Some((c, pp, st)) = stat(pid) {
+                            if pp == ppid {
+                                v.push((pid, c, st));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if found {
+            return v;
+        }
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+            if let Some((c, pp, st)) = stat(pid) {
+                if pp == ppid {
+                    v.push((pid, c, st));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Whether process `pid` has a handler for `sig` (SigCgt in
+/// /proc/PID/status): a signal sent earlier would have killed it.
+pub fn catches(pid: i32, sig: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{}/status", pid)) else {
+        return false;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (sig - 1)) != 0)
+}
+
+/// Whether process `pid` sleeps in nanosleep (/proc/PID/syscall): a
+/// polling retry loop between two tries.
+pub fn in_nanosleep(pid: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{}/syscall", pid)) else {
+        return false;
+    };
+    let n: i64 = s
+        .split(' ')
+        .next()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(-1);
+    n == libc::SYS_nanosleep || n == libc::SYS_clock_nanosleep
+}
+
+/// Whether process `pid` holds a lock of `kind` (FLOCK, POSIX) on the
+/// file `p` (/proc/locks).
+pub fn holds_lock(pid: i32, kind: &str, p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(p) else {
+        return false;
+    };
+    let ino = format!(":{}", m.ino());
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (no "->": held)
+            f.len() >= 6 && f[1] == kind && f[4] == pid.to_string() && f[5].ends_with(&ino)
+        })
 }
 
 /// Starts `c`, whose first line on stdout is a port number (tcp-serve,
