@@ -813,7 +813,11 @@ fn mbox_second_writer_waits_for_both_locks() {
     let f = std::fs::OpenOptions::new().write(true).open(&mb).unwrap();
     assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
     let mut c = spawn_mbox(&mb, b"one\n");
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // It holds the fcntl lock and sleeps between two tries of flock.
+    let pid = c.id() as i32;
+    wait_until(10, "deliver-mbox retrying flock", || {
+        holds_lock(pid, "POSIX", &mb) && in_nanosleep(pid)
+    });
     assert!(
         c.try_wait().unwrap().is_none(),
         "writer did not wait for flock"
@@ -832,7 +836,11 @@ fn mbox_second_writer_waits_for_both_locks() {
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) }, 0);
     let mut c = spawn_mbox(&mb, b"two\n");
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // It has the mbox open and sleeps between two tries of fcntl.
+    let pid = c.id() as i32;
+    wait_until(10, "deliver-mbox retrying fcntl", || {
+        has_open(pid, &mb) && in_nanosleep(pid)
+    });
     assert!(
         c.try_wait().unwrap().is_none(),
         "writer did not wait for fcntl"

@@ -314,8 +314,11 @@ fn unknown_local_user_gets_550_at_rcpt_and_no_bounce_follows() {
 (250, b'2.1.0 ok')\n(550, b'5.1.1 no such user here')\n(554, b'5.5.1 no valid recipients')\n"
     );
     wait_until(10, "ben's message", || s.mail_of("ben").len() == 1);
+    // The job's end: what bounce there is to send is queued (and logged) by then.
+    wait_until(10, "the end of ben's message", || {
+        s.log_text("queue").contains(": end msg ")
+    });
     wait_until(10, "an idle queue", || s.queue_idle());
-    std::thread::sleep(Duration::from_millis(300));
     assert!(s.mail_of("ann").is_empty(), "no bounce to the sender");
     assert!(
         s.maildir(&s.home.join("alias")).is_empty(),
@@ -823,7 +826,13 @@ fn etrn_over_smtp_delivers_a_deferred_message_now() {
     });
     let (p2, out) = s.sink("sink", "127.0.0.1", sport);
     assert_eq!(p2, sport);
-    std::thread::sleep(Duration::from_millis(300));
+    // A whole scheduling pass with the sink up starts nothing.
+    s.queue_pass("queue");
+    assert_eq!(
+        s.log_text("queue").matches("starting delivery ").count(),
+        1,
+        "no retry before ETRN (the next is minutes away)"
+    );
     assert!(
         !out.exists(),
         "no retry before ETRN (the next is minutes away)"

@@ -393,6 +393,16 @@ pub fn in_nanosleep(pid: i32) -> bool {
     n == libc::SYS_nanosleep || n == libc::SYS_clock_nanosleep
 }
 
+/// Whether process `pid` has the file `p` open (/proc/PID/fd).
+pub fn has_open(pid: i32, p: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{}/fd", pid))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == p))
+        })
+        .unwrap_or(false)
+}
+
 /// Whether process `pid` holds a lock of `kind` (FLOCK, POSIX) on the
 /// file `p` (/proc/locks).
 pub fn holds_lock(pid: i32, kind: &str, p: &Path) -> bool {
