@@ -2,7 +2,7 @@
 //! checkpassword split with a fake program, concurrency, IDLE, and real
 //! clients (Python imaplib, curl) over 127.0.0.1 through tcpserver.
 
-use crate::common::{bin, run, scratch};
+use crate::common::{bin, crlf, run, scratch, script};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,10 +13,6 @@ const T0: i64 = 1_000_000_000; // 09-Sep-2001 01:46:40 +0000
 const PLAIN: &str = "From: Alice <alice@example.org>\nTo: bob@example.org, \"Carol C\" <carol@example.org>\nSubject: =?utf-8?q?caf=C3=A9?= plans\nDate: Tue, 1 Jul 2003 10:52:37 +0200\nMessage-ID: <m1@example.org>\n\nLet us meet at noon.\nSee you.\n";
 
 const MULTI: &str = "From: Dave <dave@example.net>\nSubject: report\nDate: Wed, 2 Jul 2003 09:00:00 +0000\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B1\"\n\npreamble\n--B1\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nK=F6ln is=20nice\n--B1\nContent-Type: message/rfc822\n\nSubject: inner\nFrom: eve@example.com\nContent-Type: multipart/alternative; boundary=B2\n\n--B2\n\nplain inner\n--B2\nContent-Type: text/html\n\n<p>html inner</p>\n--B2--\n--B1\nContent-Type: application/octet-stream; name=\"data.bin\"\nContent-Disposition: attachment; filename*=utf-8''d%C3%A4ta.bin\nContent-Transfer-Encoding: base64\n\nc2VjcmV0IHdvcmQ=\n--B1--\nepilogue\n";
-
-fn crlf(s: &str) -> Vec<u8> {
-    s.replace('\n', "\r\n").into_bytes()
-}
 
 fn lf_to_crlf_len(s: &str) -> usize {
     s.len() + s.matches('\n').count()
@@ -500,13 +496,10 @@ fn search_keys() {
 /// anything else exits 1; `temp` exits 111.
 fn fake_checkpassword(dir: &Path) -> PathBuf {
     let p = dir.join("fakecp");
-    fs::write(
+    script(
         &p,
         "#!/bin/sh\ndata=$(tr '\\0' ' ' <&3)\ncase \"$data\" in\n  'joe secret '*) exec \"$@\" ;;\n  'temp '*) exit 111 ;;\n  *) exit 1 ;;\nesac\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     p
 }
 

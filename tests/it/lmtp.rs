@@ -325,7 +325,7 @@ fn dovecot() -> Option<Dovecot> {
         return None;
     }
     let d = scratch("dovecot");
-    let uid = crate::deliver::mail_uid();
+    let uid = crate::common::mail_ids().0;
     // as root: nobody/nogroup (65534); otherwise ourselves
     let id = |flag: &str| -> String {
         let o = Command::new("id").arg(flag).output().unwrap();

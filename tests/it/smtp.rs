@@ -21,40 +21,22 @@ fn fakes() -> &'static PathBuf {
         let d = scratch("smtp-fakes");
         // A qmail-queue stand-in: records message and envelope in $FAKEQ,
         // exits with the code in $FAKEQ/code (kill: dies by SIGKILL).
-        std::fs::write(
-            d.join("fakeq"),
+        script(
+            &d.join("fakeq"),
             "#!/bin/sh\nD=$FAKEQ\nn=$$\ncat > $D/q.$n.tmp\ncat <&1 > $D/e.$n.tmp\n\
              code=$(cat $D/code 2>/dev/null || echo 0)\n\
              case $code in kill) kill -9 $$ ;; 82) printf 'Dsorry (#5.7.1)' >&6 ;; esac\n\
              if [ \"$code\" = 0 ]; then mv $D/e.$n.tmp $D/q.$n.env; mv $D/q.$n.tmp $D/q.$n.msg; fi\nexit $code\n",
-        )
-        .unwrap();
+        );
         // A checkpassword stand-in: alice/secret is good, tempuser is a
         // temporary failure, everything else is bad.
-        std::fs::write(
-            d.join("checkpw"),
+        script(
+            &d.join("checkpw"),
             "#!/bin/sh\nin=$(tr '\\0' '\\n' <&3)\nu=$(printf '%s\\n' \"$in\" | sed -n 1p)\n\
              p=$(printf '%s\\n' \"$in\" | sed -n 2p)\n\
              [ \"$u\" = tempuser ] && exit 111\n\
              [ \"$u\" = alice ] && [ \"$p\" = secret ] && exec \"$@\"\nexit 1\n",
-        )
-        .unwrap();
-        for f in ["fakeq", "checkpw"] {
-            let st = Command::new("chmod").arg("755").arg(d.join(f)).status().unwrap();
-            assert!(st.success());
-            // Another thread's fork may briefly hold the file open for
-            // writing (ETXTBSY); once it ran, nobody can hold it any more.
-            for _ in 0..100 {
-                let r = Command::new(d.join(f)).env("FAKEQ", "/nonexistent").stdin(Stdio::null()).output();
-                match r {
-                    Ok(_) => break,
-                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                        std::thread::sleep(std::time::Duration::from_millis(10))
-                    }
-                    Err(e) => panic!("cannot run {}: {}", f, e),
-                }
-            }
-        }
+        );
         d
     })
 }

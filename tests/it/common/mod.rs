@@ -84,12 +84,16 @@ pub fn feed(c: &mut Command, input: &[u8], fd3: Option<&[u8]>) -> Output {
         r
     });
     let fd = r3.as_ref().map_or(-1, |r| r.as_raw_fd());
-    // SAFETY: dup2 and close are async-signal-safe.
+    // SAFETY: dup2, fcntl and close are async-signal-safe.
     unsafe {
         c.pre_exec(move || {
-            if fd < 0 {
-                libc::close(3);
-            } else if libc::dup2(fd, 3) < 0 {
+            // (dup2 onto itself would leave close-on-exec set)
+            let r = match fd {
+                -1 => libc::close(3),
+                3 => libc::fcntl(3, libc::F_SETFD, 0),
+                _ => libc::dup2(fd, 3),
+            };
+            if r < 0 && fd >= 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -155,7 +159,8 @@ pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// LF → CRLF (what goes over SMTP, POP3 and IMAP).
-pub fn crlf(m: &[u8]) -> Vec<u8> {
+pub fn crlf(m: impl AsRef<[u8]>) -> Vec<u8> {
+    let m = m.as_ref();
     let mut v = Vec::with_capacity(m.len() + m.len() / 30 + 8);
     for &c in m {
         if c == b'\n' {
