@@ -1416,7 +1416,8 @@ fn local_spawn_never_opens_what_the_queue_uid_controls() {
         ],
         &[],
     );
-    let done = wait_for(15, || out.exists());
+    // local-spawn ends (with its child's code) once the script is done.
+    let done = wait_for(15, || q.queue.exited());
     let code = q.stop();
     let got: Vec<Vec<u8>> = q.locals().into_iter().map(|l| l.3).collect();
     assert!(

@@ -240,12 +240,28 @@ pub fn script(p: &Path, text: impl AsRef<[u8]>) {
 }
 
 /// A started process, stopped by its pid when dropped: SIGTERM, then
-/// SIGKILL after 3 s; always reaped.
-pub struct Proc(Option<Child>);
+/// SIGKILL after 3 s; always reaped. Once reaped (seen exited), no signal
+/// goes to its pid any more.
+pub struct Proc {
+    child: Option<Child>,
+    /// The exit code once reaped (None inside: killed by a signal).
+    code: Option<Option<i32>>,
+}
 
 impl Proc {
     pub fn new(c: Child) -> Proc {
-        Proc(Some(c))
+        Proc {
+            child: Some(c),
+            code: None,
+        }
+    }
+
+    /// No process (yet).
+    pub fn none() -> Proc {
+        Proc {
+            child: None,
+            code: None,
+        }
     }
 
     /// Starts `c` (stdin from /dev/null unless set).
@@ -255,41 +271,44 @@ impl Proc {
 
     /// 0 once reaped.
     pub fn pid(&self) -> i32 {
-        self.0.as_ref().map_or(0, |c| c.id() as i32)
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
 
     pub fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("a running process")
+        self.child.as_mut().expect("a running process")
     }
 
     pub fn signal(&self, sig: i32) {
-        if let Some(c) = &self.0 {
+        if let Some(c) = &self.child {
             // SAFETY: kill has no memory effects; the child is not reaped yet.
             unsafe { libc::kill(c.id() as i32, sig) };
         }
     }
 
+    /// Whether it has exited (it is reaped then).
     pub fn exited(&mut self) -> bool {
-        match &mut self.0 {
-            Some(c) => c.try_wait().unwrap().is_some(),
-            None => true,
+        if let Some(c) = &mut self.child {
+            if let Some(st) = c.try_wait().unwrap() {
+                self.code = Some(st.code());
+                self.child = None;
+            }
         }
+        self.child.is_none()
     }
 
     /// Waits at most `secs` for the exit; its code. Kills it and fails the
     /// test after that.
     pub fn wait(&mut self, secs: u64) -> Option<i32> {
-        let mut c = self.0.take()?;
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(secs) {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st.code();
+        while !self.exited() {
+            if t.elapsed() >= Duration::from_secs(secs) {
+                let id = self.pid();
+                self.kill9();
+                panic!("process {} did not exit within {} s", id, secs);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = c.kill();
-        let _ = c.wait();
-        panic!("process {} did not exit within {} s", c.id(), secs);
+        self.code.take().flatten()
     }
 
     /// SIGTERM and wait (at most 10 s); the exit code.
@@ -300,7 +319,7 @@ impl Proc {
 
     /// SIGKILL and reap.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.0.take() {
+        if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -309,7 +328,9 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let Some(mut c) = self.0.take() else { return };
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
         // SAFETY: as in signal.
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         let t = Instant::now();

@@ -46,7 +46,7 @@ impl Drop for Sys {
         while let Some(g) = self.procs.pop() {
             drop(g);
         }
-        drop(std::mem::replace(&mut self.queue, Proc(None)));
+        drop(std::mem::replace(&mut self.queue, Proc::none()));
         if std::thread::panicking() {
             for l in &self.logs {
                 let t = std::fs::read(l).unwrap_or_default();
@@ -139,7 +139,7 @@ impl Sys {
             users: Vec::new(),
             logs: Vec::new(),
             procs: Vec::new(),
-            queue: Proc(None),
+            queue: Proc::none(),
             queue_started: Instant::now(),
         }
     }
