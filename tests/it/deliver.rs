@@ -592,7 +592,7 @@ fn malformed_assign_is_temporary() {
     let o = t.deliver("s@x.org", "joe@mail.example.org", b"x\n");
     assert_eq!(o.status.code(), Some(111));
     let r = report(&o);
-    assert!(r.contains("users/assign line 1: "), "{}", r);
+    assert_has(&r, "users/assign line 1: ");
     assert_eq!(
         run("deliver-local", &["only-one"], &[], b"").status.code(),
         Some(100)

@@ -906,10 +906,9 @@ fn a_local_forwarding_loop_ends_in_a_bounce_at_the_hop_limit() {
     let took = t.elapsed();
     wait_until(10, "an idle queue", || s.queue_idle());
     let dsn = String::from_utf8_lossy(&s.mail_of("ann")[0]).into_owned();
-    assert!(
-        dsn.contains("This message is looping: it has more than 100 Received and Delivered-To lines. (#5.4.6)"),
-        "{}",
-        dsn
+    assert_has(
+        &dsn,
+        "This message is looping: it has more than 100 Received and Delivered-To lines. (#5.4.6)",
     );
     // The last address tried: one x per pass.
     let passes = dsn

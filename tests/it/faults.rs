@@ -590,7 +590,7 @@ fn stalling_peer_gets_421_and_the_process_ends() {
         let (code, text) = c.reply().unwrap();
         let waited = t.elapsed();
         assert_eq!(code, 421, "{}", text);
-        assert!(text.contains("4.4.2"), "{}", text);
+        assert_has(&text, "4.4.2");
         assert!(c.reply().is_err(), "the connection is closed after 421");
         eprintln!(
             "faults: stall (mid-DATA {}): 421 after {} ms",
@@ -646,7 +646,7 @@ fn ten_megabyte_lines_keep_memory_bounded() {
     c.send(b">\r\n").unwrap();
     let (code, text) = c.reply().unwrap();
     assert_eq!(code, 500, "{}", text);
-    assert!(text.contains("line too long"), "{}", text);
+    assert_has(&text, "line too long");
     // A 10 MB line in DATA (no databytes limit): stored, and memory stays flat.
     c.send(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n")
         .unwrap();

@@ -485,12 +485,8 @@ fn permanent_failures_make_one_dsn() {
         assert_eq!(lines[6], "message/rfc822");
     }
     let log = q.log_text();
-    assert!(
-        log.contains("failure: perm@mail.example.org: Sorry, no mailbox"),
-        "{}",
-        log
-    );
-    assert!(log.contains("info: bounce msg "), "{}", log);
+    assert_has(&log, "failure: perm@mail.example.org: Sorry, no mailbox");
+    assert_has(&log, "info: bounce msg ");
 }
 
 #[test]
@@ -610,13 +606,13 @@ fn one_delay_notice_after_bouncedelay() {
     assert_eq!(n.len(), 1, "at most one notice per message");
     assert_eq!(n[0].0, "", "null sender");
     let s = String::from_utf8_lossy(&n[0].3).into_owned();
-    assert!(s.contains("Subject: delivery delayed notice\n"), "{}", s);
+    assert_has(&s, "Subject: delivery delayed notice\n");
     assert!(
         s.contains("Final-Recipient: rfc822; soft@remote.example\nAction: delayed\nStatus: 4.2.1\nRemote-MTA: dns; [127.0.0.1]\nDiagnostic-Code: smtp; 450 4.2.1 try later\nLast-Attempt-Date: "),
         "{}",
         s
     );
-    assert!(s.contains("\nWill-Retry-Until: "), "{}", s);
+    assert_has(&s, "\nWill-Retry-Until: ");
     assert!(!s.contains(" \n"), "no trailing space: {}", s);
     let p = parse_dsn(after_received(&n[0].3));
     if p.is_none() {
@@ -862,21 +858,15 @@ fn queue_list_and_queue_ctl() {
     let id = files(&q.home.join("queue/mess"))[0].clone();
     let list = q.list(&[]);
     assert!(list.starts_with(&format!("{}  age ", id)), "{}", list);
-    assert!(
-        list.contains("  local  temp@mail.example.org  deferred, next try in "),
-        "{}",
-        list
+    assert_has(
+        &list,
+        "  local  temp@mail.example.org  deferred, next try in ",
     );
-    assert!(
-        list.contains("  remote soft@remote.example  deferred, next try in "),
-        "{}",
-        list
+    assert_has(
+        &list,
+        "  remote soft@remote.example  deferred, next try in ",
     );
-    assert!(
-        list.contains("Remote host said: 450 4.2.1 try later"),
-        "{}",
-        list
-    );
+    assert_has(&list, "Remote host said: 450 4.2.1 try later");
     assert!(q
         .list(&["-s"])
         .starts_with("messages 1 local 1 remote 1 held 0 oldest "));
@@ -1609,11 +1599,7 @@ fn dot_file_programs_get_a_clean_environment() {
         .collect();
     vars.sort();
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(
-        text.contains("PATH=/usr/local/bin:/usr/bin:/bin\n"),
-        "{}",
-        text
-    );
+    assert_has(&text, "PATH=/usr/local/bin:/usr/bin:/bin\n");
     assert!(
         !text.contains("ROOT_SECRET") && !text.contains("FAKE_DIR"),
         "{}",

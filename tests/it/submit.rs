@@ -411,11 +411,7 @@ fn mail_inject_tricky_headers() {
     assert_eq!(out.status.code(), Some(0));
     let o = s(&out.stdout);
     assert!(o.starts_with("Subject: x\nDate: "), "{}", o);
-    assert!(
-        o.contains("\nFrom: carol@dh.example\nMessage-ID: <"),
-        "{}",
-        o
-    );
+    assert_has(&o, "\nFrom: carol@dh.example\nMessage-ID: <");
     assert!(
         o.ends_with("@mail.example.org>\nTo: undisclosed-recipients: ;\n\nb\n"),
         "{}",
@@ -452,10 +448,9 @@ fn mail_inject_resent_and_identity() {
     let d = dropped(&h);
     assert_eq!(d[0].1, b"Fdave@dh.example\0Tnew@ex.org\0Tquiet@ex.org\0\0");
     let hd = s(header_of(&d[0].0));
-    assert!(
-        hd.contains("\nResent-From: \"Dave \\\"D\\\" Q.\" <dave@dh.example>\n"),
-        "{}",
-        hd
+    assert_has(
+        &hd,
+        "\nResent-From: \"Dave \\\"D\\\" Q.\" <dave@dh.example>\n",
     );
     assert!(
         hd.contains("\nResent-Date: ") && hd.contains("\nResent-Message-ID: <"),

@@ -135,6 +135,12 @@ pub fn run_in(
     feed(&mut c, input, None)
 }
 
+/// Asserts that `hay` contains `needle`, showing `hay` when not.
+#[track_caller]
+pub fn assert_has(hay: &str, needle: &str) {
+    assert!(hay.contains(needle), "{:?} not in:\n{}", needle, hay);
+}
+
 /// Waits (polling every 20 ms) until `f` holds; fails the test after `secs`.
 pub fn wait_until(secs: u64, what: &str, f: impl FnMut() -> bool) {
     assert!(
