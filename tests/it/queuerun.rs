@@ -221,7 +221,7 @@ impl Q {
     }
 
     pub(crate) fn inject(&self, msg: &[u8], envelope: &[u8]) -> Option<i32> {
-        inject_in(&self.home, msg, envelope)
+        inject(&self.home, msg, envelope, None)
     }
 
     /// (argv1, argv2, uid, message) per local delivery, in no order.
@@ -286,23 +286,6 @@ impl Drop for Q {
     fn drop(&mut self) {
         self.queue.kill9();
     }
-}
-
-fn inject_in(home: &Path, msg: &[u8], envelope: &[u8]) -> Option<i32> {
-    let (er, mut ew) = std::io::pipe().unwrap();
-    let mut c = Command::new(bin("queue-inject"));
-    c.env_clear()
-        .env("PIPEMAIL_HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(er)
-        .stderr(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(msg).unwrap();
-    drop(stdin);
-    let _ = ew.write_all(envelope);
-    drop(ew);
-    child.wait().unwrap().code()
 }
 
 pub(crate) fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {
@@ -941,10 +924,11 @@ fn crash_safety_under_kill_9() {
         let mut ok = Vec::new();
         for i in 0..n {
             let m = format!("Subject: m{}\n\nbody {}\n", i, i);
-            if inject_in(
+            if inject(
                 &home,
                 m.as_bytes(),
                 &env("s@x.example", &["u@mail.example.org"]),
+                None,
             ) == Some(0)
             {
                 ok.push(i);
@@ -1113,28 +1097,6 @@ fn python_ok(uid: u32, script: &str, args: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// queue-inject as `uid`.
-fn inject_as(home: &Path, msg: &[u8], envelope: &[u8], uid: u32) -> Option<i32> {
-    use std::os::unix::process::CommandExt;
-    let (er, mut ew) = std::io::pipe().unwrap();
-    let mut child = Command::new(bin("queue-inject"))
-        .env_clear()
-        .env("PIPEMAIL_HOME", home)
-        .uid(uid)
-        .gid(uid)
-        .stdin(Stdio::piped())
-        .stdout(er)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(msg).unwrap();
-    drop(stdin);
-    let _ = ew.write_all(envelope);
-    drop(ew);
-    child.wait().unwrap().code()
-}
-
 fn dir_bytes(d: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     files(d)
@@ -1177,11 +1139,11 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
     );
     // A good submission by the same user still goes through.
     assert_eq!(
-        inject_as(
+        inject(
             &q.home,
             b"Subject: good\n\n",
             &env("a@b", &["u@mail.example.org"]),
-            NOBODY
+            Some(NOBODY)
         ),
         Some(0)
     );
@@ -1243,11 +1205,11 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
     control(&q.home, "submitbytes", "10000000\n");
     let big = format!("Subject: big\n\n{}\n", "x".repeat(3 << 20));
     assert_eq!(
-        inject_as(
+        inject(
             &q.home,
             big.as_bytes(),
             &env("a@b", &["u@mail.example.org"]),
-            NOBODY
+            Some(NOBODY)
         ),
         Some(0)
     );

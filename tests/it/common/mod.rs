@@ -141,6 +141,29 @@ pub fn assert_has(hay: &str, needle: &str) {
     assert!(hay.contains(needle), "{:?} not in:\n{}", needle, hay);
 }
 
+/// Runs queue-inject in `home` (as `uid` when given) with `msg` on fd 0
+/// and `envelope` on fd 1, the qmail-queue interface; its exit code.
+pub fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<i32> {
+    use std::os::unix::process::CommandExt;
+    let (er, mut ew) = std::io::pipe().unwrap();
+    let mut c = command("queue-inject", &[], &[]);
+    c.env_remove("PATH")
+        .env("PIPEMAIL_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(er)
+        .stderr(Stdio::null());
+    if let Some(u) = uid {
+        c.uid(u).gid(u);
+    }
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(msg);
+    drop(stdin);
+    let _ = ew.write_all(envelope);
+    drop(ew);
+    child.wait().unwrap().code()
+}
+
 /// Waits (polling every 20 ms) until `f` holds; fails the test after `secs`.
 pub fn wait_until(secs: u64, what: &str, f: impl FnMut() -> bool) {
     assert!(
