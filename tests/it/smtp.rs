@@ -1327,7 +1327,7 @@ fn refused_recipients_count_as_errors_and_probes_are_slowed() {
     assert_eq!(out, want);
     assert_eq!(code, Some(0));
     assert_eq!(err.matches("reason=unknown-user").count(), 18, "{}", err);
-    assert_has(&err, "closed: too many errors remote=192.0.2.7");
+    assert_has(&err, "closed after too many errors remote=192.0.2.7");
 
     // The default delay: two unknown recipients at once, then a second each.
     std::fs::remove_file(t.home.join("control/badrcptdelay")).unwrap();
