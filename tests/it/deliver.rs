@@ -15,42 +15,11 @@ use std::process::{Command, Output, Stdio};
 
 const DOMAIN: &str = "mail.example.org";
 
-/// The uid mail users get: 65534 as root, else our own.
-pub(crate) fn mail_uid() -> u32 {
-    if is_root() {
-        65534
-    } else {
-        unsafe { libc::geteuid() }
-    }
-}
-
-fn chown(p: &Path) {
-    if is_root() {
-        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
-    }
-}
-
 /// Writes a file with `mode`, owned by the mail user.
 pub(crate) fn put(p: &Path, text: &[u8], mode: u32) {
     std::fs::write(p, text).unwrap();
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-    chown(p);
-}
-
-/// Writes an executable script from a child process (bin() joins an absolute path as is), so no fd of ours
-/// open for writing can leak into a concurrent fork (ETXTBSY at exec).
-pub(crate) fn put_script(p: &Path, text: &[u8]) {
-    let o = run(
-        "/bin/sh",
-        &[
-            "-c",
-            "cat > \"$0\" && chmod 755 \"$0\"",
-            p.to_str().unwrap(),
-        ],
-        &[],
-        text,
-    );
-    assert!(o.status.success(), "{:?}", o);
+    own(p);
 }
 
 fn maildir(p: &Path) {
@@ -58,7 +27,7 @@ fn maildir(p: &Path) {
         let x = p.join(d);
         std::fs::create_dir_all(&x).unwrap();
         std::fs::set_permissions(&x, std::fs::Permissions::from_mode(0o700)).unwrap();
-        chown(&x);
+        own(&x);
     }
 }
 
@@ -72,7 +41,7 @@ impl T {
     pub(crate) fn new(tag: &str) -> T {
         let home = crate::common::home(tag);
         let base = home.parent().unwrap().to_path_buf();
-        chown(&home.join("alias"));
+        own(&home.join("alias"));
         T { home, base }
     }
 
@@ -82,9 +51,9 @@ impl T {
         let h = self.base.join(name);
         std::fs::create_dir_all(&h).unwrap();
         std::fs::set_permissions(&h, std::fs::Permissions::from_mode(0o755)).unwrap();
-        chown(&h);
+        own(&h);
         maildir(&h.join("Maildir"));
-        let u = mail_uid();
+        let u = mail_ids().0;
         let a = self.home.join("users/assign");
         let mut t = std::fs::read_to_string(&a)
             .unwrap_or_default()
@@ -391,7 +360,7 @@ fn fake_qq(t: &T) -> (PathBuf, PathBuf) {
         "#!/bin/sh\ncat > {d}/msg\nexec cat 0<&1 > {d}/env\n",
         d = d.display()
     );
-    put_script(&script, text.as_bytes());
+    crate::common::script(&script, text.as_bytes());
     (d, script)
 }
 
@@ -435,7 +404,7 @@ fn forward_program_through_qmailqueue() {
     );
     assert_eq!(std::fs::read(d.join("msg")).unwrap(), b"b2\n");
     // The queue's verdict: 11..40 permanent, others temporary.
-    put_script(&script, b"#!/bin/sh\ncat >/dev/null\nexit 31\n");
+    crate::common::script(&script, b"#!/bin/sh\ncat >/dev/null\nexit 31\n");
     assert_eq!(
         run(
             "forward",
@@ -447,7 +416,7 @@ fn forward_program_through_qmailqueue() {
         .code(),
         Some(100)
     );
-    put_script(&script, b"#!/bin/sh\ncat >/dev/null\nexit 53\n");
+    crate::common::script(&script, b"#!/bin/sh\ncat >/dev/null\nexit 53\n");
     assert_eq!(
         run(
             "forward",
@@ -587,7 +556,7 @@ fn extensions_never_leave_the_home() {
     // A dot-file that a `/` in the extension would name: never used.
     let trap = joe.join(".qmail-::");
     std::fs::create_dir_all(&trap).unwrap();
-    chown(&trap);
+    own(&trap);
     put(&trap.join("x"), b"./Maildir/\n", 0o644);
     put(&t.base.join(".qmail-x"), b"./Maildir/\n", 0o644);
     for l in [
@@ -623,7 +592,7 @@ fn malformed_assign_is_temporary() {
     let o = t.deliver("s@x.org", "joe@mail.example.org", b"x\n");
     assert_eq!(o.status.code(), Some(111));
     let r = report(&o);
-    assert!(r.contains("users/assign line 1: "), "{}", r);
+    assert_has(&r, "users/assign line 1: ");
     assert_eq!(
         run("deliver-local", &["only-one"], &[], b"").status.code(),
         Some(100)
@@ -813,7 +782,11 @@ fn mbox_second_writer_waits_for_both_locks() {
     let f = std::fs::OpenOptions::new().write(true).open(&mb).unwrap();
     assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
     let mut c = spawn_mbox(&mb, b"one\n");
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // It holds the fcntl lock and sleeps between two tries of flock.
+    let pid = c.id() as i32;
+    wait_until(10, "deliver-mbox retrying flock", || {
+        holds_lock(pid, "POSIX", &mb) && in_nanosleep(pid)
+    });
     assert!(
         c.try_wait().unwrap().is_none(),
         "writer did not wait for flock"
@@ -832,7 +805,11 @@ fn mbox_second_writer_waits_for_both_locks() {
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     assert_eq!(unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) }, 0);
     let mut c = spawn_mbox(&mb, b"two\n");
-    std::thread::sleep(std::time::Duration::from_millis(400));
+    // It has the mbox open and sleeps between two tries of fcntl.
+    let pid = c.id() as i32;
+    wait_until(10, "deliver-mbox retrying fcntl", || {
+        has_open(pid, &mb) && in_nanosleep(pid)
+    });
     assert!(
         c.try_wait().unwrap().is_none(),
         "writer did not wait for fcntl"
@@ -891,7 +868,7 @@ fn lookup_and_recipient_exists() {
     use pipemail::users::{lookup_in, recipient_exists_in};
     let t = T::new("users");
     let joe = t.user("joe");
-    let u = mail_uid();
+    let u = mail_ids().0;
     let a = lookup_in(&t.home, b"Joe-Foo").unwrap().unwrap();
     assert_eq!(
         (

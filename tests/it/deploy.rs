@@ -527,7 +527,7 @@ fn tcp_serve_runit_scripts_serve_every_service_and_swaks_submits_with_auth() {
             .map(|m| String::from_utf8_lossy(m).into_owned())
             .find(|m| m.contains("\nby swaks"))
             .unwrap();
-        assert!(m.contains("with ESMTPSA (TLSv1."), "{}", m);
+        assert_has(&m, "with ESMTPSA (TLSv1.");
     }
     // curl over POP3 and IMAP with STLS/STARTTLS required (--ssl-reqd).
     curl_starttls(&h, ports[2], ports[3], 3);
@@ -753,10 +753,9 @@ fn install_makes_a_certificate_once_and_never_replaces_the_administrators() {
     let o = install(&args);
     let tls = home.join("control/tls");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("install: made a self-signed certificate for mx.example.net in "),
-        "{}",
-        err
+    assert_has(
+        &err,
+        "install: made a self-signed certificate for mx.example.net in ",
     );
     let key = std::fs::metadata(tls.join("key.pem")).unwrap();
     assert_eq!(key.mode() & 0o777, 0o600);
@@ -932,7 +931,7 @@ fn mailq_shows_a_normal_user_the_queue_while_the_queue_stays_private() {
         String::from_utf8_lossy(&o.stderr)
     );
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("  remote far@remote.example"), "{}", out);
+    assert_has(&out, "  remote far@remote.example");
     assert!(o
         .stderr
         .starts_with(b"queue-list: info: from queue/mailq, written "));

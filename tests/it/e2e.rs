@@ -314,8 +314,11 @@ fn unknown_local_user_gets_550_at_rcpt_and_no_bounce_follows() {
 (250, b'2.1.0 ok')\n(550, b'5.1.1 no such user here')\n(554, b'5.5.1 no valid recipients')\n"
     );
     wait_until(10, "ben's message", || s.mail_of("ben").len() == 1);
+    // The job's end: what bounce there is to send is queued (and logged) by then.
+    wait_until(10, "the end of ben's message", || {
+        s.log_text("queue").contains(": end msg ")
+    });
     wait_until(10, "an idle queue", || s.queue_idle());
-    std::thread::sleep(Duration::from_millis(300));
     assert!(s.mail_of("ann").is_empty(), "no bounce to the sender");
     assert!(
         s.maildir(&s.home.join("alias")).is_empty(),
@@ -914,7 +917,13 @@ fn etrn_over_smtp_delivers_a_deferred_message_now() {
     });
     let (p2, out) = s.sink("sink", "127.0.0.1", sport);
     assert_eq!(p2, sport);
-    std::thread::sleep(Duration::from_millis(300));
+    // A whole scheduling pass with the sink up starts nothing.
+    s.queue_pass("queue");
+    assert_eq!(
+        s.log_text("queue").matches("starting delivery ").count(),
+        1,
+        "no retry before ETRN (the next is minutes away)"
+    );
     assert!(
         !out.exists(),
         "no retry before ETRN (the next is minutes away)"
@@ -988,10 +997,9 @@ fn a_local_forwarding_loop_ends_in_a_bounce_at_the_hop_limit() {
     let took = t.elapsed();
     wait_until(10, "an idle queue", || s.queue_idle());
     let dsn = String::from_utf8_lossy(&s.mail_of("ann")[0]).into_owned();
-    assert!(
-        dsn.contains("This message is looping: it has more than 100 Received and Delivered-To lines. (#5.4.6)"),
-        "{}",
-        dsn
+    assert_has(
+        &dsn,
+        "This message is looping: it has more than 100 Received and Delivered-To lines. (#5.4.6)",
     );
     // The last address tried: one x per pass.
     let passes = dsn

@@ -21,54 +21,6 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------
 // Processes: /proc, safe kills, peak memory.
 
-/// (comm, ppid, state) of a process, from /proc/PID/stat.
-fn stat(pid: i32) -> Option<(String, i32, char)> {
-    let s = std::fs::read_to_string(format!("/proc/{}/stat", pid)).ok()?;
-    let open = s.find('(')?;
-    let close = s.rfind(')')?;
-    let comm = s[open + 1..close].to_string();
-    let mut rest = s[close + 2..].split(' ');
-    let state = rest.next()?.chars().next()?;
-    let ppid = rest.next()?.parse().ok()?;
-    Some((comm, ppid, state))
-}
-
-/// Children of `ppid`: (pid, comm, state).
-fn children(ppid: i32) -> Vec<(i32, String, char)> {
-    let mut v = Vec::new();
-    // /proc/PID/task/*/children lists them directly (CONFIG_PROC_CHILDREN).
-    if let Ok(rd) = std::fs::read_dir(format!("/proc/{}/task", ppid)) {
-        let mut found = false;
-        for t in rd.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-                found = true;
-                for p in s.split_whitespace() {
-                    if let Ok(pid) = p.parse::<i32>() {
-                        if let Some((c, pp, st)) = stat(pid) {
-                            if pp == ppid {
-                                v.push((pid, c, st));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if found {
-            return v;
-        }
-    }
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
-            if let Some((c, pp, st)) = stat(pid) {
-                if pp == ppid {
-                    v.push((pid, c, st));
-                }
-            }
-        }
-    }
-    v
-}
-
 /// SIGKILL to `pid` only if it still is a `comm` child of `ppid`: the check
 /// is made through a pidfd, so a recycled pid is never hit.
 fn kill_checked(pid: i32, ppid: i32, comm: &str) -> bool {
@@ -638,7 +590,7 @@ fn stalling_peer_gets_421_and_the_process_ends() {
         let (code, text) = c.reply().unwrap();
         let waited = t.elapsed();
         assert_eq!(code, 421, "{}", text);
-        assert!(text.contains("4.4.2"), "{}", text);
+        assert_has(&text, "4.4.2");
         assert!(c.reply().is_err(), "the connection is closed after 421");
         eprintln!(
             "faults: stall (mid-DATA {}): 421 after {} ms",
@@ -694,7 +646,7 @@ fn ten_megabyte_lines_keep_memory_bounded() {
     c.send(b">\r\n").unwrap();
     let (code, text) = c.reply().unwrap();
     assert_eq!(code, 500, "{}", text);
-    assert!(text.contains("line too long"), "{}", text);
+    assert_has(&text, "line too long");
     // A 10 MB line in DATA (no databytes limit): stored, and memory stays flat.
     c.send(b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n")
         .unwrap();

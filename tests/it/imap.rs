@@ -2,7 +2,7 @@
 //! checkpassword split with a fake program, concurrency, IDLE, and real
 //! clients (Python imaplib, curl) over 127.0.0.1 through tcpserver.
 
-use crate::common::{bin, run, scratch};
+use crate::common::{assert_has, bin, crlf, run, scratch, script};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,10 +13,6 @@ const T0: i64 = 1_000_000_000; // 09-Sep-2001 01:46:40 +0000
 const PLAIN: &str = "From: Alice <alice@example.org>\nTo: bob@example.org, \"Carol C\" <carol@example.org>\nSubject: =?utf-8?q?caf=C3=A9?= plans\nDate: Tue, 1 Jul 2003 10:52:37 +0200\nMessage-ID: <m1@example.org>\n\nLet us meet at noon.\nSee you.\n";
 
 const MULTI: &str = "From: Dave <dave@example.net>\nSubject: report\nDate: Wed, 2 Jul 2003 09:00:00 +0000\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B1\"\n\npreamble\n--B1\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\nK=F6ln is=20nice\n--B1\nContent-Type: message/rfc822\n\nSubject: inner\nFrom: eve@example.com\nContent-Type: multipart/alternative; boundary=B2\n\n--B2\n\nplain inner\n--B2\nContent-Type: text/html\n\n<p>html inner</p>\n--B2--\n--B1\nContent-Type: application/octet-stream; name=\"data.bin\"\nContent-Disposition: attachment; filename*=utf-8''d%C3%A4ta.bin\nContent-Transfer-Encoding: base64\n\nc2VjcmV0IHdvcmQ=\n--B1--\nepilogue\n";
-
-fn crlf(s: &str) -> Vec<u8> {
-    s.replace('\n', "\r\n").into_bytes()
-}
 
 fn lf_to_crlf_len(s: &str) -> usize {
     s.len() + s.matches('\n').count()
@@ -202,22 +198,16 @@ m OK Logout completed.
         "a EXAMINE INBOX\nb FETCH 1:* (UID FLAGS)\nc STORE 1 +FLAGS \\Seen\n",
     );
     let s = String::from_utf8_lossy(&got);
-    assert!(s.contains("* 2 EXISTS\r\n* 1 RECENT\r\n"), "{}", s);
-    assert!(
-        s.contains(
-            "* OK [UIDNEXT 4] Predicted next UID\r\na OK [READ-ONLY] Examine completed.\r\n"
-        ),
-        "{}",
-        s
+    assert_has(&s, "* 2 EXISTS\r\n* 1 RECENT\r\n");
+    assert_has(
+        &s,
+        "* OK [UIDNEXT 4] Predicted next UID\r\na OK [READ-ONLY] Examine completed.\r\n",
     );
-    assert!(
-        s.contains(
-            "* 1 FETCH (UID 1 FLAGS (\\Flagged $Work))\r\n* 2 FETCH (UID 3 FLAGS (\\Recent))\r\n"
-        ),
-        "{}",
-        s
+    assert_has(
+        &s,
+        "* 1 FETCH (UID 1 FLAGS (\\Flagged $Work))\r\n* 2 FETCH (UID 3 FLAGS (\\Recent))\r\n",
     );
-    assert!(s.contains("c NO Mailbox is read-only.\r\n"), "{}", s);
+    assert_has(&s, "c NO Mailbox is read-only.\r\n");
 }
 
 #[test]
@@ -295,10 +285,10 @@ fn mime_structure_and_sections() {
     let got = imapd(&md, "a EXAMINE INBOX\nb FETCH 2 (BODYSTRUCTURE)\nc FETCH 2 (BODY)\nd FETCH 2 (BODY[1] BODY[2.HEADER] BODY[2.2] BODY[2.2.MIME] BODY[3]<4.6> BODY[9])\ne FETCH 1 (BODYSTRUCTURE BODY[1] BODY[1.MIME])\n");
     let s = String::from_utf8_lossy(&got).into_owned();
     let want_bs = "* 2 FETCH (BODYSTRUCTURE ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 0 NIL NIL NIL NIL)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\" ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) ((NIL NIL \"eve\" \"example.com\")) NIL NIL NIL NIL NIL) ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 11 0 NIL NIL NIL NIL)(\"TEXT\" \"HTML\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 17 0 NIL NIL NIL NIL) \"ALTERNATIVE\" (\"BOUNDARY\" \"B2\") NIL NIL NIL) 11 NIL NIL NIL NIL)(\"APPLICATION\" \"OCTET-STREAM\" (\"NAME\" \"data.bin\") NIL NIL \"BASE64\" 16 NIL (\"ATTACHMENT\" (\"FILENAME*\" \"utf-8''d%C3%A4ta.bin\")) NIL NIL) \"MIXED\" (\"BOUNDARY\" \"B1\") NIL NIL NIL))\r\n";
-    assert!(s.contains(want_bs), "{}", s);
-    assert!(s.contains("* 2 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 0)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\""), "{}", s);
+    assert_has(&s, want_bs);
+    assert_has(&s, "* 2 FETCH (BODY ((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"iso-8859-1\") NIL NIL \"QUOTED-PRINTABLE\" 16 0)(\"MESSAGE\" \"RFC822\" NIL NIL NIL \"7BIT\" 170 (NIL \"inner\"");
     assert!(s.contains("BODY[1] {16}\r\nK=F6ln is=20nice BODY[2.HEADER] {91}\r\nSubject: inner\r\nFrom: eve@example.com\r\nContent-Type: multipart/alternative; boundary=B2\r\n\r\n BODY[2.2] {17}\r\n<p>html inner</p> BODY[2.2.MIME] {27}\r\nContent-Type: text/html\r\n\r\n BODY[3]<4> {6}\r\ncmV0IH BODY[9] NIL)\r\nd OK Fetch completed.\r\n"), "{}", s);
-    assert!(s.contains("* 1 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 32 2 NIL NIL NIL NIL) BODY[1] {32}\r\nLet us meet at noon.\r\nSee you.\r\n BODY[1.MIME] {193}\r\nFrom: Alice"), "{}", s);
+    assert_has(&s, "* 1 FETCH (BODYSTRUCTURE (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"us-ascii\") NIL NIL \"7BIT\" 32 2 NIL NIL NIL NIL) BODY[1] {32}\r\nLet us meet at noon.\r\nSee you.\r\n BODY[1.MIME] {193}\r\nFrom: Alice");
     // Hostile MIME never crashes and still gives a structure.
     let md = maildir("imap-mime-bad");
     let mut deep = String::from("Subject: deep\n");
@@ -342,10 +332,9 @@ fn mime_structure_and_sections() {
     );
     let got = imapd(&md, "a SELECT INBOX\nb FETCH 1:* (BODYSTRUCTURE ENVELOPE BODY[1.2.3.MIME])\nc SEARCH TEXT nothing\n");
     let s = String::from_utf8_lossy(&got).into_owned();
-    assert!(
-        s.contains("b OK Fetch completed.\r\n* SEARCH\r\nc OK Search completed.\r\n"),
-        "{}",
-        s
+    assert_has(
+        &s,
+        "b OK Fetch completed.\r\n* SEARCH\r\nc OK Search completed.\r\n",
     );
     assert_eq!(s.matches(" FETCH (BODYSTRUCTURE (").count(), 5, "{}", s);
 }
@@ -405,20 +394,16 @@ s OK [READ-WRITE] Select completed.
 * 1 FETCH (UID 1 FLAGS (\\Seen $Done \\Recent) INTERNALDATE \"14-Jul-2020 10:00:00 +0000\" RFC822.SIZE 12)
 "
     );
-    assert!(s.contains(&want.replace('\n', "\r\n")), "{}", s);
-    assert!(s.contains(&format!("v OK [COPYUID {validity} 1:2 3:4] Copy completed.\r\n* OK [COPYUID {validity} 1 5] Moved.\r\n* 1 EXPUNGE\r\nw OK Move completed.\r\n* STATUS Sent (MESSAGES 5)\r\n")), "{}", s);
-    assert!(
-        s.contains("* 1 FETCH (UID 2)\r\ny OK Fetch completed.\r\nz OK Rename completed.\r\n"),
-        "{}",
-        s
+    assert_has(&s, &want.replace('\n', "\r\n"));
+    assert_has(&s, &format!("v OK [COPYUID {validity} 1:2 3:4] Copy completed.\r\n* OK [COPYUID {validity} 1 5] Moved.\r\n* 1 EXPUNGE\r\nw OK Move completed.\r\n* STATUS Sent (MESSAGES 5)\r\n"));
+    assert_has(
+        &s,
+        "* 1 FETCH (UID 2)\r\ny OK Fetch completed.\r\nz OK Rename completed.\r\n",
     );
-    assert!(s.contains("* 1 EXISTS\r\n"), "{}", s);
-    assert!(
-        s.contains(
-            "* STATUS INBOX (MESSAGES 0)\r\nB OK Status completed.\r\nC OK Unselect completed.\r\n"
-        ),
-        "{}",
-        s
+    assert_has(&s, "* 1 EXISTS\r\n");
+    assert_has(
+        &s,
+        "* STATUS INBOX (MESSAGES 0)\r\nB OK Status completed.\r\nC OK Unselect completed.\r\n",
     );
     // On disk: Maildir++ folders, subscriptions, the APPENDed file with LF ends.
     assert!(md.join(".Entw&APw-rfe/maildirfolder").exists());
@@ -488,7 +473,7 @@ fn search_keys() {
             t
         ));
     }
-    assert!(s.contains(&want), "{}", s);
+    assert_has(&s, &want);
     assert!(
         s.ends_with("+ Ready for literal data\r\n* SEARCH 1\r\nF OK Search completed.\r\n"),
         "{}",
@@ -500,13 +485,10 @@ fn search_keys() {
 /// anything else exits 1; `temp` exits 111.
 fn fake_checkpassword(dir: &Path) -> PathBuf {
     let p = dir.join("fakecp");
-    fs::write(
+    script(
         &p,
         "#!/bin/sh\ndata=$(tr '\\0' ' ' <&3)\ncase \"$data\" in\n  'joe secret '*) exec \"$@\" ;;\n  'temp '*) exit 111 ;;\n  *) exit 1 ;;\nesac\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     p
 }
 
@@ -857,7 +839,7 @@ fn concurrent_sessions_and_deliveries() {
     // Every message has \Seen; the two sessions' flags were not clobbered
     // (each message one of them saw got its flag).
     for l in r.lines().filter(|l| l.contains(" FETCH (")) {
-        assert!(l.contains("\\Seen"), "{}", l);
+        assert_has(&l, "\\Seen");
     }
     let both = r
         .lines()
@@ -887,9 +869,9 @@ fn concurrent_sessions_and_deliveries() {
         T0,
     );
     let r = a.cmd("n", "NOOP");
-    assert!(r.contains("* 1 EXISTS"), "{}", r);
+    assert_has(&r, "* 1 EXISTS");
     let r = a.cmd("u", "FETCH 1 UID");
-    assert!(r.contains(&format!("UID {})", n_deliver + 1)), "{}", r);
+    assert_has(&r, &format!("UID {})", n_deliver + 1));
 }
 
 /// tcpserver on 127.0.0.1, a free port, running imap-login per connection.
@@ -1203,17 +1185,13 @@ fn envelope_cache_is_used_and_only_an_optimisation() {
     // A damaged cache is ignored and rewritten.
     fs::write(md.join("pipemail-cache"), "V42 F2\n1 E 999\n(garbage").unwrap();
     let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
-    assert!(s.contains("\"=?utf-8?q?other?= plans\""), "{}", s);
+    assert_has(&s, "\"=?utf-8?q?other?= plans\"");
     // A cache for another UIDVALIDITY, or made by an older imapd whose
     // answers differ, is not used.
     for old in ["V7 F2\n1 E 3\nNIL\n", "V42\n1 E 3\nNIL\n"] {
         fs::write(md.join("pipemail-cache"), old).unwrap();
         let s = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
-        assert!(
-            s.contains("* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003"),
-            "{}",
-            s
-        );
+        assert_has(&s, "* 1 FETCH (ENVELOPE (\"Tue, 1 Jul 2003");
     }
 }
 
@@ -1492,8 +1470,8 @@ g OK Fetch completed.
     // The session that took them had them: the next one does not.
     let got = imapd(&md, "a SELECT INBOX\nb SELECT Other\n");
     let s = String::from_utf8_lossy(&got);
-    assert!(s.contains("* 4 EXISTS\r\n* 0 RECENT\r\n"), "{}", s);
-    assert!(s.contains("* 1 EXISTS\r\n* 1 RECENT\r\n"), "{}", s);
+    assert_has(&s, "* 4 EXISTS\r\n* 0 RECENT\r\n");
+    assert_has(&s, "* 1 EXISTS\r\n* 1 RECENT\r\n");
 }
 
 /// RFC 3501 §2.3.1.1: a folder deleted and created again (within one
@@ -1514,8 +1492,8 @@ fn uidvalidity_is_new_after_delete_and_create() {
         .collect();
     assert_eq!(v.len(), 2, "{}", s);
     assert!(v[1] > v[0], "{}", s);
-    assert!(s.contains(&format!("b OK [APPENDUID {} 1]", v[0])), "{}", s);
-    assert!(s.contains(&format!("f OK [APPENDUID {} 1]", v[1])), "{}", s);
+    assert_has(&s, &format!("b OK [APPENDUID {} 1]", v[0]));
+    assert_has(&s, &format!("f OK [APPENDUID {} 1]", v[1]));
     assert_eq!(
         fs::read_to_string(md.join("pipemail-uidvalidity")).unwrap(),
         format!("{}\n", v[1])
@@ -1718,16 +1696,8 @@ fn size_of_a_message_without_final_newline() {
         "a EXAMINE INBOX\nb FETCH 1 (RFC822.SIZE BODY.PEEK[] BODY.PEEK[TEXT])\nc APPEND INBOX {3+}\nabc\nd SELECT INBOX\ne FETCH 2 (RFC822.SIZE BODY.PEEK[])\n",
     );
     let s = String::from_utf8_lossy(&got);
-    assert!(
-        s.contains("* 1 FETCH (RFC822.SIZE 32 BODY[] {32}\r\nSubject: x\r\n\r\nno final newline\r\n BODY[TEXT] {18}\r\nno final newline\r\n)\r\n"),
-        "{}",
-        s
-    );
-    assert!(
-        s.contains("* 2 FETCH (RFC822.SIZE 5 BODY[] {5}\r\nabc\r\n)\r\n"),
-        "{}",
-        s
-    );
+    assert_has(&s, "* 1 FETCH (RFC822.SIZE 32 BODY[] {32}\r\nSubject: x\r\n\r\nno final newline\r\n BODY[TEXT] {18}\r\nno final newline\r\n)\r\n");
+    assert_has(&s, "* 2 FETCH (RFC822.SIZE 5 BODY[] {5}\r\nabc\r\n)\r\n");
 }
 
 /// One unique-name generator (issue 15: imapd made `...Q000001R3fa2.host`
@@ -1887,7 +1857,7 @@ fn cache_stays_small_with_a_session_kept_open() {
             }
         }
         let r = a.cmd(&format!("f{i}"), "FETCH 1 (ENVELOPE BODYSTRUCTURE)");
-        assert!(r.contains(&subject), "{}", r);
+        assert_has(&r, &subject);
         a.cmd(&format!("d{i}"), "STORE 1 +FLAGS.SILENT (\\Deleted)");
         assert!(a
             .cmd(&format!("e{i}"), "EXPUNGE")

@@ -2,7 +2,7 @@
 //! class, a peer that hangs up) over a unix socket and TCP, from a dot-file
 //! of a virtual domain, and against Dovecot's LMTP server from Debian.
 
-use crate::common::{is_root, run, scratch};
+use crate::common::{assert_has, is_root, run, scratch};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
@@ -325,7 +325,7 @@ fn dovecot() -> Option<Dovecot> {
         return None;
     }
     let d = scratch("dovecot");
-    let uid = crate::deliver::mail_uid();
+    let uid = crate::common::mail_ids().0;
     // as root: nobody/nogroup (65534); otherwise ourselves
     let id = |flag: &str| -> String {
         let o = Command::new("id").arg(flag).output().unwrap();
@@ -536,7 +536,7 @@ RCPT TO:<other@mail.example.org>\r\nDATA\r\nSubject: lmtp\r\n\r\n..dot\r\nhi \xe
     assert!(m.ends_with(b"\nSubject: lmtp\n\n.dot\nhi \xe9\n"), "{}", s);
     // one log line per recipient
     let e = text(&o.stderr);
-    assert!(e.contains(": info: result rcpt=<joe@mail.example.org> from=<s@a.test> remote=local: 250 2.0.0 <joe@mail.example.org> delivered\n"), "{}", e);
+    assert_has(&e, ": info: result rcpt=<joe@mail.example.org> from=<s@a.test> remote=local: 250 2.0.0 <joe@mail.example.org> delivered\n");
 
     // a bare LF refuses the message for every recipient; nothing delivered
     let input = b"LHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<joe@mail.example.org>\r\nRCPT TO:<ann@mail.example.org>\r\nDATA\r\nbare\nlf\r\n.\r\nQUIT\r\n";
@@ -559,10 +559,9 @@ RCPT TO:<other@mail.example.org>\r\nDATA\r\nSubject: lmtp\r\n\r\n..dot\r\nhi \xe
         b"HELO x\r\nMAIL FROM:<>\r\nLHLO x\r\nMAIL FROM:<>\r\nDATA\r\nQUIT\r\n",
     );
     let s = text(&o.stdout);
-    assert!(
-        s.contains("\r\n500 5.5.1 this is LMTP: say LHLO\r\n503 5.5.1 send LHLO first\r\n250-"),
-        "{}",
-        s
+    assert_has(
+        &s,
+        "\r\n500 5.5.1 this is LMTP: say LHLO\r\n503 5.5.1 send LHLO first\r\n250-",
     );
     assert!(s.ends_with("250 2.1.0 ok\r\n503 5.5.1 no valid recipients\r\n221 2.0.0 mail.example.org closing connection\r\n"), "{}", s);
     if is_root() {

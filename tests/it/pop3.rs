@@ -1,8 +1,8 @@
 //! Tests for the pop3 area: check-password, mail-passwd, pop3-login and
 //! pop3d over pipes, and the chain over 127.0.0.1 with poplib and curl.
 
-use crate::common::{bin, home, is_root, scratch};
-use std::io::{Read, Write};
+use crate::common::*;
+use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -12,57 +12,24 @@ const N1: &str = "1700000000.M1P1.host,S=39,W=44";
 const M2: &[u8] = b"Subject: two\n\nsecond\n";
 const N2: &str = "1700000001.M2P2.host";
 
-/// The uid:gid mail users get: nobody when root, else our own.
-fn ids() -> (u32, u32) {
-    if is_root() {
-        (65534, 65534)
-    } else {
-        unsafe { (libc::getuid(), libc::getgid()) }
-    }
-}
-
-fn chown_r(p: &Path) {
-    if is_root() {
-        let (u, g) = ids();
-        assert!(Command::new("chown")
-            .arg("-R")
-            .arg(format!("{}:{}", u, g))
-            .arg(p)
-            .status()
-            .unwrap()
-            .success());
-    }
-}
-
 /// A user home with an empty Maildir, owned by the mail user.
 fn user_home(tag: &str) -> PathBuf {
     let h = scratch(tag).join("user");
     for d in ["new", "cur", "tmp"] {
         std::fs::create_dir_all(h.join("Maildir").join(d)).unwrap();
     }
-    chown_r(&h);
+    own_r(&h);
     h
 }
 
 fn put(md: &Path, sub: &str, name: &str, data: &[u8]) {
     let p = md.join(sub).join(name);
     std::fs::write(&p, data).unwrap();
-    chown_r(&p);
+    own_r(&p);
 }
 
-fn crlf(b: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    for &c in b {
-        if c == b'\n' {
-            v.push(b'\r');
-        }
-        v.push(c);
-    }
-    v
-}
-
-/// Runs a program as the mail user (when root), cleared environment plus
-/// `env`, fd 3 carrying `fd3` when given; stdin written from a thread.
+/// Runs a program (as the mail user when `as_user` and root), cleared
+/// environment plus `env`, fd 3 carrying `fd3` when given.
 fn run_fd3(
     prog: &Path,
     args: &[&str],
@@ -71,62 +38,11 @@ fn run_fd3(
     fd3: Option<&[u8]>,
     as_user: bool,
 ) -> Output {
-    let mut c = Command::new(prog);
-    c.args(args).env_clear().env("PATH", "/usr/bin:/bin");
-    for (k, v) in env {
-        c.env(k, v);
-    }
+    let mut c = command(prog, args, env);
     if as_user && is_root() {
-        let (u, g) = ids();
-        c.uid(u).gid(g);
+        c.uid(NOBODY).gid(NOBODY);
     }
-    let fd = match fd3 {
-        Some(d) => {
-            let mut p = [0i32; 2];
-            assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
-            let mut w = unsafe { std::fs::File::from_raw_fd_(p[1]) };
-            w.write_all(d).unwrap();
-            drop(w);
-            p[0]
-        }
-        None => -1,
-    };
-    unsafe {
-        c.pre_exec(move || {
-            if fd >= 0 {
-                if libc::dup2(fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            } else {
-                libc::close(3);
-            }
-            Ok(())
-        });
-    }
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    if fd >= 0 {
-        unsafe { libc::close(fd) };
-    }
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let t = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    t.join().unwrap();
-    out
-}
-
-trait FromRawFd_ {
-    unsafe fn from_raw_fd_(fd: i32) -> Self;
-}
-impl FromRawFd_ for std::fs::File {
-    unsafe fn from_raw_fd_(fd: i32) -> Self {
-        std::os::fd::FromRawFd::from_raw_fd(fd)
-    }
+    feed(&mut c, input, fd3)
 }
 
 fn sha512(pw: &str, salt: &str) -> String {
@@ -142,7 +58,7 @@ fn sha512(pw: &str, salt: &str) -> String {
 /// home `uh`, and root0 (uid 0, password "pw").
 fn auth_home(tag: &str, uh: &Path) -> PathBuf {
     let h = home(tag);
-    let (u, g) = ids();
+    let (u, g) = mail_ids();
     let text = format!(
         "# test accounts\nann:{}:{}:{}:{}:\nroot0:{}:0:0:/:\n",
         sha512("pw one", "saltsalt"),
@@ -192,7 +108,8 @@ fn check_password_exit_codes() {
     assert_eq!(
         (o.status.code(), &o.stdout[..]),
         (Some(0), &b"in\n"[..]),
-        "512 bytes are fine"
+        "512 bytes are fine: {}",
+        String::from_utf8_lossy(&o.stderr)
     );
     // Bad password, unknown user, root: 1, after the fixed delay.
     for input in [
@@ -233,7 +150,7 @@ fn check_password_good_login_becomes_the_user() {
             "id -u; id -g; pwd; echo $USER $HOME $SHELL $MAILDIR",
         ],
     );
-    let (u, g) = ids();
+    let (u, g) = mail_ids();
     let want = format!(
         "{}\n{}\n{}\nann {} /bin/sh {}/Maildir/\n",
         u,
@@ -264,7 +181,7 @@ fn mail_passwd_adds_and_changes() {
     let h = home("mpw");
     let hs = h.to_str().unwrap();
     let env = [("PIPEMAIL_HOME", hs)];
-    let (u, g) = ids();
+    let (u, g) = mail_ids();
     let ug = format!("{}:{}", u, g);
     let r =
         |args: &[&str], input: &[u8]| run_fd3(&bin("mail-passwd"), args, &env, input, None, false);
@@ -451,7 +368,7 @@ fn pop3d_lock_tmp_timeout_root() {
         .truncate(false)
         .open(md.join("pop3d.lock"))
         .unwrap();
-    chown_r(&md.join("pop3d.lock"));
+    own_r(&md.join("pop3d.lock"));
     assert_eq!(
         unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
         0
@@ -518,17 +435,14 @@ fn pop3d_lock_tmp_timeout_root() {
 fn fake_checkprog(dir: &Path) -> PathBuf {
     let p = dir.join("fakecp");
     let log = dir.join("fd3.log");
-    std::fs::write(
+    script(
         &p,
         format!(
             "#!/bin/sh\ntr '\\000' '|' <&3 >> {log}\necho >> {log}\ncase \"$(tail -n 1 {log})\" in\nann\\|pw\\|*|ann\\|d1g3st\\|*) exec \"$@\";;\nerr*) exit 111;;\nkill*) kill -9 $$;;\nesac\nexit 1\n",
             log = log.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    chown_r(dir);
+    );
+    own_r(dir);
     p
 }
 
@@ -817,7 +731,7 @@ fn pop3d_lists_many_messages_fast() {
         )
         .unwrap();
     }
-    chown_r(&md);
+    own_r(&md);
     let t = std::time::Instant::now();
     let o = pop3d(&md, b"STAT\r\nLIST\r\nUIDL\r\n", &[]);
     let el = t.elapsed();
@@ -955,7 +869,7 @@ fn list_and_retr_agree_without_a_final_newline() {
         b"Subject: x\n\nno final newline",
     );
     assert_eq!(out.status.code(), Some(0));
-    chown_r(&md);
+    own_r(&md);
     put(
         &md,
         "cur",

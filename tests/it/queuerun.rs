@@ -4,12 +4,14 @@
 
 use crate::common::*;
 use std::io::Write;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const FAKE_LOCAL: &str = r#"#!/bin/sh
+: > "$FAKE_DIR/run.$$"; trap 'rm -f "$FAKE_DIR/run.$$"' EXIT
 n=$$.$(date +%s%N)
 [ "${PIPEMAIL_DSN+set}" ] && touch "$FAKE_DIR/ldsn.$n"
 cat > "$FAKE_DIR/msg.$n"
@@ -23,6 +25,7 @@ exit 0
 "#;
 
 const FAKE_REMOTE: &str = r#"#!/bin/sh
+: > "$FAKE_DIR/run.$$"; trap 'rm -f "$FAKE_DIR/run.$$"' EXIT
 n=$$.$(date +%s%N)
 id -u > "$FAKE_DIR/ruid.$n"
 cat > "$FAKE_DIR/rmsg.$n"
@@ -41,59 +44,101 @@ printf 'K127.0.0.1 accepted message.\000'
 exit 0
 "#;
 
+/// The whole-system fixture with fake deliveries: $QMAILLOCAL and
+/// $QMAILREMOTE record what they get in `fake`; every local part belongs
+/// to uid 65534 (deliveries never run as root). The queue runs as root
+/// unless made with [`Q::nobody`].
 pub(crate) struct Q {
-    pub(crate) home: PathBuf,
-    fake: PathBuf,
-    log: PathBuf,
-    child: Option<Child>,
+    s: Sys,
+    pub(crate) fake: PathBuf,
     /// RLIMIT_FSIZE for the next start (SIGXFSZ ignored: writes get EFBIG).
     fsize: Option<u64>,
 }
 
-fn script(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+impl Deref for Q {
+    type Target = Sys;
+    fn deref(&self) -> &Sys {
+        &self.s
+    }
+}
+
+impl DerefMut for Q {
+    fn deref_mut(&mut self) -> &mut Sys {
+        &mut self.s
+    }
 }
 
 impl Q {
     pub(crate) fn new(tag: &str) -> Q {
-        let home = home(tag);
-        let base = home.parent().unwrap().to_path_buf();
-        let fake = base.join("fake");
+        Q::with(tag, true)
+    }
+
+    /// queue/ belongs to nobody when root (local-spawn -u 65534 runs
+    /// queue-run), and so does the local part u (delivered to `fake`).
+    pub(crate) fn nobody(tag: &str) -> Q {
+        let q = Q::with(tag, false);
+        q.assign_u(&q.fake);
+        q
+    }
+
+    fn with(tag: &str, own_queue: bool) -> Q {
+        let mut s = Sys::with(
+            tag,
+            Setup {
+                own_queue,
+                ..Setup::default()
+            },
+        );
+        let fake = s.base.join("fake");
         std::fs::create_dir_all(&fake).unwrap();
         std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o777)).unwrap();
-        script(&base.join("local"), FAKE_LOCAL);
-        // Every local part belongs to uid 65534 (deliveries never run as root).
-        let catch = base.join("catch");
+        script(&s.base.join("local"), FAKE_LOCAL);
+        script(&s.base.join("remote"), FAKE_REMOTE);
+        let catch = s.base.join("catch");
         std::fs::create_dir_all(&catch).unwrap();
         std::fs::write(
-            home.join("users/assign"),
+            s.home.join("users/assign"),
             format!("+:catch:65534:65534:{}:::\n.\n", catch.display()),
         )
         .unwrap();
-        script(&base.join("remote"), FAKE_REMOTE);
+        for (k, v) in [
+            ("QMAILLOCAL", s.base.join("local")),
+            ("QMAILREMOTE", s.base.join("remote")),
+            ("FAKE_DIR", fake.clone()),
+        ] {
+            s.env
+                .push((k.to_string(), v.to_string_lossy().into_owned()));
+        }
         Q {
-            log: base.join("log"),
-            home,
+            s,
             fake,
-            child: None,
             fsize: None,
         }
     }
 
+    /// users/assign: the local part u is nobody's, with its home at `home`.
+    fn assign_u(&self, home: &Path) {
+        std::fs::write(
+            self.home.join("users/assign"),
+            format!("=u:nobody:65534:65534:{}:::\n.\n", home.display()),
+        )
+        .unwrap();
+    }
+
+    /// A home base/NAME for u (users/assign), nobody's, with `dot_qmail`
+    /// as its .qmail.
+    fn user_dir(&self, name: &str, dot_qmail: &str) -> PathBuf {
+        let user = self.base.join(name);
+        std::fs::create_dir(&user).unwrap();
+        std::fs::write(user.join(".qmail"), dot_qmail).unwrap();
+        chown_r(&user, NOBODY, NOBODY);
+        self.assign_u(&user);
+        user
+    }
+
     pub(crate) fn command(&self, prog: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
-        let base = self.home.parent().unwrap();
-        let mut c = Command::new(bin(prog));
-        c.args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("PIPEMAIL_HOME", &self.home)
-            .env("QMAILLOCAL", base.join("local"))
-            .env("QMAILREMOTE", base.join("remote"))
-            .env("FAKE_DIR", &self.fake);
-        for (k, v) in extra {
-            c.env(k, v);
-        }
+        let mut c = self.s.command(&bin(prog), extra);
+        c.args(args);
         c
     }
 
@@ -102,11 +147,6 @@ impl Q {
     }
 
     fn start_prog(&mut self, prog: &str, args: &[&str], extra: &[(&str, &str)]) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
         let mut c = self.command(prog, args, extra);
         if let Some(n) = self.fsize {
             use std::os::unix::process::CommandExt;
@@ -122,54 +162,69 @@ impl Q {
                 });
             }
         }
-        let c = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(c);
+        self.start_queue("queue", c);
     }
 
     fn signal(&self, sig: i32) {
-        if let Some(c) = &self.child {
-            unsafe { libc::kill(c.id() as i32, sig) };
-        }
+        self.queue.signal(sig);
     }
 
     /// SIGTERM and wait (at most 10 s); returns the exit code.
     pub(crate) fn stop(&mut self) -> Option<i32> {
-        self.signal(libc::SIGTERM);
-        self.reap()
+        self.queue.stop()
     }
 
     fn reap(&mut self) -> Option<i32> {
-        let mut c = self.child.take()?;
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        panic!("process did not exit");
+        self.queue.wait(10)
     }
 
     fn kill9(&mut self) {
-        self.signal(libc::SIGKILL);
-        if let Some(mut c) = self.child.take() {
-            let _ = c.wait();
-        }
+        self.queue.kill9();
     }
 
     fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
+        self.s.log_text("queue")
+    }
+
+    /// The deliveries started so far (queue.log keeps every run's lines).
+    fn started(&self) -> usize {
+        self.log_text().matches("starting delivery ").count()
+    }
+
+    /// No fake delivery runs any more (each leaves run.PID while it runs;
+    /// one killed leaves it behind, its process gone).
+    fn fakes_done(&self) -> bool {
+        files(&self.fake)
+            .iter()
+            .all(|f| match f.strip_prefix("run.") {
+                Some(pid) => !Path::new("/proc").join(pid).exists(),
+                None => true,
+            })
+    }
+
+    /// Every delivery started has reported its result.
+    fn settled(&self) -> bool {
+        let t = self.log_text();
+        t.matches("starting delivery ").count() == t.matches(": delivery ").count()
+    }
+
+    /// A full pass of queue-run's loop (see [`Sys::queue_pass`]).
+    fn pass(&self) {
+        self.queue_pass("queue");
+    }
+
+    /// SIGALRM to queue-run once its handler is in place (before, the
+    /// signal would kill it).
+    fn alarm(&self) {
+        let pid = self.queue.pid();
+        wait_until(10, "queue-run's SIGALRM handler", || {
+            catches(pid, libc::SIGALRM)
+        });
+        self.signal(libc::SIGALRM);
     }
 
     pub(crate) fn inject(&self, msg: &[u8], envelope: &[u8]) -> Option<i32> {
-        inject_in(&self.home, msg, envelope)
+        inject(&self.home, msg, envelope, None)
     }
 
     /// (argv1, argv2, uid, message) per local delivery, in no order.
@@ -204,13 +259,6 @@ impl Q {
         v
     }
 
-    fn queue_empty(&self) -> bool {
-        files(&self.home.join("queue/mess")).is_empty()
-            && files(&self.home.join("queue/drop"))
-                .iter()
-                .all(|f| !is_submission(f))
-    }
-
     fn list(&self, args: &[&str]) -> String {
         self.output("queue-list", args)
     }
@@ -237,16 +285,10 @@ impl Q {
 }
 
 impl Drop for Q {
+    /// The queue is killed, not asked to finish its deliveries.
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.queue.kill9();
     }
-}
-
-fn inject_in(home: &Path, msg: &[u8], envelope: &[u8]) -> Option<i32> {
-    inject_dsn(home, msg, envelope, None)
 }
 
 /// [`inject_in`] with `$PIPEMAIL_DSN` set to `dsn`.
@@ -277,18 +319,6 @@ pub(crate) fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {
     }
     v.push(0);
     v
-}
-
-pub(crate) fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {}",
-            what
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The body after queue-inject's Received line.
@@ -462,12 +492,8 @@ fn permanent_failures_make_one_dsn() {
         assert_eq!(lines[6], "message/rfc822");
     }
     let log = q.log_text();
-    assert!(
-        log.contains("failure: perm@mail.example.org: Sorry, no mailbox"),
-        "{}",
-        log
-    );
-    assert!(log.contains("info: bounce msg "), "{}", log);
+    assert_has(&log, "failure: perm@mail.example.org: Sorry, no mailbox");
+    assert_has(&log, "info: bounce msg ");
 }
 
 #[test]
@@ -564,29 +590,36 @@ fn one_delay_notice_after_bouncedelay() {
     // 5 hours later: one notice (Action: delayed), the message still queued.
     q.start(&[("PIPEMAIL_NOW_OFFSET", "18000")]);
     wait_until(10, "delay notice", || notices(&q).len() == 1);
-    q.signal(libc::SIGALRM);
+    q.alarm();
     wait_until(10, "second attempts", || q.remotes().len() >= 4);
     q.stop();
     // 6 hours later another deferral: no second notice.
     q.start(&[("PIPEMAIL_NOW_OFFSET", "21600")]);
-    // (SIGALRM once the handler is set: nothing is due before 6.6 hours)
-    std::thread::sleep(Duration::from_millis(500));
-    q.signal(libc::SIGALRM);
+    // (nothing is due before 6.6 hours: SIGALRM)
+    q.alarm();
     wait_until(10, "third attempts", || q.remotes().len() >= 6);
-    std::thread::sleep(Duration::from_millis(300));
+    // Their results in, then a scheduling pass: a second notice is decided.
+    wait_until(10, "the third results", || q.settled());
+    q.pass();
     q.stop();
+    assert_eq!(
+        q.log_text().matches("delay notice msg ").count(),
+        1,
+        "{}",
+        q.log_text()
+    );
     assert!(!q.queue_empty());
     let n = notices(&q);
     assert_eq!(n.len(), 1, "at most one notice per message");
     assert_eq!(n[0].0, "", "null sender");
     let s = String::from_utf8_lossy(&n[0].3).into_owned();
-    assert!(s.contains("Subject: delivery delayed notice\n"), "{}", s);
+    assert_has(&s, "Subject: delivery delayed notice\n");
     assert!(
         s.contains("Final-Recipient: rfc822; soft@remote.example\nAction: delayed\nStatus: 4.2.1\nRemote-MTA: dns; [127.0.0.1]\nDiagnostic-Code: smtp; 450 4.2.1 try later\nLast-Attempt-Date: "),
         "{}",
         s
     );
-    assert!(s.contains("\nWill-Retry-Until: "), "{}", s);
+    assert_has(&s, "\nWill-Retry-Until: ");
     assert!(!s.contains(" \n"), "no trailing space: {}", s);
     let p = parse_dsn(after_received(&n[0].3));
     if p.is_none() {
@@ -688,12 +721,15 @@ fn retries_on_schedule_and_expires() {
             .count()
     };
     assert_eq!(tries(&q), 1);
-    // 50 s later nothing is due (the next try is 100 s after birth).
+    // 50 s later nothing is due (the next try is 100 s after birth): a
+    // whole scheduling pass starts nothing.
+    let n = q.started();
     q.start(&[("PIPEMAIL_NOW_OFFSET", "50")]);
-    std::thread::sleep(Duration::from_millis(700));
+    q.pass();
+    assert_eq!(q.started(), n, "{}", q.log_text());
     assert_eq!(tries(&q), 1);
     // SIGALRM retries now.
-    q.signal(libc::SIGALRM);
+    q.alarm();
     wait_until(5, "retry on ALRM", || tries(&q) == 2);
     q.stop();
     // 8 days later the next attempt is the last: a bounce.
@@ -829,21 +865,15 @@ fn queue_list_and_queue_ctl() {
     let id = files(&q.home.join("queue/mess"))[0].clone();
     let list = q.list(&[]);
     assert!(list.starts_with(&format!("{}  age ", id)), "{}", list);
-    assert!(
-        list.contains("  local  temp@mail.example.org  deferred, next try in "),
-        "{}",
-        list
+    assert_has(
+        &list,
+        "  local  temp@mail.example.org  deferred, next try in ",
     );
-    assert!(
-        list.contains("  remote soft@remote.example  deferred, next try in "),
-        "{}",
-        list
+    assert_has(
+        &list,
+        "  remote soft@remote.example  deferred, next try in ",
     );
-    assert!(
-        list.contains("Remote host said: 450 4.2.1 try later"),
-        "{}",
-        list
-    );
+    assert_has(&list, "Remote host said: 450 4.2.1 try later");
     assert!(q
         .list(&["-s"])
         .starts_with("messages 1 local 1 remote 1 held 0 oldest "));
@@ -866,8 +896,10 @@ fn queue_list_and_queue_ctl() {
     assert_eq!(q.ctl(&["hold", &id]), Some(0));
     wait_until(5, "held", || q.list(&[]).contains(">  held\n"));
     assert!(q.list(&["-s"]).contains(" held 1 "));
+    let n = q.started();
     assert_eq!(q.ctl(&["retry", "all"]), Some(0));
-    std::thread::sleep(Duration::from_millis(300));
+    q.pass();
+    assert_eq!(q.started(), n, "held: no delivery started");
     assert_eq!(q.locals().len(), 1, "held: no delivery");
     assert_eq!(q.ctl(&["release", &id]), Some(0));
     wait_until(5, "release retries", || q.locals().len() == 2);
@@ -888,7 +920,8 @@ fn queue_list_and_queue_ctl() {
     let id2 = files(&q.home.join("queue/mess"))[0].clone();
     assert_eq!(q.ctl(&["delete", &id2]), Some(0));
     wait_until(5, "deleted", || q.queue_empty());
-    std::thread::sleep(Duration::from_millis(200));
+    // A delivery in flight at the delete may still end; none starts after.
+    wait_until(5, "the deliveries in flight", || q.settled());
     assert!(q.locals().len() <= before + 1);
     assert!(
         q.locals()
@@ -915,10 +948,11 @@ fn crash_safety_under_kill_9() {
         let mut ok = Vec::new();
         for i in 0..n {
             let m = format!("Subject: m{}\n\nbody {}\n", i, i);
-            if inject_in(
+            if inject(
                 &home,
                 m.as_bytes(),
                 &env("s@x.example", &["u@mail.example.org"]),
+                None,
             ) == Some(0)
             {
                 ok.push(i);
@@ -944,7 +978,7 @@ fn crash_safety_under_kill_9() {
     q.stop();
     let mut count = vec![0usize; n];
     // Deliveries in flight at a kill may still be finishing.
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until(10, "the killed runs' deliveries", || q.fakes_done());
     for (_, _, _, m) in q.locals() {
         let s = String::from_utf8_lossy(&m).into_owned();
         let i: usize = s
@@ -982,22 +1016,14 @@ fn crash_safety_under_kill_9() {
 
 #[test]
 fn local_spawn_serves_queue_run_and_ends_with_it() {
-    let mut q = Q::new("qr-lspawn");
+    // As root the queue belongs to nobody; deliveries for users/assign
+    // accounts run as them.
     let root = is_root();
-    if root {
-        // The queue belongs to nobody; deliveries for users/assign accounts run as them.
-        let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
-            .arg(&q.home)
-            .arg("65534")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        std::fs::write(
-            q.home.join("users/assign"),
-            format!("=u:nobody:65534:65534:{}:::\n.\n", q.fake.display()),
-        )
-        .unwrap();
-    }
+    let mut q = if root {
+        Q::nobody("qr-lspawn")
+    } else {
+        Q::new("qr-lspawn")
+    };
     q.inject(
         b"Subject: via lspawn\n\n",
         &env("s@x.example", &["u@mail.example.org"]),
@@ -1038,10 +1064,12 @@ fn local_spawn_serves_queue_run_and_ends_with_it() {
 
     // kill -9 local-spawn: queue-run gets TERM and exits.
     q.start_prog("local-spawn", &["-u", "65534", "queue-run"], &[]);
-    wait_until(5, "start", || {
-        q.log_text().matches("status: exiting").count() == 1 && q.home.join("queue/ctl").exists()
+    let lspawn = q.queue.pid();
+    wait_until(5, "queue-run under local-spawn, its handlers set", || {
+        children(lspawn)
+            .iter()
+            .any(|(p, c, _)| c == "queue-run" && catches(*p, libc::SIGTERM))
     });
-    std::thread::sleep(Duration::from_millis(200));
     q.kill9();
     wait_until(5, "queue-run gone", || {
         q.log_text().matches("status: exiting").count() == 2
@@ -1093,28 +1121,6 @@ fn python_ok(uid: u32, script: &str, args: &[&str]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// queue-inject as `uid`.
-fn inject_as(home: &Path, msg: &[u8], envelope: &[u8], uid: u32) -> Option<i32> {
-    use std::os::unix::process::CommandExt;
-    let (er, mut ew) = std::io::pipe().unwrap();
-    let mut child = Command::new(bin("queue-inject"))
-        .env_clear()
-        .env("PIPEMAIL_HOME", home)
-        .uid(uid)
-        .gid(uid)
-        .stdin(Stdio::piped())
-        .stdout(er)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(msg).unwrap();
-    drop(stdin);
-    let _ = ew.write_all(envelope);
-    drop(ew);
-    child.wait().unwrap().code()
-}
-
 fn dir_bytes(d: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     files(d)
@@ -1157,11 +1163,11 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
     );
     // A good submission by the same user still goes through.
     assert_eq!(
-        inject_as(
+        inject(
             &q.home,
             b"Subject: good\n\n",
             &env("a@b", &["u@mail.example.org"]),
-            NOBODY
+            Some(NOBODY)
         ),
         Some(0)
     );
@@ -1223,11 +1229,11 @@ fn sparse_drop_file_is_refused_and_a_partial_copy_removed() {
     control(&q.home, "submitbytes", "10000000\n");
     let big = format!("Subject: big\n\n{}\n", "x".repeat(3 << 20));
     assert_eq!(
-        inject_as(
+        inject(
             &q.home,
             big.as_bytes(),
             &env("a@b", &["u@mail.example.org"]),
-            NOBODY
+            Some(NOBODY)
         ),
         Some(0)
     );
@@ -1294,10 +1300,7 @@ fn no_other_uid_can_stall_a_restarted_queue_run() {
         &env("s@x", &["u@mail.example.org"]),
     );
     q.start(&[]);
-    let ok = (0..250).any(|_| {
-        std::thread::sleep(Duration::from_millis(40));
-        q.locals().len() == 1
-    });
+    let ok = wait_for(10, || q.locals().len() == 1);
     let _ = att.kill();
     let _ = att.wait();
     q.stop();
@@ -1359,19 +1362,8 @@ fn local_spawn_never_opens_what_the_queue_uid_controls() {
     if !need_root("local-spawn descriptors") {
         return;
     }
-    let mut q = Q::new("qr-lspawn-attack");
-    let base = q.home.parent().unwrap().to_path_buf();
-    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
-        .arg(&q.home)
-        .arg("65534")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::write(
-        q.home.join("users/assign"),
-        format!("=u:nobody:65534:65534:{}:::\n.\n", q.fake.display()),
-    )
-    .unwrap();
+    let mut q = Q::nobody("qr-lspawn-attack");
+    let base = q.base.clone();
     let secret = base.join("secret");
     std::fs::create_dir(&secret).unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -1381,12 +1373,7 @@ fn local_spawn_never_opens_what_the_queue_uid_controls() {
     std::fs::write(att.join("1.1.mine"), "Subject: mine\n\n").unwrap();
     let fifo = std::ffi::CString::new(att.join("1.1.fifo").to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-    let st = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&att)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    chown_r(&att, NOBODY, NOBODY);
     let script = base.join("attack.py");
     std::fs::write(&script, QUEUE_UID_PY).unwrap();
     let out = q.fake.join("replies");
@@ -1405,10 +1392,8 @@ fn local_spawn_never_opens_what_the_queue_uid_controls() {
         ],
         &[],
     );
-    let done = (0..300).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        out.exists()
-    });
+    // local-spawn ends (with its child's code) once the script is done.
+    let done = wait_for(15, || q.queue.exited());
     let code = q.stop();
     let got: Vec<Vec<u8>> = q.locals().into_iter().map(|l| l.3).collect();
     assert!(
@@ -1451,13 +1436,7 @@ fn remote_send_runs_as_pmailr_whatever_uid_queue_run_has() {
     if !need_root("remote uid") {
         return;
     }
-    let mut q = Q::new("qr-pmailr");
-    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
-        .arg(&q.home)
-        .arg("65534")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let mut q = Q::nobody("qr-pmailr");
     q.inject(
         b"Subject: out\n\n",
         &env("s@mail.example.org", &["x@remote.example"]),
@@ -1520,7 +1499,7 @@ fn one_uid_cannot_clutter_drop_or_make_scans_quadratic() {
         q.locals().len() == 1 && q.queue_empty()
     });
     // Scans on demand: anyone may write to the trigger.
-    let pid = q.child.as_ref().unwrap().id();
+    let pid = q.queue.pid() as u32;
     let before = cpu_ms(pid);
     for _ in 0..20 {
         let mut t = std::fs::OpenOptions::new()
@@ -1530,7 +1509,8 @@ fn one_uid_cannot_clutter_drop_or_make_scans_quadratic() {
         t.write_all(b"x").unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Every scan the trigger asked for is done.
+    q.pass();
     let scans_ms = cpu_ms(pid) - before;
     q.stop();
     use std::os::unix::fs::MetadataExt;
@@ -1580,47 +1560,21 @@ fn dot_file_programs_get_a_clean_environment() {
     if !need_root("dot-file environment") {
         return;
     }
-    let mut q = Q::new("qr-dotenv");
-    let base = q.home.parent().unwrap().to_path_buf();
-    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
-        .arg(&q.home)
-        .arg("65534")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let user = base.join("user");
-    std::fs::create_dir(&user).unwrap();
-    std::fs::write(user.join(".qmail"), "|env > \"$HOME/env.out\"\n").unwrap();
-    let st = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&user)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::write(
-        q.home.join("users/assign"),
-        format!("=u:nobody:65534:65534:{}:::\n.\n", user.display()),
-    )
-    .unwrap();
+    let mut q = Q::nobody("qr-dotenv");
+    let user = q.user_dir("user", "|env > \"$HOME/env.out\"\n");
     q.inject(
         b"Subject: env\n\n",
         &env("s@x.example", &["u@mail.example.org"]),
     );
     // The linked deliver-local (no QMAILLOCAL), under local-spawn started
     // with root's own variables.
-    let log = std::fs::File::create(&q.log).unwrap();
     let mut c = q.command("local-spawn", &["-u", "65534", "queue-run"], &[]);
     c.env_remove("QMAILLOCAL")
         .env("PATH", "/root/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("ROOT_SECRET", "x")
-        .stdin(Stdio::null())
-        .stderr(log);
-    q.child = Some(c.spawn().unwrap());
+        .env("ROOT_SECRET", "x");
+    q.start_queue("queue", c);
     let out = user.join("env.out");
-    let ok = (0..250).any(|_| {
-        std::thread::sleep(Duration::from_millis(40));
-        q.queue_empty() && out.exists()
-    });
+    let ok = wait_for(10, || q.queue_empty() && out.exists());
     assert!(ok, "no delivery:\n{}", q.log_text());
     q.stop();
     let mut vars: Vec<String> = std::fs::read_to_string(&out)
@@ -1631,11 +1585,7 @@ fn dot_file_programs_get_a_clean_environment() {
         .collect();
     vars.sort();
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(
-        text.contains("PATH=/usr/local/bin:/usr/bin:/bin\n"),
-        "{}",
-        text
-    );
+    assert_has(&text, "PATH=/usr/local/bin:/usr/bin:/bin\n");
     assert!(
         !text.contains("ROOT_SECRET") && !text.contains("FAKE_DIR"),
         "{}",
@@ -1725,7 +1675,7 @@ fn crash_windows_of_takeover_and_removal() {
         )
         .unwrap()
     };
-    let delivered_once = |mut q: Q, tag: &str, m: &[u8]| {
+    let delivered_once = |q: &mut Q, tag: &str, m: &[u8]| {
         q.start(&[]);
         wait_until(10, tag, || q.queue_empty() && q.locals().len() == 1);
         q.stop();
@@ -1742,23 +1692,23 @@ fn crash_windows_of_takeover_and_removal() {
     };
     // (a) moved to mess/, killed before the journal record was committed:
     // taken over again.
-    let (q, id, m) = one_job_state("crash-a");
+    let (mut q, id, m) = one_job_state("crash-a");
     mk(&q);
     mv(&q, &id);
-    delivered_once(q, "(a)", &m);
+    delivered_once(&mut q, "(a)", &m);
     for old in [false, true] {
         let t = |x: &str| format!("{} {}", x, if old { "info/" } else { "journal" });
         // (b) committed, the truncation lost: cut at load from the size.
-        let (q, id, m) = one_job_state("crash-b");
+        let (mut q, id, m) = one_job_state("crash-b");
         mk(&q);
         mv(&q, &id);
         commit_job(&q, &id, m.len() as u64, old);
-        delivered_once(q, &t("(b)"), &m);
+        delivered_once(&mut q, &t("(b)"), &m);
         // (c) committed, the rename into mess/ lost: the file moves again.
-        let (q, id, m) = one_job_state("crash-c");
+        let (mut q, id, m) = one_job_state("crash-c");
         mk(&q);
         commit_job(&q, &id, m.len() as u64, old);
-        delivered_once(q, &t("(c)"), &m);
+        delivered_once(&mut q, &t("(c)"), &m);
         // (d) killed in the middle of a removal: mess/ gone (the commit),
         // state/ and the record left: finished, no second delivery.
         let (mut q, id, m) = one_job_state("crash-d");
@@ -1769,8 +1719,9 @@ fn crash_windows_of_takeover_and_removal() {
         q.start(&[]);
         let line = format!("end msg {} (removed after a restart)", id);
         wait_until(10, &t("(d) cleanup"), || q.log_text().contains(&line));
-        std::thread::sleep(Duration::from_millis(300));
+        q.pass();
         q.stop();
+        assert_eq!(q.started(), 0, "{}: delivery started again", t("(d)"));
         assert!(q.locals().is_empty(), "{}: delivered again", t("(d)"));
         assert!(files(&q.home.join("queue/state")).is_empty());
         assert!(files(&q.home.join("queue/info")).is_empty());
@@ -1791,13 +1742,14 @@ fn crash_windows_of_takeover_and_removal() {
     wait_until(10, "(e) cleanup", || {
         files(&q.home.join("queue/mess")).is_empty()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    q.pass();
     q.stop();
+    assert_eq!(q.started(), 0, "(e) a leftover's delivery started");
     assert!(q.locals().is_empty(), "(e) a leftover was delivered");
     // (f) killed in the middle of the journal's append (never
     // acknowledged, the file still moved): the torn record is cut off, a
     // whole record before it stays, the message is taken over again.
-    let (q, id, m) = one_job_state("crash-f");
+    let (mut q, id, m) = one_job_state("crash-f");
     mk(&q);
     mv(&q, &id);
     commit_job(&q, "1.1.gone", 10, false);
@@ -1810,7 +1762,7 @@ fn crash_windows_of_takeover_and_removal() {
     jf.write_all(&[0u8; 40]).unwrap();
     drop(jf);
     let home = q.home.clone();
-    delivered_once(q, "(f)", &m);
+    delivered_once(&mut q, "(f)", &m);
     // Left: the one whole record of the second takeover (dead now, gone
     // at the next rewrite).
     let jobs =
@@ -1823,13 +1775,13 @@ fn crash_windows_of_takeover_and_removal() {
     );
     // (g) killed while the journal was being rewritten: tmp/jobs is
     // half-made, the journal whole: the job is delivered once.
-    let (q, id, m) = one_job_state("crash-g");
+    let (mut q, id, m) = one_job_state("crash-g");
     mk(&q);
     mv(&q, &id);
     commit_job(&q, &id, m.len() as u64, false);
     std::fs::write(q.home.join("queue/tmp/jobs"), b"+99 half").unwrap();
     let home = q.home.clone();
-    delivered_once(q, "(g)", &m);
+    delivered_once(&mut q, "(g)", &m);
     assert!(files(&home.join("queue/tmp")).is_empty());
 }
 
@@ -1909,33 +1861,15 @@ fn local_spawn_syncs_new_directories_before_it_reports() {
     if !need_root("group commit") {
         return;
     }
-    let mut q = Q::new("qr-group");
-    let base = q.home.parent().unwrap().to_path_buf();
-    let st = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"))
-        .arg(&q.home)
-        .arg("65534")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let user = base.join("user");
-    std::fs::create_dir(&user).unwrap();
+    let mut q = Q::nobody("qr-group");
+    let base = q.base.clone();
+    let user = q.user_dir("user", "./Maildir/\n");
     assert!(Command::new(bin("maildir-make"))
         .arg(user.join("Maildir"))
         .status()
         .unwrap()
         .success());
-    std::fs::write(user.join(".qmail"), "./Maildir/\n").unwrap();
-    assert!(Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&user)
-        .status()
-        .unwrap()
-        .success());
-    std::fs::write(
-        q.home.join("users/assign"),
-        format!("=u:nobody:65534:65534:{}:::\n.\n", user.display()),
-    )
-    .unwrap();
+    chown_r(&user, NOBODY, NOBODY);
     for i in 0..4 {
         let m = format!("Subject: g{}\n\n", i);
         q.inject(m.as_bytes(), &env("s@x.example", &["u@mail.example.org"]));
@@ -1963,7 +1897,7 @@ fn local_spawn_syncs_new_directories_before_it_reports() {
     .env_clear()
     .envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
     .stdin(Stdio::null())
-    .stderr(std::fs::File::create(&q.log).unwrap());
+    .stderr(q.log("queue"));
     let Ok(child) = s.spawn() else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -1973,7 +1907,7 @@ fn local_spawn_syncs_new_directories_before_it_reports() {
         return;
     };
     let strace_pid = child.id();
-    q.child = Some(child);
+    q.queue = Proc::new(child);
     wait_until(20, "four deliveries", || {
         files(&user.join("Maildir/new")).len() == 4 && q.queue_empty()
     });

@@ -1,7 +1,8 @@
 //! queue-stat: the RFC 1566 counters after a known run of queue-run
 //! (local and remote successes, a permanent and two temporary failures).
 
-use crate::queuerun::{env, wait_until, Q};
+use crate::common::{assert_has, wait_until};
+use crate::queuerun::{env, Q};
 
 fn stat(q: &Q, args: &[&str]) -> String {
     q.output("queue-stat", args)
@@ -53,8 +54,8 @@ fn counters_after_a_known_run() {
     std::fs::write(drop.join("9.9.zz.env"), env("s@x", &["u@mail.example.org"])).unwrap();
     // before queue-run: nothing counted, three submissions waiting
     let s = stat(&q, &[]);
-    assert!(s.contains("all received_messages 0\n"), "{}", s);
-    assert!(s.contains("all unprocessed_messages 3\n"), "{}", s);
+    assert_has(&s, "all received_messages 0\n");
+    assert_has(&s, "all unprocessed_messages 3\n");
     q.start(&[]);
     wait_until(15, "deliveries", || {
         q.locals().len() == 3 && q.remotes().len() == 2
@@ -111,8 +112,11 @@ fn counters_after_a_known_run() {
         "{}",
         p
     );
-    assert!(p.contains("# TYPE pipemail_stored_recipients gauge\npipemail_stored_recipients{channel=\"all\"} 2\n"), "{}", p);
-    assert!(p.contains("pipemail_rejected_messages{channel=\"all\"} 1\n# TYPE pipemail_unprocessed_messages gauge\n"), "{}", p);
+    assert_has(
+        &p,
+        "# TYPE pipemail_stored_recipients gauge\npipemail_stored_recipients{channel=\"all\"} 2\n",
+    );
+    assert_has(&p, "pipemail_rejected_messages{channel=\"all\"} 1\n# TYPE pipemail_unprocessed_messages gauge\n");
     // usage
     let o = q.command("queue-stat", &["-x"], &[]).output().unwrap();
     assert_eq!(o.status.code(), Some(100));

@@ -28,35 +28,15 @@ fn run_as(
     env: &[(&str, &str)],
     input: &[u8],
 ) -> Output {
-    let mut c = Command::new(prog);
-    c.args(args).env_clear().env("PATH", "/usr/bin:/bin");
-    for (k, v) in env {
-        c.env(k, v);
-    }
+    let mut c = command(prog, args, env);
     if let Some(u) = uid {
         c.uid(u).gid(u);
     }
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let t = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    t.join().unwrap();
-    out
+    feed(&mut c, input, None)
 }
 
 fn sh_as(uid: Option<u32>, script: &str, env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new("/bin/sh");
-    c.arg("-c")
-        .arg(script)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("LC_ALL", "C");
+    let mut c = command("/bin/sh", &["-c", script], &[("LC_ALL", "C")]);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -431,11 +411,7 @@ fn mail_inject_tricky_headers() {
     assert_eq!(out.status.code(), Some(0));
     let o = s(&out.stdout);
     assert!(o.starts_with("Subject: x\nDate: "), "{}", o);
-    assert!(
-        o.contains("\nFrom: carol@dh.example\nMessage-ID: <"),
-        "{}",
-        o
-    );
+    assert_has(&o, "\nFrom: carol@dh.example\nMessage-ID: <");
     assert!(
         o.ends_with("@mail.example.org>\nTo: undisclosed-recipients: ;\n\nb\n"),
         "{}",
@@ -472,10 +448,9 @@ fn mail_inject_resent_and_identity() {
     let d = dropped(&h);
     assert_eq!(d[0].1, b"Fdave@dh.example\0Tnew@ex.org\0Tquiet@ex.org\0\0");
     let hd = s(header_of(&d[0].0));
-    assert!(
-        hd.contains("\nResent-From: \"Dave \\\"D\\\" Q.\" <dave@dh.example>\n"),
-        "{}",
-        hd
+    assert_has(
+        &hd,
+        "\nResent-From: \"Dave \\\"D\\\" Q.\" <dave@dh.example>\n",
     );
     assert!(
         hd.contains("\nResent-Date: ") && hd.contains("\nResent-Message-ID: <"),
@@ -643,15 +618,13 @@ fn queue_filter(env: &[(&str, &str)], msg: &[u8], envelope: &[u8]) -> Filtered {
 /// A queue program that records message and envelope in `dir`.
 fn recorder(dir: &Path) -> PathBuf {
     let p = dir.join("record");
-    std::fs::write(
+    crate::common::script(
         &p,
         format!(
             "#!/bin/sh\ncat > '{0}/msg' && cat <&1 > '{0}/env' && exit 0\nexit 111\n",
             dir.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     p
 }
 

@@ -156,8 +156,8 @@ fn socket_is_fd_0_and_1_and_logs_one_line_per_event() {
         "{}",
         log
     );
-    assert!(log.contains("tcp-serve: info: status: 1/40\n"), "{}", log);
-    assert!(log.contains("tcp-serve: info: ok pid "), "{}", log);
+    assert_has(&log, "tcp-serve: info: status: 1/40\n");
+    assert_has(&log, "tcp-serve: info: ok pid ");
     assert!(
         log.contains(" end pid ") || log.contains("info: end pid "),
         "{}",
@@ -256,11 +256,10 @@ fn exec_failure_is_127_and_no_zombies() {
     let s = start(&["-v"], &["/nonexistent/prog"], &[]);
     assert_eq!(s.talk(b"x"), b"");
     let log = s.wait_log("status 127");
-    assert!(log.contains("status 127"), "{}", log);
-    assert!(
-        log.contains("unable to run /nonexistent/prog: no such file or directory"),
-        "{}",
-        log
+    assert_has(&log, "status 127");
+    assert_has(
+        &log,
+        "unable to run /nonexistent/prog: no such file or directory",
     );
     let s = start(&[], &["/bin/cat"], &[]);
     for _ in 0..5 {
@@ -473,7 +472,7 @@ fn smtp_recv_beside_tcp_serve_runs_without_exec() {
         assert_eq!(ran, exe, "{:?}", opts);
         assert_eq!(comm, "smtp-recv\n", "{:?} {:?}", opts, prog);
         let log = s.wait_log("status 0");
-        assert!(log.contains(" end pid "), "{}", log);
+        assert_has(&log, " end pid ");
     }
     // Usage errors and log lines name smtp-recv and the session's pid.
     for opts in [&["-v"][..], &["-v", "-e"][..]] {
@@ -488,10 +487,6 @@ fn smtp_recv_beside_tcp_serve_runs_without_exec() {
             .to_string();
         let want = format!("smtp-recv: pid {}: usage: smtp-recv\n", pid);
         assert!(log.contains(&want), "{:?}: {}", opts, log);
-        assert!(
-            log.contains(&format!("end pid {} status 100", pid)),
-            "{}",
-            log
-        );
+        assert_has(&log, &format!("end pid {} status 100", pid));
     }
 }

@@ -84,12 +84,16 @@ pub fn feed(c: &mut Command, input: &[u8], fd3: Option<&[u8]>) -> Output {
         r
     });
     let fd = r3.as_ref().map_or(-1, |r| r.as_raw_fd());
-    // SAFETY: dup2 and close are async-signal-safe.
+    // SAFETY: dup2, fcntl and close are async-signal-safe.
     unsafe {
         c.pre_exec(move || {
-            if fd < 0 {
-                libc::close(3);
-            } else if libc::dup2(fd, 3) < 0 {
+            // (dup2 onto itself would leave close-on-exec set)
+            let r = match fd {
+                -1 => libc::close(3),
+                3 => libc::fcntl(3, libc::F_SETFD, 0),
+                _ => libc::dup2(fd, 3),
+            };
+            if r < 0 && fd >= 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -131,22 +135,61 @@ pub fn run_in(
     feed(&mut c, input, None)
 }
 
+/// Asserts that `hay` contains `needle`, showing `hay` when not.
+#[track_caller]
+pub fn assert_has(hay: &str, needle: &str) {
+    assert!(hay.contains(needle), "{:?} not in:\n{}", needle, hay);
+}
+
+/// Runs queue-inject in `home` (as `uid` when given) with `msg` on fd 0
+/// and `envelope` on fd 1, the qmail-queue interface; its exit code.
+pub fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<i32> {
+    use std::os::unix::process::CommandExt;
+    let (er, mut ew) = std::io::pipe().unwrap();
+    let mut c = command("queue-inject", &[], &[]);
+    c.env_remove("PATH")
+        .env("PIPEMAIL_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(er)
+        .stderr(Stdio::null());
+    if let Some(u) = uid {
+        c.uid(u).gid(u);
+    }
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(msg);
+    drop(stdin);
+    let _ = ew.write_all(envelope);
+    drop(ew);
+    child.wait().unwrap().code()
+}
+
 /// Waits (polling every 20 ms) until `f` holds; fails the test after `secs`.
-pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_until(secs: u64, what: &str, f: impl FnMut() -> bool) {
+    assert!(
+        wait_for(secs, f),
+        "timed out after {} s waiting for {}",
+        secs,
+        what
+    );
+}
+
+/// Waits (polling every 20 ms) at most `secs` for `f`; whether it came
+/// (for a test that has more to show than a timeout).
+pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
     while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out after {} s waiting for {}",
-            secs,
-            what
-        );
+        if t.elapsed() >= Duration::from_secs(secs) {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+    true
 }
 
 /// LF → CRLF (what goes over SMTP, POP3 and IMAP).
-pub fn crlf(m: &[u8]) -> Vec<u8> {
+pub fn crlf(m: impl AsRef<[u8]>) -> Vec<u8> {
+    let m = m.as_ref();
     let mut v = Vec::with_capacity(m.len() + m.len() / 30 + 8);
     for &c in m {
         if c == b'\n' {
@@ -226,12 +269,28 @@ pub fn script(p: &Path, text: impl AsRef<[u8]>) {
 }
 
 /// A started process, stopped by its pid when dropped: SIGTERM, then
-/// SIGKILL after 3 s; always reaped.
-pub struct Proc(Option<Child>);
+/// SIGKILL after 3 s; always reaped. Once reaped (seen exited), no signal
+/// goes to its pid any more.
+pub struct Proc {
+    child: Option<Child>,
+    /// The exit code once reaped (None inside: killed by a signal).
+    code: Option<Option<i32>>,
+}
 
 impl Proc {
     pub fn new(c: Child) -> Proc {
-        Proc(Some(c))
+        Proc {
+            child: Some(c),
+            code: None,
+        }
+    }
+
+    /// No process (yet).
+    pub fn none() -> Proc {
+        Proc {
+            child: None,
+            code: None,
+        }
     }
 
     /// Starts `c` (stdin from /dev/null unless set).
@@ -241,41 +300,44 @@ impl Proc {
 
     /// 0 once reaped.
     pub fn pid(&self) -> i32 {
-        self.0.as_ref().map_or(0, |c| c.id() as i32)
+        self.child.as_ref().map_or(0, |c| c.id() as i32)
     }
 
     pub fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("a running process")
+        self.child.as_mut().expect("a running process")
     }
 
     pub fn signal(&self, sig: i32) {
-        if let Some(c) = &self.0 {
+        if let Some(c) = &self.child {
             // SAFETY: kill has no memory effects; the child is not reaped yet.
             unsafe { libc::kill(c.id() as i32, sig) };
         }
     }
 
+    /// Whether it has exited (it is reaped then).
     pub fn exited(&mut self) -> bool {
-        match &mut self.0 {
-            Some(c) => c.try_wait().unwrap().is_some(),
-            None => true,
+        if let Some(c) = &mut self.child {
+            if let Some(st) = c.try_wait().unwrap() {
+                self.code = Some(st.code());
+                self.child = None;
+            }
         }
+        self.child.is_none()
     }
 
     /// Waits at most `secs` for the exit; its code. Kills it and fails the
     /// test after that.
     pub fn wait(&mut self, secs: u64) -> Option<i32> {
-        let mut c = self.0.take()?;
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(secs) {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st.code();
+        while !self.exited() {
+            if t.elapsed() >= Duration::from_secs(secs) {
+                let id = self.pid();
+                self.kill9();
+                panic!("process {} did not exit within {} s", id, secs);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = c.kill();
-        let _ = c.wait();
-        panic!("process {} did not exit within {} s", c.id(), secs);
+        self.code.take().flatten()
     }
 
     /// SIGTERM and wait (at most 10 s); the exit code.
@@ -286,7 +348,7 @@ impl Proc {
 
     /// SIGKILL and reap.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.0.take() {
+        if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -295,7 +357,9 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let Some(mut c) = self.0.take() else { return };
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
         // SAFETY: as in signal.
         unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
         let t = Instant::now();
@@ -308,6 +372,108 @@ impl Drop for Proc {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+/// (comm, ppid, state) of a process, from /proc/PID/stat.
+pub fn stat(pid: i32) -> Option<(String, i32, char)> {
+    let s = std::fs::read_to_string(format!("/proc/{}/stat", pid)).ok()?;
+    let open = s.find('(')?;
+    let close = s.rfind(')')?;
+    let comm = s[open + 1..close].to_string();
+    let mut rest = s[close + 2..].split(' ');
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, ppid, state))
+}
+
+/// Children of `ppid`: (pid, comm, state).
+pub fn children(ppid: i32) -> Vec<(i32, String, char)> {
+    let mut v = Vec::new();
+    // /proc/PID/task/*/children lists them directly (CONFIG_PROC_CHILDREN).
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{}/task", ppid)) {
+        let mut found = false;
+        for t in rd.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                found = true;
+                for p in s.split_whitespace() {
+                    if let Ok(pid) = p.parse::<i32>() {
+                        if let Some((c, pp, st)) = stat(pid) {
+                            if pp == ppid {
+                                v.push((pid, c, st));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if found {
+            return v;
+        }
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+            if let Some((c, pp, st)) = stat(pid) {
+                if pp == ppid {
+                    v.push((pid, c, st));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Whether process `pid` has a handler for `sig` (SigCgt in
+/// /proc/PID/status): a signal sent earlier would have killed it.
+pub fn catches(pid: i32, sig: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{}/status", pid)) else {
+        return false;
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (sig - 1)) != 0)
+}
+
+/// Whether process `pid` sleeps in nanosleep (/proc/PID/syscall): a
+/// polling retry loop between two tries.
+pub fn in_nanosleep(pid: i32) -> bool {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{}/syscall", pid)) else {
+        return false;
+    };
+    let n: i64 = s
+        .split(' ')
+        .next()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(-1);
+    n == libc::SYS_nanosleep || n == libc::SYS_clock_nanosleep
+}
+
+/// Whether process `pid` has the file `p` open (/proc/PID/fd).
+pub fn has_open(pid: i32, p: &Path) -> bool {
+    std::fs::read_dir(format!("/proc/{}/fd", pid))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == p))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether process `pid` holds a lock of `kind` (FLOCK, POSIX) on the
+/// file `p` (/proc/locks).
+pub fn holds_lock(pid: i32, kind: &str, p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(p) else {
+        return false;
+    };
+    let ino = format!(":{}", m.ino());
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 0 EOF" (no "->": held)
+            f.len() >= 6 && f[1] == kind && f[4] == pid.to_string() && f[5].ends_with(&ino)
+        })
 }
 
 /// Starts `c`, whose first line on stdout is a port number (tcp-serve,

@@ -46,7 +46,7 @@ impl Drop for Sys {
         while let Some(g) = self.procs.pop() {
             drop(g);
         }
-        drop(std::mem::replace(&mut self.queue, Proc(None)));
+        drop(std::mem::replace(&mut self.queue, Proc::none()));
         if std::thread::panicking() {
             for l in &self.logs {
                 let t = std::fs::read(l).unwrap_or_default();
@@ -139,7 +139,7 @@ impl Sys {
             users: Vec::new(),
             logs: Vec::new(),
             procs: Vec::new(),
-            queue: Proc(None),
+            queue: Proc::none(),
             queue_started: Instant::now(),
         }
     }
@@ -300,6 +300,37 @@ impl Sys {
             && files(&self.home.join("queue/drop"))
                 .iter()
                 .all(|f| !is_submission(f))
+    }
+
+    /// Returns once queue-run (logging to NAME.log) has been round its
+    /// loop: every command, trigger and delivery report that came before
+    /// the call handled, then one whole scheduling pass (what it would
+    /// start, bounce or notify now, it has). Each of the two rounds sends
+    /// a ctl command for no such message and waits for its warning.
+    pub fn queue_pass(&self, log: &str) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        for _ in 0..2 {
+            let tok = format!("pass{}", N.fetch_add(1, Ordering::SeqCst));
+            use std::os::unix::fs::OpenOptionsExt;
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(self.home.join("queue/ctl"))
+            };
+            // ENXIO (or ENOENT) until queue-run has opened it.
+            let mut ctl = None;
+            wait_until(10, "queue-run reading queue/ctl", || {
+                ctl = open().ok();
+                ctl.is_some()
+            });
+            let mut ctl = ctl.unwrap();
+            ctl.write_all(format!("R{}\n", tok).as_bytes()).unwrap();
+            let want = format!("no such message: {}\n", tok);
+            wait_until(10, "a pass of queue-run's loop", || {
+                self.log_text(log).contains(&want)
+            });
+        }
     }
 
     /// A Python helper that prints its port first; stopped with the system.
