@@ -609,7 +609,7 @@ impl Folder {
         // The session's cache keeps only messages that are still there.
         if let (Some(c), false) = (self.cache.as_mut(), ch.expunged.is_empty()) {
             let live: HashSet<u32> = self.msgs.iter().map(|m| m.uid).collect();
-            c.retain(|k, _| live.contains(&k.0));
+            c.retain(&|u| live.contains(&u));
         }
         Ok(ch)
     }
