@@ -235,6 +235,20 @@ impl Cache {
     }
 }
 
+/// Appends the answers `f` computed since the last call to its cache
+/// file (FETCH calls it every 256 answers, so a FETCH of a large folder
+/// holds few at a time and other sessions can use them at once).
+pub fn save(f: &mut store::Folder) {
+    if f.cache_new.is_empty() {
+        return;
+    }
+    let new = std::mem::take(&mut f.cache_new);
+    let c = f.cache.get_or_insert_with(Default::default);
+    if let Err(e) = c.append(&f.dir, f.validity, &new) {
+        crate::exit::warn(&[b"unable to write cache: ", crate::exit::errtext(&e).as_bytes()]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

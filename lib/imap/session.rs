@@ -907,14 +907,11 @@ impl Session {
             }
             v.extend_from_slice(b")\r\n");
             self.out.put(&v);
-        }
-        if !f.cache_new.is_empty() {
-            let new = std::mem::take(&mut f.cache_new);
-            let c = f.cache.get_or_insert_with(Default::default);
-            if let Err(e) = c.append(&f.dir, f.validity, &new) {
-                exit::warn(&[b"unable to write cache: ", exit::errtext(&e).as_bytes()]);
+            if f.cache_new.len() >= 256 {
+                super::cache::save(f);
             }
         }
+        super::cache::save(f);
         if gone {
             return no("[EXPUNGEISSUED] Some of the requested messages no longer exist.");
         }
