@@ -92,7 +92,10 @@ impl Cache {
             };
             // the bytes, then their closing newline
             let mut nl = [0u8];
-            if r.seek_relative(len as i64).is_err() || r.read_exact(&mut nl).is_err() || nl[0] != b'\n' {
+            if r.seek_relative(len as i64).is_err()
+                || r.read_exact(&mut nl).is_err()
+                || nl[0] != b'\n'
+            {
                 break;
             }
             pos += line.len() as u64;
@@ -155,11 +158,18 @@ impl Cache {
         let _l = store::lock(dir)?;
         let path = dir.join(FILE);
         let head = head(validity);
-        let mut f = match std::fs::OpenOptions::new().read(true).append(true).open(&path) {
+        let mut f = match std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 store::replace(&path, head.as_bytes())?;
-                std::fs::OpenOptions::new().read(true).append(true).open(&path)?
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(&path)?
             }
             Err(e) => return Err(e),
         };
@@ -173,12 +183,18 @@ impl Cache {
             if self.file.is_none() {
                 // another version or UIDVALIDITY: start it afresh
                 store::replace(&path, head.as_bytes())?;
-                f = std::fs::OpenOptions::new().read(true).append(true).open(&path)?;
+                f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(&path)?;
                 self.file = Some(f.try_clone()?);
             } else if self.end != f.metadata()?.len() {
                 // damaged: keep the records before the damage
                 self.rewrite(&path, validity)?;
-                f = std::fs::OpenOptions::new().read(true).append(true).open(&path)?;
+                f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(&path)?;
             }
         }
         let mut at = f.metadata()?.len();
@@ -245,7 +261,10 @@ pub fn save(f: &mut store::Folder) {
     let new = std::mem::take(&mut f.cache_new);
     let c = f.cache.get_or_insert_with(Default::default);
     if let Err(e) = c.append(&f.dir, f.validity, &new) {
-        crate::exit::warn(&[b"unable to write cache: ", crate::exit::errtext(&e).as_bytes()]);
+        crate::exit::warn(&[
+            b"unable to write cache: ",
+            crate::exit::errtext(&e).as_bytes(),
+        ]);
     }
 }
 

@@ -640,13 +640,16 @@ impl Session {
         if msg.is_empty() {
             return no("Can't save a zero byte message");
         }
+        // The data is written and synced before the lock, the name and
+        // its UID under it.
+        let w = tryio!(store::write_tmp(&dir, msg, date), "write message");
         let _l = tryio!(store::lock(&dir), "lock folder");
         let mut kw = store::read_keywords(&dir);
         let bits = match Self::letters(&dir, &mut kw, &flags) {
             Ok(b) => b,
             Err(d) => return d,
         };
-        let base = tryio!(store::deliver(&dir, msg, bits, date), "write message");
+        let base = tryio!(store::deliver(&dir, w, bits), "write message");
         let (validity, uid) = tryio!(self.assign(&dir, &[base]), "update uidlist");
         drop(_l);
         Done::Ok(

@@ -8,6 +8,7 @@ mod e2e;
 mod faults;
 mod fuzzreg;
 mod imap;
+mod imap_load;
 mod inject;
 mod lmtp;
 mod maildir_clean;
