@@ -23,7 +23,7 @@ impl Out {
 
     pub fn put(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
-        if self.buf.len() >= 1 << 20 {
+        if self.buf.len() >= 1 << 18 {
             let _ = self.flush();
         }
     }
