@@ -10,13 +10,13 @@
 //! messages are dropped when the file is compacted. [`FORMAT`] changes
 //! whenever imapd's answers change, so an upgrade ignores old answers.
 //!
-//! A session holds only where each record lies (about 40 bytes a record,
+//! A session holds only where each record lies (16 bytes a record,
 //! whatever the answers' size) and reads an answer from the file when it
 //! is asked for: the answers themselves stay in the page cache, shared by
 //! every session of the folder, so a session's memory does not grow with
 //! the size of the folder's answers.
 
-use super::store::{self, FastMap};
+use super::store;
 use std::fs::File;
 use std::io::{BufRead, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -34,7 +34,9 @@ pub const FORMAT: u32 = 2;
 #[derive(Default)]
 pub struct Cache {
     file: Option<File>,
-    at: FastMap<(u32, u8), (u64, u32)>,
+    /// `(uid << 8 | kind, offset, length)` of each record, sorted (16
+    /// bytes a record; a record past 4 GiB into the file is not used).
+    at: Vec<(u64, u32, u32)>,
     /// Bytes the records of `at` take in a compacted file.
     held: u64,
     /// Where the last good record of `file` ends.
@@ -109,32 +111,47 @@ impl Cache {
         (c, records)
     }
 
+    fn find(&self, uid: u32, kind: u8) -> Result<usize, usize> {
+        let key = (uid as u64) << 8 | kind as u64;
+        // records mostly come in order: look at the last one first
+        match self.at.last() {
+            Some(l) if l.0 < key => Err(self.at.len()),
+            _ => self.at.binary_search_by_key(&key, |r| r.0),
+        }
+    }
+
     fn put(&mut self, uid: u32, kind: u8, at: u64, len: u32) {
-        if let Some((_, old)) = self.at.insert((uid, kind), (at, len)) {
-            self.held -= old as u64 + 16;
+        let Ok(at) = u32::try_from(at) else { return };
+        let r = ((uid as u64) << 8 | kind as u64, at, len);
+        match self.find(uid, kind) {
+            Ok(i) => {
+                self.held -= self.at[i].2 as u64 + 16;
+                self.at[i] = r;
+            }
+            Err(i) => self.at.insert(i, r),
         }
         self.held += len as u64 + 16;
     }
 
     pub fn has(&self, uid: u32, kind: u8) -> bool {
-        self.at.contains_key(&(uid, kind))
+        self.find(uid, kind).is_ok()
     }
 
     /// The answer of `kind` for `uid`, read from the file.
     pub fn get(&self, uid: u32, kind: u8) -> Option<Vec<u8>> {
-        let &(at, len) = self.at.get(&(uid, kind))?;
+        let (_, at, len) = self.at[self.find(uid, kind).ok()?];
         let mut v = vec![0u8; len as usize];
-        self.file.as_ref()?.read_exact_at(&mut v, at).ok()?;
+        self.file.as_ref()?.read_exact_at(&mut v, at as u64).ok()?;
         Some(v)
     }
 
     /// Forgets the records of UIDs that are not `live` (expunged messages).
     pub fn retain(&mut self, live: &dyn Fn(u32) -> bool) {
         let held = &mut self.held;
-        self.at.retain(|k, v| {
-            let keep = live(k.0);
+        self.at.retain(|r| {
+            let keep = live((r.0 >> 8) as u32);
             if !keep {
-                *held -= v.1 as u64 + 16;
+                *held -= r.2 as u64 + 16;
             }
             keep
         });
@@ -235,8 +252,11 @@ impl Cache {
     /// and reads its index back.
     fn rewrite(&mut self, path: &Path, validity: u32) -> std::io::Result<()> {
         let mut out = head(validity).into_bytes();
-        let mut keys: Vec<(u32, u8)> = self.at.keys().copied().collect();
-        keys.sort_unstable();
+        let keys: Vec<(u32, u8)> = self
+            .at
+            .iter()
+            .map(|r| ((r.0 >> 8) as u32, r.0 as u8))
+            .collect();
         for (u, k) in keys {
             if let Some(v) = self.get(u, k) {
                 out.extend_from_slice(format!("{} {} {}\n", u, k as char, v.len()).as_bytes());
