@@ -640,13 +640,16 @@ impl Session {
         if msg.is_empty() {
             return no("Can't save a zero byte message");
         }
+        // The data is written and synced before the lock, the name and
+        // its UID under it.
+        let w = tryio!(store::write_tmp(&dir, msg, date), "write message");
         let _l = tryio!(store::lock(&dir), "lock folder");
         let mut kw = store::read_keywords(&dir);
         let bits = match Self::letters(&dir, &mut kw, &flags) {
             Ok(b) => b,
             Err(d) => return d,
         };
-        let base = tryio!(store::deliver(&dir, msg, bits, date), "write message");
+        let base = tryio!(store::deliver(&dir, w, bits), "write message");
         let (validity, uid) = tryio!(self.assign(&dir, &[base]), "update uidlist");
         drop(_l);
         Done::Ok(
@@ -743,10 +746,10 @@ impl Session {
             .iter()
             .all(|i| !i.needs_data() || cache_kind(i).is_some());
         if !kinds.is_empty() && f.cache.is_none() {
-            let (c, n) = super::cache::load(&f.dir, f.validity);
+            let (mut c, n) = super::cache::Cache::load(&f.dir, f.validity);
             if n > 2 * f.msgs.len() * kinds.len() + 100 {
                 let live: std::collections::HashSet<u32> = f.msgs.iter().map(|m| m.uid).collect();
-                let _ = super::cache::compact(&f.dir, f.validity, &c, &|u| live.contains(&u));
+                let _ = c.compact(&f.dir, f.validity, &|u| live.contains(&u));
             }
             f.cache = Some(c);
         }
@@ -764,7 +767,7 @@ impl Session {
             let cached = only_cacheable
                 && f.cache
                     .as_ref()
-                    .map(|c| kinds.iter().all(|k| c.contains_key(&(uid, *k))))
+                    .map(|c| kinds.iter().all(|k| c.has(uid, *k)))
                     .unwrap_or(false);
             let data = if needs_data && !cached {
                 match f.read(i) {
@@ -836,8 +839,8 @@ impl Session {
                             b'B' => b"BODY ",
                             _ => b"BODYSTRUCTURE ",
                         });
-                        if let Some(c) = f.cache.as_ref().and_then(|c| c.get(&(uid, k))) {
-                            v.extend_from_slice(c);
+                        if let Some(c) = f.cache.as_ref().and_then(|c| c.get(uid, k)) {
+                            v.extend_from_slice(&c);
                             continue;
                         }
                         let (d, t) = match (data.as_ref(), tree.as_ref()) {
@@ -855,8 +858,7 @@ impl Session {
                             _ => fetch::body_structure(&mut a, d, t, k == b'S'),
                         }
                         v.extend_from_slice(&a);
-                        if let Some(c) = f.cache.as_mut() {
-                            c.insert((uid, k), a.clone());
+                        if f.cache.is_some() {
                             f.cache_new.push((uid, k, a));
                         }
                     }
@@ -908,15 +910,11 @@ impl Session {
             }
             v.extend_from_slice(b")\r\n");
             self.out.put(&v);
-        }
-        if !f.cache_new.is_empty() {
-            let new = std::mem::take(&mut f.cache_new);
-            let none = super::cache::Cache::default();
-            let live = f.cache.as_ref().unwrap_or(&none);
-            if let Err(e) = super::cache::append(&f.dir, f.validity, &new, live) {
-                exit::warn(&[b"unable to write cache: ", exit::errtext(&e).as_bytes()]);
+            if f.cache_new.len() >= 256 {
+                super::cache::save(f);
             }
         }
+        super::cache::save(f);
         if gone {
             return no("[EXPUNGEISSUED] Some of the requested messages no longer exist.");
         }

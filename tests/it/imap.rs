@@ -23,7 +23,7 @@ fn lf_to_crlf_len(s: &str) -> usize {
 }
 
 /// A scratch Maildir with a fixed UIDVALIDITY (42) so output is exact.
-fn maildir(tag: &str) -> PathBuf {
+pub(crate) fn maildir(tag: &str) -> PathBuf {
     let md = scratch(tag).join("Maildir");
     for s in ["cur", "new", "tmp"] {
         fs::create_dir_all(md.join(s)).unwrap();
@@ -42,7 +42,14 @@ fn set_mtime(p: &Path, t: i64) {
 }
 
 /// Writes a message file `sub/base[,S=..,W=..][:2,info]` with mtime `t`.
-fn put(md: &Path, sub: &str, base: &str, info: Option<&str>, body: &str, t: i64) -> PathBuf {
+pub(crate) fn put(
+    md: &Path,
+    sub: &str,
+    base: &str,
+    info: Option<&str>,
+    body: &str,
+    t: i64,
+) -> PathBuf {
     let mut name = format!("{},S={},W={}", base, body.len(), lf_to_crlf_len(body));
     if let Some(i) = info {
         name.push_str(":2,");
@@ -661,13 +668,13 @@ b NO [PRIVACYREQUIRED] Plaintext authentication disallowed.
 }
 
 /// An interactive imapd session over pipes.
-struct Sess {
-    child: Child,
+pub(crate) struct Sess {
+    pub(crate) child: Child,
     rd: BufReader<std::process::ChildStdout>,
 }
 
 impl Sess {
-    fn start(md: &Path) -> Sess {
+    pub(crate) fn start(md: &Path) -> Sess {
         let mut child = Command::new(bin("imapd"))
             .arg(md)
             .env_clear()
@@ -684,7 +691,7 @@ impl Sess {
         assert!(l.starts_with("* PREAUTH"));
         Sess { child, rd }
     }
-    fn send(&mut self, s: &str) {
+    pub(crate) fn send(&mut self, s: &str) {
         self.child
             .stdin
             .as_mut()
@@ -693,13 +700,13 @@ impl Sess {
             .unwrap();
         self.child.stdin.as_mut().unwrap().flush().unwrap();
     }
-    fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         let mut l = String::new();
         self.rd.read_line(&mut l).unwrap();
         l
     }
     /// Sends `tag cmd` and returns every line up to the tagged one.
-    fn cmd(&mut self, tag: &str, cmd: &str) -> String {
+    pub(crate) fn cmd(&mut self, tag: &str, cmd: &str) -> String {
         self.send(&format!("{} {}\r\n", tag, cmd));
         let mut all = String::new();
         loop {
