@@ -47,7 +47,7 @@ pub fn status_items(c: &mut Cursor) -> R<Vec<Vec<u8>>> {
         let w = c.word()?;
         if !matches!(
             &w[..],
-            b"MESSAGES" | b"RECENT" | b"UIDNEXT" | b"UIDVALIDITY" | b"UNSEEN"
+            b"MESSAGES" | b"RECENT" | b"UIDNEXT" | b"UIDVALIDITY" | b"UNSEEN" | b"HIGHESTMODSEQ"
         ) {
             return Err("unknown status item");
         }

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod fetch;
 pub mod list;
 pub mod login;
+pub mod modseq;
 pub mod parse;
 pub mod resp;
 pub mod search;
@@ -19,7 +20,7 @@ pub mod utf7;
 
 /// What imapd advertises once logged in.
 pub const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC";
 
 /// Longest line segment of a command (the text before the end of the line
 /// or between two literals), bytes.

@@ -65,6 +65,10 @@ pub struct Session {
     pub out: Out,
     pub sel: Option<Folder>,
     pub max_literal: usize,
+    /// CONDSTORE is on (ENABLE, or a command that uses it; RFC 7162 §3.1).
+    pub condstore: bool,
+    /// QRESYNC is enabled: VANISHED replaces EXPUNGE.
+    pub qresync: bool,
 }
 
 /// Runs imapd on Maildir `root` over fds 0/1; `tag` is the LOGIN tag from
@@ -77,6 +81,8 @@ pub fn run(root: PathBuf, tag: Option<Vec<u8>>) -> i32 {
         out: Out::new(1, timeout.min(600)),
         sel: None,
         max_literal: super::env_number("IMAPMAXLITERAL", super::MAX_LITERAL as u64) as usize,
+        condstore: false,
+        qresync: false,
     };
     if !s.root.join("cur").is_dir() {
         let e = io::Error::from_raw_os_error(libc::ENOENT);
@@ -208,8 +214,21 @@ impl Session {
                 ok("ID completed.")
             }
             b"ENABLE" => {
-                tryp!(c.sp());
-                self.out.line(&[b"* ENABLED"]);
+                let mut v = b"* ENABLED".to_vec();
+                loop {
+                    tryp!(c.sp());
+                    let w = tryp!(c.word());
+                    if w == b"CONDSTORE" || w == b"QRESYNC" {
+                        self.condstore = true;
+                        self.qresync |= w == b"QRESYNC";
+                        v.push(b' ');
+                        v.extend_from_slice(&w);
+                    }
+                    if c.at_end() {
+                        break;
+                    }
+                }
+                self.out.line(&[&v]);
                 ok("Enabled.")
             }
             b"NAMESPACE" => {
@@ -310,9 +329,14 @@ impl Session {
             Some(f) => f,
             None => return,
         };
-        for s in &ch.expunged {
+        if self.qresync && !ch.vanished.is_empty() {
             self.out
-                .line(&[b"* ", s.to_string().as_bytes(), b" EXPUNGE"]);
+                .line(&[b"* VANISHED ", uid_set(&ch.vanished).as_bytes()]);
+        } else {
+            for s in &ch.expunged {
+                self.out
+                    .line(&[b"* ", s.to_string().as_bytes(), b" EXPUNGE"]);
+            }
         }
         if ch.exists {
             self.out
@@ -322,12 +346,26 @@ impl Session {
                 .line(&[b"* ", r.to_string().as_bytes(), b" RECENT"]);
         }
         for &s in &ch.flags {
-            let m = &f.msgs[s as usize - 1];
-            let mut v = Vec::new();
-            fetch::flags_list(&mut v, m.flags, m.recent, &f.keywords);
-            self.out
-                .line(&[b"* ", s.to_string().as_bytes(), b" FETCH (FLAGS ", &v, b")"]);
+            let v = self.flags_fetch(f, s as usize - 1);
+            self.out.line(&[&v]);
         }
+    }
+
+    /// `* n FETCH (FLAGS (...))` for a flag change, with the UID once
+    /// QRESYNC is on and the MODSEQ once CONDSTORE is (RFC 7162 §3.2.4).
+    fn flags_fetch(&self, f: &Folder, i: usize) -> Vec<u8> {
+        let m = &f.msgs[i];
+        let mut v = format!("* {} FETCH (", i + 1).into_bytes();
+        if self.qresync {
+            v.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
+        }
+        v.extend_from_slice(b"FLAGS ");
+        fetch::flags_list(&mut v, m.flags, m.recent, &f.keywords);
+        if self.condstore && f.highest.is_some() {
+            v.extend_from_slice(format!(" MODSEQ ({})", m.modseq).as_bytes());
+        }
+        v.push(b')');
+        v
     }
 
     fn mailbox(&self, c: &mut Cursor) -> Result<(Vec<u8>, Option<PathBuf>), &'static str> {
@@ -342,8 +380,13 @@ impl Session {
     fn select(&mut self, c: &mut Cursor, readonly: bool) -> Done {
         tryp!(c.sp());
         let (name, dir) = tryp!(self.mailbox(c));
+        let (cond, qr) = tryp!(select_params(c, self.qresync));
         tryp!(c.end());
-        self.sel = None;
+        if self.sel.take().is_some() && self.qresync {
+            self.out
+                .line(&[b"* OK [CLOSED] Previous mailbox closed."]);
+        }
+        self.condstore |= cond;
         let dir = match dir {
             Some(d) if d.join("cur").is_dir() => d,
             _ => return Done::No([&b"[NONEXISTENT] Mailbox doesn't exist: "[..], &name].concat()),
@@ -389,11 +432,47 @@ impl Session {
             f.next_uid.to_string().as_bytes(),
             b"] Predicted next UID",
         ]);
+        if self.condstore {
+            match f.highest {
+                Some(h) => self.out.line(&[
+                    b"* OK [HIGHESTMODSEQ ",
+                    h.to_string().as_bytes(),
+                    b"] Highest",
+                ]),
+                None => self
+                    .out
+                    .line(&[b"* OK [NOMODSEQ] No permanent modsequences"]),
+            }
+        }
+        if let (Some((v, since, known)), Some(_)) = (qr, f.highest) {
+            if v == f.validity {
+                self.resync(&f, since, known.as_ref());
+            }
+        }
         self.sel = Some(f);
         if readonly {
             ok("[READ-ONLY] Examine completed.")
         } else {
             ok("[READ-WRITE] Select completed.")
+        }
+    }
+
+    /// QRESYNC's answers at SELECT (RFC 7162 §3.2.5): what was expunged
+    /// and what changed after mod-sequence `since`, within `known` UIDs.
+    fn resync(&mut self, f: &Folder, since: u64, known: Option<&SeqSet>) {
+        let gone = f.vanished(since, known);
+        if !gone.is_empty() {
+            self.out
+                .line(&[b"* VANISHED (EARLIER) ", uid_set(&gone).as_bytes()]);
+        }
+        let max = f.msgs.last().map(|m| m.uid).unwrap_or(0);
+        for (i, m) in f.msgs.iter().enumerate() {
+            if m.modseq > since && known.map(|k| k.contains(m.uid, max)).unwrap_or(true) {
+                let mut v = format!("* {} FETCH (UID {} FLAGS ", i + 1, m.uid).into_bytes();
+                fetch::flags_list(&mut v, m.flags, m.recent, &f.keywords);
+                v.extend_from_slice(format!(" MODSEQ ({}))", m.modseq).as_bytes());
+                self.out.line(&[&v]);
+            }
         }
     }
 
@@ -572,6 +651,7 @@ impl Session {
                 b"RECENT" => s.list.iter().filter(|e| e.new).count() as u64,
                 b"UIDNEXT" => s.next as u64,
                 b"UIDVALIDITY" => s.validity as u64,
+                b"HIGHESTMODSEQ" => s.highest.unwrap_or(0),
                 _ => unseen as u64,
             };
             v.extend_from_slice(w);
@@ -729,8 +809,21 @@ impl Session {
         let set = tryp!(c.seqset());
         tryp!(c.sp());
         let mut items = tryp!(fetch::parse_items(c));
+        let (since, vanished) = tryp!(fetch_modifiers(c));
         tryp!(c.end());
-        let idx = tryp!(self.resolve(&set, uid));
+        let mut idx = tryp!(self.resolve(&set, uid));
+        if vanished && !(uid && self.qresync) {
+            return bad("VANISHED needs UID FETCH and QRESYNC enabled");
+        }
+        if since.is_some() || items.contains(&Item::Modseq) {
+            if self.sel.as_ref().unwrap().highest.is_none() {
+                return bad(NOMODSEQ);
+            }
+            self.condstore = true;
+            if !items.contains(&Item::Modseq) {
+                items.push(Item::Modseq);
+            }
+        }
         if uid && !items.contains(&Item::Uid) {
             items.insert(0, Item::Uid);
         }
@@ -750,17 +843,34 @@ impl Session {
             }
             f.cache = Some(c);
         }
+        if let Some(n) = since {
+            idx.retain(|&i| f.msgs[i].modseq > n);
+            let gone = if vanished { f.vanished(n, Some(&set)) } else { Vec::new() };
+            if !gone.is_empty() {
+                self.out
+                    .line(&[b"* VANISHED (EARLIER) ", uid_set(&gone).as_bytes()]);
+            }
+        }
+        let mut seen_now = Vec::new();
+        let unseen: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| sets_seen && f.msgs[i].flags & store::SEEN == 0)
+            .collect();
+        if !unseen.is_empty() {
+            let r = f
+                .lock()
+                .and_then(|_l| f.store_flags(&unseen, &|x| x | store::SEEN, None));
+            match r {
+                Ok(st) => seen_now = st.changed,
+                Err(e) => return sys_no("store flags", &e),
+            }
+        }
+        let with_modseq = items.contains(&Item::Modseq);
         let mut gone = false;
         for i in idx {
             let uid = f.msgs[i].uid;
-            let mut flags_changed = false;
-            if sets_seen && f.msgs[i].flags & store::SEEN == 0 {
-                let r = f.lock().and_then(|_l| f.set_flags(i, &|x| x | store::SEEN));
-                match r {
-                    Ok(ch) => flags_changed = ch,
-                    Err(e) => return sys_no("store flags", &e),
-                }
-            }
+            let flags_changed = seen_now.binary_search(&i).is_ok();
             let cached = only_cacheable
                 && f.cache
                     .as_ref()
@@ -816,6 +926,9 @@ impl Session {
                     Item::Uid => {
                         v.extend_from_slice(b"UID ");
                         v.extend_from_slice(f.msgs[i].uid.to_string().as_bytes());
+                    }
+                    Item::Modseq => {
+                        v.extend_from_slice(format!("MODSEQ ({})", f.msgs[i].modseq).as_bytes());
                     }
                     Item::InternalDate => {
                         v.extend_from_slice(b"INTERNALDATE ");
@@ -905,6 +1018,9 @@ impl Session {
                 sep(&mut v);
                 v.extend_from_slice(b"FLAGS ");
                 fetch::flags_list(&mut v, f.msgs[i].flags, f.msgs[i].recent, &f.keywords);
+                if self.condstore && !with_modseq {
+                    v.extend_from_slice(format!(" MODSEQ ({})", f.msgs[i].modseq).as_bytes());
+                }
             }
             v.extend_from_slice(b")\r\n");
             self.out.put(&v);
@@ -927,6 +1043,17 @@ impl Session {
         tryp!(c.sp());
         let set = tryp!(c.seqset());
         tryp!(c.sp());
+        // RFC 7162 §3.1.3: `(UNCHANGEDSINCE modseq)` before the item.
+        let mut unchanged = None;
+        if c.eat(b'(') {
+            if tryp!(c.word()) != b"UNCHANGEDSINCE" {
+                return bad("unknown STORE modifier");
+            }
+            tryp!(c.sp());
+            unchanged = Some(tryp!(c.number64()));
+            tryp!(c.expect(b')'));
+            tryp!(c.sp());
+        }
         let w = {
             let s = c.i;
             while c
@@ -955,6 +1082,12 @@ impl Session {
         if f.readonly {
             return no("Mailbox is read-only.");
         }
+        if unchanged.is_some() {
+            if f.highest.is_none() {
+                return bad(NOMODSEQ);
+            }
+            self.condstore = true;
+        }
         let _l = tryio!(f.lock(), "lock folder");
         let dir = f.dir.clone();
         let known = f.keywords.iter().filter(|k| !k.is_empty()).count();
@@ -975,34 +1108,42 @@ impl Session {
             self.out
                 .line(&[b"* OK [PERMANENTFLAGS (", &fl, star, b")] Flags permitted."]);
         }
+        let op = |x: u64| match mode {
+            0 => bits,
+            1 => x | bits,
+            _ => x & !bits,
+        };
+        let st = tryio!(f.store_flags(&idx, &op, unchanged), "store flags");
+        let modseq = self.condstore && f.highest.is_some();
         for i in idx {
-            let r = match mode {
-                0 => f.set_flags(i, &|_| bits),
-                1 => f.set_flags(i, &|x| x | bits),
-                _ => f.set_flags(i, &|x| x & !bits),
-            };
-            if let Err(e) = r {
-                return sys_no("store flags", &e);
+            let m = &f.msgs[i];
+            let changed = st.changed.binary_search(&i).is_ok();
+            // Refused ones are not answered; with .SILENT a CONDSTORE
+            // client still learns the new MODSEQ of what changed.
+            if st.modified.contains(&m.uid) || (silent && !(modseq && changed)) {
+                continue;
+            }
+            let mut v = format!("* {} FETCH (", i + 1).into_bytes();
+            if uid || self.qresync {
+                v.extend_from_slice(format!("UID {} ", m.uid).as_bytes());
+            }
+            if modseq {
+                v.extend_from_slice(format!("MODSEQ ({}) ", m.modseq).as_bytes());
             }
             if !silent {
-                let m = &f.msgs[i];
-                let mut v = Vec::new();
+                v.extend_from_slice(b"FLAGS ");
                 fetch::flags_list(&mut v, m.flags, m.recent, &f.keywords);
-                let u = if uid {
-                    format!("UID {} ", m.uid)
-                } else {
-                    String::new()
-                };
-                self.out.line(&[
-                    b"* ",
-                    (i + 1).to_string().as_bytes(),
-                    b" FETCH (",
-                    u.as_bytes(),
-                    b"FLAGS ",
-                    &v,
-                    b")",
-                ]);
             }
+            if v.last() == Some(&b' ') {
+                v.pop();
+            }
+            v.push(b')');
+            self.out.line(&[&v]);
+        }
+        if !st.modified.is_empty() {
+            return Done::Ok(
+                format!("[MODIFIED {}] Conditional store failed.", uid_set(&st.modified)).into_bytes(),
+            );
         }
         ok("Store completed.")
     }
@@ -1042,7 +1183,21 @@ impl Session {
             }
         };
         let f = self.sel.as_mut().unwrap();
-        let hits: Vec<u32> = search::run(f, &key)
+        let with_modseq = search::has_modseq(&key);
+        if with_modseq {
+            if f.highest.is_none() {
+                return bad(NOMODSEQ);
+            }
+            self.condstore = true;
+        }
+        let found = search::run(f, &key);
+        // RFC 7162 §3.1.5: the highest mod-sequence of what matched.
+        let top = found
+            .iter()
+            .map(|&i| f.msgs[i].modseq)
+            .max()
+            .filter(|_| with_modseq);
+        let hits: Vec<u32> = found
             .into_iter()
             .map(|i| if uid { f.msgs[i].uid } else { i as u32 + 1 })
             .collect();
@@ -1052,6 +1207,9 @@ impl Session {
                 for n in hits {
                     v.push(b' ');
                     v.extend_from_slice(n.to_string().as_bytes());
+                }
+                if let Some(t) = top {
+                    v.extend_from_slice(format!(" (MODSEQ {})", t).as_bytes());
                 }
             }
             Some(opts) => {
@@ -1076,6 +1234,9 @@ impl Session {
                 }
                 if has(b"COUNT") {
                     put("COUNT", hits.len().to_string());
+                }
+                if let Some(t) = top {
+                    put("MODSEQ", t.to_string());
                 }
             }
         }
@@ -1259,7 +1420,12 @@ impl Session {
         let pick = |u: u32| only.as_ref().map(|s| s.contains(u, max)).unwrap_or(true);
         tryio!(f.expunge_files(&pick), "expunge");
         self.sync_report();
-        ok("Expunge completed.")
+        match self.sel.as_ref().and_then(|f| f.highest) {
+            Some(h) if self.qresync => {
+                Done::Ok(format!("[HIGHESTMODSEQ {}] Expunge completed.", h).into_bytes())
+            }
+            _ => ok("Expunge completed."),
+        }
     }
 
     fn idle(&mut self, tag: &[u8]) -> Done {
@@ -1319,6 +1485,96 @@ impl Session {
             }
             return bad("Expected DONE.");
         }
+    }
+}
+
+/// The answer to a CONDSTORE modifier on a folder without mod-sequences
+/// (RFC 7162 §3.1.2).
+const NOMODSEQ: &str = "[NOMODSEQ] This mailbox has no mod-sequences";
+
+/// FETCH modifiers (RFC 4466): `(CHANGEDSINCE n [VANISHED])`.
+fn fetch_modifiers(c: &mut Cursor) -> Result<(Option<u64>, bool), &'static str> {
+    let (mut since, mut vanished) = (None, false);
+    if c.at_end() {
+        return Ok((since, vanished));
+    }
+    c.sp()?;
+    c.expect(b'(')?;
+    loop {
+        match &c.word()?[..] {
+            b"CHANGEDSINCE" => {
+                c.sp()?;
+                since = Some(c.number64()?);
+            }
+            b"VANISHED" => vanished = true,
+            _ => return Err("unknown FETCH modifier"),
+        }
+        if c.eat(b')') {
+            break;
+        }
+        c.sp()?;
+    }
+    if vanished && since.is_none() {
+        return Err("VANISHED needs CHANGEDSINCE");
+    }
+    Ok((since, vanished))
+}
+
+/// How many numbers a set without `*` names (None with `*`).
+fn set_len(s: &SeqSet) -> Option<u64> {
+    s.0.iter().try_fold(0u64, |n, &(a, b)| {
+        (a != STAR && b != STAR).then(|| n + a.abs_diff(b) as u64 + 1)
+    })
+}
+
+/// SELECT's QRESYNC parameter: UIDVALIDITY, mod-sequence, known UIDs.
+type Qresync = (u32, u64, Option<SeqSet>);
+
+/// SELECT/EXAMINE parameters (RFC 4466): `(CONDSTORE)` and, once QRESYNC
+/// is enabled, `(QRESYNC (uidvalidity modseq [known-uids [(seqs uids)]]))`;
+/// the sequence match data is read and not needed.
+fn select_params(c: &mut Cursor, qresync_on: bool) -> Result<(bool, Option<Qresync>), &'static str> {
+    let (mut cond, mut qr) = (false, None);
+    if c.at_end() {
+        return Ok((cond, qr));
+    }
+    c.sp()?;
+    c.expect(b'(')?;
+    loop {
+        match &c.word()?[..] {
+            b"CONDSTORE" => cond = true,
+            b"QRESYNC" if qresync_on => {
+                c.sp()?;
+                c.expect(b'(')?;
+                let v = c.nz_number()?;
+                c.sp()?;
+                let since = c.number64()?;
+                let mut known = None;
+                if c.eat(b' ') {
+                    if c.peek() != Some(b'(') {
+                        known = Some(c.seqset()?);
+                    }
+                    if c.peek() == Some(b'(') || (known.is_some() && c.eat(b' ')) {
+                        c.expect(b'(')?;
+                        let seqs = c.seqset()?;
+                        c.sp()?;
+                        let uids = c.seqset()?;
+                        c.expect(b')')?;
+                        if set_len(&seqs) != set_len(&uids) {
+                            return Err("Invalid QRESYNC sets");
+                        }
+                    }
+                }
+                c.expect(b')')?;
+                qr = Some((v, since, known));
+            }
+            b"QRESYNC" => return Err("QRESYNC is not enabled"),
+            _ => return Err("unknown SELECT parameter"),
+        }
+        if c.eat(b')') {
+            return Ok((cond, qr));
+        }
+        c.sp()?;
     }
 }
 

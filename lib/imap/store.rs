@@ -105,6 +105,8 @@ pub struct Msg {
     pub size: Option<u64>,
     /// Still in new/ (an EXAMINE session does not move files).
     pub new: bool,
+    /// Its mod-sequence (RFC 7162, see modseq.rs).
+    pub modseq: u64,
 }
 
 /// What changed since the last look, for untagged responses.
@@ -116,6 +118,8 @@ pub struct Changes {
     pub recent: usize,
     /// Sequence numbers (after the expunges) whose flags changed.
     pub flags: Vec<u32>,
+    /// UIDs of the expunged messages (QRESYNC's VANISHED).
+    pub vanished: Vec<u32>,
 }
 
 /// The flock on a folder; released when dropped.
@@ -313,6 +317,8 @@ pub struct Scan {
     pub next: u32,
     pub list: Vec<Entry>,
     pub fresh: HashSet<Vec<u8>>,
+    /// HIGHESTMODSEQ; None when the folder cannot keep mod-sequences.
+    pub highest: Option<u64>,
 }
 
 /// FNV-1a: file names are not chosen by an attacker, and the default
@@ -365,6 +371,7 @@ pub struct Entry {
     pub name: Vec<u8>,
     /// In new/: not yet taken by a session, so \Recent for the next one.
     pub new: bool,
+    pub modseq: u64,
 }
 
 /// Brings the state file up to date with new/ and cur/: every message gets
@@ -412,6 +419,7 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
                 base,
                 name,
                 new,
+                modseq: 0,
             }),
             None => missing.push((uid, base)),
         }
@@ -428,6 +436,7 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
                     base,
                     name: name.clone(),
                     new: *new,
+                    modseq: 0,
                 }),
                 None => dropped = true,
             }
@@ -449,6 +458,7 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
             base,
             name,
             new,
+            modseq: 0,
         });
     }
     ul.entries = list.iter().map(|e| (e.uid, e.base.clone())).collect();
@@ -457,12 +467,26 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     } else if !added.is_empty() {
         append_uidlist(dir, &added)?;
     }
+    let highest = track_modseqs(dir, ul.validity, &mut list);
     Ok(Scan {
         validity: ul.validity,
         next: ul.next,
         list,
         fresh,
+        highest,
     })
+}
+
+/// Gives the entries their mod-sequences; None (NOMODSEQ) when the
+/// state file cannot be read or written.
+fn track_modseqs(dir: &Path, validity: u32, list: &mut [Entry]) -> Option<u64> {
+    match super::modseq::track(dir, validity, list) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            crate::exit::warn(&[b"unable to keep mod-sequences: ", crate::exit::errtext(&e).as_bytes()]);
+            None
+        }
+    }
 }
 
 /// A selected (or examined) folder.
@@ -479,6 +503,8 @@ pub struct Folder {
     pub cache_new: Vec<(u32, u8, Vec<u8>)>,
     /// What cur/, new/ and the state file looked like after the last sync.
     pub stamp: Option<Vec<(i64, i64, u64, u64)>>,
+    /// HIGHESTMODSEQ; None: NOMODSEQ.
+    pub highest: Option<u64>,
 }
 
 impl Folder {
@@ -496,6 +522,7 @@ impl Folder {
             cache: None,
             cache_new: Vec::new(),
             stamp: None,
+            highest: None,
         };
         f.sync()?;
         Ok(f)
@@ -552,6 +579,7 @@ impl Folder {
         self.keywords = read_keywords(&self.dir);
         self.validity = s.validity;
         self.next_uid = s.next;
+        self.highest = s.highest;
         let old = std::mem::take(&mut self.msgs);
         let mut ch = Changes::default();
         let mut msgs = Vec::with_capacity(s.list.len());
@@ -561,16 +589,18 @@ impl Folder {
             base,
             name,
             new,
+            modseq,
         } in s.list
         {
             while oi < old.len() && old[oi].uid < uid {
                 ch.expunged.push(oi as u32 + 1);
+                ch.vanished.push(old[oi].uid);
                 oi += 1;
             }
             let flags = flags_of(&name);
             if oi < old.len() && old[oi].uid == uid {
                 let o = &old[oi];
-                if o.flags != flags {
+                if o.flags != flags || o.modseq != modseq {
                     ch.flags.push(msgs.len() as u32 + 1);
                 }
                 msgs.push(Msg {
@@ -581,6 +611,7 @@ impl Folder {
                     recent: o.recent,
                     size: o.size,
                     new,
+                    modseq,
                 });
                 oi += 1;
             } else {
@@ -597,11 +628,13 @@ impl Folder {
                     recent,
                     size: None,
                     new,
+                    modseq,
                 });
             }
         }
         while oi < old.len() {
             ch.expunged.push(oi as u32 + 1);
+            ch.vanished.push(old[oi].uid);
             oi += 1;
         }
         ch.expunged.reverse();
