@@ -7,15 +7,14 @@
 //! is real. deploy/client.py checks that every byte a client reads is
 //! protocol (no log line), and the tests check that mail arrives byte-exact.
 
-use crate::common::{bin, files, is_root, scratch};
-use crate::e2e::{chown_r, teardown, wait_until, Guard};
+use crate::common::*;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const CLIENT_PY: &str = include_str!("deploy/client.py");
-const NOBODY: u32 = 65534;
 
 /// A peer program: in PATH, /usr/sbin, or where .ci/run extracts the
 /// inetd packages that conflict in Debian (/opt/pipemail-peers).
@@ -81,16 +80,20 @@ fn wait_port(port: u16) {
 /// localhost, every account nobody; the mail user ann (password sesame)
 /// in users/assign and users/passwd; the queue running.
 struct Host {
-    base: PathBuf,
+    s: Sys,
     prefix: PathBuf,
-    home: PathBuf,
-    logs: Vec<PathBuf>,
-    procs: Vec<Guard>,
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        teardown(&mut self.procs, &self.logs, &self.base, 4000);
+impl Deref for Host {
+    type Target = Sys;
+    fn deref(&self) -> &Sys {
+        &self.s
+    }
+}
+
+impl DerefMut for Host {
+    fn deref_mut(&mut self) -> &mut Sys {
+        &mut self.s
     }
 }
 
@@ -116,11 +119,8 @@ impl Host {
             "nobody",
         ]);
         let mut h = Host {
-            base,
+            s: Sys::bare(base, home),
             prefix,
-            home,
-            logs: Vec::new(),
-            procs: Vec::new(),
         };
         // install made the self-signed certificate every entry's tls-wrap
         // reads; the key is pmaild's (here nobody), mode 0600.
@@ -141,13 +141,13 @@ impl Host {
         // mail-passwd keeps users/passwd's group (nogroup) and mode 0640.
         let mut mp = h.cmd("mail-passwd");
         mp.args(["-u", "65534:65534", "-d", ann.to_str().unwrap(), "ann"]);
-        let o = feed(mp, b"sesame\n");
+        let o = feed(&mut mp, b"sesame\n", None);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let m = std::fs::metadata(h.home.join("users/passwd")).unwrap();
         assert_eq!((m.mode() & 0o777, m.gid()), (0o640, NOBODY));
         let mut q = h.cmd("local-spawn");
         q.args(["-u", "nobody", "queue-run"]);
-        h.start("queue", q);
+        h.start_queue("queue", q);
         h
     }
 
@@ -186,19 +186,6 @@ impl Host {
     /// An installed service entry.
     fn service(&self, rel: &str) -> String {
         std::fs::read_to_string(self.prefix.join("share/pipemail/service").join(rel)).unwrap()
-    }
-
-    fn start(&mut self, name: &str, mut c: Command) {
-        let p = self.base.join(format!("{}.log", name));
-        let log = std::fs::File::create(&p).unwrap();
-        self.logs.push(p);
-        let child = c
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.procs.push(Guard { child });
     }
 
     /// Runs deploy/client.py against the four ports, then checks that both
@@ -264,19 +251,6 @@ impl Host {
             }
         }
     }
-}
-
-/// Runs `c` with `input` on stdin.
-fn feed(mut c: Command, input: &[u8]) -> std::process::Output {
-    use std::io::Write;
-    let mut ch = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    ch.stdin.take().unwrap().write_all(input).unwrap();
-    ch.wait_with_output().unwrap()
 }
 
 /// The four network services, in client.py's order.
@@ -443,7 +417,7 @@ fn tcpserver_serves_every_service_with_the_installed_rules() {
     let cdb = h.home.join("control/tcp.smtp.cdb");
     let mut tr = Command::new(tcprules);
     tr.arg(&cdb).arg(h.home.join("control/tcp.smtp.tmp"));
-    let o = feed(tr, &rules);
+    let o = feed(&mut tr, &rules, None);
     assert!(
         o.status.success(),
         "tcprules: {}",
@@ -922,15 +896,16 @@ fn mailq_shows_a_normal_user_the_queue_while_the_queue_stays_private() {
     )
     .unwrap();
     // queue-run reads control files at start: restart it.
-    h.procs.clear();
+    h.queue.stop();
     let mut q = h.cmd("local-spawn");
     q.args(["-u", "nobody", "queue-run"]);
-    h.start("queue2", q);
+    h.start_queue("queue2", q);
     let mut sm = h.cmd("sendmail");
     sm.arg("-t");
     let o = feed(
-        sm,
+        &mut sm,
         b"To: far@remote.example\nSubject: waiting\n\nstays queued\n",
+        None,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let summary = h.home.join("queue/mailq");

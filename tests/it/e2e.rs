@@ -5,365 +5,13 @@
 //! poplib, swaks) and real peers (an aiosmtpd sink, a dnslib DNS server).
 //! Every process a test starts is stopped by pid when its guard drops.
 
-use crate::common::{bin, files, is_root, scratch};
-use std::io::{BufRead, BufReader};
+use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SINK_PY: &str = include_str!("e2e/sink.py");
 const DNS_PY: &str = include_str!("remote/dns_server.py");
-pub(crate) const NOBODY: u32 = 65534;
-
-/// A started process: SIGTERM, then SIGKILL after 3 s, and always waited
-/// for, when it drops.
-pub(crate) struct Guard {
-    pub(crate) child: Child,
-}
-
-impl Guard {
-    pub(crate) fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(3) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn have_python(modules: &[&str]) -> bool {
-    let mut all = vec!["smtplib", "poplib", "email"];
-    all.extend_from_slice(modules);
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {}", all.join(", "))])
-        .stderr(Stdio::null())
-        .status();
-    if !matches!(ok, Ok(s) if s.success()) {
-        eprintln!("skipped: python3 or one of {:?} is missing", all);
-        return false;
-    }
-    true
-}
-
-pub(crate) fn chown(p: &Path, uid: u32, gid: u32) {
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(
-        unsafe { libc::chown(c.as_ptr(), uid, gid) },
-        0,
-        "chown {:?}",
-        p
-    );
-}
-
-pub(crate) fn chown_r(p: &Path, uid: u32, gid: u32) {
-    chown(p, uid, gid);
-    if p.is_dir() {
-        for e in std::fs::read_dir(p).unwrap() {
-            chown_r(&e.unwrap().path(), uid, gid);
-        }
-    }
-}
-
-pub(crate) fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out after {} s waiting for {}",
-            secs,
-            what
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs a Python script with arguments; returns its stdout (asserting success).
-pub(crate) fn py(script: &str, args: &[&str]) -> String {
-    let o = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "python failed: {}\nstdout: {}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-/// One whole system in a scratch directory.
-pub(crate) struct Sys {
-    pub(crate) base: PathBuf,
-    pub(crate) home: PathBuf,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) root: bool,
-    logs: Vec<PathBuf>,
-    procs: Vec<Guard>,
-}
-
-impl Drop for Sys {
-    fn drop(&mut self) {
-        teardown(&mut self.procs, &self.logs, &self.base, 6000);
-    }
-}
-
-/// Stops a test system's processes, last started first (servers before the
-/// queue; each guard waits for its process), then shows the end (`tail`
-/// bytes) of each log after a failure, or removes the scratch directory
-/// `base` after a pass (kept for a look after a failure; megabytes otherwise).
-pub(crate) fn teardown(procs: &mut Vec<Guard>, logs: &[PathBuf], base: &Path, tail: usize) {
-    while let Some(g) = procs.pop() {
-        drop(g);
-    }
-    if std::thread::panicking() {
-        for l in logs {
-            let t = std::fs::read(l).unwrap_or_default();
-            let t = &t[t.len().saturating_sub(tail)..];
-            eprintln!("--- {}\n{}", l.display(), String::from_utf8_lossy(t));
-        }
-    } else {
-        let _ = std::fs::remove_dir_all(base);
-    }
-}
-
-impl Sys {
-    /// A home with control/me and control/locals mail.example.org, the
-    /// alias user (postmaster, mailer-daemon) with a Maildir, and `users`
-    /// in users/assign, each with a Maildir under base/u/.
-    pub(crate) fn new(tag: &str, users: &[&str]) -> Sys {
-        let base = scratch(tag);
-        let home = base.join("home");
-        let root = is_root();
-        let mut mh = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"));
-        mh.arg(&home);
-        if root {
-            mh.arg(NOBODY.to_string());
-        }
-        assert!(mh.status().unwrap().success());
-        let (uid, gid) = if root {
-            (NOBODY, NOBODY)
-        } else {
-            unsafe { (libc::getuid(), libc::getgid()) }
-        };
-        let s = Sys {
-            base,
-            home,
-            uid,
-            gid,
-            root,
-            logs: Vec::new(),
-            procs: Vec::new(),
-        };
-        s.control("me", "mail.example.org\n");
-        s.control("locals", "mail.example.org\n");
-        let alias = s.home.join("alias");
-        for d in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(alias.join("Maildir").join(d)).unwrap();
-        }
-        for a in ["postmaster", "mailer-daemon"] {
-            std::fs::write(alias.join(format!(".qmail-{}", a)), "./Maildir/\n").unwrap();
-        }
-        std::fs::set_permissions(&alias, std::fs::Permissions::from_mode(0o755)).unwrap();
-        if root {
-            chown_r(&alias, uid, gid);
-            // relay/ belongs to the uid check-password switches to (relay-stamp(8)).
-            chown(&s.home.join("relay"), uid, gid);
-        }
-        let mut assign = String::new();
-        for u in users {
-            let h = s.user_home(u);
-            for d in ["cur", "new", "tmp"] {
-                std::fs::create_dir_all(h.join("Maildir").join(d)).unwrap();
-            }
-            std::fs::set_permissions(&h, std::fs::Permissions::from_mode(0o755)).unwrap();
-            if root {
-                chown_r(&h, uid, gid);
-            }
-            assign.push_str(&format!(
-                "={}:{}:{}:{}:{}:::\n",
-                u,
-                u,
-                uid,
-                gid,
-                h.display()
-            ));
-        }
-        assign.push_str(".\n");
-        std::fs::write(s.home.join("users/assign"), assign).unwrap();
-        s
-    }
-
-    pub(crate) fn control(&self, name: &str, text: &str) {
-        std::fs::write(self.home.join("control").join(name), text).unwrap();
-    }
-
-    pub(crate) fn user_home(&self, u: &str) -> PathBuf {
-        self.base.join("u").join(u)
-    }
-
-    /// The messages in a user's Maildir (new/ and cur/), by file name.
-    pub(crate) fn maildir(&self, dir: &Path) -> Vec<Vec<u8>> {
-        let mut v = Vec::new();
-        for sub in ["new", "cur"] {
-            let d = dir.join("Maildir").join(sub);
-            for f in files(&d) {
-                v.push(std::fs::read(d.join(f)).unwrap());
-            }
-        }
-        v
-    }
-
-    pub(crate) fn mail_of(&self, u: &str) -> Vec<Vec<u8>> {
-        self.maildir(&self.user_home(u))
-    }
-
-    pub(crate) fn command(&self, prog: &Path, env: &[(&str, &str)]) -> Command {
-        let mut c = Command::new(prog);
-        c.env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("PIPEMAIL_HOME", &self.home);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c
-    }
-
-    pub(crate) fn log(&mut self, name: &str) -> std::fs::File {
-        let p = self.base.join(format!("{}.log", name));
-        self.logs.push(p.clone());
-        std::fs::File::create(p).unwrap()
-    }
-
-    pub(crate) fn log_text(&self, name: &str) -> String {
-        String::from_utf8_lossy(
-            &std::fs::read(self.base.join(format!("{}.log", name))).unwrap_or_default(),
-        )
-        .into_owned()
-    }
-
-    /// `tcp-serve -1 [-u nobody -g nobody] OPTS 127.0.0.1 0 PROG...`; returns the port.
-    /// `drop_uid` false keeps root (for check-password, which must switch itself).
-    pub(crate) fn serve(
-        &mut self,
-        name: &str,
-        env: &[(&str, &str)],
-        opts: &[&str],
-        prog: &[String],
-        drop_uid: bool,
-    ) -> u16 {
-        let mut c = self.command(&bin("tcp-serve"), env);
-        c.arg("-1");
-        if self.root && drop_uid {
-            c.args(["-u", &self.uid.to_string(), "-g", &self.gid.to_string()]);
-        }
-        c.args(opts).args(["127.0.0.1", "0"]).args(prog);
-        let log = self.log(name);
-        let mut child = c.stdout(Stdio::piped()).stderr(log).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let g = Guard { child };
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("tcp-serve printed no port: {:?}", line));
-        self.procs.push(g);
-        port
-    }
-
-    /// tcp-serve running smtp-recv (through `pre`, e.g. relay-gate).
-    pub(crate) fn smtp(
-        &mut self,
-        name: &str,
-        env: &[(&str, &str)],
-        opts: &[&str],
-        pre: &[&str],
-    ) -> u16 {
-        let mut prog: Vec<String> = pre
-            .iter()
-            .map(|p| bin(p).to_string_lossy().into_owned())
-            .collect();
-        prog.push(bin("smtp-recv").to_string_lossy().into_owned());
-        self.serve(name, env, opts, &prog, true)
-    }
-
-    /// `local-spawn [-u nobody] queue-run`, its log in queue.log.
-    pub(crate) fn queue(&mut self, env: &[(&str, &str)]) {
-        let mut c = self.command(&bin("local-spawn"), env);
-        if self.root {
-            c.args(["-u", &self.uid.to_string()]);
-        }
-        c.arg(bin("queue-run"));
-        let log = self.log("queue");
-        let child = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.procs.insert(0, Guard { child });
-    }
-
-    /// Whether queue-run has finished every job and taken every submission.
-    pub(crate) fn queue_idle(&self) -> bool {
-        let q = self.home.join("queue");
-        files(&q.join("info")).is_empty() && files(&q.join("drop")).is_empty()
-    }
-
-    /// A Python helper that prints its port first; stopped with the system.
-    pub(crate) fn start_py(&mut self, name: &str, script: &str, args: &[&str]) -> u16 {
-        let path = self.base.join(format!("{}.py", name));
-        std::fs::write(&path, script).unwrap();
-        let log = self.log(name);
-        let mut child = Command::new("python3")
-            .arg(&path)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let g = Guard { child };
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{} printed no port: {:?}", name, line));
-        self.procs.push(g);
-        port
-    }
-
-    /// An aiosmtpd sink on addr:port (0: any); returns (port, its record file).
-    pub(crate) fn sink(&mut self, name: &str, addr: &str, port: u16) -> (u16, PathBuf) {
-        let out = self.base.join(format!("{}.out", name));
-        let p = self.start_py(
-            name,
-            SINK_PY,
-            &[addr, &port.to_string(), out.to_str().unwrap()],
-        );
-        (p, out)
-    }
-}
 
 /// Splits the first `n` header fields (with their continuation lines) off a
 /// stored message; returns their names and the rest.
@@ -391,20 +39,6 @@ pub(crate) fn split_fields(m: &[u8], n: usize) -> (Vec<String>, &[u8]) {
         at = end;
     }
     (names, &m[at..])
-}
-
-pub(crate) fn lf(m: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(m.len());
-    let mut i = 0;
-    while i < m.len() {
-        if m[i] == b'\r' && m.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        v.push(m[i]);
-        i += 1;
-    }
-    v
 }
 
 pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -439,7 +73,7 @@ print(' '.join(str(c) for c in codes))
 
 #[test]
 fn concurrent_smtplib_clients_all_get_250_and_all_arrive() {
-    if !have_python(&[]) {
+    if !python_has(&["smtplib", "poplib", "email"]) {
         return;
     }
     let mut s = Sys::new("e2e-conc", &["ann"]);
@@ -575,7 +209,7 @@ fn bulk_message(i: usize, to: &str) -> Vec<u8> {
 
 #[test]
 fn two_hundred_messages_arrive_byte_identical_in_the_right_maildirs() {
-    if !have_python(&[]) {
+    if !python_has(&["smtplib", "poplib", "email"]) {
         return;
     }
     let users = ["ann", "ben", "cat", "dan"];
@@ -667,7 +301,7 @@ s.quit()
 
 #[test]
 fn unknown_local_user_gets_550_at_rcpt_and_no_bounce_follows() {
-    if !have_python(&[]) {
+    if !python_has(&["smtplib", "poplib", "email"]) {
         return;
     }
     let mut s = Sys::new("e2e-rcpt", &["ann", "ben"]);
@@ -776,7 +410,7 @@ fn relay_rules(s: &Sys) -> String {
 
 #[test]
 fn relayed_mail_reaches_a_sink_via_smtproutes() {
-    if !have_python(&["aiosmtpd"]) {
+    if !python_has(&["smtplib", "poplib", "email", "aiosmtpd"]) {
         return;
     }
     let mut s = Sys::new("e2e-routes", &["ann"]);
@@ -833,7 +467,7 @@ const MX_ZONE: &str = r#"{
 
 #[test]
 fn relayed_mail_reaches_a_sink_by_mx_from_a_test_dns_server() {
-    if !have_python(&["aiosmtpd", "dnslib"]) {
+    if !python_has(&["smtplib", "poplib", "email", "aiosmtpd", "dnslib"]) {
         return;
     }
     let mut s = Sys::new("e2e-mx", &["ann"]);
@@ -891,7 +525,7 @@ for b in parts[1].get_payload()[1:]:
 
 #[test]
 fn permanent_remote_failure_becomes_a_dsn_in_the_senders_maildir() {
-    if !have_python(&["aiosmtpd"]) {
+    if !python_has(&["smtplib", "poplib", "email", "aiosmtpd"]) {
         return;
     }
     let mut s = Sys::new("e2e-dsn", &["ann"]);
@@ -1013,7 +647,7 @@ s.quit()
 
 #[test]
 fn smtp_auth_through_tcp_serve_allows_relaying_only_after_login() {
-    if !have_python(&["aiosmtpd"]) {
+    if !python_has(&["smtplib", "poplib", "email", "aiosmtpd"]) {
         return;
     }
     let mut s = Sys::new("e2e-auth", &["ann"]);
@@ -1093,7 +727,7 @@ s.quit()
 
 #[test]
 fn smtp_after_pop_opens_the_relay_until_the_stamp_expires() {
-    if !have_python(&[]) {
+    if !python_has(&["smtplib", "poplib", "email"]) {
         return;
     }
     let mut s = Sys::new("e2e-sap", &["ann"]);
@@ -1164,7 +798,7 @@ s.quit()
 
 #[test]
 fn etrn_over_smtp_delivers_a_deferred_message_now() {
-    if !have_python(&["aiosmtpd"]) {
+    if !python_has(&["smtplib", "poplib", "email", "aiosmtpd"]) {
         return;
     }
     let mut s = Sys::new("e2e-etrn", &["ann"]);

@@ -11,10 +11,9 @@ use crate::common::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -152,229 +151,62 @@ fn seed() -> u64 {
     }
 }
 
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "timed out waiting for {}",
-            what
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A started process that is killed (by its pid) and reaped when dropped.
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn pid(&self) -> i32 {
-        self.0.as_ref().map(|c| c.id() as i32).unwrap_or(0)
-    }
-    fn signal(&self, sig: i32) {
-        if let Some(c) = &self.0 {
-            unsafe { libc::kill(c.id() as i32, sig) };
-        }
-    }
-    fn exited(&mut self) -> bool {
-        match &mut self.0 {
-            Some(c) => c.try_wait().unwrap().is_some(),
-            None => true,
-        }
-    }
-    /// Waits at most `secs` for the exit; kills it after that.
-    fn wait(&mut self, secs: u64) -> Option<i32> {
-        let mut c = self.0.take()?;
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(secs) {
-            if let Some(st) = c.try_wait().unwrap() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        panic!("process {} did not exit within {} s", c.id(), secs);
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // A whole system in a scratch home: tcp-serve + smtp-recv, local-spawn +
 // queue-run, a user `u` with a Maildir; as root the mail users, the queue
 // and the SMTP server run as nobody (65534).
 
-struct Sys {
-    home: PathBuf,
-    maildir: PathBuf,
-    log: PathBuf,
-    smtp: Vec<Proc>,
-    queue: Proc,
-    queue_started: Instant,
+/// The system: Sys with the user `u` (its home given: a tmpfs mount
+/// point, say), rcpthosts, and one log for every process.
+fn system(tag: &str, home: Option<PathBuf>, uhome: Option<PathBuf>) -> Sys {
+    let s = Sys::with(
+        tag,
+        Setup {
+            users: &[("u", uhome)],
+            home,
+            ..Setup::default()
+        },
+    );
+    s.control("rcpthosts", "mail.example.org\n");
+    s
 }
 
-const NOBODY: u32 = 65534;
+/// `tcp-serve -1 [opts] 127.0.0.1 0 smtp-recv` with `env`; returns the port.
+fn start_smtp(s: &mut Sys, opts: &[&str], env: &[(&str, &str)]) -> u16 {
+    s.smtp("log", env, opts, &[])
+}
 
-impl Sys {
-    /// `home` and the user's home may be given (tmpfs mount points).
-    fn new(tag: &str, home: Option<PathBuf>, uhome: Option<PathBuf>) -> Sys {
-        let base = scratch(tag);
-        let home = home.unwrap_or_else(|| base.join("home"));
-        let uhome = uhome.unwrap_or_else(|| base.join("u"));
-        let mut mh = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/make-home"));
-        mh.arg(&home);
-        if is_root() {
-            mh.arg(NOBODY.to_string());
-        }
-        assert!(mh.status().unwrap().success());
-        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
-        control(&home, "me", "mail.example.org\n");
-        control(&home, "locals", "mail.example.org\n");
-        control(&home, "rcpthosts", "mail.example.org\n");
-        let (uid, gid) = if is_root() {
-            (NOBODY, NOBODY)
-        } else {
-            unsafe { (libc::getuid(), libc::getgid()) }
-        };
-        let maildir = uhome.join("Maildir");
-        for d in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(maildir.join(d)).unwrap();
-        }
-        std::fs::set_permissions(&uhome, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(
-            home.join("users/assign"),
-            format!("=u:u:{}:{}:{}:::\n.\n", uid, gid, uhome.display()),
-        )
-        .unwrap();
-        if is_root() {
-            for p in [
-                &uhome,
-                &maildir,
-                &maildir.join("cur"),
-                &maildir.join("new"),
-                &maildir.join("tmp"),
-            ] {
-                std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
-            }
-        }
-        Sys {
-            home,
-            maildir,
-            log: base.join("log"),
-            smtp: Vec::new(),
-            queue: Proc(None),
-            queue_started: Instant::now(),
-        }
-    }
+fn start_queue(s: &mut Sys) {
+    s.queue_logged("log", &[]);
+}
 
-    fn logfile(&self) -> std::fs::File {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap()
-    }
+fn log_text(s: &Sys) -> String {
+    s.log_text("log")
+}
 
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap_or_default()).into_owned()
-    }
+fn maildir(s: &Sys) -> PathBuf {
+    s.user_home("u").join("Maildir")
+}
 
-    /// Starts `tcp-serve -1 [opts] 127.0.0.1 0 smtp-recv` with `env`; returns the port.
-    fn start_smtp(&mut self, opts: &[&str], env: &[(&str, &str)]) -> u16 {
-        let mut c = Command::new(bin("tcp-serve"));
-        c.env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("PIPEMAIL_HOME", &self.home);
-        c.arg("-1");
-        if is_root() {
-            c.args(["-u", "65534", "-g", "65534"]);
-        }
-        c.args(opts).args(["127.0.0.1", "0"]).arg(bin("smtp-recv"));
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut ch = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(self.logfile())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(ch.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        self.smtp.push(Proc(Some(ch)));
-        line.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("tcp-serve did not start: {}", self.log_text()))
-    }
+/// (file name, contents) of every message in new/ and cur/.
+fn delivered(s: &Sys) -> Vec<(String, Vec<u8>)> {
+    s.delivered_in(&s.user_home("u"))
+}
 
-    /// Starts local-spawn + queue-run.
-    fn start_queue(&mut self) {
-        let mut c = Command::new(bin("local-spawn"));
-        c.env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("PIPEMAIL_HOME", &self.home);
-        if is_root() {
-            c.args(["-u", "65534"]);
-        }
-        c.arg(bin("queue-run"));
-        let ch = c
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(self.logfile())
-            .spawn()
-            .unwrap();
-        self.queue = Proc(Some(ch));
-        self.queue_started = Instant::now();
+/// SIGALRM (retry everything deferred now) through local-spawn, once
+/// its handlers are surely in place.
+fn retry_now(s: &Sys) {
+    if s.queue_age() > Duration::from_millis(500) && queue_run_pid(s).is_some() {
+        s.queue.signal(libc::SIGALRM);
     }
+}
 
-    /// SIGALRM (retry everything deferred now) through local-spawn, once
-    /// its handlers are surely in place.
-    fn retry_now(&self) {
-        if self.queue_started.elapsed() > Duration::from_millis(500)
-            && self.queue_run_pid().is_some()
-        {
-            self.queue.signal(libc::SIGALRM);
-        }
-    }
-
-    /// The queue-run child of local-spawn, if running.
-    fn queue_run_pid(&self) -> Option<i32> {
-        children(self.queue.pid())
-            .into_iter()
-            .find(|(_, c, _)| c == "queue-run")
-            .map(|x| x.0)
-    }
-
-    /// Nothing committed is waiting: no job in info/, no submission in drop/.
-    fn queue_empty(&self) -> bool {
-        files(&self.home.join("queue/info")).is_empty()
-            && files(&self.home.join("queue/drop"))
-                .iter()
-                .all(|f| !is_submission(f))
-    }
-
-    /// (file name, contents) of every message in new/ and cur/.
-    fn delivered(&self) -> Vec<(String, Vec<u8>)> {
-        let mut v = Vec::new();
-        for d in ["new", "cur"] {
-            for f in files(&self.maildir.join(d)) {
-                if let Ok(b) = std::fs::read(self.maildir.join(d).join(&f)) {
-                    v.push((f, b));
-                }
-            }
-        }
-        v
-    }
+/// The queue-run child of local-spawn, if running.
+fn queue_run_pid(s: &Sys) -> Option<i32> {
+    children(s.queue.pid())
+        .into_iter()
+        .find(|(_, c, _)| c == "queue-run")
+        .map(|x| x.0)
 }
 
 // ---------------------------------------------------------------------------
@@ -409,19 +241,6 @@ fn make_message(id: u64, size: usize, rng: &mut Rng) -> Vec<u8> {
     m.extend_from_slice(&body);
     m.extend_from_slice(format!("X-End: {} {} {:x}\n", id, body.len(), fnv(&body)).as_bytes());
     m
-}
-
-/// LF → CRLF and the terminator: what goes after DATA.
-fn crlf(m: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(m.len() + m.len() / 30 + 8);
-    for &c in m {
-        if c == b'\n' {
-            v.push(b'\r');
-        }
-        v.push(c);
-    }
-    v.extend_from_slice(b".\r\n");
-    v
 }
 
 /// Checks a delivered file is whole; returns the message id.
@@ -541,7 +360,7 @@ impl Client {
             }
             return Ok(0);
         }
-        self.send(&crlf(msg))?;
+        self.send(&[&crlf(msg)[..], b".\r\n"].concat())?;
         Ok(self.reply()?.0)
     }
 }
@@ -563,14 +382,14 @@ fn kill_9_everywhere_while_mail_flows() {
         "faults: kill -9 test: seed {} (FAULTS_SEED={} to replay)",
         seed, seed
     );
-    let mut sys = Sys::new("faults-kill", None, None);
+    let mut sys = system("faults-kill", None, None);
     control(&sys.home, "concurrencylocal", "4\n");
     // Two SMTP servers: the linked queue code, and queue-inject as a process.
-    let p_linked = sys.start_smtp(&[], &[]);
+    let p_linked = start_smtp(&mut sys, &[], &[]);
     let qi = bin("queue-inject");
-    let p_proc = sys.start_smtp(&[], &[("QMAILQUEUE", qi.to_str().unwrap())]);
-    let (ts_linked, ts_proc) = (sys.smtp[0].pid(), sys.smtp[1].pid());
-    sys.start_queue();
+    let p_proc = start_smtp(&mut sys, &[], &[("QMAILQUEUE", qi.to_str().unwrap())]);
+    let (ts_linked, ts_proc) = (sys.procs[0].pid(), sys.procs[1].pid());
+    start_queue(&mut sys);
 
     let stop = Arc::new(AtomicBool::new(false));
     let next_id = Arc::new(AtomicUsize::new(1));
@@ -617,7 +436,7 @@ fn kill_9_everywhere_while_mail_flows() {
         std::thread::sleep(Duration::from_millis(50 + rng.below(200)));
         if sys.queue.exited() {
             sys.queue.wait(1);
-            sys.start_queue();
+            start_queue(&mut sys);
         }
         let what = match rng.below(10) {
             0..=1 => {
@@ -652,8 +471,7 @@ fn kill_9_everywhere_while_mail_flows() {
                 &mut rng,
             )
             .then_some("deliver-local"),
-            7..=8 => sys
-                .queue_run_pid()
+            7..=8 => queue_run_pid(&sys)
                 .filter(|&p| kill_checked(p, sys.queue.pid(), "queue-run"))
                 .map(|_| "queue-run"),
             _ => {
@@ -675,32 +493,32 @@ fn kill_9_everywhere_while_mail_flows() {
     loop {
         if sys.queue.exited() {
             sys.queue.wait(1);
-            sys.start_queue();
+            start_queue(&mut sys);
         }
         if sys.queue_empty() {
             break;
         }
         // Killed deliveries were deferred (about 100 s): retry them now.
-        sys.retry_now();
+        retry_now(&sys);
         assert!(
             t_drain.elapsed() < Duration::from_secs(120),
             "queue did not drain; log:\n{}",
-            sys.log_text()
+            log_text(&sys)
         );
         std::thread::sleep(Duration::from_millis(300));
     }
     sys.queue.signal(libc::SIGTERM);
     assert_eq!(sys.queue.wait(10), Some(0));
-    for s in &sys.smtp {
+    for s in &sys.procs {
         s.signal(libc::SIGTERM);
     }
-    for s in &mut sys.smtp {
+    for s in &mut sys.procs {
         s.wait(10);
     }
 
     // Every delivered file is whole, and counted.
     let mut count: HashMap<u64, usize> = HashMap::new();
-    let delivered = sys.delivered();
+    let delivered = delivered(&sys);
     for (name, f) in &delivered {
         let id = check_whole(name, f).unwrap_or_else(|e| panic!("{}", e));
         *count.entry(id).or_default() += 1;
@@ -721,7 +539,7 @@ fn kill_9_everywhere_while_mail_flows() {
     let dups: usize = count.values().map(|&c| c - 1).sum();
     let unacked_delivered = count.keys().filter(|i| !acked.contains(i)).count();
     let k = |w: &str| kills.get(w).copied().unwrap_or(0);
-    let tmp_left = files(&sys.maildir.join("tmp")).len();
+    let tmp_left = files(&maildir(&sys).join("tmp")).len();
     let drop_left = files(&sys.home.join("queue/drop"));
     eprintln!(
         "faults: kill -9 test: {} s, {} messages tried, {} acknowledged (250), {} temporary refusals, {} delivered files",
@@ -751,7 +569,7 @@ fn kill_9_everywhere_while_mail_flows() {
         lost.is_empty(),
         "acknowledged but never delivered: {:?}\nlog:\n{}",
         lost,
-        sys.log_text()
+        log_text(&sys)
     );
     assert!(
         strangers.is_empty(),
@@ -799,10 +617,10 @@ fn kill_9_everywhere_while_mail_flows() {
 
 #[test]
 fn stalling_peer_gets_421_and_the_process_ends() {
-    let mut sys = Sys::new("faults-stall", None, None);
+    let mut sys = system("faults-stall", None, None);
     control(&sys.home, "timeoutsmtpd", "1\n");
-    let port = sys.start_smtp(&[], &[]);
-    let ts = sys.smtp[0].pid();
+    let port = start_smtp(&mut sys, &[], &[]);
+    let ts = sys.procs[0].pid();
     // Silent after the greeting; silent in the middle of DATA.
     for mid_data in [false, true] {
         let mut c = Client::connect(port, 10).unwrap();
@@ -858,9 +676,9 @@ fn stream(c: &mut Client, pid: i32, total: usize, fill: u8) -> u64 {
 
 #[test]
 fn ten_megabyte_lines_keep_memory_bounded() {
-    let mut sys = Sys::new("faults-flood", None, None);
-    let port = sys.start_smtp(&[], &[("DATABYTES", "0")]);
-    let ts = sys.smtp[0].pid();
+    let mut sys = system("faults-flood", None, None);
+    let port = start_smtp(&mut sys, &[], &[("DATABYTES", "0")]);
+    let ts = sys.procs[0].pid();
     let mut c = Client::connect(port, 30).unwrap();
     assert_eq!(c.reply().unwrap().0, 220);
     assert_eq!(c.cmd("EHLO c\r\n").unwrap(), 250);
@@ -914,13 +732,13 @@ fn ten_megabyte_lines_keep_memory_bounded() {
 
 #[test]
 fn two_hundred_connections_against_a_limit_of_twenty() {
-    let mut sys = Sys::new("faults-conns", None, None);
+    let mut sys = system("faults-conns", None, None);
     // The listen queue holds the burst: with the default -b 20 and
     // syncookies, Linux drops the final ACK of the clients that do not fit
     // and they wait for a greeting that never comes (tcpserver does the
     // same); -b must be sized for the bursts a site expects.
-    let port = sys.start_smtp(&["-c", "20", "-b", "200"], &[]);
-    let ts = sys.smtp[0].pid();
+    let port = start_smtp(&mut sys, &["-c", "20", "-b", "200"], &[]);
+    let ts = sys.procs[0].pid();
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
         let done = done.clone();
@@ -981,7 +799,7 @@ fn two_hundred_connections_against_a_limit_of_twenty() {
     assert!(max >= 10, "the limit was never approached ({})", max);
     // No zombies, no children left.
     wait_until(5, "children reaped", || children(ts).is_empty());
-    assert!(!sys.smtp[0].exited(), "tcp-serve still runs");
+    assert!(!sys.procs[0].exited(), "tcp-serve still runs");
 }
 
 // ---------------------------------------------------------------------------
@@ -1071,15 +889,15 @@ fn full_disks_give_4xx_and_delivery_resumes() {
         eprintln!("faults: skipped: cannot mount a second tmpfs");
         return;
     };
-    let mut sys = Sys::new(
+    let mut sys = system(
         "faults-full-sys",
         Some(qdir.join("home")),
         Some(mdir.join("u")),
     );
     let qi = bin("queue-inject");
     let ports = [
-        sys.start_smtp(&[], &[]),
-        sys.start_smtp(&[], &[("QMAILQUEUE", qi.to_str().unwrap())]),
+        start_smtp(&mut sys, &[], &[]),
+        start_smtp(&mut sys, &[], &[("QMAILQUEUE", qi.to_str().unwrap())]),
     ];
     let mut rng = Rng::new(seed());
 
@@ -1136,32 +954,31 @@ fn full_disks_give_4xx_and_delivery_resumes() {
     // The Maildir's disk is full: every delivery is deferred, nothing is
     // left in tmp/ or new/; with space back and ALRM, all arrive once.
     let filler = fill(&mdir, 32 << 10);
-    sys.start_queue();
+    start_queue(&mut sys);
     let n = acked.len();
     wait_until(20, "deferrals", || {
-        sys.log_text()
+        log_text(&sys)
             .matches(": deferral: u@mail.example.org")
             .count()
             >= n
     });
     assert!(
-        !sys.log_text().contains(": success: "),
+        !log_text(&sys).contains(": success: "),
         "{}",
-        sys.log_text()
+        log_text(&sys)
     );
-    assert!(files(&sys.maildir.join("new")).is_empty());
+    assert!(files(&maildir(&sys).join("new")).is_empty());
     assert!(
-        files(&sys.maildir.join("tmp")).is_empty(),
+        files(&maildir(&sys).join("tmp")).is_empty(),
         "tmp/ left: {:?}",
-        files(&sys.maildir.join("tmp"))
+        files(&maildir(&sys).join("tmp"))
     );
     assert_eq!(
         files(&sys.home.join("queue/info")).len(),
         n,
         "all still queued"
     );
-    let why = sys
-        .log_text()
+    let why = log_text(&sys)
         .lines()
         .find(|l| l.contains(": deferral: "))
         .unwrap()
@@ -1173,21 +990,20 @@ fn full_disks_give_4xx_and_delivery_resumes() {
     std::fs::remove_file(&filler).unwrap();
     let t = Instant::now();
     let mut last = Instant::now();
-    sys.retry_now();
-    while !(sys.queue_empty() && sys.delivered().len() >= n) {
+    retry_now(&sys);
+    while !(sys.queue_empty() && delivered(&sys).len() >= n) {
         assert!(
             t.elapsed() < Duration::from_secs(20),
             "delivery did not resume:\n{}",
-            sys.log_text()
+            log_text(&sys)
         );
         if last.elapsed() > Duration::from_secs(1) {
-            sys.retry_now();
+            retry_now(&sys);
             last = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut got: Vec<u64> = sys
-        .delivered()
+    let mut got: Vec<u64> = delivered(&sys)
         .iter()
         .map(|(n, f)| check_whole(n, f).unwrap())
         .collect();
@@ -1201,7 +1017,7 @@ fn full_disks_give_4xx_and_delivery_resumes() {
     );
     sys.queue.signal(libc::SIGTERM);
     assert_eq!(sys.queue.wait(10), Some(0));
-    for s in &mut sys.smtp {
+    for s in &mut sys.procs {
         s.signal(libc::SIGTERM);
         s.wait(10);
     }
@@ -1209,7 +1025,7 @@ fn full_disks_give_4xx_and_delivery_resumes() {
 
 #[test]
 fn rlimit_fsize_gives_451_and_nothing_half_made() {
-    let sys = Sys::new("faults-fsize", None, None);
+    let sys = system("faults-fsize", None, None);
     let run_limited = |input: &[u8]| -> String {
         let mut c = Command::new(bin("smtp-recv"));
         c.env_clear()
@@ -1245,10 +1061,12 @@ fn rlimit_fsize_gives_451_and_nothing_half_made() {
     let mut input =
         b"EHLO c\r\nMAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n".to_vec();
     input.extend_from_slice(&crlf(&make_message(1, 200_000, &mut rng)));
+    input.extend_from_slice(b".\r\n");
     input.extend_from_slice(
         b"MAIL FROM:<t@example.org>\r\nRCPT TO:<u@mail.example.org>\r\nDATA\r\n",
     );
     input.extend_from_slice(&crlf(&make_message(2, 1000, &mut rng)));
+    input.extend_from_slice(b".\r\n");
     input.extend_from_slice(b"QUIT\r\n");
     let out = run_limited(&input);
     let finals: Vec<&str> = out
@@ -1289,11 +1107,11 @@ fn committed(home: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 #[test]
 fn smuggling_battery_over_the_network() {
-    let mut sys = Sys::new("faults-smuggle", None, None);
+    let mut sys = system("faults-smuggle", None, None);
     let qi = bin("queue-inject");
     let ports = [
-        sys.start_smtp(&[], &[]),
-        sys.start_smtp(&[], &[("QMAILQUEUE", qi.to_str().unwrap())]),
+        start_smtp(&mut sys, &[], &[]),
+        start_smtp(&mut sys, &[], &[("QMAILQUEUE", qi.to_str().unwrap())]),
     ];
     let fakes: &[&[u8]] = &[
         b"\n.\n",

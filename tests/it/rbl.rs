@@ -2,8 +2,9 @@
 //! listed, not listed, allow lists, IPv6, timeout, SERVFAIL, TXT text,
 //! $RBLSMTPD, and the blocked SMTP dialogue in exact bytes.
 
+use crate::common::python_has;
 use crate::common::{control, home, run};
-use crate::remote::{dns_server, python_has};
+use crate::remote::dns_server;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -48,7 +49,7 @@ const RAN: &[u8] = b"smtp-recv -r ran\n";
 
 #[test]
 fn listed_clients_get_the_list_text_and_others_run_prog() {
-    if !python_has("dnslib") {
+    if !python_has(&["dnslib"]) {
         return;
     }
     let h = home("rbl");

@@ -2,79 +2,33 @@
 //! dnslib), remote-send against aiosmtpd and against a scripted raw peer
 //! written here (exact bytes, stalls, closes).
 
-use crate::common::{control, home, run, scratch};
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::common::*;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const DNS_PY: &str = include_str!("remote/dns_server.py");
-const SMTP_PY: &str = include_str!("remote/smtp_peer.py");
 
-/// Whether python3 has `module`; a missing one skips a test locally and
-/// fails it under CI=true.
-pub(crate) fn python_has(module: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {}", module)])
-        .stderr(Stdio::null())
-        .status();
-    if !matches!(ok, Ok(s) if s.success()) {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3 module {} is missing",
-            module
-        );
-        eprintln!("skipped: python3 module {} is missing", module);
-        return false;
-    }
-    true
-}
-
-/// A Python helper that prints its port first; killed (by pid) on drop.
+/// A Python peer and its port.
 pub(crate) struct Py {
-    child: Child,
+    _proc: Proc,
     pub(crate) port: u16,
-}
-
-impl Drop for Py {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_py(script: &str, dir: &Path, name: &str, args: &[&str]) -> Py {
-    let path = dir.join(name);
-    std::fs::write(&path, script).unwrap();
-    let mut child = Command::new("python3")
-        .arg(&path)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{} printed no port: {:?}", name, line));
-    Py { child, port }
 }
 
 pub(crate) fn dns_server(dir: &Path, zone: &str) -> Py {
     std::fs::write(dir.join("zone.json"), zone).unwrap();
     let z = dir.join("zone.json");
-    start_py(
-        DNS_PY,
+    let (p, port) = start_py(
         dir,
-        "dns_server.py",
+        "dns_server",
+        DNS_PY,
         &[z.to_str().unwrap(), "127.0.0.1"],
-    )
+        Stdio::inherit(),
+    );
+    Py { _proc: p, port }
 }
 
 const ZONE: &str = r#"{
@@ -114,7 +68,7 @@ fn dnsq(port: u16, args: &[&str]) -> (Option<i32>, Vec<u8>, Vec<u8>) {
 
 #[test]
 fn dns_query_against_a_test_server() {
-    if !python_has("dnslib") {
+    if !python_has(&["dnslib"]) {
         return;
     }
     let d = scratch("dns");
@@ -543,22 +497,21 @@ fn greeting_failures_and_tcpto() {
 // Against aiosmtpd.
 
 fn aiosmtpd(dir: &Path, addr: &str, size: u32, utf8: bool) -> (Py, PathBuf) {
-    let out = dir.join("received");
-    let mut args = vec![
-        addr.to_string(),
-        out.to_str().unwrap().to_string(),
-        size.to_string(),
-    ];
-    if utf8 {
-        args.push("utf8".into());
-    }
-    let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    (start_py(SMTP_PY, dir, "smtp_peer.py", &a), out)
+    let (p, port, out) = smtp_peer(
+        dir,
+        "smtp_peer",
+        addr,
+        0,
+        Some(size),
+        utf8,
+        Stdio::inherit(),
+    );
+    (Py { _proc: p, port }, out)
 }
 
 #[test]
 fn aiosmtpd_transactions() {
-    if !python_has("aiosmtpd") {
+    if !python_has(&["aiosmtpd"]) {
         return;
     }
     let h = home("rs-aio");
@@ -630,7 +583,7 @@ fn aiosmtpd_transactions() {
 
 #[test]
 fn via_mx_from_the_test_dns_server() {
-    if !python_has("dnslib") || !python_has("aiosmtpd") {
+    if !python_has(&["dnslib"]) || !python_has(&["aiosmtpd"]) {
         return;
     }
     let h = home("rs-mx");

@@ -6,8 +6,8 @@
 //! survive the wrapper. Built on the e2e harness (a scratch system, real
 //! queue and deliveries, every process stopped by pid).
 
-use crate::common::bin;
-use crate::e2e::{chown, find, lf, passwd, py, split_fields, Sys};
+use crate::common::*;
+use crate::e2e::{find, passwd, split_fields};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -121,7 +121,7 @@ Subject: over TLS\r\n\r\n.leading dot\r\n8-bit caf\xc3\xa9\r\nlast line\r\n";
 /// arrived: swaks and msmtp add to the message), and returns smtp-recv's
 /// Received fields.
 fn arrived(s: &Sys, n: usize, exact: bool) -> Vec<String> {
-    crate::e2e::wait_until(30, "the messages in ann's Maildir", || {
+    wait_until(30, "the messages in ann's Maildir", || {
         s.mail_of("ann").len() >= n
     });
     let mut rec = Vec::new();
@@ -314,7 +314,7 @@ fn deliver(s: &Sys) -> PathBuf {
     let f = s.base.join("want");
     std::fs::write(&f, lf(MSG)).unwrap();
     if s.root {
-        crate::e2e::chown_r(&d, s.uid, s.gid);
+        chown_r(&d, s.uid, s.gid);
     }
     f
 }
@@ -753,7 +753,7 @@ fn submission_needs_auth_relays_for_it_and_adds_date_and_message_id() {
 login 235\nsend {}\nrelay 250 250\n"
         );
     }
-    crate::e2e::wait_until(30, "two messages", || s.mail_of("ann").len() == 2);
+    wait_until(30, "two messages", || s.mail_of("ann").len() == 2);
     for m in s.mail_of("ann") {
         let (names, rest) = split_fields(&m, 7);
         assert_eq!(

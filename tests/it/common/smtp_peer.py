@@ -1,13 +1,19 @@
-# A test SMTP peer on aiosmtpd: smtp_peer.py ADDR OUTFILE SIZELIMIT [utf8].
-# Prints its port. RCPT: local parts starting "temp" get 450 4.2.1, "perm"
-# 550 5.1.1. End of DATA: a recipient starting "datatemp" gives 451 4.3.0,
-# "dataperm" 554 5.6.0. Each accepted message is appended to OUTFILE as
-# MAIL <from> <options> / RCPT <to>... / a blank line / the content.
+# The test SMTP peer on aiosmtpd (remote-send's far end, the queue's relay
+# sink): smtp_peer.py ADDR PORT OUTFILE [SIZELIMIT [utf8]].
+# Binds ADDR:PORT (0: a free port) and prints the port. SIZELIMIT defaults
+# to 64 MiB; "utf8" enables SMTPUTF8. RCPT: local parts starting "temp" get
+# 450 4.2.1, "perm" 550 5.1.1. End of DATA: a recipient starting "datatemp"
+# gives 451 4.3.0, "dataperm" 554 5.6.0. Each accepted message is appended
+# to OUTFILE as
+#   MAIL <from> <options> / RCPT <to>... / a blank line / the content
+# (as received: CRLF line ends, dot-unstuffed), in one write, flushed
+# before the 250 goes out.
 import sys, asyncio
 from aiosmtpd.smtp import SMTP
 
-addr, out, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
-utf8 = len(sys.argv) > 4
+addr, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+size = int(sys.argv[4]) if len(sys.argv) > 4 else 64 << 20
+utf8 = len(sys.argv) > 5
 
 class Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -27,18 +33,19 @@ class Handler:
             return '451 4.3.0 try later'
         if any(l.startswith('dataperm') for l in locals_):
             return '554 5.6.0 content rejected'
+        rec = ('MAIL %s %s\n' % (envelope.mail_from, ' '.join(envelope.mail_options))).encode()
+        for r in envelope.rcpt_tos:
+            rec += ('RCPT %s\n' % r).encode()
+        rec += b'\n' + envelope.original_content
         with open(out, 'ab') as f:
-            f.write(('MAIL %s %s\n' % (envelope.mail_from, ' '.join(envelope.mail_options))).encode())
-            for r in envelope.rcpt_tos:
-                f.write(('RCPT %s\n' % r).encode())
-            f.write(b'\n' + envelope.original_content)
+            f.write(rec)
         return '250 2.0.0 queued as 42'
 
 async def main():
     loop = asyncio.get_running_loop()
     srv = await loop.create_server(
         lambda: SMTP(Handler(), hostname='peer.test', data_size_limit=size, enable_SMTPUTF8=utf8, decode_data=False),
-        addr, 0)
+        addr, port)
     print(srv.sockets[0].getsockname()[1], flush=True)
     await srv.serve_forever()
 
