@@ -215,8 +215,17 @@ impl State {
 /// folder's HIGHESTMODSEQ, or an error when the file cannot be kept.
 pub fn track(dir: &Path, validity: u32, list: &mut [Entry]) -> io::Result<u64> {
     let mut s = State::load(dir, validity)?;
-    for e in list.iter_mut() {
-        e.modseq = s.observe(e.uid, flags_of(&e.name));
+    // New messages take one mod-sequence, then changed flags and
+    // expunges the next, as Dovecot numbers one sync of a Maildir.
+    for new in [true, false] {
+        for e in list.iter_mut() {
+            if s.per.contains_key(&e.uid) != new {
+                e.modseq = s.observe(e.uid, flags_of(&e.name));
+            }
+        }
+        if new {
+            s.bumped = None;
+        }
     }
     let live: std::collections::HashSet<u32> = list.iter().map(|e| e.uid).collect();
     s.keep_only(&|u| live.contains(&u));

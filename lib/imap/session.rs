@@ -229,6 +229,17 @@ impl Session {
                     }
                 }
                 self.out.line(&[&v]);
+                // RFC 7162 §3.1: a mailbox already selected tells its
+                // HIGHESTMODSEQ once CONDSTORE is on.
+                if let Some(h) = self.sel.as_ref().and_then(|f| f.highest) {
+                    if v.len() > b"* ENABLED".len() {
+                        self.out.line(&[
+                            b"* OK [HIGHESTMODSEQ ",
+                            h.to_string().as_bytes(),
+                            b"] Highest",
+                        ]);
+                    }
+                }
                 ok("Enabled.")
             }
             b"NAMESPACE" => {
