@@ -878,6 +878,7 @@ impl Session {
             }
         }
         let with_modseq = items.contains(&Item::Modseq);
+        let by_uid = uid;
         let mut gone = false;
         for i in idx {
             let uid = f.msgs[i].uid;
@@ -1029,12 +1030,20 @@ impl Session {
                 sep(&mut v);
                 v.extend_from_slice(b"FLAGS ");
                 fetch::flags_list(&mut v, f.msgs[i].flags, f.msgs[i].recent, &f.keywords);
-                if self.condstore && !with_modseq {
-                    v.extend_from_slice(format!(" MODSEQ ({})", f.msgs[i].modseq).as_bytes());
-                }
             }
             v.extend_from_slice(b")\r\n");
             self.out.put(&v);
+            // The \Seen this FETCH set gave a new mod-sequence (as Dovecot,
+            // on a line of its own, with the UID once QRESYNC is on).
+            if flags_changed && self.condstore && !with_modseq {
+                let u = if self.qresync || by_uid {
+                    format!("UID {} ", f.msgs[i].uid)
+                } else {
+                    String::new()
+                };
+                let l = format!("* {} FETCH ({}MODSEQ ({}))", i + 1, u, f.msgs[i].modseq);
+                self.out.line(&[l.as_bytes()]);
+            }
         }
         if !f.cache_new.is_empty() {
             let new = std::mem::take(&mut f.cache_new);

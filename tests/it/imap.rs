@@ -2570,6 +2570,8 @@ fn condstore_and_qresync_match_dovecot() {
         "t EXPUNGE",
         "u UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)",
         "v UID FETCH 1:9 FLAGS (CHANGEDSINCE 6 VANISHED)",
+        "w FETCH 1 (FLAGS BODY[TEXT])",
+        "x UID SEARCH RETURN (MIN) MODSEQ 9",
         "z LOGOUT",
     ];
     let mut ours_cmd = Command::new(bin("imapd"));
