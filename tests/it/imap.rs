@@ -2609,3 +2609,66 @@ fn condstore_and_qresync_match_dovecot() {
     let d2 = one_by_one(dovecot_on(&theirs), &phase2);
     assert_eq!(o2, d2, "\n--- pipemail\n{o2}\n--- dovecot\n{d2}");
 }
+
+const PY_QRESYNC: &str = r#"
+import imaplib, sys
+port = int(sys.argv[1])
+A = imaplib.IMAP4('127.0.0.1', port); A.login('joe', 'secret')
+B = imaplib.IMAP4('127.0.0.1', port); B.login('joe', 'secret')
+typ, data = A.capability()
+assert data[0].split()[-2:] == [b'CONDSTORE', b'QRESYNC'], data
+typ, data = A.enable('QRESYNC')
+assert typ == 'OK' and A.untagged_responses.pop('ENABLED') == [b'QRESYNC'], (typ, data)
+typ, data = A._simple_command('SELECT', 'INBOX', '(QRESYNC (42 1))')
+assert typ == 'OK', data
+A.state = 'SELECTED'  # imaplib's select() takes no parameters
+assert A.untagged_responses.pop('HIGHESTMODSEQ') == [b'2'], A.untagged_responses
+assert A.untagged_responses.pop('FETCH') == [
+    b'1 (UID 1 FLAGS (\\Seen) MODSEQ (2))',
+    b'2 (UID 2 FLAGS (\\Seen) MODSEQ (2))',
+    b'3 (UID 3 FLAGS (\\Seen) MODSEQ (2))'], A.untagged_responses
+A.untagged_responses.clear()
+B.select('INBOX')
+assert B.store('1', '+FLAGS', '(\\Flagged)')[0] == 'OK'
+assert B.store('2', '+FLAGS', '(\\Deleted)')[0] == 'OK'
+assert B.expunge()[1] == [b'2']
+typ, data = A.noop()
+assert A.untagged_responses.pop('VANISHED') == [b'2'], A.untagged_responses
+assert A.untagged_responses.pop('FETCH') == [b'1 (UID 1 FLAGS (\\Flagged \\Seen) MODSEQ (3))'], A.untagged_responses
+typ, data = A._simple_command('STORE', '1:2', '(UNCHANGEDSINCE 2)', '+FLAGS', '(\\Answered)')
+assert typ == 'OK' and data == [b'[MODIFIED 1] Conditional store failed.'], data
+assert A.untagged_responses.pop('FETCH') == [b'2 (UID 3 MODSEQ (6) FLAGS (\\Answered \\Seen))'], A.untagged_responses
+typ, data = A.search(None, 'MODSEQ', '4')
+assert data == [b'2 (MODSEQ 6)'], data
+typ, data = A.status('INBOX', '(HIGHESTMODSEQ MESSAGES)')
+assert data == [b'INBOX (HIGHESTMODSEQ 6 MESSAGES 2)'], data
+typ, data = A.uid('FETCH', '1:*', '(FLAGS)', '(CHANGEDSINCE 3 VANISHED)')
+assert typ == 'OK' and data == [b'2 (UID 3 FLAGS (\\Answered \\Seen) MODSEQ (6))'], data
+assert A.untagged_responses.pop('VANISHED') == [b'(EARLIER) 2'], A.untagged_responses
+B.logout(); A.logout()
+print('ok')
+"#;
+
+/// CONDSTORE and QRESYNC through Python's imaplib over 127.0.0.1: two
+/// sessions, SELECT QRESYNC, VANISHED at NOOP, UNCHANGEDSINCE, SEARCH
+/// MODSEQ, STATUS HIGHESTMODSEQ, UID FETCH (CHANGEDSINCE n VANISHED).
+#[test]
+fn python_imaplib_condstore_and_qresync() {
+    let md = seen_messages("imap-py-qresync", 3);
+    let srv = match Server::start(&md) {
+        Some(s) => s,
+        None => return,
+    };
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PY_QRESYNC)
+        .arg(srv.port.to_string())
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
