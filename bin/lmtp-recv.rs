@@ -8,10 +8,6 @@ use pipemail::{exit, lmtp, sys};
 const PROG: &str = "lmtp-recv";
 const USAGE: &str = "lmtp-recv";
 
-fn valid_fd(fd: i32) -> bool {
-    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
-}
-
 fn main() {
     exit::set_prog(PROG, true);
     if std::env::args_os().len() > 1 {
@@ -22,6 +18,6 @@ fn main() {
         exit::die(exit::TEMP, &[b"refusing to run as root (see lmtp-recv(8))"]);
     }
     let under = std::env::var_os("PIPEMAIL_LSPAWN").is_some_and(|v| v == "1");
-    let helper = (under && valid_fd(6) && valid_fd(7)).then_some((6, 7));
+    let helper = (under && sys::fd_is_open(6) && sys::fd_is_open(7)).then_some((6, 7));
     std::process::exit(lmtp::server::run(0, 1, helper))
 }

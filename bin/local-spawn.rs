@@ -15,7 +15,7 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 extern "C" fn forward(s: libc::c_int) {
     let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
-        unsafe { libc::kill(pid, s) };
+        let _ = sys::proc::kill(pid, s);
     }
 }
 
@@ -68,36 +68,33 @@ fn main() {
     let (rep_r, rep_w) =
         sys::pipe().unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to make a pipe"], &e));
     std::env::set_var("PIPEMAIL_LSPAWN", "1");
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        exit::die_sys(
-            exit::TEMP,
-            &[b"unable to fork"],
-            &std::io::Error::last_os_error(),
-        );
-    }
-    if pid == 0 {
-        if sys::dup2(req_w, 6).is_err() || sys::dup2(rep_r, 7).is_err() {
-            exit::die(exit::TEMP, &[b"unable to move descriptors"]);
-        }
-        if let Some((uid, gid)) = ids {
-            if let Err(e) = sys::drop_privileges(uid, gid, &[gid]) {
-                exit::die_sys(exit::TEMP, &[b"unable to switch to the queue user"], &e);
+    let pid = match sys::proc::fork() {
+        Err(e) => exit::die_sys(exit::TEMP, &[b"unable to fork"], &e),
+        Ok(sys::proc::Fork::Parent(pid)) => pid,
+        Ok(sys::proc::Fork::Child) => {
+            if sys::dup2(req_w, 6).is_err() || sys::dup2(rep_r, 7).is_err() {
+                exit::die(exit::TEMP, &[b"unable to move descriptors"]);
             }
+            if let Some((uid, gid)) = ids {
+                if let Err(e) = sys::drop_privileges(uid, gid, &[gid]) {
+                    exit::die_sys(exit::TEMP, &[b"unable to switch to the queue user"], &e);
+                }
+            }
+            // Set after the uid change (which clears it): our death ends the child.
+            sys::proc::die_with_parent(libc::SIGTERM);
+            if sys::proc::getppid() == 1 {
+                std::process::exit(exit::TEMP);
+            }
+            exec::chain(&prog)
         }
-        // Set after the uid change (which clears it): our death ends the child.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
-        if unsafe { libc::getppid() } == 1 {
-            std::process::exit(exit::TEMP);
-        }
-        exec::chain(&prog);
-    }
+    };
     sys::close(req_w);
     sys::close(rep_r);
     CHILD.store(pid, Ordering::SeqCst);
-    for s in [libc::SIGTERM, libc::SIGHUP, libc::SIGALRM, libc::SIGINT] {
-        unsafe { libc::signal(s, forward as *const () as libc::sighandler_t) };
-    }
+    sys::signals::set(
+        &[libc::SIGTERM, libc::SIGHUP, libc::SIGALRM, libc::SIGINT],
+        sys::signals::Action::Handler(forward),
+    );
     spawn::serve(req_r, rep_w);
     let code = match sys::waitpid(pid) {
         Ok(st) => sys::exit_code(st).unwrap_or(exit::TEMP),

@@ -26,13 +26,13 @@ fn main() {
         exit::usage(USAGE);
     }
     // A file on fd 0 gets its offset back, so a script can read it again.
-    let at = unsafe { libc::lseek(0, 0, libc::SEEK_CUR) };
+    let at = sys::lseek(0, 0, libc::SEEK_CUR);
     let h = match header::read_header(pipemail::submit::input::Fd(0)) {
         Ok(h) => h,
         Err(e) => exit::die_sys(exit::TEMP, &[b"unable to read message"], &e),
     };
-    if at >= 0 {
-        unsafe { libc::lseek(0, at, libc::SEEK_SET) };
+    if let Ok(at) = at {
+        let _ = sys::lseek(0, at, libc::SEEK_SET);
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut found = false;

@@ -7,7 +7,7 @@ const PROG: &str = "queue-inject";
 
 /// Alarm after a day, as qmail-queue: exit 52.
 extern "C" fn on_alarm(_: libc::c_int) {
-    unsafe { libc::_exit(52) };
+    sys::proc::exit_now(52);
 }
 
 fn main() {
@@ -15,10 +15,8 @@ fn main() {
     if std::env::args_os().len() > 1 {
         exit::usage("queue-inject");
     }
-    unsafe {
-        libc::signal(libc::SIGALRM, on_alarm as *const () as libc::sighandler_t);
-        libc::alarm(86400);
-    }
+    sys::signals::set(&[libc::SIGALRM], sys::signals::Action::Handler(on_alarm));
+    sys::proc::alarm(86400);
     std::process::exit(match run() {
         Ok(()) => 0,
         Err(c) => c,

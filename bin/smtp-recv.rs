@@ -7,7 +7,9 @@
 //! does not need (sys::no_main_start). A panic still exits 101.
 #![cfg_attr(not(test), no_main)]
 
+// SAFETY: the program's one C entry point; no other symbol is named main.
 #[cfg(not(test))]
+#[allow(unsafe_code)]
 #[no_mangle]
 pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     pipemail::sys::no_main_start();

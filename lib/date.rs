@@ -8,9 +8,7 @@ pub const MONTHS: [&str; 12] = [
 /// The local broken-down time of `t`, with the zone's offset as a sign
 /// and minutes east of UTC.
 pub fn local(t: i64) -> (libc::tm, char, i64) {
-    let tt = t as libc::time_t;
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&tt, &mut tm) };
+    let tm = crate::sys::time::localtime(t);
     let off = tm.tm_gmtoff / 60;
     let (sign, off) = if off < 0 { ('-', -off) } else { ('+', off) };
     (tm, sign, off)
@@ -41,9 +39,7 @@ pub fn now() -> String {
 
 /// asctime-style date for mbox `From ` lines: `Sun Nov 29 07:09:07 2026`.
 pub fn ctime(t: u64) -> String {
-    let tt = t as libc::time_t;
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::gmtime_r(&tt, &mut tm) };
+    let tm = crate::sys::time::gmtime(t as i64);
     format!(
         "{} {} {:2} {:02}:{:02}:{:02} {}",
         DAYS[(tm.tm_wday as usize) % 7],

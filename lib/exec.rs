@@ -27,11 +27,7 @@ pub fn resolve(name: &std::ffi::OsStr) -> OsString {
         return name.to_os_string();
     }
     let s = sibling(&name.to_string_lossy());
-    let c = match crate::sys::cpath(&s) {
-        Ok(c) => c,
-        Err(_) => return name.to_os_string(),
-    };
-    if s.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0 {
+    if s.is_file() && crate::sys::fs::executable(&s) {
         s.into_os_string()
     } else {
         name.to_os_string()
@@ -70,10 +66,7 @@ pub fn exec(argv: &[OsString]) -> io::Error {
         (Ok(c), Ok(f)) => (c, f),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let mut p: Vec<*const libc::c_char> = c.iter().map(|s| s.as_ptr()).collect();
-    p.push(std::ptr::null());
-    unsafe { libc::execvp(file.as_ptr(), p.as_ptr()) };
-    io::Error::last_os_error()
+    crate::sys::proc::execvp(&file, &c)
 }
 
 /// Chain-loads argv; on failure dies with 127 (not found) or 126.
@@ -179,9 +172,7 @@ pub fn linked(prog: &std::ffi::OsStr) -> Option<(&'static str, Main)> {
 /// does that) and `name` as the process name (ps, top, /proc/PID/comm).
 pub fn run_linked((name, main): (&'static str, Main), args: &[OsString]) -> ! {
     crate::sys::signal_ignore(libc::SIGPIPE, true);
-    if let Ok(n) = std::ffi::CString::new(name) {
-        unsafe { libc::prctl(libc::PR_SET_NAME, n.as_ptr(), 0, 0, 0) };
-    }
+    crate::sys::proc::set_name(name);
     std::process::exit(main(args))
 }
 

@@ -5,7 +5,6 @@
 //! reads `PROG: pid N: LEVEL: ...`. Each line is one write(2).
 
 use std::io;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 pub const OK: i32 = 0;
 pub const STOP: i32 = 99;
@@ -16,7 +15,7 @@ pub const EXEC_NOENT: i32 = 127;
 
 /// The `PROG: ` (or `PROG: pid N: `) prefix; null until [`set_prog`].
 /// A leaked box rather than a lock, so a forked child never waits on it.
-static PREFIX: AtomicPtr<Vec<u8>> = AtomicPtr::new(std::ptr::null_mut());
+static PREFIX: crate::sys::StaticBytes = crate::sys::StaticBytes::new();
 
 /// Names the program in every diagnostic and chooses where logs go
 /// (`crate::log`). With `pid` (per-connection programs): adds `pid N:`, and
@@ -30,25 +29,19 @@ pub fn set_prog(prog: &str, pid: bool) {
         crate::sys::adopt_listen_fd();
         p.extend_from_slice(format!("pid {}: ", std::process::id()).as_bytes());
     }
-    PREFIX.store(Box::into_raw(Box::new(p)), Ordering::Release);
+    PREFIX.set(p);
     crate::log::init(prog);
 }
 
 fn prefix() -> &'static [u8] {
-    let p = PREFIX.load(Ordering::Acquire);
-    if p.is_null() {
-        b"pipemail: "
-    } else {
-        // SAFETY: a non-null PREFIX points to a box that is never freed.
-        unsafe { &*p }
-    }
+    PREFIX.get().unwrap_or(b"pipemail: ")
 }
 
 /// In a forked child that runs another program's code (tcp-serve running
 /// tls-wrap linked): names that program, with the child's pid.
 pub fn rename_child(prog: &str) {
     let p = format!("{}: pid {}: ", prog, std::process::id());
-    PREFIX.store(Box::into_raw(Box::new(p.into_bytes())), Ordering::Release);
+    PREFIX.set(p.into_bytes());
 }
 
 /// One line to fd 2 in a single write (or to syslog, see `crate::log`):
@@ -101,10 +94,9 @@ pub fn usage(text: &str) -> ! {
 /// called [`set_prog`], so tcp-serve's log ties it to the session); before
 /// [`set_prog`], PROG is USAGE's first word.
 pub fn usage_exit(code: i32, text: &str) -> ! {
-    let mut line = if PREFIX.load(Ordering::Acquire).is_null() {
-        format!("{}: ", text.split(' ').next().unwrap_or(text)).into_bytes()
-    } else {
-        prefix().to_vec()
+    let mut line = match PREFIX.get() {
+        None => format!("{}: ", text.split(' ').next().unwrap_or(text)).into_bytes(),
+        Some(p) => p.to_vec(),
     };
     line.extend_from_slice(b"usage: ");
     line.extend_from_slice(text.as_bytes());

@@ -644,7 +644,7 @@ pub fn to_utf8(b: &[u8], charset: &[u8]) -> Vec<u8> {
         }
         return out;
     }
-    crate::iconv::to_utf8(b, &cs).unwrap_or_else(|| b.to_vec())
+    crate::sys::iconv::to_utf8(b, &cs).unwrap_or_else(|| b.to_vec())
 }
 
 /// One entry of an address list.
@@ -1012,7 +1012,7 @@ fn decode_word(w: &[u8]) -> Option<Vec<u8>> {
         b"iso-8859-1" | b"iso8859-1" | b"latin1" | b"latin-1" | b"l1" => {
             crate::mime::to_utf8(&raw, b"iso-8859-1")
         }
-        _ => crate::iconv::to_utf8(&raw, &cs)?,
+        _ => crate::sys::iconv::to_utf8(&raw, &cs)?,
     };
     // A decoded value stays one line: control bytes become '?'.
     Some(

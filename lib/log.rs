@@ -5,8 +5,8 @@
 //! hand programs the client's connection as fd 2): then they go to syslog,
 //! facility mail, and fd 2 becomes /dev/null so that no program of the
 //! session, ours or not, writes into the connection. `PIPEMAIL_LOG=syslog`
-//! (exported for the programs we run) keeps them on syslog too. This is the
-//! one place with the syslog FFI.
+//! (exported for the programs we run) keeps them on syslog too (the FFI is
+//! in sys::syslog).
 //!
 //! Escaping: printable ASCII passes, the rest becomes `\xNN`; values are
 //! cut at [`MAX_FIELD`] bytes.
@@ -18,10 +18,10 @@ static SYSLOG: AtomicBool = AtomicBool::new(false);
 /// Is descriptor 2 a socket other than journald's stream ($JOURNAL_STREAM
 /// names its device and inode)?
 fn stderr_is_client_socket() -> bool {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(2, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return false;
-    }
+    let st = match crate::sys::fs::fstat(2) {
+        Ok(st) if crate::sys::fs::file_type(&st) == libc::S_IFSOCK => st,
+        _ => return false,
+    };
     let journal = std::env::var("JOURNAL_STREAM").unwrap_or_default();
     journal != format!("{}:{}", st.st_dev, st.st_ino)
 }
@@ -33,10 +33,7 @@ pub fn init(prog: &str) {
     if !forced && !stderr_is_client_socket() {
         return;
     }
-    let ident = std::ffi::CString::new(prog).unwrap_or_default();
-    // openlog keeps the pointer: the ident lives as long as the process.
-    let ident: &'static std::ffi::CStr = Box::leak(ident.into_boxed_c_str());
-    unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_MAIL) };
+    crate::sys::syslog::open(prog);
     SYSLOG.store(true, Ordering::Relaxed);
     if !forced {
         if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
@@ -56,8 +53,7 @@ pub fn emit(level: &str, prefix: &[u8], rest: &[u8]) {
             "warning" => libc::LOG_WARNING,
             _ => libc::LOG_ERR,
         };
-        let msg = std::ffi::CString::new(rest.to_vec()).unwrap_or_default();
-        unsafe { libc::syslog(pri, c"%s".as_ptr(), msg.as_ptr()) };
+        crate::sys::syslog::line(pri, rest);
         return;
     }
     let mut line = Vec::with_capacity(prefix.len() + rest.len() + 1);

@@ -37,14 +37,8 @@ fn sync_new(dir: &Path) -> io::Result<()> {
     let new = dir.join("new");
     let sock = DEFER_SYNC.load(Ordering::SeqCst);
     if sock >= 0 && DEFERRED.fetch_add(1, Ordering::SeqCst) < DEFER_MAX {
-        let c = crate::sys::cpath(&new)?;
-        let fd = crate::sys::cvt(unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        })?;
-        let r = crate::queuerun::spawn::send_request(sock, b"S", fd);
+        let fd = crate::sys::fs::open(&new, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC)?;
+        let r = crate::sys::net::send_with_fd(sock, b"S", fd);
         crate::sys::close(fd);
         if r.is_ok() {
             return Ok(());
@@ -263,17 +257,7 @@ fn link_noreplace(from: &Path, to: &Path) -> io::Result<()> {
                 Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS)
             ) =>
         {
-            let (f, t) = (crate::sys::cpath(from)?, crate::sys::cpath(to)?);
-            crate::sys::cvt(unsafe {
-                libc::renameat2(
-                    libc::AT_FDCWD,
-                    f.as_ptr(),
-                    libc::AT_FDCWD,
-                    t.as_ptr(),
-                    libc::RENAME_NOREPLACE,
-                )
-            })
-            .map(|_| ())
+            crate::sys::fs::rename_noreplace(from, to)
         }
         Err(e) => Err(e),
     }

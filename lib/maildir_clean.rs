@@ -43,42 +43,17 @@ impl Drop for Fd {
 }
 
 fn open_dir(at: i32, name: &[u8]) -> io::Result<Fd> {
-    let c = crate::sys::cstr(name)?;
     let fl = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    crate::sys::cvt(unsafe { libc::openat(at, c.as_ptr(), fl) }).map(Fd)
+    crate::sys::fs::openat(at, name, fl).map(Fd)
 }
 
 /// The names in the directory `d` (without `.` and `..`).
 fn names(d: &Fd) -> io::Result<Vec<Vec<u8>>> {
-    let fd = crate::sys::cvt(unsafe { libc::dup(d.0) })?;
-    let dir = unsafe { libc::fdopendir(fd) };
-    if dir.is_null() {
-        let e = io::Error::last_os_error();
-        crate::sys::close(fd);
-        return Err(e);
-    }
-    // the duplicate shares the offset: start from the beginning
-    unsafe { libc::rewinddir(dir) };
-    let mut out = Vec::new();
-    loop {
-        let ent = unsafe { libc::readdir(dir) };
-        if ent.is_null() {
-            break;
-        }
-        let n = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
-        if n != b"." && n != b".." {
-            out.push(n.to_vec());
-        }
-    }
-    unsafe { libc::closedir(dir) };
-    Ok(out)
+    crate::sys::fs::read_dir_fd(d.0)
 }
 
 fn stat_at(d: &Fd, name: &[u8]) -> io::Result<libc::stat> {
-    let c = crate::sys::cstr(name)?;
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    crate::sys::cvt(unsafe { libc::fstatat(d.0, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
-    Ok(st)
+    crate::sys::fs::lstat_at(d.0, name)
 }
 
 fn is_dir(st: &libc::stat) -> bool {
@@ -129,11 +104,7 @@ fn sweep(d: &Fd, rel: &[u8], rule: Rule, now: u64, o: &Opts, r: &mut Report) {
             continue;
         }
         if !o.dry_run {
-            let Ok(c) = crate::sys::cstr(&n) else {
-                continue;
-            };
-            if unsafe { libc::unlinkat(sd.0, c.as_ptr(), 0) } != 0 {
-                let e = io::Error::last_os_error();
+            if let Err(e) = crate::sys::fs::unlink_at(sd.0, &n) {
                 if e.kind() != io::ErrorKind::NotFound {
                     r.errors.push((p, e));
                 }

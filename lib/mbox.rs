@@ -99,29 +99,10 @@ pub fn lock(f: &File, timeout_ms: u64) -> io::Result<bool> {
     let mut fcntl_done = false;
     loop {
         if !fcntl_done {
-            let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-            fl.l_type = libc::F_WRLCK as libc::c_short;
-            fl.l_whence = libc::SEEK_SET as libc::c_short;
-            if unsafe { libc::fcntl(fd, libc::F_SETLK, &fl) } == 0 {
-                fcntl_done = true;
-            } else {
-                let e = io::Error::last_os_error();
-                if !matches!(
-                    e.raw_os_error(),
-                    Some(libc::EAGAIN | libc::EACCES | libc::EINTR)
-                ) {
-                    return Err(e);
-                }
-            }
+            fcntl_done = crate::sys::locks::try_record_lock(fd)?;
         }
-        if fcntl_done {
-            if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                return Ok(true);
-            }
-            let e = io::Error::last_os_error();
-            if !matches!(e.raw_os_error(), Some(libc::EWOULDBLOCK | libc::EINTR)) {
-                return Err(e);
-            }
+        if fcntl_done && crate::sys::locks::try_lock(fd)? {
+            return Ok(true);
         }
         if crate::sys::now_ms() >= deadline {
             return Ok(false);
@@ -238,7 +219,7 @@ mod tests {
         let p = d.join("mbox");
         std::fs::write(&p, b"old\n").unwrap();
         let holder = File::open(&p).unwrap();
-        assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+        crate::sys::locks::lock(holder.as_raw_fd()).unwrap();
         let devnull = File::open("/dev/null").unwrap();
         let t0 = std::time::Instant::now();
         let r = deliver(&p, b"From x\n", b"", devnull.as_raw_fd(), 300);

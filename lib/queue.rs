@@ -15,10 +15,11 @@
 //!    message are written;
 //! 2. the envelope section and the tail are appended (format below);
 //! 3. **commit point:** the file gets its name `drop/ID` (linkat, or a
-//!    link of the .tmp), then the file is fsync'd (data and inode) and
-//!    drop/ is fsync'd, so the name is durable before queue-inject exits 0
-//!    (a submitter that may not open drop/ for reading calls syncfs(2)
-//!    instead of the second fsync);
+//!    link of the .tmp), then the file is fsync'd (data and inode, and on
+//!    ext4, XFS and btrfs the new name with them); on other file systems
+//!    drop/ is fsync'd too, so the name is durable before queue-inject
+//!    exits 0 (a submitter that may not open drop/ for reading calls
+//!    syncfs(2) instead of that second fsync);
 //! 4. one byte is written to the fifo `queue/trigger` if anyone listens.
 //!
 //! A crash before step 3 leaves nothing (or an `ID.tmp` that queue-run
@@ -157,20 +158,30 @@ pub fn envelope_end(b: &[u8]) -> Option<usize> {
     }
 }
 
+/// Writes `line` into `queue/trigger` (anyone may); silent when queue-run
+/// is not running (nobody has the FIFO open).
+fn trigger(line: &[u8]) -> std::io::Result<()> {
+    let Ok(fd) = crate::sys::fs::open_fifo_writer(&trigger_path()) else {
+        return Ok(());
+    };
+    let r = crate::sys::write_all(fd, line);
+    crate::sys::close(fd);
+    r
+}
+
 /// Wakes queue-run through `queue/trigger`; silent when nobody listens.
 pub fn pull_trigger() {
-    if let Ok(c) = crate::sys::cpath(&trigger_path()) {
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            )
-        };
-        if fd >= 0 {
-            let _ = unsafe { libc::write(fd, b"x".as_ptr() as *const libc::c_void, 1) };
-            crate::sys::close(fd);
-        }
+    let _ = trigger(b"x");
+}
+
+/// ETRN (RFC 1985) for smtp-recv and others: asks a running queue-run to
+/// retry the remote recipients in `domain` now, by writing `E`domain LF
+/// into `queue/trigger`. Silent when queue-run is not running.
+pub fn etrn(domain: &[u8]) -> std::io::Result<()> {
+    if domain.is_empty() || domain.len() > 255 || domain.iter().any(|&c| c <= b' ' || c >= 0x7f) {
+        return Err(std::io::Error::from_raw_os_error(libc::EINVAL));
     }
+    trigger(&[b"E", domain, b"\n"].concat())
 }
 
 /// The tail's fixed part; 20 digits and a newline follow.
@@ -267,23 +278,6 @@ fn open_new(p: &Path) -> io::Result<File> {
         .open(p)
 }
 
-/// Gives the unnamed file `f` the name `to` (linkat through /proc).
-fn link_unnamed(f: &File, to: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let from = crate::sys::cpath(Path::new(&format!("/proc/self/fd/{}", f.as_raw_fd())))?;
-    let to = crate::sys::cpath(to)?;
-    crate::sys::cvt(unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    })
-    .map(|_| ())
-}
-
 impl Inject {
     /// Opens the submission's file and writes the `Received:` line. Err is
     /// an exit code.
@@ -338,24 +332,25 @@ impl Inject {
         // Both refuse an existing name (a 64-bit clash fails like any
         // queue error).
         let r = match &self.tmp {
-            None => link_unnamed(self.out.get_ref(), &name),
+            None => crate::sys::fs::link_unnamed(self.out.get_ref(), &name),
             Some(tmp) => std::fs::hard_link(tmp, &name).and_then(|_| std::fs::remove_file(tmp)),
         };
         r.map_err(|_| code::QUEUE_DIR)?;
         self.tmp = None;
         // The name is the commit point. One fsync makes the data and the
-        // inode (its link) durable, one more the directory entry.
-        let r = self
-            .out
-            .get_ref()
-            .sync_all()
-            .map_err(|_| code::WRITE)
-            .and_then(|_| match crate::sys::fsync_dir(&self.dir) {
-                Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
-                    crate::sys::syncfs(self.out.get_ref()).map_err(|_| code::QUEUE_DIR)
-                }
-                r => r.map_err(|_| code::QUEUE_DIR),
-            });
+        // inode (its link) durable, and on the usual Linux file systems
+        // the new name with them; elsewhere one more fsync, of drop/.
+        let f = self.out.get_ref();
+        let r = f.sync_all().map_err(|_| code::WRITE).and_then(|_| {
+            if crate::sys::fsync_covers_new_name(f) {
+                return Ok(());
+            }
+            match crate::sys::fsync_dir(&self.dir) {
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => crate::sys::syncfs(f),
+                r => r,
+            }
+            .map_err(|_| code::QUEUE_DIR)
+        });
         if let Err(c) = r {
             // Not acknowledged: withdraw it (if queue-run took it already,
             // it is delivered anyway: a duplicate at worst, never a loss).

@@ -41,7 +41,7 @@ pub fn remote_addr() -> Result<String, Vec<u8>> {
             m.extend_from_slice(&crate::log::field(v.as_bytes()));
             m
         }),
-        None => match crate::tcpserve::sock_name(0, true) {
+        None => match crate::sys::net::sock_name(0, true) {
             Ok((ip, _)) => Ok(ip.to_string()),
             Err(_) => Err(b"no TCPREMOTEIP and descriptor 0 is not a TCP socket".to_vec()),
         },

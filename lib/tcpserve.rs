@@ -8,9 +8,9 @@
 //! kernel's backlog. The child looks up the rules file, sets the UCSPI
 //! variables, puts the socket on fd 0 and 1 and execs the program.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
@@ -61,12 +61,7 @@ pub fn parse_port(p: &[u8]) -> Option<u16> {
     if let Some(n) = crate::parse::number(p) {
         return u16::try_from(n).ok();
     }
-    let name = CString::new(p).ok()?;
-    let s = unsafe { libc::getservbyname(name.as_ptr(), c"tcp".as_ptr()) };
-    if s.is_null() {
-        return None;
-    }
-    Some(u16::from_be(unsafe { (*s).s_port } as u16))
+    sys::net::service_port(p)
 }
 
 /// Parses the command line (without the program name).
@@ -172,88 +167,15 @@ pub fn resolve_ids(c: &Config) -> Result<(Option<u32>, Option<u32>), String> {
 
 // ---- sockets ----
 
-fn to_sockaddr(ip: IpAddr, port: u16) -> (libc::sockaddr_storage, libc::socklen_t) {
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match ip {
-        IpAddr::V4(v4) => {
-            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = port.to_be();
-            sin.sin_addr.s_addr = u32::from(v4).to_be();
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        IpAddr::V6(v6) => {
-            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
-            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            sin6.sin6_port = port.to_be();
-            sin6.sin6_addr.s6_addr = v6.octets();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
-fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<(IpAddr, u16)> {
-    match ss.ss_family as i32 {
-        libc::AF_INET => {
-            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
-            Some((
-                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))),
-                u16::from_be(sin.sin_port),
-            ))
-        }
-        libc::AF_INET6 => {
-            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
-            let ip = rules::canonical(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
-            Some((ip, u16::from_be(sin6.sin6_port)))
-        }
-        _ => None,
-    }
-}
-
-/// The address of a socket's peer (`peer`) or its own end, IPv4-mapped shown as IPv4.
-pub fn sock_name(fd: i32, peer: bool) -> io::Result<(IpAddr, u16)> {
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let p = &mut ss as *mut _ as *mut libc::sockaddr;
-    sys::cvt(unsafe {
-        if peer {
-            libc::getpeername(fd, p, &mut len)
-        } else {
-            libc::getsockname(fd, p, &mut len)
-        }
-    })?;
-    from_sockaddr(&ss).ok_or_else(|| io::Error::from_raw_os_error(libc::EAFNOSUPPORT))
-}
-
-fn setopt(fd: i32, level: i32, name: i32, on: bool) -> io::Result<()> {
-    let v: libc::c_int = on as libc::c_int;
-    let sz = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    sys::cvt(unsafe {
-        libc::setsockopt(fd, level, name, &v as *const _ as *const libc::c_void, sz)
-    })
-    .map(|_| ())
-}
+use crate::sys::net::sock_name;
 
 /// A listening socket on ip:port, close-on-exec and non-blocking.
 pub fn listen(ip: IpAddr, port: u16, backlog: i32) -> io::Result<i32> {
-    let fam = if ip.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let fd = sys::cvt(unsafe {
-        libc::socket(
-            fam,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    })?;
+    let fd = sys::net::stream_socket(sys::net::family(ip))?;
     let r = (|| {
-        setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, true)?;
-        let (ss, len) = to_sockaddr(ip, port);
-        sys::cvt(unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) })?;
-        sys::cvt(unsafe { libc::listen(fd, backlog) })?;
+        sys::net::set_flag(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, true)?;
+        sys::net::bind(fd, std::net::SocketAddr::new(ip, port))?;
+        sys::net::listen(fd, backlog)?;
         Ok(fd)
     })();
     if r.is_err() {
@@ -271,17 +193,6 @@ pub fn fmt_addr(ip: IpAddr, port: u16) -> Vec<u8> {
 }
 
 // ---- the server loop ----
-
-fn sigset(sigs: &[i32]) -> libc::sigset_t {
-    let mut s: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigemptyset(&mut s);
-        for &g in sigs {
-            libc::sigaddset(&mut s, g);
-        }
-    }
-    s
-}
 
 struct Log(u8);
 
@@ -330,9 +241,7 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
     if let Some(g) = gid {
         let r = match uid {
             Some(u) => sys::drop_privileges(u, g, &[g]),
-            None => sys::cvt(unsafe { libc::setgroups(1, &g) })
-                .and_then(|_| sys::cvt(unsafe { libc::setgid(g) }))
-                .map(|_| ()),
+            None => sys::proc::set_groups(g, &[g]),
         };
         r.map_err(|e| fail("drop privileges", e))?;
     }
@@ -343,11 +252,9 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         // it instead of reading /etc/localtime per session.
         crate::date::local(sys::now() as i64);
     }
-    let mask = sigset(&[libc::SIGCHLD, libc::SIGTERM]);
-    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut()) };
-    let sfd =
-        sys::cvt(unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })
-            .map_err(|e| fail("create signalfd", e))?;
+    let sig = sys::signals::SignalFd::new(&[libc::SIGCHLD, libc::SIGTERM])
+        .map_err(|e| fail("create signalfd", e))?;
+    let sfd = sig.fd();
     if c.print_port {
         if let Err(e) = sys::write_all(1, format!("{}\n", port).as_bytes()) {
             log.warn(&[b"unable to print port: ", exit::errtext(&e).as_bytes()]);
@@ -363,23 +270,14 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
         if lfd.is_none() && running == 0 {
             return Ok(());
         }
-        let mut fds = vec![libc::pollfd {
-            fd: sfd,
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = vec![sys::pollfd(sfd, libc::POLLIN)];
         if let (Some(l), true) = (lfd, running < limit) {
-            fds.push(libc::pollfd {
-                fd: l,
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(sys::pollfd(l, libc::POLLIN));
         }
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
-        if r < 0 {
+        if sys::poll(&mut fds, -1).is_err() {
             continue;
         }
-        if fds[0].revents != 0 && drain_signals(sfd) {
+        if fds[0].revents != 0 && drain_signals(&sig) {
             if let Some(l) = lfd.take() {
                 sys::close(l);
                 log.info(&[
@@ -398,28 +296,16 @@ pub fn serve(c: &Config) -> Result<(), (i32, Vec<u8>)> {
 }
 
 /// Reads every pending signal; true when SIGTERM was among them.
-fn drain_signals(sfd: i32) -> bool {
+fn drain_signals(sig: &sys::signals::SignalFd) -> bool {
     let mut term = false;
-    let mut si: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let sz = std::mem::size_of::<libc::signalfd_siginfo>();
-    loop {
-        let r = unsafe { libc::read(sfd, &mut si as *mut _ as *mut libc::c_void, sz) };
-        if r != sz as isize {
-            return term;
-        }
-        if si.ssi_signo == libc::SIGTERM as u32 {
-            term = true;
-        }
+    while let Some(s) = sig.next() {
+        term |= s == libc::SIGTERM;
     }
+    term
 }
 
 fn reap(running: &mut usize, log: &Log, status: &dyn Fn(usize) -> Vec<u8>) {
-    loop {
-        let mut st = 0;
-        let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
-        }
+    while let Some((pid, st)) = sys::proc::reap_any() {
         *running = running.saturating_sub(1);
         let how = match sys::exit_code(st) {
             Some(n) => format!("status {}", n),
@@ -438,34 +324,27 @@ fn accept_one(
     running: &mut usize,
     status: &dyn Fn(usize) -> Vec<u8>,
 ) {
-    let conn = unsafe {
-        libc::accept4(
-            lfd,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            libc::SOCK_CLOEXEC,
-        )
-    };
-    if conn < 0 {
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => {}
-            _ => {
-                log.warn(&[b"unable to accept: ", exit::errtext(&e).as_bytes()]);
-                // Out of descriptors or memory: do not spin.
-                std::thread::sleep(std::time::Duration::from_millis(200));
+    let conn = match sys::net::accept(lfd) {
+        Ok(fd) => fd,
+        Err(e) => {
+            match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => {}
+                _ => {
+                    log.warn(&[b"unable to accept: ", exit::errtext(&e).as_bytes()]);
+                    // Out of descriptors or memory: do not spin.
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
             }
+            return;
         }
-        return;
-    }
-    match unsafe { libc::fork() } {
-        -1 => {
-            let e = io::Error::last_os_error();
+    };
+    match sys::proc::fork() {
+        Err(e) => {
             log.warn(&[b"unable to fork: ", exit::errtext(&e).as_bytes()]);
             sys::close(conn);
         }
-        0 => child(conn, lfd, sfd, c, log),
-        _ => {
+        Ok(sys::proc::Fork::Child) => child(conn, lfd, sfd, c, log),
+        Ok(sys::proc::Fork::Parent(_)) => {
             sys::close(conn);
             *running += 1;
             log.info(&[&status(*running)]);
@@ -478,8 +357,7 @@ fn accept_one(
 fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
     sys::close(lfd);
     sys::close(sfd);
-    let empty = sigset(&[]);
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) };
+    sys::signals::set_mask(&[]);
     sys::signal_ignore(libc::SIGPIPE, false);
     let pid = std::process::id().to_string();
     let pid = pid.as_bytes();
@@ -487,7 +365,7 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
         let mut v: Vec<&[u8]> = vec![b"pid ", pid, b": "];
         v.extend_from_slice(parts);
         log.warn(&v);
-        unsafe { libc::_exit(code) }
+        sys::proc::exit_now(code)
     };
     let (rip, rport) = match sock_name(conn, true) {
         Ok(a) => a,
@@ -532,7 +410,7 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
                     if let Some(rule) = r.lookup(rip) {
                         if !rule.allow {
                             log.info(&[b"deny pid ", pid, b" remote ", &remote]);
-                            unsafe { libc::_exit(exit::PERM) };
+                            sys::proc::exit_now(exit::PERM);
                         }
                         vars = rule.vars.clone();
                     }
@@ -560,7 +438,7 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
         }
     }
     if c.nodelay {
-        let _ = setopt(conn, libc::IPPROTO_TCP, libc::TCP_NODELAY, true);
+        let _ = sys::net::set_flag(conn, libc::IPPROTO_TCP, libc::TCP_NODELAY, true);
     }
     if let Err(e) = sys::dup2(conn, 0).and_then(|_| sys::dup2(conn, 1)) {
         die(
@@ -583,7 +461,7 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
         &remote,
     ]);
     if let Some(code) = crate::tls::wrap::run_preloaded() {
-        unsafe { libc::_exit(code) }
+        sys::proc::exit_now(code)
     }
     if let Some(l) = exec::linked(&c.prog[0]).filter(|_| !c.exec_always) {
         exec::run_linked(l, &c.prog[1..]);
@@ -601,7 +479,7 @@ fn child(conn: i32, lfd: i32, sfd: i32, c: &Config, log: &Log) -> ! {
     if c.verbosity >= 1 {
         exit::log("fatal", &line);
     }
-    unsafe { libc::_exit(code) }
+    sys::proc::exit_now(code)
 }
 
 #[cfg(test)]

@@ -148,11 +148,8 @@ mod tests {
 
     #[test]
     fn answer_block() {
-        let mut fds = [0i32; 2];
-        assert_eq!(
-            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
-            0
-        );
+        let fds = crate::sys::net::socketpair(libc::SOCK_STREAM).unwrap();
+        let fds = [fds.0, fds.1];
         crate::sys::write_all(fds[1], b"SSL_PROTOCOL=TLSv1.3\0SSL_CIPHER=X\0\0").unwrap();
         let s = Starttls {
             ctl: fds[0],

@@ -9,7 +9,7 @@
 //! Every failed login takes the same fixed time ($CHECKPASSWORD_DELAY ms,
 //! default 1000) however far the check got.
 
-use std::ffi::{CStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
@@ -70,18 +70,9 @@ pub fn read_fd3() -> Result<Vec<u8>, i32> {
     Ok(buf)
 }
 
-fn cstr_bytes(c: *const libc::c_char) -> Vec<u8> {
-    if c.is_null() {
-        Vec::new()
-    } else {
-        unsafe { CStr::from_ptr(c) }.to_bytes().to_vec()
-    }
-}
-
 /// A system account with its hash from shadow (else from passwd).
 /// Ok(None) when there is no such user.
 pub fn system_account(name: &[u8]) -> io::Result<Option<Account>> {
-    let c = crate::sys::cstr(name)?;
     let Some(pw) = crate::sys::getpwnam(name)? else {
         return Ok(None);
     };
@@ -94,33 +85,11 @@ pub fn system_account(name: &[u8]) -> io::Result<Option<Account>> {
         shell: pw.shell,
         groups: Vec::new(),
     };
-    let mut sp: libc::spwd = unsafe { std::mem::zeroed() };
-    let mut sbuf = vec![0 as libc::c_char; 16384];
-    let mut sres: *mut libc::spwd = std::ptr::null_mut();
-    let r = unsafe {
-        libc::getspnam_r(
-            c.as_ptr(),
-            &mut sp,
-            sbuf.as_mut_ptr(),
-            sbuf.len(),
-            &mut sres,
-        )
-    };
-    if !sres.is_null() {
-        acct.hash = cstr_bytes(sp.sp_pwdp);
-    } else if r != 0 && r != libc::ENOENT && r != libc::EACCES {
-        return Err(io::Error::from_raw_os_error(r));
+    if let Some(h) = crate::sys::users::shadow_hash(name)? {
+        acct.hash = h;
     }
     // Without shadow (not root, or no entry), "x" never matches.
-    let mut groups = vec![0 as libc::gid_t; 256];
-    let mut n = groups.len() as libc::c_int;
-    let r = unsafe { libc::getgrouplist(c.as_ptr(), acct.gid, groups.as_mut_ptr(), &mut n) };
-    if r >= 0 {
-        groups.truncate(n.max(0) as usize);
-        acct.groups = groups;
-    } else {
-        acct.groups = vec![acct.gid];
-    }
+    acct.groups = crate::sys::users::group_list(name, acct.gid);
     Ok(Some(acct))
 }
 
@@ -235,13 +204,13 @@ pub fn main(prog: &[OsString]) -> ! {
 pub fn become_user(acct: &Account, prog: &[OsString]) -> ! {
     use crate::exit::{die, die_sys};
     use std::os::unix::ffi::OsStrExt;
-    let os = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_os_string();
+    let os = |b: &[u8]| OsStr::from_bytes(b).to_os_string();
     std::env::set_var("USER", os(&acct.name));
     std::env::set_var("HOME", os(&acct.home));
     std::env::set_var("SHELL", os(&acct.shell));
     let mut md = acct.home.clone();
     md.extend_from_slice(b"/Maildir/");
-    if std::path::Path::new(std::ffi::OsStr::from_bytes(&md)).is_dir() {
+    if std::path::Path::new(OsStr::from_bytes(&md)).is_dir() {
         std::env::set_var("MAILDIR", os(&md));
     }
     if crate::sys::geteuid() == 0 {
@@ -253,19 +222,16 @@ pub fn become_user(acct: &Account, prog: &[OsString]) -> ! {
             );
         }
     }
-    let home = match crate::sys::cstr(&acct.home) {
-        Ok(h) => h,
-        Err(_) => die(TEMP, &[b"bad home directory"]),
-    };
+    if acct.home.contains(&0) {
+        die(TEMP, &[b"bad home directory"]);
+    }
     // Not root and another uid (smtp-recv's AUTH as pmaild): only the
     // password counted; a home we may not enter is no error then.
     let other = crate::sys::geteuid() != 0 && crate::sys::geteuid() != acct.uid;
-    if unsafe { libc::chdir(home.as_ptr()) } != 0 && !other {
-        die_sys(
-            TEMP,
-            &[b"unable to chdir to ", &acct.home],
-            &io::Error::last_os_error(),
-        );
+    if let Err(e) = std::env::set_current_dir(OsStr::from_bytes(&acct.home)) {
+        if !other {
+            die_sys(TEMP, &[b"unable to chdir to ", &acct.home], &e);
+        }
     }
     let e = crate::exec::exec(prog);
     die_sys(TEMP, &[b"unable to run ", prog[0].as_bytes()], &e)

@@ -26,10 +26,13 @@ pub fn hash_with(key: &[u8], setting: &[u8]) -> Option<Vec<u8>> {
     let k = crate::sys::cstr(key).ok()?;
     let s = crate::sys::cstr(setting).ok()?;
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: both strings are NUL-terminated; LOCK keeps the static
+    // result ours until it is copied below.
     let r = unsafe { crypt(k.as_ptr(), s.as_ptr()) };
     if r.is_null() {
         return None;
     }
+    // SAFETY: a non-null result is a NUL-terminated string.
     let out = unsafe { CStr::from_ptr(r) }.to_bytes().to_vec();
     if out.is_empty() || out[0] == b'*' {
         return None;
@@ -68,6 +71,8 @@ pub fn gensalt(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut rnd = [0u8; 32];
     crate::sys::random(&mut rnd);
     let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: p is NUL-terminated, rnd holds rnd.len() bytes; LOCK keeps
+    // the static result ours until it is copied below.
     let r = unsafe {
         crypt_gensalt(
             p.as_ptr(),
@@ -79,6 +84,7 @@ pub fn gensalt(prefix: &[u8]) -> Option<Vec<u8>> {
     if r.is_null() {
         return None;
     }
+    // SAFETY: a non-null result is a NUL-terminated string.
     let out = unsafe { CStr::from_ptr(r) }.to_bytes().to_vec();
     if out.is_empty() || out[0] == b'*' {
         return None;

@@ -3,6 +3,7 @@
 //! and SASL PLAIN decoding.
 
 pub mod checkpw;
+#[allow(unsafe_code)]
 pub mod crypt;
 pub mod passwd;
 
@@ -16,7 +17,6 @@ use std::io;
 /// own `prog`, so the caller usually gets back the exit code of the whole
 /// session that followed.
 pub fn check(prog: &[OsString], user: &[u8], pass: &[u8], timestamp: &[u8]) -> io::Result<i32> {
-    use std::os::unix::process::CommandExt;
     if prog.is_empty() {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
@@ -39,9 +39,7 @@ pub fn check(prog: &[OsString], user: &[u8], pass: &[u8], timestamp: &[u8]) -> i
     }
     let mut cmd = crate::exec::command(&prog[0]);
     cmd.args(&prog[1..]);
-    unsafe {
-        cmd.pre_exec(move || crate::sys::dup2(r, 3));
-    }
+    crate::sys::proc::pass_fd(&mut cmd, r, 3);
     let res = cmd.spawn();
     crate::sys::close(r);
     let st = res?.wait()?;

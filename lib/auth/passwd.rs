@@ -275,9 +275,7 @@ pub fn update(
         .mode(0o600)
         .open(&lockname)
         .map_err(|e| temp("open the lock of", e))?;
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(temp("lock", io::Error::last_os_error()));
-    }
+    crate::sys::locks::lock(lock.as_raw_fd()).map_err(|e| temp("lock", e))?;
     let mut entries = read(file).map_err(|e| (crate::exit::TEMP, e.text()))?;
     let old = entries.iter().find(|e| e.name == name).cloned();
     let (uid, gid) = match (ids, &old) {

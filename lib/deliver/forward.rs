@@ -2,8 +2,8 @@
 //! (qmail's forward(1) and qmail-local's `&addr` lines).
 
 use super::Fail;
+use crate::enqueue::{Outcome, Queue};
 use crate::header::Hops;
-use crate::qq::{Outcome, Queue};
 use crate::queue::Envelope;
 
 /// Queues `prefix` (usually the DTLINE) and the message read from `fd` to

@@ -51,27 +51,19 @@ pub const MBOX_LOCK_SECS: u64 = 30;
 
 /// Rewinds fd 0 (the message) to its start.
 pub fn rewind() -> Result<(), Fail> {
-    if unsafe { libc::lseek(0, 0, libc::SEEK_SET) } < 0 {
-        return Err(Fail::sys(
-            b"Unable to rewind message",
-            &io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+    crate::sys::lseek(0, 0, libc::SEEK_SET)
+        .map(|_| ())
+        .map_err(|e| Fail::sys(b"Unable to rewind message", &e))
 }
 
 /// Makes fd 0 seekable: a pipe is copied into an anonymous memory file first.
 fn make_seekable() -> Result<(), Fail> {
-    if unsafe { libc::lseek(0, 0, libc::SEEK_CUR) } >= 0 {
+    if crate::sys::lseek(0, 0, libc::SEEK_CUR).is_ok() {
         return Ok(());
     }
-    let fd = unsafe { libc::memfd_create(c"deliver-local".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(Fail::sys(
-            b"Unable to create a memory file",
-            &io::Error::last_os_error(),
-        ));
-    }
+    let mem = crate::sys::fs::memfd(c"deliver-local")
+        .map_err(|e| Fail::sys(b"Unable to create a memory file", &e))?;
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&mem);
     let mut buf = vec![0u8; 65536];
     loop {
         match crate::sys::read(0, &mut buf) {
@@ -82,7 +74,6 @@ fn make_seekable() -> Result<(), Fail> {
         }
     }
     crate::sys::dup2(fd, 0).map_err(|e| Fail::sys(b"Unable to move message to fd 0", &e))?;
-    crate::sys::close(fd);
     Ok(())
 }
 
@@ -140,18 +131,13 @@ fn looping(dt: &[u8]) -> Result<(bool, crate::header::Hops), Fail> {
     let mut line: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 65536];
     loop {
-        let n = unsafe { libc::pread(0, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), off) };
-        if n < 0 {
-            return Err(Fail::sys(
-                b"Unable to read message",
-                &io::Error::last_os_error(),
-            ));
-        }
+        let n = crate::sys::pread(0, &mut buf, off)
+            .map_err(|e| Fail::sys(b"Unable to read message", &e))?;
         if n == 0 {
             return Ok((false, hops));
         }
         off += n as i64;
-        for &c in &buf[..n as usize] {
+        for &c in &buf[..n] {
             hops.byte(c);
             if c == b'\n' {
                 if line.is_empty() {

@@ -4,7 +4,6 @@
 
 use super::Fail;
 use std::ffi::OsStr;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Stdio};
 
@@ -44,8 +43,8 @@ const PASSED: [&str; 2] = ["PIPEMAIL_HOME", "QMAILQUEUE"];
 /// of [`PASSED`] when set, and `env`. Ok(true) when it asked to stop (99).
 pub fn run(cmd: &[u8], env: &[(Vec<u8>, Vec<u8>)]) -> Result<bool, Fail> {
     super::rewind()?;
-    let (r, w) = crate::sys::pipe().map_err(|e| Fail::sys(b"Unable to make a pipe", &e))?;
-    let (r, w) = unsafe { (std::fs::File::from_raw_fd(r), OwnedFd::from_raw_fd(w)) };
+    let (r, w) = crate::sys::pipe_owned().map_err(|e| Fail::sys(b"Unable to make a pipe", &e))?;
+    let r = std::fs::File::from(r);
     let w2 = w
         .try_clone()
         .map_err(|e| Fail::sys(b"Unable to duplicate a pipe", &e))?;

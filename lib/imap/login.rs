@@ -5,7 +5,6 @@
 //! Reads are one byte at a time so nothing meant for imapd is swallowed.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 
 use super::parse::{Cursor, Input, Limits, Reader};
 use super::resp::Out;
@@ -47,15 +46,7 @@ pub fn check(prog: &[OsString], tag: &[u8], user: &[u8], pass: &[u8]) -> Check {
         "IMAPLOGINTAG",
         std::ffi::OsStr::new(std::str::from_utf8(tag).unwrap_or("x")),
     );
-    unsafe {
-        cmd.pre_exec(move || {
-            if r == 3 {
-                sys::set_cloexec(3, false)
-            } else {
-                sys::dup2(r, 3)
-            }
-        });
-    }
+    sys::proc::pass_fd(&mut cmd, r, 3);
     let child = cmd.spawn();
     sys::close(r);
     let mut child = match child {

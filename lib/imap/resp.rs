@@ -121,9 +121,7 @@ pub fn internal_date(t: i64) -> Vec<u8> {
 
 /// The local civil date (y, m, d) of Unix time `t`.
 pub fn local_date(t: i64) -> (i32, u32, u32) {
-    let tt = t as libc::time_t;
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&tt, &mut tm) };
+    let tm = crate::sys::time::localtime(t);
     (tm.tm_year + 1900, tm.tm_mon as u32 + 1, tm.tm_mday as u32)
 }
 

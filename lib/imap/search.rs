@@ -74,7 +74,7 @@ pub fn keys(c: &mut Cursor, cs: Option<&[u8]>) -> Result<Key, Error> {
         // Any charset the C library's iconv knows; the others are refused
         // with BADCHARSET (RFC 3501 §6.4.4).
         if cs != b"UTF-8" && cs != b"US-ASCII" {
-            if crate::iconv::to_utf8(b"", &cs).is_none() {
+            if crate::sys::iconv::to_utf8(b"", &cs).is_none() {
                 return Err(Error::Charset);
             }
             charset = Some(cs);

@@ -1452,32 +1452,18 @@ impl Session {
         self.out.line(&[b"+ idling"]);
         self.sync_report();
         let _ = self.out.flush();
-        let ino = self.sel.as_ref().map(|f| Inotify::new(&f.dir));
+        let ino = self.sel.as_ref().map(|f| watch(&f.dir));
         let started = crate::sys::now();
         let poll_secs = super::env_number("IMAPIDLEPOLL", 30).max(1);
         loop {
             if !self.rd.buffered() {
-                let mut fds = vec![libc::pollfd {
-                    fd: 0,
-                    events: libc::POLLIN,
-                    revents: 0,
-                }];
+                let mut fds = vec![crate::sys::pollfd(0, libc::POLLIN)];
                 if let Some(Some(i)) = &ino {
-                    fds.push(libc::pollfd {
-                        fd: i.fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    });
+                    fds.push(crate::sys::pollfd(i.fd(), libc::POLLIN));
                 }
-                let r = unsafe {
-                    libc::poll(
-                        fds.as_mut_ptr(),
-                        fds.len() as libc::nfds_t,
-                        (poll_secs * 1000) as i32,
-                    )
-                };
-                if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                    return Done::Bye;
+                match crate::sys::poll(&mut fds, (poll_secs * 1000) as i32) {
+                    Err(e) if e.kind() != io::ErrorKind::Interrupted => return Done::Bye,
+                    _ => {}
                 }
                 if fds[0].revents == 0 {
                     if let Some(Some(i)) = &ino {
@@ -1676,39 +1662,10 @@ pub fn special_use(name: &[u8]) -> Option<&'static [u8]> {
 }
 
 /// inotify on a folder's new/ and cur/, for IDLE.
-struct Inotify {
-    fd: i32,
-}
-
-impl Inotify {
-    fn new(dir: &Path) -> Option<Inotify> {
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if fd < 0 {
-            return None;
-        }
-        for sub in ["new", "cur"] {
-            if let Ok(c) = crate::sys::cpath(&dir.join(sub)) {
-                let mask =
-                    libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE;
-                unsafe { libc::inotify_add_watch(fd, c.as_ptr(), mask) };
-            }
-        }
-        Some(Inotify { fd })
-    }
-
-    fn drain(&self) {
-        let mut buf = [0u8; 4096];
-        while crate::sys::read(self.fd, &mut buf)
-            .map(|n| n > 0)
-            .unwrap_or(false)
-        {}
-    }
-}
-
-impl Drop for Inotify {
-    fn drop(&mut self) {
-        crate::sys::close(self.fd);
-    }
+fn watch(dir: &Path) -> Option<crate::sys::fs::Inotify> {
+    let (new, cur) = (dir.join("new"), dir.join("cur"));
+    let mask = libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_MOVED_FROM | libc::IN_DELETE;
+    crate::sys::fs::Inotify::new(&[&new, &cur], mask)
 }
 
 #[cfg(test)]

@@ -138,15 +138,8 @@ fn locked(path: &Path) -> io::Result<fs::File> {
         .truncate(false)
         .mode(0o600)
         .open(path)?;
-    loop {
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(f);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    crate::sys::locks::lock(f.as_raw_fd())?;
+    Ok(f)
 }
 
 /// A UIDVALIDITY for a new state file in folder `dir`: the clock, but
@@ -940,7 +933,7 @@ pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Res
         f.sync_all()?;
         drop(f);
         if let Some(t) = date {
-            set_mtime(&tmp, t)?;
+            crate::sys::fs::set_mtime(&tmp, t)?;
         }
         fs::rename(&tmp, p(dir, "new", &new_name(&base, flags)))?;
         crate::sys::fsync_dir(&dir.join("new"))
@@ -976,26 +969,11 @@ pub fn copy_in(dir: &Path, src: &Path, src_base: &[u8], flags: u64) -> io::Resul
             let mut f = new_file(&tmp)?;
             f.write_all(&d)?;
             f.sync_all()?;
-            set_mtime(&tmp, t)?;
+            crate::sys::fs::set_mtime(&tmp, t)?;
             fs::rename(&tmp, &dst)?;
         }
     }
     Ok(base)
-}
-
-pub fn set_mtime(path: &Path, t: i64) -> io::Result<()> {
-    let c = crate::sys::cpath(path)?;
-    let tv = [
-        libc::timeval {
-            tv_sec: t as libc::time_t,
-            tv_usec: 0,
-        },
-        libc::timeval {
-            tv_sec: t as libc::time_t,
-            tv_usec: 0,
-        },
-    ];
-    crate::sys::cvt(unsafe { libc::utimes(c.as_ptr(), tv.as_ptr()) }).map(|_| ())
 }
 
 /// Whether `name` can be a folder name (modified UTF-7, no empty

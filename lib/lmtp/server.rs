@@ -408,7 +408,7 @@ impl Session {
     ) -> std::io::Result<(Option<i32>, Vec<u8>)> {
         let id = self.next_id;
         self.next_id += 1;
-        spawn::send_request(req, &spawn::request(id, sender, rcpt), fd)?;
+        crate::sys::net::send_with_fd(req, &spawn::request(id, sender, rcpt), fd)?;
         let mut buf = [0u8; 4096];
         loop {
             while let Some((rid, reply)) = spawn::take_reply(&mut self.sp_buf) {

@@ -218,9 +218,9 @@ pub fn run(md: &Path) -> i32 {
         }
     };
     crate::sys::set_cloexec(lock.as_raw_fd(), true).ok();
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    match crate::sys::locks::try_lock(lock.as_raw_fd()) {
+        Ok(true) => {}
+        Ok(false) => {
             log("info", &[b"maildir in use"]);
             let _ = crate::sys::write_timeout(
                 1,
@@ -229,14 +229,16 @@ pub fn run(md: &Path) -> i32 {
             );
             return crate::exit::OK;
         }
-        log(
-            "fatal",
-            &[
-                b"unable to lock maildir: ",
-                crate::exit::errtext(&e).as_bytes(),
-            ],
-        );
-        return crate::exit::TEMP;
+        Err(e) => {
+            log(
+                "fatal",
+                &[
+                    b"unable to lock maildir: ",
+                    crate::exit::errtext(&e).as_bytes(),
+                ],
+            );
+            return crate::exit::TEMP;
+        }
     }
     maildir::clean_tmp(md, crate::sys::now());
     let msgs = match maildir::scan(md) {

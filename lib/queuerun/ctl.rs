@@ -14,7 +14,7 @@ pub enum RState {
     Removed,
 }
 
-/// A queued message as read from info/ and state/.
+/// A queued message as read from the journal (or info/) and state/.
 pub struct Listed {
     pub id: String,
     pub info: store::Info,
@@ -25,10 +25,7 @@ pub struct Listed {
 /// Reads every job; files that vanish meanwhile (finished) are skipped.
 pub fn list(d: &Dirs) -> io::Result<Vec<Listed>> {
     let mut out = Vec::new();
-    for id in d.ids("info")? {
-        let Ok(info) = store::load_info(d, &id) else {
-            continue;
-        };
+    for (id, info) in store::read_jobs(d)? {
         let recs = store::load_state(&d.state(&id), false).unwrap_or_default();
         let n = info.rcpts.len();
         let mut states = vec![RState::Pending { last: None }; n];
@@ -193,14 +190,7 @@ pub fn format_counts(jobs: &[Listed], unprocessed: Option<usize>, now: u64) -> V
 /// Sends one command line to queue-run through `queue/ctl`. Err(ENXIO)
 /// when queue-run is not running.
 pub fn send(line: &[u8]) -> io::Result<()> {
-    let p = Dirs::new().sub("ctl");
-    let c = crate::sys::cpath(&p)?;
-    let fd = crate::sys::cvt(unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    })?;
+    let fd = crate::sys::fs::open_fifo_writer(&Dirs::new().sub("ctl"))?;
     let r = crate::sys::write_all(fd, line);
     crate::sys::close(fd);
     r
@@ -217,31 +207,6 @@ pub fn verb_letter(verb: &[u8]) -> Option<u8> {
         b"etrn" => b'E',
         _ => return None,
     })
-}
-
-/// ETRN (RFC 1985) for smtp-recv and others: asks a running queue-run to
-/// retry the remote recipients in `domain` now, by writing `E`domain LF
-/// into `queue/trigger` (anyone may). Silent when queue-run is not running.
-pub fn etrn(domain: &[u8]) -> io::Result<()> {
-    if domain.is_empty() || domain.len() > 255 || domain.iter().any(|&c| c <= b' ' || c >= 0x7f) {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let c = crate::sys::cpath(&crate::queue::trigger_path())?;
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Ok(());
-    }
-    let mut line = vec![b'E'];
-    line.extend_from_slice(domain);
-    line.push(b'\n');
-    let r = crate::sys::write_all(fd, &line);
-    crate::sys::close(fd);
-    r
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::bounce::{self, Failure, Kind};
 use super::store::{self, Dirs, Info, Rec};
 use super::{sched, spawn, Config};
 use crate::exit;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static TERM: AtomicBool = AtomicBool::new(false);
@@ -24,7 +24,7 @@ extern "C" fn on_signal(s: libc::c_int) {
     }
     let fd = WAKE.load(Ordering::SeqCst);
     if fd >= 0 {
-        unsafe { libc::write(fd, b"s".as_ptr() as *const libc::c_void, 1) };
+        crate::sys::write_ignored(fd, b"s");
     }
 }
 
@@ -86,6 +86,10 @@ struct Manager {
     cfg: Config,
     d: Dirs,
     jobs: BTreeMap<String, Job>,
+    /// The journal of jobs (queue/jobs).
+    journal: store::Journal,
+    /// Jobs of an old queue kept in info/ID.
+    old: HashSet<String>,
     /// Finished jobs waiting for their batched removal.
     removable: Vec<String>,
     flights: HashMap<u64, Flight>,
@@ -122,27 +126,16 @@ fn domain_of(a: &[u8]) -> Vec<u8> {
 }
 
 fn nonblock(fd: i32) {
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
+    let _ = crate::sys::set_nonblock(fd);
 }
 
 fn open_fifo(p: &std::path::Path, mode: u32) -> std::io::Result<i32> {
-    let c = crate::sys::cpath(p)?;
+    use std::os::unix::fs::PermissionsExt;
     if !p.exists() {
-        let r = unsafe { libc::mkfifo(c.as_ptr(), mode as libc::mode_t) };
-        if r < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let _ = crate::sys::cvt(unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) });
+        crate::sys::fs::mkfifo(p, mode)?;
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
     }
-    crate::sys::cvt(unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    })
+    crate::sys::fs::open(p, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC)
 }
 
 /// A user given as a name or a uid: (uid, gid).
@@ -188,13 +181,19 @@ pub fn main(sp: Spawner) -> i32 {
     nonblock(wr);
     nonblock(ww);
     WAKE.store(ww, Ordering::SeqCst);
-    for s in [libc::SIGTERM, libc::SIGHUP, libc::SIGALRM] {
-        unsafe { libc::signal(s, on_signal as *const () as libc::sighandler_t) };
-    }
+    use crate::sys::signals::{self, Action};
+    signals::set(
+        &[libc::SIGTERM, libc::SIGHUP, libc::SIGALRM],
+        Action::Handler(on_signal),
+    );
     crate::sys::signal_ignore(libc::SIGPIPE, true);
     nonblock(sp.r);
     let stats = super::stats::Stats::load(&d);
+    let (journal, recs) = store::Journal::open(&d)
+        .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/jobs"], &e));
     let mut m = Manager {
+        journal,
+        old: HashSet::new(),
         cfg,
         d,
         jobs: BTreeMap::new(),
@@ -215,10 +214,22 @@ pub fn main(sp: Spawner) -> i32 {
         code: 0,
         stats,
     };
-    if let Err(e) = store::cleanup(&m.d) {
+    let mut all = BTreeMap::new();
+    match store::legacy_infos(&m.d) {
+        Ok(v) => {
+            for (id, info) in v {
+                m.old.insert(id.clone());
+                all.insert(id, info);
+            }
+        }
+        Err(e) => exit::die_sys(exit::TEMP, &[b"unable to read queue/info"], &e),
+    }
+    all.extend(recs);
+    let all: Vec<(String, Info)> = all.into_iter().collect();
+    if let Err(e) = store::cleanup(&m.d, &all) {
         exit::die_sys(exit::TEMP, &[b"unable to clean up the queue"], &e);
     }
-    m.load_all();
+    m.load_all(all);
     m.run(wr)
 }
 
@@ -227,61 +238,66 @@ pub fn main(sp: Spawner) -> i32 {
 /// open would let any user stall queue-run with a shared lock).
 fn lock(d: &Dirs) {
     let p = d.sub("info");
-    let fd = crate::sys::cpath(&p)
-        .and_then(|c| {
-            crate::sys::cvt(unsafe {
-                libc::open(
-                    c.as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                )
-            })
-        })
+    let fl = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let fd = crate::sys::fs::open(&p, fl)
         .unwrap_or_else(|e| exit::die_sys(exit::TEMP, &[b"unable to open queue/info"], &e));
-    if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    if !crate::sys::locks::try_lock(fd).unwrap_or(false) {
         log(&[b"waiting for the lock on queue/info (another queue-run is running)"]);
-        if unsafe { libc::flock(fd, libc::LOCK_EX) } != 0 {
-            exit::die_sys(
-                exit::TEMP,
-                &[b"unable to lock queue/info"],
-                &std::io::Error::last_os_error(),
-            );
+        if let Err(e) = crate::sys::locks::lock(fd) {
+            exit::die_sys(exit::TEMP, &[b"unable to lock queue/info"], &e);
         }
     }
 }
 
 impl Manager {
-    fn load_all(&mut self) {
-        let ids = match self.d.ids("info") {
-            Ok(v) => v,
-            Err(e) => exit::die_sys(exit::TEMP, &[b"unable to read queue/info"], &e),
-        };
-        for id in ids {
-            match store::load_info(&self.d, &id) {
-                Ok(info) => {
-                    if !self.d.mess(&id).exists() {
-                        // Finished: a crash came in the middle of its removal.
-                        log(&[b"end msg ", id.as_bytes(), b" (removed after a restart)"]);
-                        let _ = store::remove_job(&self.d, &id);
-                        continue;
-                    }
-                    // A truncation lost in a crash: the info file says how long.
-                    if let Err(e) = store::truncate_mess(&self.d, &id, info.size) {
-                        exit::warn(&[
-                            b"unable to truncate mess/",
-                            id.as_bytes(),
-                            b": ",
-                            exit::errtext(&e).as_bytes(),
-                        ]);
-                    }
-                    self.add_job(id, info, true)
+    /// Schedules every committed job (`all`: the journal's records and
+    /// old info/ files) whose message is there; the others are finished
+    /// (a crash came in the middle of their removal). Then the journal is
+    /// rewritten without them.
+    fn load_all(&mut self, all: Vec<(String, Info)>) {
+        let n = all.len();
+        for (id, info) in all {
+            if !self.d.mess(&id).exists() {
+                log(&[b"end msg ", id.as_bytes(), b" (removed after a restart)"]);
+                let _ = std::fs::remove_file(self.d.state(&id));
+                if self.old.remove(&id) {
+                    let _ = std::fs::remove_file(self.d.info(&id));
                 }
-                Err(e) => exit::warn(&[
-                    b"unable to read info/",
+                continue;
+            }
+            // A truncation lost in a crash: the record says how long.
+            if let Err(e) = store::truncate_mess(&self.d, &id, info.size) {
+                exit::warn(&[
+                    b"unable to truncate mess/",
                     id.as_bytes(),
                     b": ",
                     exit::errtext(&e).as_bytes(),
-                ]),
+                ]);
             }
+            self.add_job(id, info, true)
+        }
+        self.journal.dead = n - self.jobs.len();
+        self.compact(0);
+    }
+
+    /// Rewrites the journal when `at` or more of its records are dead and
+    /// they outnumber the live ones (`at` 0: when any is dead).
+    fn compact(&mut self, at: usize) {
+        let dead = self.journal.dead;
+        let due = if at == 0 {
+            dead > 0
+        } else {
+            dead >= at && dead > self.jobs.len()
+        };
+        if !due {
+            return;
+        }
+        let live = self.jobs.iter().map(|(id, j)| (id, &j.info));
+        if let Err(e) = self.journal.compact(&self.d, live) {
+            exit::warn(&[
+                b"unable to rewrite queue/jobs: ",
+                exit::errtext(&e).as_bytes(),
+            ]);
         }
     }
 
@@ -353,7 +369,9 @@ impl Manager {
 
     fn scan(&mut self, now: u64) {
         self.last_scan = now;
-        match store::takeover_all(&self.d, now, self.cfg.limits) {
+        let jobs = &self.jobs;
+        let known = |id: &str| jobs.get(id).map(|j| j.info.size);
+        match store::takeover_all(&self.d, now, self.cfg.limits, &mut self.journal, &known) {
             Ok(v) => {
                 for (id, info) in v {
                     self.add_job(id, info, false);
@@ -429,9 +447,7 @@ impl Manager {
                     revents: 0,
                 },
             ];
-            let r =
-                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout_ms) };
-            if r <= 0 {
+            if crate::sys::poll(&mut pfds, timeout_ms).unwrap_or(0) == 0 {
                 continue;
             }
             let mut buf = [0u8; 4096];
@@ -568,7 +584,7 @@ impl Manager {
     fn request(&mut self, id: &str, rc: &[usize], req: &[u8]) -> bool {
         let sent = self.open_mess(id).and_then(|f| {
             use std::os::fd::AsRawFd;
-            spawn::send_request(self.sp.w, req, f.as_raw_fd())
+            crate::sys::net::send_with_fd(self.sp.w, req, f.as_raw_fd())
         });
         match sent {
             Ok(()) => true,
@@ -790,7 +806,7 @@ impl Manager {
             _ => (Rec::Deferred(i, now, text.clone()), b"deferral"),
         };
         // The last success of a job without failures is made durable by
-        // the removal of info/ID (remove_job) that follows at once.
+        // the removal of mess/ID (remove_jobs) that follows at once.
         let last_ok = letter == b'K'
             && j.fails.is_empty()
             && j.st
@@ -977,16 +993,16 @@ impl Manager {
                 tail,
             ]);
         };
-        match crate::qq::Queue::submit(&msg, &env.encode()) {
-            crate::qq::Outcome::Queued(q) => {
+        match crate::enqueue::Queue::submit(&msg, &env.encode()) {
+            crate::enqueue::Outcome::Queued(q) => {
                 log(&[what, id.as_bytes(), b" to <", &to, b"> qp ", &q]);
                 Sent::Queued
             }
-            crate::qq::Outcome::Perm(t) => {
+            crate::enqueue::Outcome::Perm(t) => {
                 unable(&t, b"; discarding it");
                 Sent::Dropped
             }
-            crate::qq::Outcome::Temp(t) => {
+            crate::enqueue::Outcome::Temp(t) => {
                 unable(&t, b"");
                 j.bounce_next = now + 60;
                 Sent::Later
@@ -1000,10 +1016,14 @@ impl Manager {
         if ids.is_empty() {
             return;
         }
-        for (id, r) in ids.iter().zip(store::remove_jobs(&self.d, &ids)) {
+        let old = &self.old;
+        let res = store::remove_jobs(&self.d, &ids, &|id| old.contains(id));
+        for (id, r) in ids.iter().zip(res) {
             match r {
                 Ok(()) => {
                     self.jobs.remove(id);
+                    self.old.remove(id);
+                    self.journal.dead += 1;
                     log(&[b"end msg ", id.as_bytes()]);
                 }
                 Err(e) => {
@@ -1019,6 +1039,7 @@ impl Manager {
                 }
             }
         }
+        self.compact(store::COMPACT_AT);
     }
 
     /// Makes pending recipients due now where `pick(job, rcpt index)`.

@@ -102,8 +102,6 @@ fn start_child(
     for a in args {
         argv.push(crate::sys::cstr(a)?);
     }
-    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|c| c.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
     let (r, w) = crate::sys::pipe()?;
     let (sync_r, sync_w) = match linked {
         Some(_) => socketpair().unwrap_or((-1, -1)),
@@ -112,38 +110,37 @@ fn start_child(
     let mut fail = b"unable to run ".to_vec();
     fail.extend_from_slice(prog.as_os_str().as_bytes());
     fail.extend_from_slice(b": ");
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        let e = io::Error::last_os_error();
-        for fd in [r, w, sync_r, sync_w] {
-            if fd >= 0 {
-                crate::sys::close(fd);
+    use crate::sys::proc::{self, Fork};
+    let pid = match proc::fork() {
+        Ok(Fork::Parent(pid)) => pid,
+        Err(e) => {
+            for fd in [r, w, sync_r, sync_w] {
+                if fd >= 0 {
+                    crate::sys::close(fd);
+                }
             }
+            return Err(e);
         }
-        return Err(e);
-    }
-    if pid == 0 {
-        unsafe {
-            if libc::dup2(stdin, 0) < 0 || libc::dup2(w, 1) < 0 || libc::dup2(w, 2) < 0 {
-                libc::_exit(111);
+        Ok(Fork::Child) => {
+            use crate::sys::signals::{self, Action};
+            let dup = crate::sys::dup2;
+            if dup(stdin, 0).is_err() || dup(w, 1).is_err() || dup(w, 2).is_err() {
+                proc::exit_now(111);
             }
-            for s in [
+            let sigs = [
                 libc::SIGPIPE,
                 libc::SIGTERM,
                 libc::SIGHUP,
                 libc::SIGALRM,
                 libc::SIGCHLD,
-            ] {
-                libc::signal(s, libc::SIG_DFL);
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            ];
+            signals::set(&sigs, Action::Default);
+            signals::set_mask(&[]);
             if let Some((uid, gid)) = ids {
                 if crate::sys::drop_privileges(uid, gid, &[gid]).is_err() {
                     let m = b"unable to switch to the recipient's uid (#4.3.0)\n";
-                    libc::write(1, m.as_ptr() as *const libc::c_void, m.len());
-                    libc::_exit(111);
+                    crate::sys::write_ignored(1, m);
+                    proc::exit_now(111);
                 }
             }
             if let Some((sender, rcpt)) = linked {
@@ -155,17 +152,16 @@ fn start_child(
                 let (code, mut report) = crate::deliver::deliver_local(sender, rcpt);
                 report.push(b'\n');
                 let _ = crate::sys::write_all(1, &report);
-                libc::_exit(code);
+                proc::exit_now(code);
             }
-            libc::execv(cprog.as_ptr(), ptrs.as_ptr());
-            let e = io::Error::last_os_error();
+            let e = proc::execv(&cprog, &argv);
             let mut m = fail;
             m.extend_from_slice(crate::exit::errtext(&e).as_bytes());
             m.extend_from_slice(b" (#4.3.0)\n");
-            libc::write(1, m.as_ptr() as *const libc::c_void, m.len());
-            libc::_exit(111);
+            crate::sys::write_ignored(1, &m);
+            proc::exit_now(111);
         }
-    }
+    };
     crate::sys::close(w);
     if sync_w >= 0 {
         crate::sys::close(sync_w);
@@ -271,102 +267,7 @@ pub fn take_reply(buf: &mut Vec<u8>) -> Option<(u64, Reply)> {
 
 /// A SOCK_SEQPACKET socket pair, both ends close-on-exec.
 pub fn socketpair() -> io::Result<(i32, i32)> {
-    let mut fds = [0i32; 2];
-    crate::sys::cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    Ok((fds[0], fds[1]))
-}
-
-/// Sends one request packet with `fd` attached (SCM_RIGHTS).
-pub fn send_request(sock: i32, rec: &[u8], fd: i32) -> io::Result<()> {
-    unsafe {
-        let mut iov = libc::iovec {
-            iov_base: rec.as_ptr() as *mut libc::c_void,
-            iov_len: rec.len(),
-        };
-        let space = libc::CMSG_SPACE(std::mem::size_of::<i32>() as u32) as usize;
-        let mut cbuf = vec![0u64; space.div_ceil(8)];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = space as _;
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<i32>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut i32, fd);
-        loop {
-            let n = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
-            if n >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-/// What [`recv_request`] got.
-pub enum Packet {
-    /// The socket is closed.
-    End,
-    /// Nothing to read now.
-    None,
-    /// A packet (None: too long) and the descriptors that came with it.
-    Got(Option<Vec<u8>>, Vec<OwnedFd>),
-}
-
-/// Receives one request packet (into `buf`, at most its length) and its
-/// descriptors (close-on-exec).
-pub fn recv_request(sock: i32, buf: &mut [u8]) -> io::Result<Packet> {
-    let mut cbuf = [0u64; 64];
-    unsafe {
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-            iov_len: buf.len(),
-        };
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-        let n = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC | libc::MSG_DONTWAIT);
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return match e.kind() {
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(Packet::None),
-                _ => Err(e),
-            };
-        }
-        let mut fds = Vec::new();
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c) as *const i32;
-                let k = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
-                for i in 0..k {
-                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-        if n == 0 && fds.is_empty() {
-            return Ok(Packet::End);
-        }
-        if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
-            return Ok(Packet::Got(None, fds));
-        }
-        Ok(Packet::Got(Some(buf[..n as usize].to_vec()), fds))
-    }
+    crate::sys::net::socketpair(libc::SOCK_SEQPACKET)
 }
 
 /// The message descriptor of a request: one regular file, open read-only
@@ -378,15 +279,13 @@ fn message_fd(mut fds: Vec<OwnedFd>) -> Result<OwnedFd, &'static [u8]> {
     }
     let fd = fds.pop().ok_or(NO)?;
     let raw = fd.as_raw_fd();
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(raw, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+    if !crate::sys::fs::fstat(raw).is_ok_and(|st| crate::sys::fs::file_type(&st) == libc::S_IFREG) {
         return Err(b"local-spawn got a message that is not a regular file (#4.3.0)");
     }
-    let fl = unsafe { libc::fcntl(raw, libc::F_GETFL) };
-    if fl < 0 || fl & libc::O_ACCMODE != libc::O_RDONLY {
+    if !crate::sys::status_flags(raw).is_ok_and(|fl| fl & libc::O_ACCMODE == libc::O_RDONLY) {
         return Err(b"local-spawn got a message not open read-only (#4.3.0)");
     }
-    if unsafe { libc::lseek(raw, 0, libc::SEEK_SET) } != 0 {
+    if crate::sys::lseek(raw, 0, libc::SEEK_SET).ok() != Some(0) {
         return Err(b"local-spawn got a message it cannot rewind (#4.3.0)");
     }
     Ok(fd)
@@ -459,13 +358,11 @@ fn start_local(fd: i32, sender: &[u8], rcpt: &[u8], tag: u64) -> Result<Kid, Vec
         .map_err(|e| format!("unable to fork: {} (#4.3.0)", crate::exit::errtext(&e)).into_bytes())
 }
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use crate::sys::net::Packet;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 fn nonblock(fd: i32) {
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
+    let _ = crate::sys::set_nonblock(fd);
 }
 
 /// The directories (open descriptors) a finished linked delivery handed
@@ -474,12 +371,11 @@ fn sync_dirs(sock: i32) -> Result<Vec<OwnedFd>, ()> {
     let mut v = Vec::new();
     let mut buf = [0u8; 16];
     loop {
-        match recv_request(sock, &mut buf) {
+        match crate::sys::net::recv_with_fds(sock, &mut buf) {
             Ok(Packet::Got(_, fds)) => {
                 for fd in fds {
-                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                    let dir = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } == 0
-                        && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                    let dir = crate::sys::fs::fstat(fd.as_raw_fd())
+                        .is_ok_and(|st| crate::sys::fs::file_type(&st) == libc::S_IFDIR);
                     if !dir || v.len() >= crate::maildir::DEFER_MAX {
                         return Err(());
                     }
@@ -516,11 +412,9 @@ fn group_sync(done: &mut [Done]) -> Vec<u64> {
     }
     let mut devs: Vec<(u64, bool)> = Vec::new();
     for &(_, fd) in &fds {
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        unsafe { libc::fstat(fd, &mut st) };
-        let dev = st.st_dev;
+        let dev = crate::sys::fs::fstat(fd).map_or(0, |st| st.st_dev);
         if !devs.iter().any(|x| x.0 == dev) {
-            let r = unsafe { libc::syncfs(fd) } == 0;
+            let r = crate::sys::syncfs(&fd).is_ok();
             devs.push((dev, r));
         }
         if !devs.iter().any(|x| x.0 == dev && x.1) {
@@ -567,14 +461,13 @@ pub fn serve(req: i32, rep: i32) {
                 revents: 0,
             });
         }
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
-        if r < 0 {
+        if crate::sys::poll(&mut pfds, -1).is_err() {
             continue; // EINTR: a forwarded signal
         }
         if pfds[0].revents != 0 {
             // A burst of requests is read in one go (at most 64 a round).
             for _ in 0..64 {
-                match recv_request(req, &mut pkt_buf) {
+                match crate::sys::net::recv_with_fds(req, &mut pkt_buf) {
                     Ok(Packet::None) => break,
                     Ok(Packet::End) | Err(_) => {
                         req_open = false;
@@ -591,16 +484,10 @@ pub fn serve(req: i32, rep: i32) {
             }
         }
         if pfds[1].revents != 0 {
-            let n =
-                unsafe { libc::write(rep, outbuf.as_ptr() as *const libc::c_void, outbuf.len()) };
-            if n > 0 {
-                outbuf.drain(..n as usize);
-            } else if n < 0 {
-                let e = io::Error::last_os_error();
-                if !matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) {
+            match crate::sys::write_nb(rep, &outbuf) {
+                Ok(Some(n)) => drop(outbuf.drain(..n)),
+                Ok(None) => {}
+                Err(_) => {
                     rep_open = false;
                     outbuf.clear();
                 }

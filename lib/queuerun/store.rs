@@ -2,29 +2,32 @@
 //! drop/ and trigger belongs to queue-run:
 //!
 //! - `mess/ID`  the message (queue-inject's `Received:` line first), 0600;
-//! - `info/ID`  the job: birth, submitter uid, size, sender, recipients
-//!   with their channel; written in `tmp/`, fsync'd, renamed. **Its
-//!   existence is the job's existence.**
+//!   **its existence is the job's existence** once the journal has its
+//!   record;
+//! - `jobs`     the journal: one record per job (birth, submitter uid,
+//!   size, sender, recipients with their channel), appended and
+//!   fdatasync'd once per takeover batch ([`Journal`]);
+//! - `info/ID`  the job as queues before the journal kept it (read, never
+//!   written); the directory itself is queue-run's lock;
 //! - `state/ID` append-only outcome records, each NUL-terminated and
 //!   fsync'd before the delivery is forgotten;
 //! - `tmp/` scratch, emptied at start; `quarantine/` drop files that
-//!   failed validation; `lock` held by the running queue-run; `ctl` the
-//!   administrator's fifo (queue-ctl(8)).
+//!   failed validation; `ctl` the administrator's fifo (queue-ctl(8)).
 //!
 //! Takeover of `drop/ID` (one file: message, envelope section, tail; see
 //! queue.rs), a scan's submissions in one batch, each step idempotent:
 //!
 //! 1. validate; our own file is renamed to `mess/ID` as it is, another
 //!    uid's message part is copied (fsync'd; mess/ fsync'd once);
-//! 2. write every `info/ID` (tmp, rename); fsync them and info/ (or one
-//!    syncfs for a batch): the commit point;
+//! 2. append every job's record to `jobs` and fdatasync it once: the
+//!    commit point (no file is created per job);
 //! 3. cut a moved file back to its message part; remove a copy's original.
 //!
-//! After a crash: `mess/ID` without `info/ID` that still ends with its own
-//! tail goes back to drop/ (step 1 again); `info/ID` with its file still in
-//! drop/ moves it; a `mess/ID` longer than its info's size is cut again.
-//! Removal of a finished job: `mess/ID`, `state/ID`, then `info/ID`, one
-//! fsync of info/ for the batch; an `info/ID` alone is such a leftover.
+//! After a crash: `mess/ID` without a record that still ends with its own
+//! tail goes back to drop/ (step 1 again); a record with its file still in
+//! drop/ moves it; a `mess/ID` longer than its record's size is cut again.
+//! Removal of a finished job: `mess/ID` and `state/ID`, one fsync of mess/
+//! for the batch (the commit point); a record without `mess/ID` is dead.
 
 use crate::queue::{parse_section, received_uid, tail_offset, Envelope, MAX_ENVELOPE, TAIL_LEN};
 use crate::users::{route, Route};
@@ -107,7 +110,7 @@ pub struct Rcpt {
     pub local: Option<Vec<u8>>,
 }
 
-/// A job as stored in `info/ID`.
+/// A job: a journal record (queue/jobs) or, in an old queue, `info/ID`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
     pub birth: u64,
@@ -319,10 +322,11 @@ fn open_nofollow(p: &Path) -> io::Result<File> {
 /// What became of one `drop/ID`.
 #[derive(Debug)]
 pub enum Took {
-    /// Taken over: the job to schedule (its info file is written in step 2).
+    /// Taken over: the job to schedule (its record is written in step 2).
     New(String, Info),
-    /// Already a job (a crash came after step 2): the drop file only moves.
-    Already(String),
+    /// Already a job of this message size (a crash came after step 2):
+    /// the drop file only moves.
+    Already(String, u64),
     /// Refused with this reason: quarantined (or removed, past the cap).
     Junk(String, String),
     /// A temporary problem (logged); left for the next scan.
@@ -442,11 +446,17 @@ fn io_text(what: &str, e: &io::Error) -> String {
 }
 
 /// Step 1 for one id: validate, route, move or copy the message.
-pub fn prepare(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
+pub fn prepare(
+    d: &Dirs,
+    id: &str,
+    birth: u64,
+    lim: Limits,
+    known: &dyn Fn(&str) -> Option<u64>,
+) -> Took {
     let junk = |why: String| Took::Junk(id.to_string(), why);
     let later = |why: String| Took::Later(id.to_string(), why);
-    if d.info(id).exists() {
-        return Took::Already(id.to_string());
+    if let Some(size) = known(id) {
+        return Took::Already(id.to_string(), size);
     }
     let msgp = d.drop_dir().join(id);
     let (mut f, m) = match check_file(&msgp, None) {
@@ -472,7 +482,7 @@ pub fn prepare(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
     let mess = d.mess(id);
     if mine {
         // Our own file: it moves as it is; the section and tail go after
-        // the info file is committed (truncate_mess).
+        // the journal record is committed (truncate_mess).
         if let Err(e) = fs::rename(&msgp, &mess) {
             return later(io_text("unable to move message to mess/", &e));
         }
@@ -526,10 +536,16 @@ fn route_all(env: &Envelope) -> Result<Vec<Rcpt>, String> {
 /// Step 1 for a submission in the format before version 1 (`drop/ID`
 /// and its envelope in `drop/ID.env`, left by an older queue-inject
 /// across an upgrade): validated as then, and always copied.
-pub fn prepare_legacy(d: &Dirs, id: &str, birth: u64, lim: Limits) -> Took {
+pub fn prepare_legacy(
+    d: &Dirs,
+    id: &str,
+    birth: u64,
+    lim: Limits,
+    known: &dyn Fn(&str) -> Option<u64>,
+) -> Took {
     let junk = |why: String| Took::Junk(format!("{}.env", id), why);
-    if d.info(id).exists() {
-        return Took::Already(id.to_string());
+    if let Some(size) = known(id) {
+        return Took::Already(id.to_string(), size);
     }
     let drop = d.drop_dir();
     let (ef, em) = match check_file(&drop.join(format!("{}.env", id)), None) {
@@ -620,69 +636,20 @@ pub fn truncate_mess(d: &Dirs, id: &str, size: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Step 2 for one job: writes `tmp/ID` (not yet fsync'd: see [`commit_infos`]).
-fn write_info_tmp(d: &Dirs, id: &str, info: &Info) -> io::Result<File> {
+/// Writes `info/ID` as queue-run wrote a job before the journal (tests of
+/// upgrades use it: such jobs are still read).
+pub fn write_info(d: &Dirs, id: &str, info: &Info) -> io::Result<()> {
+    let tmp = d.sub("tmp").join(id);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
-        .open(d.sub("tmp").join(id))?;
+        .open(&tmp)?;
     f.write_all(&info.encode())?;
-    Ok(f)
-}
-
-/// A batch at least this large is made durable by one syncfs(2) instead
-/// of an fsync per info file and one of info/.
-pub const SYNCFS_BATCH: usize = 3;
-
-/// Step 2 for a batch: every info file is written first and fsync'd after;
-/// then each is renamed into info/ and info/ is fsync'd once (the commit
-/// point of the whole batch). A batch of [`SYNCFS_BATCH`] or more is
-/// written and renamed first, then made durable by one syncfs. Returns
-/// the jobs that made it.
-fn commit_infos(d: &Dirs, fresh: Vec<(String, Info)>) -> io::Result<Vec<(String, Info)>> {
-    let group = fresh.len() >= SYNCFS_BATCH;
-    let mut written = Vec::new();
-    for (id, info) in fresh {
-        match write_info_tmp(d, &id, &info) {
-            Ok(f) => written.push((id, info, f)),
-            Err(e) => warn_info(&id, &e),
-        }
-    }
-    let mut ok = Vec::new();
-    let mut last = None;
-    for (id, info, f) in written {
-        let synced = if group { Ok(()) } else { f.sync_data() };
-        match synced.and_then(|_| fs::rename(d.sub("tmp").join(&id), d.info(&id))) {
-            Ok(()) => ok.push((id, info)),
-            Err(e) => warn_info(&id, &e),
-        }
-        last = Some(f);
-    }
-    match last {
-        Some(f) if group => crate::sys::syncfs(&f)?,
-        _ => crate::sys::fsync_dir(&d.sub("info"))?,
-    }
-    Ok(ok)
-}
-
-fn warn_info(id: &str, e: &io::Error) {
-    crate::exit::warn(&[
-        b"unable to write info/",
-        id.as_bytes(),
-        b": ",
-        crate::exit::errtext(e).as_bytes(),
-    ]);
-}
-
-/// Step 2 for one job (used by tests and tools).
-pub fn write_info(d: &Dirs, id: &str, info: &Info) -> io::Result<()> {
-    let f = write_info_tmp(d, id, info)?;
     f.sync_all()?;
-    drop(f);
-    fs::rename(d.sub("tmp").join(id), d.info(id))
+    fs::rename(tmp, d.info(id))
 }
 
 /// Moves a refused drop file (and any copy of it) to quarantine/. Not a
@@ -733,7 +700,13 @@ impl JunkCount {
 /// (steps 1-3), refuses the rest, removes half-made `.tmp` files older
 /// than [`OSSIFIED`]. Returns the new jobs; logs refusals and temporary
 /// problems.
-pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, Info)>> {
+pub fn takeover_all(
+    d: &Dirs,
+    now: u64,
+    lim: Limits,
+    journal: &mut Journal,
+    known: &dyn Fn(&str) -> Option<u64>,
+) -> io::Result<Vec<(String, Info)>> {
     use std::os::unix::ffi::OsStrExt;
     let drop = d.drop_dir();
     let mut subs = Vec::new();
@@ -779,15 +752,15 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
     let mut copied = false;
     for name in &subs {
         let took = match name.strip_suffix(".env").filter(|id| legacy.contains(*id)) {
-            Some(id) => prepare_legacy(d, id, now, lim),
-            None => prepare(d, name, now, lim),
+            Some(id) => prepare_legacy(d, id, now, lim, known),
+            None => prepare(d, name, now, lim, known),
         };
         match took {
             Took::New(id, info) => {
                 copied |= !moved(&id, &info);
                 fresh.push((id, info))
             }
-            Took::Already(id) => finished.push(id),
+            Took::Already(id, size) => finished.push((id, size)),
             Took::Junk(id, why) => {
                 let uid = fs::symlink_metadata(drop.join(&id))
                     .map(|m| m.uid())
@@ -817,22 +790,18 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
         crate::sys::fsync_dir(&d.sub("mess"))?;
     }
     if !fresh.is_empty() {
-        let all: Vec<(String, bool)> = fresh
-            .iter()
-            .map(|(id, i)| (id.clone(), moved(id, i)))
-            .collect();
-        fresh = commit_infos(d, fresh)?;
-        // Not committed: undo the move (or the copy) for the next scan.
-        for (id, mv) in all
-            .iter()
-            .filter(|(id, _)| !fresh.iter().any(|(f, _)| f == id))
-        {
-            // A moved file that cannot go back stays: the next start does it.
-            if *mv {
-                let _ = fs::rename(d.mess(id), drop.join(id));
-            } else {
-                let _ = fs::remove_file(d.mess(id));
+        if let Err(e) = journal.append(&fresh) {
+            // Not committed: undo the moves (and the copies) for the next
+            // scan; a moved file that cannot go back stays: the next start
+            // does it.
+            for (id, info) in &fresh {
+                if moved(id, info) {
+                    let _ = fs::rename(d.mess(id), drop.join(id));
+                } else {
+                    let _ = fs::remove_file(d.mess(id));
+                }
             }
+            return Err(e);
         }
     }
     // Step 3: copies leave drop/; moved files lose their tail.
@@ -846,11 +815,11 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
             let _ = fs::remove_file(drop.join(id));
         }
     }
-    for id in &finished {
+    for (id, size) in &finished {
         if legacy.contains(id) {
             let _ = fs::remove_file(drop.join(format!("{}.env", id)));
         }
-        finish_move(d, id);
+        finish_move(d, id, *size);
     }
     // Half-made submissions (named-file fallback, a crash before the link).
     let sys_now = crate::sys::now();
@@ -883,18 +852,19 @@ pub fn takeover_all(d: &Dirs, now: u64, lim: Limits) -> io::Result<Vec<(String, 
     Ok(fresh)
 }
 
-/// drop/ID of a job whose info/ID is committed: a copy's original goes; a
-/// moved file whose rename was lost in a crash moves again.
-fn finish_move(d: &Dirs, id: &str) {
+/// drop/ID of a committed job (`size` bytes of message): a copy's
+/// original goes; a moved file whose rename was lost in a crash moves
+/// again.
+fn finish_move(d: &Dirs, id: &str, size: u64) {
     let p = d.drop_dir().join(id);
     if d.mess(id).exists() {
         let _ = fs::remove_file(&p);
         return;
     }
-    if let (Ok(m), Ok(info)) = (fs::symlink_metadata(&p), load_info(d, id)) {
+    if let Ok(m) = fs::symlink_metadata(&p) {
         if m.file_type().is_file() && m.uid() == crate::sys::geteuid() {
             if fs::rename(&p, d.mess(id)).is_ok() {
-                let _ = truncate_mess(d, id, info.size);
+                let _ = truncate_mess(d, id, size);
             }
             return;
         }
@@ -902,72 +872,279 @@ fn finish_move(d: &Dirs, id: &str) {
     let _ = fs::remove_file(&p);
 }
 
-/// Start-up cleanup: empties tmp/; a `mess/ID` without `info/ID` is either
+/// Start-up cleanup, given every committed job (the journal's records and
+/// old info/ files): empties tmp/; a job whose message is still in drop/
+/// (a rename lost in a crash) is moved; a `mess/ID` of no job is either
 /// our own submission moved by a takeover that crashed before its commit
 /// (it still ends with its tail: it goes back to drop/ to be taken over
 /// again) or a leftover (a copy, or a finished job): removed. `state/ID`
-/// without `info/ID` and without `mess/ID` is a leftover too. An info/ID
-/// whose message is still in drop/ (a rename lost in a crash) is moved.
-pub fn cleanup(d: &Dirs) -> io::Result<()> {
+/// of no job whose message is not in drop/ is a leftover too.
+pub fn cleanup(d: &Dirs, jobs: &[(String, Info)]) -> io::Result<()> {
     for e in fs::read_dir(d.sub("tmp"))? {
         let _ = fs::remove_file(e?.path());
     }
-    for id in d.ids("info")? {
-        if !d.mess(&id).exists() && d.drop_dir().join(&id).exists() {
-            finish_move(d, &id);
+    let known: std::collections::HashSet<&str> = jobs.iter().map(|(id, _)| id.as_str()).collect();
+    let mess: std::collections::HashSet<String> = d.ids("mess")?.into_iter().collect();
+    for (id, info) in jobs {
+        if !mess.contains(id) && d.drop_dir().join(id).exists() {
+            finish_move(d, id, info.size);
         }
     }
     let me = crate::sys::geteuid();
-    for id in d.ids("mess")? {
-        if d.info(&id).exists() {
+    for id in &mess {
+        if known.contains(id.as_str()) {
             continue;
         }
-        let p = d.mess(&id);
+        let p = d.mess(id);
         let ours = check_file(&p, Some(me))
             .ok()
-            .is_some_and(|(mut f, m)| read_sub(&mut f, &id, m.len(), me).is_ok());
-        if !(ours && fs::rename(&p, d.drop_dir().join(&id)).is_ok()) {
+            .is_some_and(|(mut f, m)| read_sub(&mut f, id, m.len(), me).is_ok());
+        if !(ours && fs::rename(&p, d.drop_dir().join(id)).is_ok()) {
             let _ = fs::remove_file(&p);
         }
     }
     for id in d.ids("state")? {
-        if !d.info(&id).exists() && !d.drop_dir().join(&id).exists() {
+        if !known.contains(id.as_str()) && !d.drop_dir().join(&id).exists() {
             let _ = fs::remove_file(d.state(&id));
         }
     }
     Ok(())
 }
 
-/// Removes a finished job: info/ first (durably), then its other files.
-pub fn remove_job(d: &Dirs, id: &str) -> io::Result<()> {
-    remove_jobs(d, &[id.to_string()]).pop().unwrap_or(Ok(()))
-}
-
-/// Removes finished jobs: their mess/ID and state/ID, then every
-/// info/ID, then one fsync of info/ for the batch (the commit point:
-/// this removal is what records the last successes). A removal lost in a
-/// crash repeats those deliveries (a duplicate, never a loss); an info/ID
-/// left without its message is finished and goes at the next start.
-/// One result per id.
-pub fn remove_jobs(d: &Dirs, ids: &[String]) -> Vec<io::Result<()>> {
-    for id in ids {
-        let _ = fs::remove_file(d.mess(id));
-        let _ = fs::remove_file(d.state(id));
-    }
+/// Removes finished jobs: their mess/ID, then one fsync of mess/ for the
+/// batch (the commit point: this removal is what records the last
+/// successes; the journal record is dead from then on), then state/ID
+/// (and the info/ID of a job of an old queue, when `old` says so). A
+/// removal lost in a crash repeats those deliveries (a duplicate, never a
+/// loss); a state/ID without its job goes at the next start. One result
+/// per id.
+pub fn remove_jobs(d: &Dirs, ids: &[String], old: &dyn Fn(&str) -> bool) -> Vec<io::Result<()>> {
     let mut res: Vec<io::Result<()>> = ids
         .iter()
-        .map(|id| match fs::remove_file(d.info(id)) {
+        .map(|id| match fs::remove_file(d.mess(id)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             r => r,
         })
         .collect();
-    if let Err(e) = crate::sys::fsync_dir(&d.sub("info")) {
+    if let Err(e) = crate::sys::fsync_dir(&d.sub("mess")) {
         // Not durable: the caller keeps the jobs and tries again later.
         for r in res.iter_mut().filter(|r| r.is_ok()) {
             *r = Err(io::Error::new(e.kind(), e.to_string()));
         }
+        return res;
+    }
+    for (id, _) in ids.iter().zip(&res).filter(|(_, r)| r.is_ok()) {
+        let _ = fs::remove_file(d.state(id));
+        if old(id) {
+            let _ = fs::remove_file(d.info(id));
+        }
     }
     res
+}
+
+/// `queue/jobs`, the journal of jobs: one record per job taken over,
+/// appended and fdatasync'd once for a batch (the takeover's commit
+/// point), so no file is created per job. A record is live while its
+/// `mess/ID` exists; the journal is rewritten without dead records at
+/// start and when they outnumber the live ones (past [`COMPACT_AT`]).
+///
+/// Record: `+` LEN SP PAYLOAD HASH LF, where PAYLOAD is LEN bytes (`ID`
+/// NUL, then [`Info::encode`]) and HASH is the FNV-1a hash of PAYLOAD in
+/// 8 hex digits. A torn record (a crash in the middle of an append that
+/// was never acknowledged) fails its length or hash and is skipped.
+pub struct Journal {
+    f: File,
+    path: PathBuf,
+    len: u64,
+    /// Records of jobs removed since the last rewrite.
+    pub dead: usize,
+}
+
+/// Dead records that make the running queue-run rewrite the journal
+/// (when they also outnumber the live jobs).
+pub const COMPACT_AT: usize = 1000;
+
+fn fnv(b: &[u8]) -> u32 {
+    b.iter().fold(0x811c9dc5u32, |h, &c| {
+        (h ^ c as u32).wrapping_mul(0x01000193)
+    })
+}
+
+/// One journal record.
+pub fn job_record(id: &str, info: &Info) -> Vec<u8> {
+    let mut p = id.as_bytes().to_vec();
+    p.push(0);
+    p.extend_from_slice(&info.encode());
+    let mut v = format!("+{} ", p.len()).into_bytes();
+    v.extend_from_slice(&p);
+    v.extend_from_slice(format!("{:08x}\n", fnv(&p)).as_bytes());
+    v
+}
+
+/// The record at the start of `b`: (id, info, its length).
+fn one_record(b: &[u8]) -> Option<(String, Info, usize)> {
+    let rest = b.strip_prefix(b"+")?;
+    let sp = memchr::memchr(b' ', &rest[..rest.len().min(12)])?;
+    let len = crate::parse::number(&rest[..sp])? as usize;
+    let p = rest.get(sp + 1..sp + 1 + len)?;
+    let tail = rest.get(sp + 1 + len..sp + 10 + len)?;
+    if tail[8] != b'\n' || tail[..8] != *format!("{:08x}", fnv(p)).as_bytes() {
+        return None;
+    }
+    let nul = memchr::memchr(0, p)?;
+    let id = std::str::from_utf8(&p[..nul]).ok()?;
+    if !super::valid_id(id.as_bytes()) {
+        return None;
+    }
+    let info = Info::decode(&p[nul + 1..])?;
+    Some((id.to_string(), info, 1 + sp + 1 + len + 9))
+}
+
+/// Every whole record of a journal's bytes, in order, and where the last
+/// one ends (what follows it is torn or garbage).
+pub fn parse_journal(b: &[u8]) -> (Vec<(String, Info)>, usize) {
+    let mut v = Vec::new();
+    let (mut i, mut good) = (0, 0);
+    while i < b.len() {
+        match one_record(&b[i..]) {
+            Some((id, info, n)) => {
+                v.push((id, info));
+                i += n;
+                good = i;
+            }
+            // Skip to the next line that starts a record.
+            None => match memchr::memmem::find(&b[i + 1..], b"\n+") {
+                Some(k) => i += k + 2,
+                None => break,
+            },
+        }
+    }
+    (v, good)
+}
+
+impl Journal {
+    fn path(d: &Dirs) -> PathBuf {
+        d.sub("jobs")
+    }
+
+    /// Opens (creates) the journal for appending; returns it and its
+    /// records. A torn tail is cut off.
+    pub fn open(d: &Dirs) -> io::Result<(Journal, Vec<(String, Info)>)> {
+        let path = Journal::path(d);
+        let mut f = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)?;
+        let mut b = Vec::new();
+        f.read_to_end(&mut b)?;
+        let (recs, good) = parse_journal(&b);
+        if good < b.len() {
+            f.set_len(good as u64)?;
+        }
+        Ok((
+            Journal {
+                f,
+                path,
+                len: good as u64,
+                dead: 0,
+            },
+            recs,
+        ))
+    }
+
+    /// Appends the records of `jobs` and makes them durable (one
+    /// fdatasync): the commit point of a takeover batch. On an error
+    /// nothing of it counts (the journal is cut back).
+    pub fn append(&mut self, jobs: &[(String, Info)]) -> io::Result<()> {
+        let mut b = Vec::with_capacity(256 * jobs.len());
+        for (id, info) in jobs {
+            b.extend_from_slice(&job_record(id, info));
+        }
+        let r = self.f.write_all(&b).and_then(|_| self.f.sync_data());
+        match r {
+            Ok(()) => {
+                self.len += b.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.f.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+
+    /// Rewrites the journal with `live` only (tmp/jobs, fdatasync,
+    /// rename, fsync of queue/).
+    pub fn compact<'a>(
+        &mut self,
+        d: &Dirs,
+        live: impl Iterator<Item = (&'a String, &'a Info)>,
+    ) -> io::Result<()> {
+        let tmp = d.sub("tmp").join("jobs");
+        let mut b = Vec::new();
+        for (id, info) in live {
+            b.extend_from_slice(&job_record(id, info));
+        }
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_APPEND)
+            .open(&tmp)?;
+        f.write_all(&b)?;
+        f.sync_data()?;
+        fs::rename(&tmp, &self.path)?;
+        crate::sys::fsync_dir(&d.queue)?;
+        self.f = f;
+        self.len = b.len() as u64;
+        self.dead = 0;
+        Ok(())
+    }
+}
+
+/// The jobs as a reader sees them (queue-list): the journal's records and
+/// the info/ files of queues written before it, those whose `mess/ID`
+/// exists. Never writes.
+pub fn read_jobs(d: &Dirs) -> io::Result<Vec<(String, Info)>> {
+    let b = match fs::read(Journal::path(d)) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let mut all: std::collections::BTreeMap<String, Info> =
+        parse_journal(&b).0.into_iter().collect();
+    for (id, info) in legacy_infos(d)? {
+        all.entry(id).or_insert(info);
+    }
+    let mess: std::collections::HashSet<String> = d.ids("mess")?.into_iter().collect();
+    Ok(all
+        .into_iter()
+        .filter(|(id, _)| mess.contains(id))
+        .collect())
+}
+
+/// The jobs of `info/ID` files, left by a queue-run before the journal
+/// (an unreadable one is logged and skipped).
+pub fn legacy_infos(d: &Dirs) -> io::Result<Vec<(String, Info)>> {
+    let mut v = Vec::new();
+    for id in d.ids("info")? {
+        match load_info(d, &id) {
+            Ok(i) => v.push((id, i)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => crate::exit::warn(&[
+                b"unable to read info/",
+                id.as_bytes(),
+                b": ",
+                crate::exit::errtext(&e).as_bytes(),
+            ]),
+        }
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -994,6 +1171,41 @@ mod tests {
         assert_eq!(Info::decode(&i.encode()), Some(i.clone()));
         assert_eq!(Info::decode(b"b1\0u2\0s3\0Fx\0"), None);
         assert_eq!(Info::decode(b"garbage"), None);
+    }
+    #[test]
+    fn journal_records() {
+        let i = Info {
+            birth: 17,
+            uid: 1000,
+            size: 55,
+            sender: b"s@x".to_vec(),
+            rcpts: vec![Rcpt {
+                addr: b"b@y".to_vec(),
+                local: None,
+            }],
+        };
+        let mut b = job_record("1.2.ab", &i);
+        let one = b.len();
+        b.extend_from_slice(&job_record("1.2.cd", &i));
+        let (v, end) = parse_journal(&b);
+        assert_eq!(
+            v,
+            vec![("1.2.ab".into(), i.clone()), ("1.2.cd".into(), i.clone())]
+        );
+        assert_eq!(end, b.len());
+        // A torn last record (cut anywhere, or zeros after a crash) is not
+        // a record; what came before stays.
+        for cut in one..b.len() {
+            let (v, end) = parse_journal(&b[..cut]);
+            assert_eq!((v.len(), end), (1, one), "cut at {}", cut);
+            let mut z = b[..cut].to_vec();
+            z.resize(b.len(), 0);
+            assert_eq!(parse_journal(&z).0.len(), 1);
+        }
+        // A damaged record in the middle is skipped, later ones are read.
+        let mut c = b.clone();
+        c[5] ^= 1;
+        assert_eq!(parse_journal(&c), (vec![("1.2.cd".into(), i)], b.len()));
     }
     #[test]
     fn records_round_trip() {

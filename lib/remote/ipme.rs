@@ -13,34 +13,6 @@ pub struct IpMe {
     not: Vec<IpAddr>,
 }
 
-fn interface_addrs() -> Vec<IpAddr> {
-    let mut out = Vec::new();
-    let mut ifa: *mut libc::ifaddrs = std::ptr::null_mut();
-    if unsafe { libc::getifaddrs(&mut ifa) } != 0 {
-        return out;
-    }
-    let mut p = ifa;
-    while !p.is_null() {
-        let a = unsafe { (*p).ifa_addr };
-        if !a.is_null() {
-            match unsafe { (*a).sa_family } as i32 {
-                libc::AF_INET => {
-                    let s = unsafe { &*(a as *const libc::sockaddr_in) };
-                    out.push(IpAddr::from(u32::from_be(s.sin_addr.s_addr).to_be_bytes()));
-                }
-                libc::AF_INET6 => {
-                    let s = unsafe { &*(a as *const libc::sockaddr_in6) };
-                    out.push(IpAddr::from(s.sin6_addr.s6_addr));
-                }
-                _ => {}
-            }
-        }
-        p = unsafe { (*p).ifa_next };
-    }
-    unsafe { libc::freeifaddrs(ifa) };
-    out
-}
-
 fn ip_list(name: &str) -> Result<Vec<IpAddr>, ControlError> {
     let mut v = Vec::new();
     for (n, l) in control::lines(name)?.unwrap_or_default().iter().enumerate() {
@@ -63,7 +35,7 @@ fn ip_list(name: &str) -> Result<Vec<IpAddr>, ControlError> {
 
 impl IpMe {
     pub fn load() -> Result<IpMe, ControlError> {
-        let mut me = interface_addrs();
+        let mut me = crate::sys::net::interface_addrs();
         me.extend(ip_list("moreipme")?);
         Ok(IpMe {
             me,
@@ -99,6 +71,8 @@ mod tests {
         assert!(m.is_me("192.0.2.7".parse().unwrap()));
         assert!(!m.is_me("127.0.0.2".parse().unwrap()));
         assert!(!m.is_me("192.0.2.8".parse().unwrap()));
-        assert!(interface_addrs().iter().any(|a| a.is_loopback()));
+        assert!(crate::sys::net::interface_addrs()
+            .iter()
+            .any(|a| a.is_loopback()));
     }
 }

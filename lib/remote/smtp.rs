@@ -179,37 +179,10 @@ impl Drop for Conn {
     }
 }
 
-fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match a {
-        SocketAddr::V4(v) => {
-            let s = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
-            s.sin_family = libc::AF_INET as libc::sa_family_t;
-            s.sin_port = v.port().to_be();
-            s.sin_addr.s_addr = u32::from_ne_bytes(v.ip().octets());
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v) => {
-            let s = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
-            s.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            s.sin6_port = v.port().to_be();
-            s.sin6_addr.s6_addr = v.ip().octets();
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
 impl Conn {
     /// A non-blocking stream socket of family `fam`, not yet connected.
     fn socket(fam: i32, dl: Deadlines) -> io::Result<Conn> {
-        let fd = crate::sys::cvt(unsafe {
-            libc::socket(
-                fam,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-            )
-        })?;
+        let fd = crate::sys::net::stream_socket(fam)?;
         Ok(Conn {
             fd,
             buf: Vec::new(),
@@ -224,19 +197,8 @@ impl Conn {
     pub fn unix(path: &std::path::Path, dl: Deadlines) -> io::Result<Conn> {
         use std::os::unix::ffi::OsStrExt;
         let p = path.as_os_str().as_bytes();
-        let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        if p.is_empty() || p.len() >= sa.sun_path.len() || p.contains(&0) {
-            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-        }
-        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        for (d, &s) in sa.sun_path.iter_mut().zip(p) {
-            *d = s as libc::c_char;
-        }
         let c = Conn::socket(libc::AF_UNIX, dl)?;
-        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-        crate::sys::cvt(unsafe {
-            libc::connect(c.fd, &sa as *const _ as *const libc::sockaddr, len)
-        })?;
+        crate::sys::net::connect_unix(c.fd, p)?;
         Ok(c)
     }
 
@@ -250,37 +212,19 @@ impl Conn {
         connect_timeout: u64,
         dl: Deadlines,
     ) -> io::Result<Conn> {
-        use crate::sys::cvt;
-        let fam = if ip.is_ipv4() {
-            libc::AF_INET
-        } else {
-            libc::AF_INET6
-        };
-        let c = Conn::socket(fam, dl)?;
+        use crate::sys::net;
+        let c = Conn::socket(net::family(ip), dl)?;
         let fd = c.fd;
         if let Some(b) = bind.filter(|b| b.is_ipv4() == ip.is_ipv4()) {
-            let (ss, len) = sockaddr(SocketAddr::new(b, 0));
-            cvt(unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) })?;
+            net::bind(fd, SocketAddr::new(b, 0))?;
         }
-        let (ss, len) = sockaddr(SocketAddr::new(ip, port));
-        if unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) } < 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = net::connect(fd, SocketAddr::new(ip, port)) {
             if e.raw_os_error() != Some(libc::EINPROGRESS) {
                 return Err(e);
             }
             let end = crate::sys::now_ms().saturating_add(connect_timeout.saturating_mul(1000));
             dl.wait(fd, true, (end, Limit::Idle))?;
-            let mut err: libc::c_int = 0;
-            let mut l = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            cvt(unsafe {
-                libc::getsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    &mut err as *mut _ as *mut libc::c_void,
-                    &mut l,
-                )
-            })?;
+            let err = net::socket_error(fd)?;
             if err != 0 {
                 return Err(io::Error::from_raw_os_error(err));
             }

@@ -80,7 +80,7 @@ impl Tcpto {
         else {
             return;
         };
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        if crate::sys::locks::lock(f.as_raw_fd()).is_err() {
             return;
         }
         let mut text = Vec::new();

@@ -3,7 +3,6 @@
 //! descriptor 3 as `user\0pass\0\0`).
 
 use std::ffi::OsStr;
-use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 
 /// What the checkpassword program said.
@@ -59,9 +58,7 @@ pub fn check(prog: &OsStr, user: &[u8], pass: &[u8]) -> Verdict {
     cmd.arg("/bin/true")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
-    unsafe {
-        cmd.pre_exec(move || crate::sys::dup2(r, 3));
-    }
+    crate::sys::proc::pass_fd(&mut cmd, r, 3);
     let child = cmd.spawn();
     crate::sys::close(r);
     let mut msg = Vec::with_capacity(user.len() + pass.len() + 3);

@@ -1,7 +1,7 @@
 //! smtp-recv(8): an RFC 5321 receiver on descriptors 0 and 1, one process
 //! per connection. A qmail-style command table with a flush column; replies
 //! are buffered and flushed before every blocking read (PIPELINING); each
-//! message goes to `$QMAILQUEUE` or the linked queue code (qq).
+//! message goes to `$QMAILQUEUE` or the linked queue code (enqueue.rs).
 
 pub mod auth;
 pub mod conn;
@@ -11,7 +11,7 @@ pub mod path;
 pub mod submission;
 
 use crate::control::{self, ControlError};
-use crate::qq::{Outcome, Queue};
+use crate::enqueue::{Outcome, Queue};
 use conn::{Conn, Fatal, Line};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -79,38 +79,8 @@ fn env_nonempty(name: &str) -> Option<Vec<u8>> {
 
 /// The address of our end or the peer's end of socket `fd`, as text.
 fn sockaddr(fd: i32, peer: bool) -> Option<Vec<u8>> {
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let p = &mut ss as *mut _ as *mut libc::sockaddr;
-    let r = unsafe {
-        if peer {
-            libc::getpeername(fd, p, &mut len)
-        } else {
-            libc::getsockname(fd, p, &mut len)
-        }
-    };
-    if r != 0 {
-        return None;
-    }
-    match ss.ss_family as i32 {
-        libc::AF_INET => {
-            let a = unsafe { &*(p as *const libc::sockaddr_in) };
-            Some(
-                std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))
-                    .to_string()
-                    .into_bytes(),
-            )
-        }
-        libc::AF_INET6 => {
-            let a = unsafe { &*(p as *const libc::sockaddr_in6) };
-            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(match ip.to_ipv4_mapped() {
-                Some(v4) => v4.to_string().into_bytes(),
-                None => ip.to_string().into_bytes(),
-            })
-        }
-        _ => None,
-    }
+    let (ip, _) = crate::sys::net::sock_name(fd, peer).ok()?;
+    Some(ip.to_string().into_bytes())
 }
 
 impl Config {
@@ -409,19 +379,7 @@ pub fn run(rfd: i32, wfd: i32) -> i32 {
     };
     if wfd >= 0 {
         // A stalled peer must not hang a write that poll called possible.
-        let tv = libc::timeval {
-            tv_sec: cfg.timeout.min(i32::MAX as u64) as libc::time_t,
-            tv_usec: 0,
-        };
-        unsafe {
-            libc::setsockopt(
-                wfd,
-                libc::SOL_SOCKET,
-                libc::SO_SNDTIMEO,
-                &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
+        let _ = crate::sys::net::set_send_timeout(wfd, cfg.timeout);
     }
     let conn = Conn::new(rfd, wfd, cfg.timeout);
     let mut s = Session {
@@ -860,7 +818,7 @@ impl Session {
         }
         let mut q = match Queue::start() {
             Ok(Queue::Linked(Err(c))) => {
-                let o = crate::qq::outcome(Some(c), b"");
+                let o = crate::enqueue::outcome(Some(c), b"");
                 return self.queue_failed(o, b"-");
             }
             Ok(q) => q,
@@ -1094,7 +1052,7 @@ impl Session {
             );
             return Ok(());
         }
-        match crate::queuerun::ctl::etrn(&d) {
+        match crate::queue::etrn(&d) {
             Ok(()) => {
                 self.put(&[b"250 2.0.0 queueing for ", &d, b" started"]);
                 crate::exit::info(&[

@@ -9,7 +9,7 @@
 //! wrote to stderr; it goes to descriptor 6 with exit 82 (`D` or `Z`), or,
 //! when there is no text or no descriptor 6, exit 31 or 71.
 
-use crate::qq::{Outcome, Queue};
+use crate::enqueue::{Outcome, Queue};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::ExitStatusExt;

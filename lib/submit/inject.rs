@@ -2,11 +2,11 @@
 //! (From, Date, Message-ID, To; Resent- variants for a resent message),
 //! drop Bcc, Resent-Bcc, Return-Path and Content-Length, give bare
 //! addresses the default domain, work out the envelope, and submit through
-//! [`crate::qq::Queue`] (or print with `-n`). The message is read once; the
+//! [`crate::enqueue::Queue`] (or print with `-n`). The message is read once; the
 //! body is streamed to the queue.
 
+use crate::enqueue::{Outcome, Queue};
 use crate::header::{self, Addr};
-use crate::qq::{Outcome, Queue};
 use crate::queue::Envelope;
 use crate::submit::input::Input;
 use std::ffi::OsStr;

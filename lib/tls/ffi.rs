@@ -45,6 +45,8 @@ macro_rules! openssl {
         pub struct Lib { $(pub $name: unsafe extern "C" fn($($a),*) -> $r,)* }
 
         fn resolve(h: *mut c_void) -> Result<Lib, String> {
+            // SAFETY: h is an open handle; each symbol found is OpenSSL's
+            // function of that name, whose C signature the table states.
             Ok(Lib { $($name: unsafe {
                 let p = libc::dlsym(h, concat!(stringify!($name), "\0").as_ptr() as *const c_char);
                 if p.is_null() {
@@ -102,12 +104,16 @@ static LIB: OnceLock<Result<Lib, String>> = OnceLock::new();
 /// has no OpenSSL 3 runtime.
 pub fn lib() -> Result<&'static Lib, String> {
     LIB.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; loading libssl runs only its own
+        // initialisers.
         let h = unsafe { libc::dlopen(c"libssl.so.3".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if h.is_null() {
+            // SAFETY: dlerror takes nothing; its text is read at once.
             let e = unsafe { libc::dlerror() };
             let why = if e.is_null() {
                 "unknown error".to_string()
             } else {
+                // SAFETY: a non-null dlerror result is a NUL-terminated string.
                 unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
             };
             return Err(format!("unable to load libssl.so.3: {why}"));
@@ -125,17 +131,23 @@ pub fn text(p: *const c_char) -> Vec<u8> {
     if p.is_null() {
         return Vec::new();
     }
+    // SAFETY: callers pass a NUL-terminated string OpenSSL just returned
+    // (or a local buffer it filled), see above.
     unsafe { CStr::from_ptr(p) }.to_bytes().to_vec()
 }
 
 /// The oldest queued OpenSSL error as text, the queue emptied; `None`
 /// when the queue is empty.
 pub fn last_error(l: &Lib) -> Option<String> {
+    // SAFETY: the error-queue calls take no pointers, except
+    // ERR_error_string_n, which writes at most buf.len() bytes into buf.
     let e = unsafe { (l.ERR_get_error)() };
     let mut buf = [0 as c_char; 256];
     if e != 0 {
+        // SAFETY: as above.
         unsafe { (l.ERR_error_string_n)(e, buf.as_mut_ptr(), buf.len()) };
     }
+    // SAFETY: as above.
     unsafe { (l.ERR_clear_error)() };
     (e != 0).then(|| String::from_utf8_lossy(&text(buf.as_ptr())).into_owned())
 }

@@ -5,6 +5,7 @@
 //! remote-send's STARTTLS; protocol programs never come here.
 
 pub mod ffi;
+#[deny(unsafe_code)]
 pub mod wrap;
 
 use ffi::{Lib, Ssl, SslCtx};
@@ -17,13 +18,16 @@ pub struct Ctx {
     l: &'static Lib,
 }
 
-// An SSL_CTX may be shared once set up (OpenSSL's threading rules); tls-wrap
-// keeps one in a static for tcp-serve's forked children.
+// SAFETY: an SSL_CTX may be shared once set up (OpenSSL's threading
+// rules) and nothing changes it after; tls-wrap keeps one in a static for
+// tcp-serve's forked children.
 unsafe impl Send for Ctx {}
+// SAFETY: as for Send.
 unsafe impl Sync for Ctx {}
 
 impl Drop for Ctx {
     fn drop(&mut self) {
+        // SAFETY: self.p is the live SSL_CTX this struct owns, freed once.
         unsafe { (self.l.SSL_CTX_free)(self.p) };
     }
 }
@@ -38,6 +42,7 @@ fn fail(l: &Lib, what: &str) -> String {
 impl Ctx {
     fn new(server: bool) -> Result<Ctx, String> {
         let l = ffi::lib()?;
+        // SAFETY: the method getters take nothing and return static data.
         let m = unsafe {
             if server {
                 (l.TLS_server_method)()
@@ -45,11 +50,13 @@ impl Ctx {
                 (l.TLS_client_method)()
             }
         };
+        // SAFETY: m is a method from the library; a null result is checked.
         let p = unsafe { (l.SSL_CTX_new)(m) };
         if p.is_null() {
             return Err(fail(l, "unable to make a TLS context"));
         }
         let c = Ctx { p, l };
+        // SAFETY: p is a live SSL_CTX; this ctrl takes no pointer.
         let min = unsafe {
             (l.SSL_CTX_ctrl)(
                 p,
@@ -61,6 +68,7 @@ impl Ctx {
         if min != 1 {
             return Err(fail(l, "unable to require TLS 1.2"));
         }
+        // SAFETY: p is a live SSL_CTX; these calls take flags only.
         unsafe {
             (l.SSL_CTX_set_options)(
                 p,
@@ -90,16 +98,19 @@ impl Ctx {
         let cf = crate::sys::cstr(cert).map_err(|e| e.to_string())?;
         let kf = crate::sys::cstr(key).map_err(|e| e.to_string())?;
         let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        // SAFETY: c.p is a live SSL_CTX, cf a NUL-terminated path.
         if unsafe { (l.SSL_CTX_use_certificate_chain_file)(c.p, cf.as_ptr()) } != 1 {
             return Err(fail(
                 l,
                 &format!("unable to load certificate {}", show(cert)),
             ));
         }
+        // SAFETY: c.p is a live SSL_CTX, kf a NUL-terminated path.
         if unsafe { (l.SSL_CTX_use_PrivateKey_file)(c.p, kf.as_ptr(), ffi::SSL_FILETYPE_PEM) } != 1
         {
             return Err(fail(l, &format!("unable to load key {}", show(key))));
         }
+        // SAFETY: c.p is a live SSL_CTX.
         if unsafe { (l.SSL_CTX_check_private_key)(c.p) } != 1 {
             return Err(fail(l, "key does not match certificate"));
         }
@@ -111,6 +122,7 @@ impl Ctx {
     /// TLS verifies nothing and need not read the CA bundle.
     pub fn client(trust: bool) -> Result<Ctx, String> {
         let c = Ctx::new(false)?;
+        // SAFETY: c.p is a live SSL_CTX.
         if trust && unsafe { (c.l.SSL_CTX_set_default_verify_paths)(c.p) } != 1 {
             return Err(fail(c.l, "unable to load trusted certificates"));
         }
@@ -122,6 +134,8 @@ impl Ctx {
     /// The contexts must live as long as this one (tls-wrap keeps them
     /// until it exits).
     pub fn sni(&self, names: &'static Vec<(Vec<u8>, Ctx)>) {
+        // SAFETY: self.p is live; pick_cert has the callback's C signature
+        // and names lives for ever ('static), as its argument must.
         unsafe {
             (self.l.SSL_CTX_callback_ctrl)(
                 self.p,
@@ -150,9 +164,12 @@ extern "C" fn pick_cert(ssl: *mut Ssl, _al: *mut c_int, arg: *mut c_void) -> c_i
     let Ok(l) = ffi::lib() else {
         return ffi::SSL_TLSEXT_ERR_OK;
     };
+    // SAFETY: arg is the &'static Vec that Ctx::sni registered.
     let names = unsafe { &*(arg as *const Vec<(Vec<u8>, Ctx)>) };
+    // SAFETY: ssl is the connection OpenSSL called us for.
     let host = ffi::text(unsafe { (l.SSL_get_servername)(ssl, ffi::TLSEXT_NAMETYPE_HOST_NAME) });
     if let Some((_, c)) = names.iter().find(|(n, _)| name_matches(n, &host)) {
+        // SAFETY: ssl is live; c.p lives as long as the program (see sni).
         unsafe { (l.SSL_set_SSL_CTX)(ssl, c.p) };
     }
     ffi::SSL_TLSEXT_ERR_OK
@@ -180,19 +197,15 @@ pub struct Tls {
 
 impl Drop for Tls {
     fn drop(&mut self) {
+        // SAFETY: self.ssl is the live SSL this struct owns, freed once.
         unsafe { (self.l.SSL_free)(self.ssl) };
     }
-}
-
-/// O_NONBLOCK on `fd`.
-pub fn nonblocking(fd: i32) -> io::Result<()> {
-    let f = crate::sys::cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    crate::sys::cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, f | libc::O_NONBLOCK) }).map(|_| ())
 }
 
 impl Tls {
     pub fn new(ctx: &Ctx, rfd: i32, wfd: i32) -> Result<Tls, String> {
         let l = ctx.l;
+        // SAFETY: ctx.p is a live SSL_CTX; a null result is checked.
         let ssl = unsafe { (l.SSL_new)(ctx.p) };
         if ssl.is_null() {
             return Err(fail(l, "unable to make a TLS connection"));
@@ -204,6 +217,7 @@ impl Tls {
             wfd,
             closed: false,
         };
+        // SAFETY: ssl is live; descriptors are plain ints to OpenSSL.
         let ok = unsafe { (l.SSL_set_rfd)(ssl, rfd) == 1 && (l.SSL_set_wfd)(ssl, wfd) == 1 };
         if !ok {
             return Err(fail(l, "unable to attach the connection"));
@@ -215,6 +229,7 @@ impl Tls {
     /// whose certificate is not valid for it.
     pub fn client_name(&mut self, name: &[u8], verify: bool) -> Result<(), String> {
         let c = crate::sys::cstr(name).map_err(|e| e.to_string())?;
+        // SAFETY: self.ssl is live; OpenSSL copies the NUL-terminated name c.
         unsafe {
             (self.l.SSL_ctrl)(
                 self.ssl,
@@ -236,6 +251,7 @@ impl Tls {
         if r > 0 {
             return Step::Done(r as usize);
         }
+        // SAFETY: self.ssl is live.
         match unsafe { (self.l.SSL_get_error)(self.ssl, r) } {
             ffi::SSL_ERROR_WANT_READ => Step::WantRead,
             ffi::SSL_ERROR_WANT_WRITE => Step::WantWrite,
@@ -250,8 +266,10 @@ impl Tls {
             }
             _ => {
                 let t = ffi::last_error(self.l).unwrap_or_else(|| "TLS error".into());
+                // SAFETY: self.ssl is live.
                 let v = unsafe { (self.l.SSL_get_verify_result)(self.ssl) };
                 if v != 0 {
+                    // SAFETY: takes a number, returns a static string.
                     let why = ffi::text(unsafe { (self.l.X509_verify_cert_error_string)(v) });
                     return Step::Fail(format!(
                         "certificate verification failed: {}",
@@ -280,6 +298,7 @@ impl Tls {
     pub fn handshake(&mut self, server: bool, secs: u64) -> Result<(), String> {
         let deadline = crate::sys::now_ms() + secs.saturating_mul(1000);
         loop {
+            // SAFETY: self.ssl is live, its descriptors attached.
             let r = unsafe {
                 if server {
                     (self.l.SSL_accept)(self.ssl)
@@ -302,12 +321,14 @@ impl Tls {
 
     pub fn read(&mut self, buf: &mut [u8]) -> Step {
         let n = buf.len().min(c_int::MAX as usize) as c_int;
+        // SAFETY: self.ssl is live; OpenSSL writes at most n bytes into buf.
         let r = unsafe { (self.l.SSL_read)(self.ssl, buf.as_mut_ptr() as *mut c_void, n) };
         self.step(r)
     }
 
     pub fn write(&mut self, buf: &[u8]) -> Step {
         let n = buf.len().min(c_int::MAX as usize) as c_int;
+        // SAFETY: self.ssl is live; OpenSSL reads at most n bytes of buf.
         let r = unsafe { (self.l.SSL_write)(self.ssl, buf.as_ptr() as *const c_void, n) };
         self.step(r)
     }
@@ -351,26 +372,31 @@ impl Tls {
     pub fn close(&mut self) {
         if !self.closed {
             self.closed = true;
+            // SAFETY: self.ssl is live.
             unsafe { (self.l.SSL_shutdown)(self.ssl) };
         }
     }
 
     /// `TLSv1.3`, as mod_ssl's SSL_PROTOCOL.
     pub fn version(&self) -> Vec<u8> {
+        // SAFETY: self.ssl is live; the result is a static string.
         ffi::text(unsafe { (self.l.SSL_get_version)(self.ssl) })
     }
 
     /// The OpenSSL cipher name, as mod_ssl's SSL_CIPHER.
     pub fn cipher(&self) -> Vec<u8> {
+        // SAFETY: self.ssl is live; a null result is checked.
         let c = unsafe { (self.l.SSL_get_current_cipher)(self.ssl) };
         if c.is_null() {
             return Vec::new();
         }
+        // SAFETY: c is the connection's cipher, non-null.
         ffi::text(unsafe { (self.l.SSL_CIPHER_get_name)(c) })
     }
 
     /// The SNI name the client asked for.
     pub fn servername(&self) -> Option<Vec<u8>> {
+        // SAFETY: self.ssl is live; the name is owned by it and copied at once.
         let t = ffi::text(unsafe {
             (self.l.SSL_get_servername)(self.ssl, ffi::TLSEXT_NAMETYPE_HOST_NAME)
         });
@@ -379,11 +405,14 @@ impl Tls {
 
     /// Whether the peer showed a certificate that verified (client side).
     pub fn verified(&self) -> bool {
+        // SAFETY: self.ssl is live; the reference taken is freed below.
         let c = unsafe { (self.l.SSL_get1_peer_certificate)(self.ssl) };
         if c.is_null() {
             return false;
         }
+        // SAFETY: c is the reference SSL_get1_peer_certificate gave us.
         unsafe { (self.l.X509_free)(c) };
+        // SAFETY: self.ssl is live.
         unsafe { (self.l.SSL_get_verify_result)(self.ssl) == 0 }
     }
 }

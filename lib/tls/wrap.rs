@@ -76,7 +76,7 @@ fn prepare_env() {
         (false, "TCPLOCALIP", "TCPLOCALPORT"),
     ] {
         if std::env::var_os(ip).is_none() {
-            if let Ok((a, p)) = crate::tcpserve::sock_name(0, peer) {
+            if let Ok((a, p)) = crate::sys::net::sock_name(0, peer) {
                 std::env::set_var(ip, a.to_string());
                 std::env::set_var(port, p.to_string());
             }
@@ -90,30 +90,18 @@ fn remote() -> Vec<u8> {
         .unwrap_or_else(|| b"unknown".to_vec())
 }
 
-fn socketpair() -> io::Result<(i32, i32)> {
-    let mut fds = [0i32; 2];
-    crate::sys::cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    Ok((fds[0], fds[1]))
-}
-
 /// Forks; the child sets up its descriptors with `fds` and runs the
 /// program (never returns). The parent gets the child's pid.
 fn spawn(prog: &[OsString], fds: impl FnOnce() -> io::Result<()>) -> io::Result<i32> {
-    let pid = crate::sys::cvt(unsafe { libc::fork() })?;
-    if pid == 0 {
-        if let Err(e) = fds() {
-            crate::exit::die_sys(crate::exit::TEMP, &[b"unable to set up descriptors"], &e);
+    match crate::sys::proc::fork()? {
+        crate::sys::proc::Fork::Parent(pid) => Ok(pid),
+        crate::sys::proc::Fork::Child => {
+            if let Err(e) = fds() {
+                crate::exit::die_sys(crate::exit::TEMP, &[b"unable to set up descriptors"], &e);
+            }
+            crate::exec::chain(prog);
         }
-        crate::exec::chain(prog);
     }
-    Ok(pid)
 }
 
 /// The program's exit code (111 when it died by a signal).
@@ -219,7 +207,7 @@ fn run_with(o: &Opts, ctx: &Ctx) -> i32 {
     // The key is in this process's memory: a program of the same uid may
     // not ptrace it or read a core of it (the exec'd program is dumpable
     // again).
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+    crate::sys::proc::set_undumpable();
     let (uid, gid) = (num_env("TLS_UID"), num_env("TLS_GID"));
     prepare_env();
     let r = if o.delayed {
@@ -236,7 +224,7 @@ fn run_with(o: &Opts, ctx: &Ctx) -> i32 {
 fn handshake(ctx: &Ctx, secs: u64) -> Option<Tls> {
     let hs = Tls::new(ctx, 0, 1).and_then(|mut t| {
         for fd in [0, 1] {
-            super::nonblocking(fd).map_err(|e| crate::exit::errtext(&e))?;
+            crate::sys::set_nonblock(fd).map_err(|e| crate::exit::errtext(&e))?;
         }
         t.handshake(true, secs)?;
         Ok(t)
@@ -278,7 +266,7 @@ fn implicit(o: &Opts, ctx: &Ctx, uid: Option<u32>, gid: Option<u32>) -> io::Resu
     for (k, v) in info(&t) {
         std::env::set_var(k, std::ffi::OsStr::from_bytes(&v));
     }
-    let (mine, theirs) = socketpair()?;
+    let (mine, theirs) = crate::sys::net::socketpair(libc::SOCK_STREAM)?;
     let pid = spawn(&o.prog, || {
         crate::sys::dup2(theirs, 0)?;
         crate::sys::dup2(theirs, 1)
@@ -291,8 +279,8 @@ fn implicit(o: &Opts, ctx: &Ctx, uid: Option<u32>, gid: Option<u32>) -> io::Resu
 }
 
 fn delayed(o: &Opts, ctx: &Ctx, uid: Option<u32>, gid: Option<u32>) -> io::Result<i32> {
-    let (ctl, ctl_app) = socketpair()?;
-    let (data, data_app) = socketpair()?;
+    let (ctl, ctl_app) = crate::sys::net::socketpair(libc::SOCK_STREAM)?;
+    let (data, data_app) = crate::sys::net::socketpair(libc::SOCK_STREAM)?;
     std::env::set_var("SSLCTLFD", ctl_app.to_string());
     std::env::set_var("SSLREADFD", data_app.to_string());
     std::env::set_var("SSLWRITEFD", data_app.to_string());
@@ -338,7 +326,7 @@ fn delayed(o: &Opts, ctx: &Ctx, uid: Option<u32>, gid: Option<u32>) -> io::Resul
 /// client that stopped reading; then the connection is dropped.
 fn relay(t: &mut Tls, app: i32, linger: u64) {
     crate::sys::signal_ignore(libc::SIGPIPE, true);
-    if super::nonblocking(app).is_err() {
+    if crate::sys::set_nonblock(app).is_err() {
         return;
     }
     let mut down = vec![0u8; BUF]; // network to program
@@ -366,9 +354,9 @@ fn relay(t: &mut Tls, app: i32, linger: u64) {
             }
         }
         if d0 < d1 {
-            match write_some(app, &down[d0..d1]) {
-                Ok(0) => app_w = true,
-                Ok(n) => {
+            match crate::sys::write_nb(app, &down[d0..d1]) {
+                Ok(None | Some(0)) => app_w = true,
+                Ok(Some(n)) => {
                     d0 += n;
                     progress = true;
                 }
@@ -377,7 +365,7 @@ fn relay(t: &mut Tls, app: i32, linger: u64) {
             }
         }
         if net_eof && d0 == d1 && !app_shut {
-            unsafe { libc::shutdown(app, libc::SHUT_WR) };
+            crate::sys::net::shutdown_write(app);
             app_shut = true;
         }
         if !app_eof && u0 == u1 {
@@ -431,25 +419,10 @@ fn relay(t: &mut Tls, app: i32, linger: u64) {
         } else {
             -1
         };
-        let r = unsafe { libc::poll(p.as_mut_ptr(), 3, wait) };
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-    }
-}
-
-/// One non-blocking write: Ok(0) when it would block.
-fn write_some(fd: i32, b: &[u8]) -> io::Result<usize> {
-    loop {
-        let r = unsafe { libc::write(fd, b.as_ptr() as *const libc::c_void, b.len()) };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok(0),
-            _ => return Err(e),
+        if let Err(e) = crate::sys::poll(&mut p, wait) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return;
+            }
         }
     }
 }

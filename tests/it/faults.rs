@@ -974,7 +974,7 @@ fn full_disks_give_4xx_and_delivery_resumes() {
         files(&maildir(&sys).join("tmp"))
     );
     assert_eq!(
-        files(&sys.home.join("queue/info")).len(),
+        files(&sys.home.join("queue/mess")).len(),
         n,
         "all still queued"
     );

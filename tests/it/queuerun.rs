@@ -202,7 +202,7 @@ impl Q {
     }
 
     fn queue_empty(&self) -> bool {
-        files(&self.home.join("queue/info")).is_empty()
+        files(&self.home.join("queue/mess")).is_empty()
             && files(&self.home.join("queue/drop"))
                 .iter()
                 .all(|f| !is_submission(f))
@@ -815,7 +815,7 @@ fn queue_list_and_queue_ctl() {
         let l = q.log_text();
         l.contains("deferral: temp@") && l.contains("deferral: soft@")
     });
-    let id = files(&q.home.join("queue/info"))[0].clone();
+    let id = files(&q.home.join("queue/mess"))[0].clone();
     let list = q.list(&[]);
     assert!(list.starts_with(&format!("{}  age ", id)), "{}", list);
     assert!(
@@ -871,10 +871,10 @@ fn queue_list_and_queue_ctl() {
         &env("s@mail.example.org", &["temp2@mail.example.org"]),
     );
     wait_until(5, "second", || {
-        !files(&q.home.join("queue/info")).is_empty()
+        !files(&q.home.join("queue/mess")).is_empty()
     });
     let before = q.locals().len();
-    let id2 = files(&q.home.join("queue/info"))[0].clone();
+    let id2 = files(&q.home.join("queue/mess"))[0].clone();
     assert_eq!(q.ctl(&["delete", &id2]), Some(0));
     wait_until(5, "deleted", || q.queue_empty());
     std::thread::sleep(Duration::from_millis(200));
@@ -1672,92 +1672,105 @@ fn one_job_state(tag: &str) -> (Q, String, Vec<u8>) {
     (q, s.id, s.message)
 }
 
+/// Commits the job `id` of `size` bytes as queue-run does: a record in
+/// the journal queue/jobs, or (`old`) an info/ID file as queue-runs
+/// before the journal did.
+fn commit_job(q: &Q, id: &str, size: u64, old: bool) {
+    use pipemail::queuerun::store::{self, Dirs, Info, Rcpt};
+    let d = Dirs {
+        queue: q.home.join("queue"),
+    };
+    d.create().unwrap();
+    let info = Info {
+        birth: 1,
+        uid: unsafe { libc::geteuid() },
+        size,
+        sender: b"s@x.example".to_vec(),
+        rcpts: vec![Rcpt {
+            addr: b"u@mail.example.org".to_vec(),
+            local: Some(b"u@mail.example.org".to_vec()),
+        }],
+    };
+    if old {
+        store::write_info(&d, id, &info).unwrap();
+    } else {
+        let (mut j, _) = store::Journal::open(&d).unwrap();
+        j.append(&[(id.to_string(), info)]).unwrap();
+    }
+}
+
 #[test]
 fn crash_windows_of_takeover_and_removal() {
-    use pipemail::queuerun::store::{self, Dirs, Info, Rcpt};
-    let write_info = |q: &Q, id: &str, size: u64| {
-        let d = Dirs {
-            queue: q.home.join("queue"),
-        };
-        d.create().unwrap();
-        let info = Info {
-            birth: 1,
-            uid: unsafe { libc::geteuid() },
-            size,
-            sender: b"s@x.example".to_vec(),
-            rcpts: vec![Rcpt {
-                addr: b"u@mail.example.org".to_vec(),
-                local: Some(b"u@mail.example.org".to_vec()),
-            }],
-        };
-        store::write_info(&d, id, &info).unwrap();
-    };
     let mk = |q: &Q| {
         for d in ["mess", "info", "state", "tmp", "quarantine"] {
             let _ = std::fs::create_dir(q.home.join("queue").join(d));
         }
     };
-    // (a) moved to mess/, killed before info/ was committed: taken over again.
-    let (mut q, id, m) = one_job_state("crash-a");
+    let mv = |q: &Q, id: &str| {
+        std::fs::rename(
+            q.home.join("queue/drop").join(id),
+            q.home.join("queue/mess").join(id),
+        )
+        .unwrap()
+    };
+    let delivered_once = |mut q: Q, tag: &str, m: &[u8]| {
+        q.start(&[]);
+        wait_until(10, tag, || q.queue_empty() && q.locals().len() == 1);
+        q.stop();
+        assert_eq!(q.locals().len(), 1, "{}", tag);
+        assert_eq!(
+            q.locals()[0].3,
+            m,
+            "{}: the message without its section",
+            tag
+        );
+        assert!(files(&q.home.join("queue/drop")).is_empty(), "{}", tag);
+        assert!(files(&q.home.join("queue/info")).is_empty(), "{}", tag);
+        assert!(files(&q.home.join("queue/state")).is_empty(), "{}", tag);
+    };
+    // (a) moved to mess/, killed before the journal record was committed:
+    // taken over again.
+    let (q, id, m) = one_job_state("crash-a");
     mk(&q);
-    std::fs::rename(
-        q.home.join("queue/drop").join(&id),
-        q.home.join("queue/mess").join(&id),
-    )
-    .unwrap();
-    q.start(&[]);
-    wait_until(10, "(a) delivery", || {
-        q.queue_empty() && q.locals().len() == 1
-    });
-    q.stop();
-    assert_eq!(
-        q.locals()[0].3,
-        m,
-        "(a) the message without its envelope section"
-    );
-    // (b) info/ committed, the truncation lost: cut at load from info's size.
-    let (mut q, id, m) = one_job_state("crash-b");
-    mk(&q);
-    std::fs::rename(
-        q.home.join("queue/drop").join(&id),
-        q.home.join("queue/mess").join(&id),
-    )
-    .unwrap();
-    write_info(&q, &id, m.len() as u64);
-    q.start(&[]);
-    wait_until(10, "(b) delivery", || {
-        q.queue_empty() && q.locals().len() == 1
-    });
-    q.stop();
-    assert_eq!(q.locals()[0].3, m, "(b) truncated before delivery");
-    // (c) info/ committed, the rename into mess/ lost: the file moves again.
-    let (mut q, id, m) = one_job_state("crash-c");
-    mk(&q);
-    write_info(&q, &id, m.len() as u64);
-    q.start(&[]);
-    wait_until(10, "(c) delivery", || {
-        q.queue_empty() && q.locals().len() == 1
-    });
-    q.stop();
-    assert_eq!(q.locals()[0].3, m);
-    assert!(files(&q.home.join("queue/drop")).is_empty());
-    // (d) killed in the middle of a removal: mess/ and state/ gone, info/
-    // left: finished, no second delivery.
-    let (mut q, id, m) = one_job_state("crash-d");
-    mk(&q);
-    std::fs::remove_file(q.home.join("queue/drop").join(&id)).unwrap();
-    write_info(&q, &id, m.len() as u64);
-    q.start(&[]);
-    wait_until(10, "(d) cleanup", || {
-        files(&q.home.join("queue/info")).is_empty()
-    });
-    std::thread::sleep(Duration::from_millis(300));
-    q.stop();
-    assert!(q.locals().is_empty(), "(d) delivered again");
-    assert!(q
-        .log_text()
-        .contains(&format!("end msg {} (removed after a restart)", id)));
-    // (e) a copy left in mess/ (no tail, no info/): removed, not delivered.
+    mv(&q, &id);
+    delivered_once(q, "(a)", &m);
+    for old in [false, true] {
+        let t = |x: &str| format!("{} {}", x, if old { "info/" } else { "journal" });
+        // (b) committed, the truncation lost: cut at load from the size.
+        let (q, id, m) = one_job_state("crash-b");
+        mk(&q);
+        mv(&q, &id);
+        commit_job(&q, &id, m.len() as u64, old);
+        delivered_once(q, &t("(b)"), &m);
+        // (c) committed, the rename into mess/ lost: the file moves again.
+        let (q, id, m) = one_job_state("crash-c");
+        mk(&q);
+        commit_job(&q, &id, m.len() as u64, old);
+        delivered_once(q, &t("(c)"), &m);
+        // (d) killed in the middle of a removal: mess/ gone (the commit),
+        // state/ and the record left: finished, no second delivery.
+        let (mut q, id, m) = one_job_state("crash-d");
+        mk(&q);
+        std::fs::remove_file(q.home.join("queue/drop").join(&id)).unwrap();
+        commit_job(&q, &id, m.len() as u64, old);
+        std::fs::write(q.home.join("queue/state").join(&id), "Z0 1 later\0").unwrap();
+        q.start(&[]);
+        let line = format!("end msg {} (removed after a restart)", id);
+        wait_until(10, &t("(d) cleanup"), || q.log_text().contains(&line));
+        std::thread::sleep(Duration::from_millis(300));
+        q.stop();
+        assert!(q.locals().is_empty(), "{}: delivered again", t("(d)"));
+        assert!(files(&q.home.join("queue/state")).is_empty());
+        assert!(files(&q.home.join("queue/info")).is_empty());
+        // The dead record is gone from the journal after the start.
+        let jobs = std::fs::read(q.home.join("queue/jobs")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&jobs).contains(&id),
+            "{}",
+            t("(d)")
+        );
+    }
+    // (e) a copy left in mess/ (no tail, no record): removed, not delivered.
     let (mut q, id, m) = one_job_state("crash-e");
     mk(&q);
     std::fs::remove_file(q.home.join("queue/drop").join(&id)).unwrap();
@@ -1769,6 +1782,84 @@ fn crash_windows_of_takeover_and_removal() {
     std::thread::sleep(Duration::from_millis(300));
     q.stop();
     assert!(q.locals().is_empty(), "(e) a leftover was delivered");
+    // (f) killed in the middle of the journal's append (never
+    // acknowledged, the file still moved): the torn record is cut off, a
+    // whole record before it stays, the message is taken over again.
+    let (q, id, m) = one_job_state("crash-f");
+    mk(&q);
+    mv(&q, &id);
+    commit_job(&q, "1.1.gone", 10, false);
+    let mut jf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(q.home.join("queue/jobs"))
+        .unwrap();
+    jf.write_all(format!("+60 {}\0b1\0u0\0s", id).as_bytes())
+        .unwrap();
+    jf.write_all(&[0u8; 40]).unwrap();
+    drop(jf);
+    let home = q.home.clone();
+    delivered_once(q, "(f)", &m);
+    // Left: the one whole record of the second takeover (dead now, gone
+    // at the next rewrite).
+    let jobs =
+        String::from_utf8_lossy(&std::fs::read(home.join("queue/jobs")).unwrap()).into_owned();
+    assert_eq!(jobs.matches('\n').count(), 1, "{:?}", jobs);
+    assert!(
+        jobs.starts_with("+") && jobs.contains(&id) && jobs.ends_with('\n'),
+        "{:?}",
+        jobs
+    );
+    // (g) killed while the journal was being rewritten: tmp/jobs is
+    // half-made, the journal whole: the job is delivered once.
+    let (q, id, m) = one_job_state("crash-g");
+    mk(&q);
+    mv(&q, &id);
+    commit_job(&q, &id, m.len() as u64, false);
+    std::fs::write(q.home.join("queue/tmp/jobs"), b"+99 half").unwrap();
+    let home = q.home.clone();
+    delivered_once(q, "(g)", &m);
+    assert!(files(&home.join("queue/tmp")).is_empty());
+}
+
+#[test]
+fn journal_is_rewritten_without_finished_jobs() {
+    // One record per job; a start rewrites the journal with the live
+    // ones only, and no file per job is made besides the message.
+    let mut q = Q::new("qr-journal");
+    for i in 0..3 {
+        q.inject(
+            format!("Subject: {}\n\n", i).as_bytes(),
+            &env("s@x.example", &[&format!("temp{}@mail.example.org", i)]),
+        );
+    }
+    q.inject(
+        b"Subject: ok\n\n",
+        &env("s@x.example", &["u@mail.example.org"]),
+    );
+    q.start(&[]);
+    wait_until(10, "deliveries", || q.locals().len() == 4);
+    wait_until(10, "the finished one", || {
+        files(&q.home.join("queue/mess")).len() == 3
+    });
+    q.stop();
+    assert!(
+        files(&q.home.join("queue/info")).is_empty(),
+        "no info/ file"
+    );
+    let recs = |q: &Q| {
+        std::fs::read(q.home.join("queue/jobs"))
+            .unwrap()
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+    };
+    assert_eq!(recs(&q), 4);
+    let list = q.list(&[]);
+    assert_eq!(list.matches("  local  temp").count(), 3, "{}", list);
+    q.start(&[]);
+    wait_until(10, "the finished job's record gone", || recs(&q) == 3);
+    q.stop();
+    assert_eq!(q.list(&[]).matches("  local  temp").count(), 3);
 }
 
 #[test]

@@ -291,12 +291,12 @@ impl Sys {
     /// Whether queue-run has finished every job and taken every file in drop/.
     pub fn queue_idle(&self) -> bool {
         let q = self.home.join("queue");
-        files(&q.join("info")).is_empty() && files(&q.join("drop")).is_empty()
+        files(&q.join("mess")).is_empty() && files(&q.join("drop")).is_empty()
     }
 
-    /// Nothing committed is waiting: no job in info/, no submission in drop/.
+    /// Nothing committed is waiting: no job in mess/, no submission in drop/.
     pub fn queue_empty(&self) -> bool {
-        files(&self.home.join("queue/info")).is_empty()
+        files(&self.home.join("queue/mess")).is_empty()
             && files(&self.home.join("queue/drop"))
                 .iter()
                 .all(|f| !is_submission(f))

@@ -22,6 +22,7 @@ pub fn to_utf8(b: &[u8], charset: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let from = CString::new(charset).ok()?;
+    // SAFETY: both names are NUL-terminated.
     let cd = unsafe { libc::iconv_open(c"UTF-8".as_ptr(), from.as_ptr()) };
     if cd as isize == -1 {
         return None;
@@ -35,10 +36,14 @@ pub fn to_utf8(b: &[u8], charset: &[u8]) -> Option<Vec<u8>> {
             out.reserve(out.capacity().max(64));
         }
         let room = out.capacity() - out.len();
+        // SAFETY: out.len() <= capacity: the pointer stays inside the allocation.
         let mut outp = unsafe { out.as_mut_ptr().add(out.len()) } as *mut libc::c_char;
         let mut outleft = room;
         // With a null input pointer iconv writes what a stateful charset
         // (ISO-2022-JP) still owes.
+        // SAFETY: cd is open; inp/inleft span the unread rest of b and
+        // outp/outleft the spare capacity of out, which iconv advances
+        // together.
         let r = unsafe {
             if inleft == 0 {
                 libc::iconv(
@@ -53,6 +58,7 @@ pub fn to_utf8(b: &[u8], charset: &[u8]) -> Option<Vec<u8>> {
             }
         };
         let err = std::io::Error::last_os_error().raw_os_error();
+        // SAFETY: iconv initialised the room - outleft bytes it wrote.
         unsafe { out.set_len(out.len() + room - outleft) };
         if r != usize::MAX {
             if inleft == 0 {
@@ -68,12 +74,14 @@ pub fn to_utf8(b: &[u8], charset: &[u8]) -> Option<Vec<u8>> {
             // Invalid or cut-off input: a replacement character, skip a byte.
             _ if inleft > 0 => {
                 out.extend_from_slice("\u{fffd}".as_bytes());
+                // SAFETY: inleft > 0: the next byte is inside b.
                 inp = unsafe { inp.add(1) };
                 inleft -= 1;
             }
             _ => break,
         }
     }
+    // SAFETY: cd is open and not used after this.
     unsafe { libc::iconv_close(cd) };
     Some(out)
 }

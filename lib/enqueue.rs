@@ -5,8 +5,7 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 
 /// The outcome of a submission.
@@ -93,8 +92,8 @@ pub enum Queue {
 }
 
 fn pipe_files() -> io::Result<(std::fs::File, std::fs::File)> {
-    let (r, w) = crate::sys::pipe()?;
-    Ok(unsafe { (std::fs::File::from_raw_fd(r), std::fs::File::from_raw_fd(w)) })
+    let (r, w) = crate::sys::pipe_owned()?;
+    Ok((r.into(), w.into()))
 }
 
 impl Queue {
@@ -115,16 +114,7 @@ impl Queue {
         let mut cmd = Command::new(&prog);
         cmd.stdin(Stdio::from(OwnedFd::from(msg_r)))
             .stdout(Stdio::from(OwnedFd::from(env_r)));
-        unsafe {
-            cmd.pre_exec(move || {
-                if e6_fd != 6 {
-                    crate::sys::cvt(libc::dup2(e6_fd, 6))?;
-                } else {
-                    crate::sys::set_cloexec(6, false)?;
-                }
-                Ok(())
-            });
-        }
+        crate::sys::proc::pass_fd(&mut cmd, e6_fd, 6);
         let child = cmd.spawn()?;
         drop(e6_w);
         Ok(Queue::Program {
