@@ -1,7 +1,7 @@
 //! IMAP4rev1 (RFC 3501) for imap-login and imapd: the command reader and
 //! grammar ([`parse`]), the response writer ([`resp`]), the Maildir++
 //! store with persistent UIDs ([`store`]), FETCH ([`fetch`]), SEARCH
-//! ([`search`]), the authenticated/selected states ([`session`]), the
+//! ([`search`]), mod-sequences ([`modseq`]), the authenticated/selected states ([`session`]), the
 //! not-authenticated state with the checkpassword call ([`login`]) and
 //! modified UTF-7 mailbox names ([`utf7`]).
 

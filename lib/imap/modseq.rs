@@ -315,11 +315,17 @@ mod tests {
         assert_eq!((s.observe(1, 0), s.observe(2, 4)), (2, 2));
         s.save(&dir).unwrap();
         let mut s = State::load(&dir, 7).unwrap();
-        assert_eq!((s.observe(1, 0), s.observe(2, 5), s.observe(3, 0)), (2, 3, 3));
+        assert_eq!(
+            (s.observe(1, 0), s.observe(2, 5), s.observe(3, 0)),
+            (2, 3, 3)
+        );
         s.keep_only(&|u| u != 1);
         s.save(&dir).unwrap();
         // A torn last line is ignored and the file rewritten.
-        let mut f = fs::OpenOptions::new().append(true).open(dir.join(FILE)).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(FILE))
+            .unwrap();
         f.write_all(b"2 9").unwrap();
         let s = State::load(&dir, 7).unwrap();
         assert_eq!(s.highest, 3);

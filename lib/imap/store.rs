@@ -476,7 +476,10 @@ fn track_modseqs(dir: &Path, validity: u32, list: &mut [Entry]) -> Option<u64> {
     match super::modseq::track(dir, validity, list) {
         Ok(h) => Some(h),
         Err(e) => {
-            crate::exit::warn(&[b"unable to keep mod-sequences: ", crate::exit::errtext(&e).as_bytes()]);
+            crate::exit::warn(&[
+                b"unable to keep mod-sequences: ",
+                crate::exit::errtext(&e).as_bytes(),
+            ]);
             None
         }
     }

@@ -2320,7 +2320,11 @@ z OK Logout completed.
     let got = imapd(&md, "a SELECT INBOX\nb STORE 1 +FLAGS (\\Flagged)\n");
     let s = String::from_utf8_lossy(&got);
     assert!(!s.contains("MODSEQ"), "{}", s);
-    assert!(s.ends_with("* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen))\r\nb OK Store completed.\r\n"), "{}", s);
+    assert!(
+        s.ends_with("* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen))\r\nb OK Store completed.\r\n"),
+        "{}",
+        s
+    );
 }
 
 /// RFC 7162 QRESYNC: SELECT's QRESYNC parameter answers VANISHED (EARLIER)
@@ -2335,7 +2339,8 @@ fn qresync_select_vanished_and_changes_by_others() {
         "a SELECT INBOX (CONDSTORE)\nb STORE 2,4 +FLAGS.SILENT (\\Deleted)\nc EXPUNGE\n",
     );
     assert!(
-        String::from_utf8_lossy(&got).ends_with("* 4 EXPUNGE\r\n* 2 EXPUNGE\r\nc OK Expunge completed.\r\n"),
+        String::from_utf8_lossy(&got)
+            .ends_with("* 4 EXPUNGE\r\n* 2 EXPUNGE\r\nc OK Expunge completed.\r\n"),
         "{}",
         String::from_utf8_lossy(&got)
     );
@@ -2346,7 +2351,14 @@ fn qresync_select_vanished_and_changes_by_others() {
         .find(|n| n.starts_with("1000000005"))
         .unwrap();
     fs::rename(cur.join(&f), cur.join(f.replace(":2,S", ":2,FS"))).unwrap();
-    put(&md, "new", "1000000006.M6P1.host", None, "Subject: m6\n\nbody\n", T0 + 6);
+    put(
+        &md,
+        "new",
+        "1000000006.M6P1.host",
+        None,
+        "Subject: m6\n\nbody\n",
+        T0 + 6,
+    );
     let got = imapd(
         &md,
         "a ENABLE QRESYNC X-NONE\nb SELECT INBOX (QRESYNC (42 4))\nc EXAMINE INBOX (QRESYNC (42 2 1:10))\nd EXAMINE INBOX (QRESYNC (42 2 1:3 (1:2 1:2)))\ne EXAMINE INBOX (QRESYNC (42 2 1:3 (1:2 1:3)))\nf SELECT INBOX (QRESYNC (41 2))\ng UID FETCH 1:* (FLAGS) (CHANGEDSINCE 3 VANISHED)\nh STORE 1 +FLAGS (\\Deleted)\ni EXPUNGE\nj SELECT INBOX (QRESYNC)\nz LOGOUT\n",
@@ -2390,9 +2402,13 @@ z OK Logout completed.
         ),
     );
     // QRESYNC at SELECT needs ENABLE QRESYNC first (RFC 7162 §3.2.5).
-    let got = imapd(&md, "a SELECT INBOX (QRESYNC (42 1))\nb SELECT INBOX (NOSUCH)\n");
+    let got = imapd(
+        &md,
+        "a SELECT INBOX (QRESYNC (42 1))\nb SELECT INBOX (NOSUCH)\n",
+    );
     assert!(
-        String::from_utf8_lossy(&got).ends_with("a BAD QRESYNC is not enabled\r\nb BAD unknown SELECT parameter\r\n"),
+        String::from_utf8_lossy(&got)
+            .ends_with("a BAD QRESYNC is not enabled\r\nb BAD unknown SELECT parameter\r\n"),
         "{}",
         String::from_utf8_lossy(&got)
     );
@@ -2409,7 +2425,9 @@ fn condstore_and_qresync_see_other_sessions() {
     let mut c = Sess::start(&md);
     a.cmd("a0", "ENABLE QRESYNC");
     assert!(a.cmd("a1", "SELECT INBOX").contains("[HIGHESTMODSEQ 2]"));
-    assert!(c.cmd("c1", "SELECT INBOX (CONDSTORE)").contains("[HIGHESTMODSEQ 2]"));
+    assert!(c
+        .cmd("c1", "SELECT INBOX (CONDSTORE)")
+        .contains("[HIGHESTMODSEQ 2]"));
     b.cmd("b1", "SELECT INBOX");
     b.cmd("b2", "STORE 2 +FLAGS (\\Deleted)");
     b.cmd("b3", "STORE 1 +FLAGS (\\Answered)");
@@ -2446,7 +2464,8 @@ fn modseq_of_old_folders_and_nomodseq() {
         format!("1 V42 N9\n3 {}\n7 {}\n", bases[0], bases[1]),
     )
     .unwrap();
-    let q = "a SELECT INBOX (CONDSTORE)\nb FETCH 1:* (UID MODSEQ)\nc STATUS INBOX (HIGHESTMODSEQ)\n";
+    let q =
+        "a SELECT INBOX (CONDSTORE)\nb FETCH 1:* (UID MODSEQ)\nc STATUS INBOX (HIGHESTMODSEQ)\n";
     let want = "* OK [UIDNEXT 9] Predicted next UID\r\n* OK [HIGHESTMODSEQ 2] Highest\r\na OK [READ-WRITE] Select completed.\r\n* 1 FETCH (UID 3 MODSEQ (2))\r\n* 2 FETCH (UID 7 MODSEQ (2))\r\nb OK Fetch completed.\r\n* STATUS INBOX (HIGHESTMODSEQ 2)\r\nc OK Status completed.\r\n";
     let got = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
     assert!(got.ends_with(want), "{}", got);
@@ -2476,7 +2495,8 @@ fn modseq_of_old_folders_and_nomodseq() {
         got
     );
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("warning: unable to keep mod-sequences: is a directory"),
+        String::from_utf8_lossy(&out.stderr)
+            .contains("warning: unable to keep mod-sequences: is a directory"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -2488,7 +2508,11 @@ fn modseq_of_old_folders_and_nomodseq() {
 /// \Recent (Dovecot gives it to messages in cur/ too), no `* n RECENT`, no
 /// [CLIENTBUG], UIDVALIDITY numbers as V.
 fn one_by_one(mut server: Command, cmds: &[&str]) -> String {
-    let mut child = server.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = server
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut inp = child.stdin.take().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut l = String::new();
