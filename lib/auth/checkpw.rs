@@ -142,7 +142,7 @@ fn fail(start_ms: u64, login: &[u8], why: &str) -> ! {
         &[
             b"login refused user=",
             &crate::log::field(login),
-            b" ip=",
+            b" remote=",
             &crate::log::field(&ip),
             b" reason=",
             why.as_bytes(),

@@ -180,7 +180,7 @@ pub fn run(prog: Vec<OsString>) -> i32 {
                     // the kernel (one-byte reads) and fails the handshake.
                     out.line(&[&tag, b" OK Begin TLS negotiation now."]);
                     if out.flush().is_err() || st.onto_stdio(timeout).is_err() {
-                        exit::info(&[b"STARTTLS failed ip=", &crate::log::field(&ip)]);
+                        exit::info(&[b"STARTTLS failed remote=", &crate::log::field(&ip)]);
                         return exit::OK;
                     }
                     rd = Reader::new(0, 1, timeout);
@@ -242,7 +242,7 @@ pub fn run(prog: Vec<OsString>) -> i32 {
                 exit::info(&[
                     b"login failed user=",
                     &crate::log::field(&user),
-                    b" ip=",
+                    b" remote=",
                     &crate::log::field(&ip),
                 ]);
                 failures += 1;

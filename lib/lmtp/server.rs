@@ -323,9 +323,9 @@ impl Session {
                 _ => with_addr(all.unwrap_or(b"451 4.3.0 unable to store the message"), &a),
             };
             crate::exit::info(&[
-                b"rcpt <",
+                b"result rcpt=<",
                 &crate::log::field(&r.addr),
-                b"> from <",
+                b"> from=<",
                 &crate::log::field(&sender),
                 b"> remote=",
                 &self.cfg.remote.clone(),

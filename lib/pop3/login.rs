@@ -86,7 +86,7 @@ impl Login<'_> {
         crate::exit::info(&[
             b"login failed user=",
             &crate::log::field(user),
-            b" ip=",
+            b" remote=",
             &crate::log::field(ip.as_encoded_bytes()),
             b" status=",
             code.to_string().as_bytes(),
@@ -95,7 +95,7 @@ impl Login<'_> {
             self.failures.set(self.failures.get() + 1);
             if self.failures.get() >= MAX_LOGIN_FAILURES {
                 crate::exit::info(&[
-                    b"closed: too many failed logins ip=",
+                    b"closed after too many failed logins remote=",
                     &crate::log::field(ip.as_encoded_bytes()),
                 ]);
                 self.say(

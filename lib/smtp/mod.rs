@@ -441,7 +441,7 @@ impl Session {
             let me = self.cfg.me.clone();
             self.put(&[b"421 4.7.0 ", &me, b" too many errors, closing connection"]);
             crate::exit::info(&[
-                b"closed: too many errors remote=",
+                b"closed after too many errors remote=",
                 &self.cfg.remote_ip.clone(),
             ]);
             self.done = true;
@@ -965,12 +965,12 @@ impl Session {
             .collect();
         self.put(&[code, &status, b" ", &text]);
         crate::exit::info(&[
-            b"refused ",
+            b"refused id=<",
             id,
-            b" reason=queue text=",
-            cut(&text),
-            b" remote=",
+            b"> reason=queue remote=",
             &self.cfg.remote_ip.clone(),
+            b": ",
+            cut(&text),
         ]);
         Ok(())
     }

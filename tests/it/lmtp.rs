@@ -536,7 +536,7 @@ RCPT TO:<other@mail.example.org>\r\nDATA\r\nSubject: lmtp\r\n\r\n..dot\r\nhi \xe
     assert!(m.ends_with(b"\nSubject: lmtp\n\n.dot\nhi \xe9\n"), "{}", s);
     // one log line per recipient
     let e = text(&o.stderr);
-    assert!(e.contains(": info: rcpt <joe@mail.example.org> from <s@a.test> remote=local: 250 2.0.0 <joe@mail.example.org> delivered\n"), "{}", e);
+    assert!(e.contains(": info: result rcpt=<joe@mail.example.org> from=<s@a.test> remote=local: 250 2.0.0 <joe@mail.example.org> delivered\n"), "{}", e);
 
     // a bare LF refuses the message for every recipient; nothing delivered
     let input = b"LHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<joe@mail.example.org>\r\nRCPT TO:<ann@mail.example.org>\r\nDATA\r\nbare\nlf\r\n.\r\nQUIT\r\n";

@@ -9,6 +9,7 @@ mod deploy;
 mod e2e;
 mod faults;
 mod fuzzreg;
+mod house;
 mod imap;
 mod inject;
 mod lmtp;

@@ -597,7 +597,7 @@ fn pop3_login_over_pipes() {
         format!("ann|wrong|{ts}|\nerr|x|{ts}|\nkill|x|{ts}|\nann|pw|{ts}|\n")
     );
     assert!(String::from_utf8_lossy(&o.stderr)
-        .contains("info: login failed user=ann ip=127.0.0.9 status=1"));
+        .contains("info: login failed user=ann remote=127.0.0.9 status=1"));
 
     // APOP: the name and digest with the greeting's timestamp on fd 3.
     let o = run_fd3(
@@ -672,7 +672,7 @@ AUTH PLAIN AGFubgBj\r\nUSER ann\r\nPASS pw\r\nSTAT\r\nQUIT\r\n";
     let log = std::fs::read_to_string(dir.join("fd3.log")).unwrap();
     assert_eq!(log.lines().count(), 4, "{}", log);
     assert!(String::from_utf8_lossy(&o.stderr)
-        .contains("info: closed: too many failed logins ip=127.0.0.9"));
+        .contains("info: closed after too many failed logins remote=127.0.0.9"));
 }
 
 /// tcpserver on a free port running pop3-login check-password pop3d.

@@ -1369,7 +1369,7 @@ fn refused_recipients_count_as_errors_and_probes_are_slowed() {
     assert_eq!(code, Some(0));
     assert_eq!(err.matches("reason=unknown-user").count(), 18, "{}", err);
     assert!(
-        err.contains("closed: too many errors remote=192.0.2.7"),
+        err.contains("closed after too many errors remote=192.0.2.7"),
         "{}",
         err
     );

@@ -14,6 +14,7 @@ const FOREIGN: &[&str] = &[
     "crypt(3)",
     "crypt(5)",
     "dot-qmail(5)",
+    "fdatasync(2)",
     "flock(2)",
     "grep(1)",
     "linkat(2)",
