@@ -40,6 +40,8 @@ pub struct Msg {
     pub size: Option<u64>,
     /// Still in new/ (an EXAMINE session does not move files).
     pub new: bool,
+    /// Its mod-sequence (RFC 7162, see modseq.rs).
+    pub modseq: u64,
 }
 
 /// What changed since the last look, for untagged responses.
@@ -51,6 +53,8 @@ pub struct Changes {
     pub recent: usize,
     /// Sequence numbers (after the expunges) whose flags changed.
     pub flags: Vec<u32>,
+    /// UIDs of the expunged messages (QRESYNC's VANISHED).
+    pub vanished: Vec<u32>,
 }
 
 /// A selected (or examined) folder.
@@ -67,6 +71,8 @@ pub struct Folder {
     pub cache_new: Vec<(u32, u8, Vec<u8>)>,
     /// What cur/, new/ and the state file looked like after the last sync.
     pub stamp: Option<Vec<(i64, i64, u64, u64)>>,
+    /// HIGHESTMODSEQ; None: NOMODSEQ.
+    pub highest: Option<u64>,
 }
 
 impl Folder {
@@ -84,6 +90,7 @@ impl Folder {
             cache: None,
             cache_new: Vec::new(),
             stamp: None,
+            highest: None,
         };
         f.sync()?;
         Ok(f)
@@ -140,6 +147,7 @@ impl Folder {
         self.keywords = read_keywords(&self.dir);
         self.validity = s.validity;
         self.next_uid = s.next;
+        self.highest = s.highest;
         let old = std::mem::take(&mut self.msgs);
         let mut ch = Changes::default();
         let mut msgs = Vec::with_capacity(s.list.len());
@@ -149,16 +157,18 @@ impl Folder {
             base,
             name,
             new,
+            modseq,
         } in s.list
         {
             while oi < old.len() && old[oi].uid < uid {
                 ch.expunged.push(oi as u32 + 1);
+                ch.vanished.push(old[oi].uid);
                 oi += 1;
             }
             let flags = flags_of(&name);
             if oi < old.len() && old[oi].uid == uid {
                 let o = &old[oi];
-                if o.flags != flags {
+                if o.flags != flags || o.modseq != modseq {
                     ch.flags.push(msgs.len() as u32 + 1);
                 }
                 msgs.push(Msg {
@@ -169,6 +179,7 @@ impl Folder {
                     recent: o.recent,
                     size: o.size,
                     new,
+                    modseq,
                 });
                 oi += 1;
             } else {
@@ -185,11 +196,13 @@ impl Folder {
                     recent,
                     size: None,
                     new,
+                    modseq,
                 });
             }
         }
         while oi < old.len() {
             ch.expunged.push(oi as u32 + 1);
+            ch.vanished.push(old[oi].uid);
             oi += 1;
         }
         ch.expunged.reverse();
