@@ -47,6 +47,8 @@ pub enum Item {
     },
     /// BINARY.SIZE[part].
     BinarySize(Vec<u32>),
+    /// MODSEQ (RFC 7162).
+    Modseq,
 }
 
 impl Item {
@@ -54,7 +56,7 @@ impl Item {
     pub fn needs_data(&self) -> bool {
         !matches!(
             self,
-            Item::Flags | Item::InternalDate | Item::Size | Item::Uid
+            Item::Flags | Item::InternalDate | Item::Size | Item::Uid | Item::Modseq
         )
     }
     /// Whether fetching it sets \Seen.
@@ -123,6 +125,7 @@ fn item(c: &mut Cursor) -> R<Item> {
         b"INTERNALDATE" => Item::InternalDate,
         b"RFC822.SIZE" => Item::Size,
         b"UID" => Item::Uid,
+        b"MODSEQ" => Item::Modseq,
         b"ENVELOPE" => Item::Envelope,
         b"BODYSTRUCTURE" => Item::BodyStructure,
         b"RFC822" => Item::Rfc822,

@@ -5,7 +5,6 @@
 //! the session writes the lines and the STATUS answers.
 
 use super::parse::{Cursor, R};
-use super::session::{matches, special_use};
 use crate::maildir::folder;
 use std::path::Path;
 
@@ -47,7 +46,7 @@ pub fn status_items(c: &mut Cursor) -> R<Vec<Vec<u8>>> {
         let w = c.word()?;
         if !matches!(
             &w[..],
-            b"MESSAGES" | b"RECENT" | b"UIDNEXT" | b"UIDVALIDITY" | b"UNSEEN"
+            b"MESSAGES" | b"RECENT" | b"UIDNEXT" | b"UIDVALIDITY" | b"UNSEEN" | b"HIGHESTMODSEQ"
         ) {
             return Err("unknown status item");
         }
@@ -245,4 +244,65 @@ pub fn rows(root: &Path, a: &Args, lsub: bool) -> std::io::Result<Vec<Row>> {
         });
     }
     Ok(out)
+}
+
+/// LIST wildcard matching: `*` anything, `%` anything but the separator;
+/// INBOX matches case-insensitively.
+pub fn matches(pat: &[u8], name: &[u8]) -> bool {
+    let name_cmp: Vec<u8>;
+    let (pat, name) = if folder::is_inbox(name) && pat.len() >= 5 && folder::is_inbox(&pat[..5]) {
+        name_cmp = b"INBOX".to_vec();
+        let mut p = b"INBOX".to_vec();
+        p.extend_from_slice(&pat[5..]);
+        (p, &name_cmp[..])
+    } else {
+        (pat.to_vec(), name)
+    };
+    // Dynamic programming, not backtracking: a pattern of many wildcards
+    // costs len(pattern) * len(name), never more.
+    let (p, n) = (&pat[..], name);
+    let mut row = vec![false; n.len() + 1]; // matches of p[i..] against n[j..]
+    row[n.len()] = true;
+    for i in (0..p.len()).rev() {
+        let mut next = vec![false; n.len() + 1];
+        for j in (0..=n.len()).rev() {
+            next[j] = match p[i] {
+                b'*' => row[j] || (j < n.len() && next[j + 1]),
+                b'%' => row[j] || (j < n.len() && n[j] != b'.' && next[j + 1]),
+                c => j < n.len() && n[j] == c && row[j + 1],
+            };
+        }
+        row = next;
+    }
+    row[0]
+}
+
+/// RFC 6154 attribute for well-known folder names.
+pub fn special_use(name: &[u8]) -> Option<&'static [u8]> {
+    let l = name.to_ascii_lowercase();
+    Some(match &l[..] {
+        b"sent" | b"sent messages" | b"sent items" => b"\\Sent",
+        b"drafts" => b"\\Drafts",
+        b"trash" | b"deleted messages" => b"\\Trash",
+        b"junk" | b"spam" => b"\\Junk",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn list_patterns() {
+        assert!(matches(b"*", b"a.b"));
+        assert!(matches(b"%", b"a"));
+        assert!(!matches(b"%", b"a.b"));
+        assert!(matches(b"a.%", b"a.b"));
+        assert!(matches(b"inbox", b"INBOX"));
+        assert!(!matches(b"x*", b"a"));
+        assert!(matches(b"a*b*%", b"a.x.b"));
+        assert!(!matches(b"a%b", b"a.b"));
+        let evil = [b'*'; 300].iter().chain(b"z").copied().collect::<Vec<u8>>();
+        assert!(!matches(&evil, &[b'a'; 500]));
+    }
 }

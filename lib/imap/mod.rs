@@ -1,7 +1,8 @@
 //! IMAP4rev1 (RFC 3501) for imap-login and imapd: the command reader and
 //! grammar ([`parse`]), the response writer ([`resp`]), the selected folder
 //! ([`store`]) with persistent UIDs ([`uidlist`]) and keywords
-//! ([`keywords`]), FETCH ([`fetch`]), SEARCH ([`search`]), the
+//! ([`keywords`]), FETCH ([`fetch`]), SEARCH ([`search`]),
+//! mod-sequences ([`modseq`]), the
 //! authenticated/selected states ([`session`]) and the not-authenticated
 //! state with the checkpassword call ([`login`]). Folder names, flags and
 //! sizes are the Maildir module's ([`crate::maildir`]).
@@ -11,6 +12,7 @@ pub mod fetch;
 pub mod keywords;
 pub mod list;
 pub mod login;
+pub mod modseq;
 pub mod parse;
 pub mod resp;
 pub mod search;
@@ -21,7 +23,7 @@ pub mod uidlist;
 
 /// What imapd advertises once logged in.
 pub const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC";
 
 /// Longest line segment of a command (the text before the end of the line
 /// or between two literals), bytes.

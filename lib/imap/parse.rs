@@ -388,7 +388,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn number64(&mut self) -> R<u64> {
+    pub fn number64(&mut self) -> R<u64> {
         let d = self.take(|c| c.is_ascii_digit())?;
         crate::parse::number(d).ok_or("number too large")
     }

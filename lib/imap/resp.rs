@@ -23,7 +23,7 @@ impl Out {
 
     pub fn put(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
-        if self.buf.len() >= 1 << 20 {
+        if self.buf.len() >= 1 << 18 {
             let _ = self.flush();
         }
     }
@@ -43,6 +43,8 @@ impl Out {
         }
         let r = sys::write_timeout(self.fd, &self.buf, self.timeout);
         self.buf.clear();
+        // a large answer's buffer is not kept for the rest of the session
+        self.buf.shrink_to(65536);
         if r.is_err() {
             self.failed = true;
         }

@@ -28,6 +28,8 @@ pub enum Key {
     Smaller(u64),
     /// WITHIN (RFC 5032): OLDER (true) or YOUNGER than this many seconds.
     Within(bool, u64),
+    /// MODSEQ [entry type] n (RFC 7162): mod-sequence at least n.
+    Modseq(u64),
     Not(Box<Key>),
     Or(Box<Key>, Box<Key>),
     And(Vec<Key>),
@@ -198,6 +200,21 @@ fn key(c: &mut Cursor, depth: usize) -> R<Key> {
             c.sp()?;
             Key::Uid(c.seqset()?)
         }
+        b"MODSEQ" => {
+            c.sp()?;
+            // The per-flag entry name and type are accepted and ignored:
+            // one mod-sequence per message covers all its flags.
+            if c.peek() == Some(b'"') {
+                c.quoted()?;
+                c.sp()?;
+                let t = c.word()?;
+                if !matches!(&t[..], b"PRIV" | b"SHARED" | b"ALL") {
+                    return Err("invalid MODSEQ entry type");
+                }
+                c.sp()?;
+            }
+            Key::Modseq(c.number64()?)
+        }
         b"NOT" => {
             c.sp()?;
             Key::Not(Box::new(key(c, depth + 1)?))
@@ -319,6 +336,7 @@ fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
     match k {
         Key::All => true,
         Key::Flag(b, on) => (m.flags & b != 0) == *on,
+        Key::Modseq(n) => m.modseq >= *n,
         Key::Keyword(name, on) => {
             let has = match SYSFLAGS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
                 Some((_, l)) => m.flags & bit(*l) != 0,
@@ -410,6 +428,17 @@ fn eval(k: &Key, cx: &mut Ctx, max_seq: u32, max_uid: u32) -> bool {
 fn local_day(t: i64) -> i64 {
     let (y, m, d) = super::resp::local_date(t);
     days_from_civil(y, m, d)
+}
+
+/// Whether `k` holds a MODSEQ key (its SEARCH answer then carries one).
+pub fn has_modseq(k: &Key) -> bool {
+    match k {
+        Key::Modseq(_) => true,
+        Key::Not(a) => has_modseq(a),
+        Key::Or(a, b) => has_modseq(a) || has_modseq(b),
+        Key::And(v) => v.iter().any(has_modseq),
+        _ => false,
+    }
 }
 
 /// Indexes of the messages that match.

@@ -40,6 +40,8 @@ pub struct Msg {
     pub size: Option<u64>,
     /// Still in new/ (an EXAMINE session does not move files).
     pub new: bool,
+    /// Its mod-sequence (RFC 7162, see modseq.rs).
+    pub modseq: u64,
 }
 
 /// What changed since the last look, for untagged responses.
@@ -51,6 +53,8 @@ pub struct Changes {
     pub recent: usize,
     /// Sequence numbers (after the expunges) whose flags changed.
     pub flags: Vec<u32>,
+    /// UIDs of the expunged messages (QRESYNC's VANISHED).
+    pub vanished: Vec<u32>,
 }
 
 /// A selected (or examined) folder.
@@ -67,6 +71,8 @@ pub struct Folder {
     pub cache_new: Vec<(u32, u8, Vec<u8>)>,
     /// What cur/, new/ and the state file looked like after the last sync.
     pub stamp: Option<Vec<(i64, i64, u64, u64)>>,
+    /// HIGHESTMODSEQ; None: NOMODSEQ.
+    pub highest: Option<u64>,
 }
 
 impl Folder {
@@ -84,6 +90,7 @@ impl Folder {
             cache: None,
             cache_new: Vec::new(),
             stamp: None,
+            highest: None,
         };
         f.sync()?;
         Ok(f)
@@ -140,6 +147,7 @@ impl Folder {
         self.keywords = read_keywords(&self.dir);
         self.validity = s.validity;
         self.next_uid = s.next;
+        self.highest = s.highest;
         let old = std::mem::take(&mut self.msgs);
         let mut ch = Changes::default();
         let mut msgs = Vec::with_capacity(s.list.len());
@@ -149,16 +157,18 @@ impl Folder {
             base,
             name,
             new,
+            modseq,
         } in s.list
         {
             while oi < old.len() && old[oi].uid < uid {
                 ch.expunged.push(oi as u32 + 1);
+                ch.vanished.push(old[oi].uid);
                 oi += 1;
             }
             let flags = flags_of(&name);
             if oi < old.len() && old[oi].uid == uid {
                 let o = &old[oi];
-                if o.flags != flags {
+                if o.flags != flags || o.modseq != modseq {
                     ch.flags.push(msgs.len() as u32 + 1);
                 }
                 msgs.push(Msg {
@@ -169,6 +179,7 @@ impl Folder {
                     recent: o.recent,
                     size: o.size,
                     new,
+                    modseq,
                 });
                 oi += 1;
             } else {
@@ -185,11 +196,13 @@ impl Folder {
                     recent,
                     size: None,
                     new,
+                    modseq,
                 });
             }
         }
         while oi < old.len() {
             ch.expunged.push(oi as u32 + 1);
+            ch.vanished.push(old[oi].uid);
             oi += 1;
         }
         ch.expunged.reverse();
@@ -197,7 +210,7 @@ impl Folder {
         // The session's cache keeps only messages that are still there.
         if let (Some(c), false) = (self.cache.as_mut(), ch.expunged.is_empty()) {
             let live: HashSet<u32> = self.msgs.iter().map(|m| m.uid).collect();
-            c.retain(|k, _| live.contains(&k.0));
+            c.retain(&|u| live.contains(&u));
         }
         Ok(ch)
     }
@@ -343,27 +356,50 @@ fn new_name(base: &[u8], flags: u64) -> Vec<u8> {
     }
 }
 
-/// Writes `msg` (CRLF or LF; stored with LF) into folder `dir` as new/
-/// with `flags` and mtime `date`; returns the base name. Durable on return.
-pub fn deliver(dir: &Path, msg: &[u8], flags: u64, date: Option<i64>) -> io::Result<Vec<u8>> {
+/// A message written and synced in a folder's tmp/, not yet in the
+/// folder; removed when dropped before [`deliver`] moved it.
+pub struct Written {
+    tmp: PathBuf,
+    base: Vec<u8>,
+    done: bool,
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `msg` (CRLF or LF; stored with LF) into tmp/ of folder `dir`
+/// with mtime `date` and syncs it. Needs no lock: sessions that APPEND at
+/// once write and sync their messages at once.
+pub fn write_tmp(dir: &Path, msg: &[u8], date: Option<i64>) -> io::Result<Written> {
     let lf = to_lf(msg);
     let base = Unique::new().name(None, Some((lf.len() as u64, sent_size(&lf))));
-    let tmp = p(dir, "tmp", &base);
-    let r = (|| {
-        let mut f = new_file(&tmp)?;
-        f.write_all(&lf)?;
-        f.sync_all()?;
-        drop(f);
-        if let Some(t) = date {
-            crate::sys::fs::set_mtime(&tmp, t)?;
-        }
-        fs::rename(&tmp, p(dir, "new", &new_name(&base, flags)))?;
-        crate::sys::fsync_dir(&dir.join("new"))
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let w = Written {
+        tmp: p(dir, "tmp", &base),
+        base,
+        done: false,
+    };
+    let mut f = new_file(&w.tmp)?;
+    f.write_all(&lf)?;
+    f.sync_all()?;
+    drop(f);
+    if let Some(t) = date {
+        crate::sys::fs::set_mtime(&w.tmp, t)?;
     }
-    r.map(|_| base)
+    Ok(w)
+}
+
+/// Moves a written message into new/ of its folder with `flags`; returns
+/// the base name. Durable on return.
+pub fn deliver(dir: &Path, mut w: Written, flags: u64) -> io::Result<Vec<u8>> {
+    fs::rename(&w.tmp, p(dir, "new", &new_name(&w.base, flags)))?;
+    w.done = true;
+    crate::sys::fsync_dir(&dir.join("new"))?;
+    Ok(std::mem::take(&mut w.base))
 }
 
 /// Links (or copies) the file `src` into folder `dir` as a new message

@@ -149,6 +149,8 @@ pub struct Scan {
     pub next: u32,
     pub list: Vec<Entry>,
     pub fresh: HashSet<Vec<u8>>,
+    /// HIGHESTMODSEQ; None when the folder cannot keep mod-sequences.
+    pub highest: Option<u64>,
 }
 
 /// FNV-1a: file names are not chosen by an attacker, and the default
@@ -201,6 +203,7 @@ pub struct Entry {
     pub name: Vec<u8>,
     /// In new/: not yet taken by a session, so \Recent for the next one.
     pub new: bool,
+    pub modseq: u64,
 }
 
 /// Brings the state file up to date with new/ and cur/: every message gets
@@ -248,6 +251,7 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
                 base,
                 name,
                 new,
+                modseq: 0,
             }),
             None => missing.push((uid, base)),
         }
@@ -264,6 +268,7 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
                     base,
                     name: name.clone(),
                     new: *new,
+                    modseq: 0,
                 }),
                 None => dropped = true,
             }
@@ -285,6 +290,7 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
             base,
             name,
             new,
+            modseq: 0,
         });
     }
     ul.entries = list.iter().map(|e| (e.uid, e.base.clone())).collect();
@@ -293,10 +299,27 @@ pub fn scan(dir: &Path, take_new: bool) -> io::Result<Scan> {
     } else if !added.is_empty() {
         append_uidlist(dir, &added)?;
     }
+    let highest = track_modseqs(dir, ul.validity, &mut list);
     Ok(Scan {
         validity: ul.validity,
         next: ul.next,
         list,
         fresh,
+        highest,
     })
+}
+
+/// Gives the entries their mod-sequences; None (NOMODSEQ) when the
+/// state file cannot be read or written.
+fn track_modseqs(dir: &Path, validity: u32, list: &mut [Entry]) -> Option<u64> {
+    match super::modseq::track(dir, validity, list) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            crate::exit::warn(&[
+                b"unable to keep mod-sequences: ",
+                crate::exit::errtext(&e).as_bytes(),
+            ]);
+            None
+        }
+    }
 }

@@ -19,7 +19,7 @@ fn lf_to_crlf_len(s: &str) -> usize {
 }
 
 /// A scratch Maildir with a fixed UIDVALIDITY (42) so output is exact.
-fn maildir(tag: &str) -> PathBuf {
+pub(crate) fn maildir(tag: &str) -> PathBuf {
     let md = scratch(tag).join("Maildir");
     for s in ["cur", "new", "tmp"] {
         fs::create_dir_all(md.join(s)).unwrap();
@@ -38,7 +38,14 @@ fn set_mtime(p: &Path, t: i64) {
 }
 
 /// Writes a message file `sub/base[,S=..,W=..][:2,info]` with mtime `t`.
-fn put(md: &Path, sub: &str, base: &str, info: Option<&str>, body: &str, t: i64) -> PathBuf {
+pub(crate) fn put(
+    md: &Path,
+    sub: &str,
+    base: &str,
+    info: Option<&str>,
+    body: &str,
+    t: i64,
+) -> PathBuf {
     let mut name = format!("{},S={},W={}", base, body.len(), lf_to_crlf_len(body));
     if let Some(i) = info {
         name.push_str(":2,");
@@ -81,7 +88,7 @@ fn check(got: &[u8], want: &str) {
 }
 
 const CAPS: &str =
-    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES";
+    "IMAP4rev1 LITERAL+ ID ENABLE IDLE NAMESPACE UIDPLUS UNSELECT MOVE SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH WITHIN BINARY SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES CONDSTORE QRESYNC";
 
 fn two_messages(tag: &str) -> PathBuf {
     let md = maildir(tag);
@@ -104,7 +111,7 @@ fn greeting_capability_noop_logout() {
     check(
         &got,
         &format!(
-            "* PREAUTH [CAPABILITY {c}] imapd ready\n* CAPABILITY {c}\na OK Capability completed.\nb OK NOOP completed.\n* ID (\"name\" \"pipemail\")\nc OK ID completed.\n* NAMESPACE ((\"\" \".\")) NIL NIL\nd OK Namespace completed.\n* ENABLED\ne OK Enabled.\nf BAD Already logged in\n* BYE Logging out\ng OK Logout completed.\n",
+            "* PREAUTH [CAPABILITY {c}] imapd ready\n* CAPABILITY {c}\na OK Capability completed.\nb OK NOOP completed.\n* ID (\"name\" \"pipemail\")\nc OK ID completed.\n* NAMESPACE ((\"\" \".\")) NIL NIL\nd OK Namespace completed.\n* ENABLED CONDSTORE\ne OK Enabled.\nf BAD Already logged in\n* BYE Logging out\ng OK Logout completed.\n",
             c = CAPS
         ),
     );
@@ -643,13 +650,13 @@ b NO [PRIVACYREQUIRED] Plaintext authentication disallowed.
 }
 
 /// An interactive imapd session over pipes.
-struct Sess {
-    child: Child,
+pub(crate) struct Sess {
+    pub(crate) child: Child,
     rd: BufReader<std::process::ChildStdout>,
 }
 
 impl Sess {
-    fn start(md: &Path) -> Sess {
+    pub(crate) fn start(md: &Path) -> Sess {
         let mut child = Command::new(bin("imapd"))
             .arg(md)
             .env_clear()
@@ -666,7 +673,7 @@ impl Sess {
         assert!(l.starts_with("* PREAUTH"));
         Sess { child, rd }
     }
-    fn send(&mut self, s: &str) {
+    pub(crate) fn send(&mut self, s: &str) {
         self.child
             .stdin
             .as_mut()
@@ -675,13 +682,13 @@ impl Sess {
             .unwrap();
         self.child.stdin.as_mut().unwrap().flush().unwrap();
     }
-    fn line(&mut self) -> String {
+    pub(crate) fn line(&mut self) -> String {
         let mut l = String::new();
         self.rd.read_line(&mut l).unwrap();
         l
     }
     /// Sends `tag cmd` and returns every line up to the tagged one.
-    fn cmd(&mut self, tag: &str, cmd: &str) -> String {
+    pub(crate) fn cmd(&mut self, tag: &str, cmd: &str) -> String {
         self.send(&format!("{} {}\r\n", tag, cmd));
         let mut all = String::new();
         loop {
@@ -1964,7 +1971,22 @@ fn dovecot_corpus() -> Option<Vec<PathBuf>> {
 /// `cmds` answered by Dovecot's imap and by imapd, each on its own copy
 /// of a Maildir of `files` (seen, INTERNALDATE 1000000000 + n).
 fn dovecot_and_ours(tag: &str, files: &[PathBuf], cmds: &str) -> (Vec<u8>, Vec<u8>) {
-    let dove = Path::new("/usr/lib/dovecot/imap");
+    let (ours, _, mut dc) = dovecot_setup(tag, files);
+    let mut child = dc.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(cmds.as_bytes())
+        .unwrap();
+    let d = child.wait_with_output().unwrap().stdout;
+    let o = run("imapd", &[ours.to_str().unwrap()], &env(), cmds.as_bytes()).stdout;
+    (d, o)
+}
+
+/// Two copies of a Maildir of `files` (seen, INTERNALDATE 1000000000 + n),
+/// ours and Dovecot's, and the command that runs Dovecot's imap on its own.
+fn dovecot_setup(tag: &str, files: &[PathBuf]) -> (PathBuf, PathBuf, Command) {
     let top = scratch(tag);
     let md_of = |name: &str| {
         let md = top.join(name);
@@ -1982,13 +2004,20 @@ fn dovecot_and_ours(tag: &str, files: &[PathBuf], cmds: &str) -> (Vec<u8>, Vec<u
     };
     let ours = md_of("ours");
     let theirs = md_of("theirs");
-    let mut dc = Command::new(dove);
+    let dc = dovecot_on(&theirs);
+    (ours, theirs, dc)
+}
+
+/// Dovecot's imap on Maildir `md`, as nobody when the tests run as root
+/// (`md` and its parent then change owner, again at each call).
+fn dovecot_on(md: &Path) -> Command {
+    let mut dc = Command::new("/usr/lib/dovecot/imap");
     if crate::common::is_root() {
-        let c = std::ffi::CString::new(theirs.parent().unwrap().to_str().unwrap()).unwrap();
+        let c = std::ffi::CString::new(md.parent().unwrap().to_str().unwrap()).unwrap();
         unsafe { libc::chown(c.as_ptr(), 65534, 65534) };
         Command::new("chown")
             .args(["-R", "65534:65534"])
-            .arg(&theirs)
+            .arg(md)
             .status()
             .unwrap();
         use std::os::unix::process::CommandExt;
@@ -1996,23 +2025,14 @@ fn dovecot_and_ours(tag: &str, files: &[PathBuf], cmds: &str) -> (Vec<u8>, Vec<u
         dc.uid(65534).gid(65534);
     }
     dc.args(["-c", "/dev/null", "-o"])
-        .arg(format!("mail_location=maildir:{}", theirs.display()))
+        .arg(format!("mail_location=maildir:{}", md.display()))
         .env_clear()
         .env("USER", "nobody")
-        .env("HOME", &theirs)
+        .env("HOME", md)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut child = dc.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(cmds.as_bytes())
-        .unwrap();
-    let d = child.wait_with_output().unwrap().stdout;
-    let o = run("imapd", &[ours.to_str().unwrap()], &env(), cmds.as_bytes()).stdout;
-    (d, o)
+    dc
 }
 
 /// BODYSTRUCTURE and ENVELOPE of every message in tests/it/mime/ and in
@@ -2292,4 +2312,463 @@ fn address_lists_match_dovecot() {
     for i in [0, 4, 5] {
         assert_eq!(d[i], o[i]);
     }
+}
+
+/// `n` seen messages `Subject: mN` in cur/, UIDs 1..n (UIDVALIDITY 42).
+fn seen_messages(tag: &str, n: usize) -> PathBuf {
+    let md = maildir(tag);
+    for i in 1..=n {
+        put(
+            &md,
+            "cur",
+            &format!("100000000{i}.M{i}P1.host"),
+            Some("S"),
+            &format!("Subject: m{i}\n\nbody\n"),
+            T0 + i as i64,
+        );
+    }
+    md
+}
+
+/// RFC 7162 CONDSTORE: mod-sequences in FETCH, CHANGEDSINCE, STORE
+/// UNCHANGEDSINCE with [MODIFIED], .SILENT answers, SEARCH/ESEARCH MODSEQ,
+/// STATUS HIGHESTMODSEQ; a folder indexed for the first time is at 1 and
+/// its messages at 2, as in Dovecot.
+#[test]
+fn condstore_fetch_store_search_status() {
+    let md = seen_messages("imap-condstore", 3);
+    let got = imapd(
+        &md,
+        "a SELECT INBOX (CONDSTORE)\nb FETCH 1:* (MODSEQ FLAGS)\nc STORE 2 +FLAGS (\\Flagged)\nd STORE 2 +FLAGS.SILENT (\\Draft)\ne STORE 2 +FLAGS.SILENT (\\Draft)\nf STORE 1:3 (UNCHANGEDSINCE 2) +FLAGS (\\Answered)\ng UID STORE 1:3 (UNCHANGEDSINCE 2) +FLAGS.SILENT (\\Answered)\nh UID FETCH 1:* (FLAGS) (CHANGEDSINCE 3)\ni FETCH 1:* UID (CHANGEDSINCE 4)\nj SEARCH MODSEQ 4\nk UID SEARCH MODSEQ \"/flags/\\\\draft\" all 4\nl SEARCH RETURN (ALL COUNT) MODSEQ 2\nm SEARCH MODSEQ 99\nn STORE 1 (UNCHANGEDSINCE 0) FLAGS (\\Seen)\no STATUS INBOX (HIGHESTMODSEQ MESSAGES)\np FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)\nq STORE 1 (UNCHANGEDSINCE x) FLAGS (\\Seen)\nr FETCH 1 MODSEQ (NOSUCH 1)\nz LOGOUT\n",
+    );
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.
+* 3 EXISTS
+* 0 RECENT
+* OK [UIDVALIDITY 42] UIDs valid
+* OK [UIDNEXT 4] Predicted next UID
+* OK [HIGHESTMODSEQ 2] Highest
+a OK [READ-WRITE] Select completed.
+* 1 FETCH (MODSEQ (2) FLAGS (\\Seen))
+* 2 FETCH (MODSEQ (2) FLAGS (\\Seen))
+* 3 FETCH (MODSEQ (2) FLAGS (\\Seen))
+b OK Fetch completed.
+* 2 FETCH (MODSEQ (3) FLAGS (\\Flagged \\Seen))
+c OK Store completed.
+* 2 FETCH (MODSEQ (4))
+d OK Store completed.
+e OK Store completed.
+* 1 FETCH (MODSEQ (5) FLAGS (\\Answered \\Seen))
+* 3 FETCH (MODSEQ (5) FLAGS (\\Answered \\Seen))
+f OK [MODIFIED 2] Conditional store failed.
+g OK [MODIFIED 1:3] Conditional store failed.
+* 1 FETCH (UID 1 FLAGS (\\Answered \\Seen) MODSEQ (5))
+* 2 FETCH (UID 2 FLAGS (\\Flagged \\Seen \\Draft) MODSEQ (4))
+* 3 FETCH (UID 3 FLAGS (\\Answered \\Seen) MODSEQ (5))
+h OK Fetch completed.
+* 1 FETCH (UID 1 MODSEQ (5))
+* 3 FETCH (UID 3 MODSEQ (5))
+i OK Fetch completed.
+* SEARCH 1 2 3 (MODSEQ 5)
+j OK Search completed.
+* SEARCH 1 2 3 (MODSEQ 5)
+k OK Search completed.
+* ESEARCH (TAG \"l\") ALL 1:3 COUNT 3 MODSEQ 5
+l OK Search completed.
+* SEARCH
+m OK Search completed.
+n OK [MODIFIED 1] Conditional store failed.
+* STATUS INBOX (HIGHESTMODSEQ 5 MESSAGES 3)
+o OK Status completed.
+p BAD VANISHED needs UID FETCH and QRESYNC enabled
+q BAD syntax error
+r BAD unknown FETCH modifier
+* BYE Logging out
+z OK Logout completed.
+"
+        ),
+    );
+    // Without CONDSTORE a session's answers are those of RFC 3501.
+    let got = imapd(&md, "a SELECT INBOX\nb STORE 1 +FLAGS (\\Flagged)\n");
+    let s = String::from_utf8_lossy(&got);
+    assert!(!s.contains("MODSEQ"), "{}", s);
+    assert!(
+        s.ends_with("* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen))\r\nb OK Store completed.\r\n"),
+        "{}",
+        s
+    );
+}
+
+/// RFC 7162 QRESYNC: SELECT's QRESYNC parameter answers VANISHED (EARLIER)
+/// and the changes since a mod-sequence, kept across sessions; another
+/// program's flag change and a delivery bump the mod-sequence; VANISHED
+/// replaces EXPUNGE; UID FETCH (CHANGEDSINCE n VANISHED).
+#[test]
+fn qresync_select_vanished_and_changes_by_others() {
+    let md = seen_messages("imap-qresync", 5);
+    let got = imapd(
+        &md,
+        "a SELECT INBOX (CONDSTORE)\nb STORE 2,4 +FLAGS.SILENT (\\Deleted)\nc EXPUNGE\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&got)
+            .ends_with("* 4 EXPUNGE\r\n* 2 EXPUNGE\r\nc OK Expunge completed.\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // A Maildir reader renames a file (flags F S); a message is delivered.
+    let cur = md.join("cur");
+    let f = crate::common::files(&cur)
+        .into_iter()
+        .find(|n| n.starts_with("1000000005"))
+        .unwrap();
+    fs::rename(cur.join(&f), cur.join(f.replace(":2,S", ":2,FS"))).unwrap();
+    put(
+        &md,
+        "new",
+        "1000000006.M6P1.host",
+        None,
+        "Subject: m6\n\nbody\n",
+        T0 + 6,
+    );
+    let got = imapd(
+        &md,
+        "a ENABLE QRESYNC X-NONE\nb SELECT INBOX (QRESYNC (42 4))\nc EXAMINE INBOX (QRESYNC (42 2 1:10))\nd EXAMINE INBOX (QRESYNC (42 2 1:3 (1:2 1:2)))\ne EXAMINE INBOX (QRESYNC (42 2 1:3 (1:2 1:3)))\nf SELECT INBOX (QRESYNC (41 2))\ng UID FETCH 1:* (FLAGS) (CHANGEDSINCE 3 VANISHED)\nh STORE 1 +FLAGS (\\Deleted)\ni EXPUNGE\nj SELECT INBOX (QRESYNC)\nz LOGOUT\n",
+    );
+    let head = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\n";
+    let rw = "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\n";
+    let ro = "* OK [PERMANENTFLAGS ()] Read-only mailbox.\n";
+    let state = |recent: u32| {
+        format!("* 4 EXISTS\n* {recent} RECENT\n* OK [UNSEEN 4] First unseen.\n* OK [UIDVALIDITY 42] UIDs valid\n* OK [UIDNEXT 7] Predicted next UID\n* OK [HIGHESTMODSEQ 6] Highest\n")
+    };
+    let (s1, s0) = (state(1), state(0));
+    let closed = "* OK [CLOSED] Previous mailbox closed.\n";
+    // UID 6 is \Recent for the first session that sees it only.
+    let changed = |recent: &str| {
+        format!("* 3 FETCH (UID 5 FLAGS (\\Flagged \\Seen) MODSEQ (6))\n* 4 FETCH (UID 6 FLAGS ({recent}) MODSEQ (5))\n")
+    };
+    let (c1, c0) = (changed("\\Recent"), changed(""));
+    check(
+        &got,
+        &format!(
+            "* PREAUTH [CAPABILITY {CAPS}] imapd ready
+* ENABLED QRESYNC
+a OK Enabled.
+{head}{rw}{s1}{c1}b OK [READ-WRITE] Select completed.
+{closed}{head}{ro}{s0}* VANISHED (EARLIER) 2,4
+{c0}c OK [READ-ONLY] Examine completed.
+{closed}{head}{ro}{s0}* VANISHED (EARLIER) 2
+d OK [READ-ONLY] Examine completed.
+e BAD Invalid QRESYNC sets
+{closed}{head}{rw}{s0}f OK [READ-WRITE] Select completed.
+* VANISHED (EARLIER) 2,4
+{c0}g OK Fetch completed.
+* 1 FETCH (UID 1 MODSEQ (7) FLAGS (\\Deleted \\Seen))
+h OK Store completed.
+* VANISHED 1
+i OK [HIGHESTMODSEQ 8] Expunge completed.
+j BAD missing argument
+* BYE Logging out
+z OK Logout completed.
+"
+        ),
+    );
+    // QRESYNC at SELECT needs ENABLE QRESYNC first (RFC 7162 §3.2.5).
+    let got = imapd(
+        &md,
+        "a SELECT INBOX (QRESYNC (42 1))\nb SELECT INBOX (NOSUCH)\n",
+    );
+    assert!(
+        String::from_utf8_lossy(&got)
+            .ends_with("a BAD QRESYNC is not enabled\r\nb BAD unknown SELECT parameter\r\n"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+/// A session with QRESYNC hears of another session's changes as VANISHED
+/// and FETCH (UID FLAGS MODSEQ); one with CONDSTORE as EXPUNGE and FETCH
+/// (FLAGS MODSEQ).
+#[test]
+fn condstore_and_qresync_see_other_sessions() {
+    let md = seen_messages("imap-qresync-live", 3);
+    let mut a = Sess::start(&md);
+    let mut b = Sess::start(&md);
+    let mut c = Sess::start(&md);
+    a.cmd("a0", "ENABLE QRESYNC");
+    assert!(a.cmd("a1", "SELECT INBOX").contains("[HIGHESTMODSEQ 2]"));
+    assert!(c
+        .cmd("c1", "SELECT INBOX (CONDSTORE)")
+        .contains("[HIGHESTMODSEQ 2]"));
+    b.cmd("b1", "SELECT INBOX");
+    b.cmd("b2", "STORE 2 +FLAGS (\\Deleted)");
+    b.cmd("b3", "STORE 1 +FLAGS (\\Answered)");
+    b.cmd("b4", "EXPUNGE");
+    assert_eq!(
+        a.cmd("a2", "NOOP"),
+        "* VANISHED 2\r\n* 1 FETCH (UID 1 FLAGS (\\Answered \\Seen) MODSEQ (4))\r\na2 OK NOOP completed.\r\n"
+    );
+    assert_eq!(
+        c.cmd("c2", "NOOP"),
+        "* 2 EXPUNGE\r\n* 1 FETCH (FLAGS (\\Answered \\Seen) MODSEQ (4))\r\nc2 OK NOOP completed.\r\n"
+    );
+    assert_eq!(
+        b.cmd("b5", "STATUS INBOX (HIGHESTMODSEQ)"),
+        "* STATUS INBOX (HIGHESTMODSEQ 5)\r\nb5 OK Status completed.\r\n"
+    );
+}
+
+/// A folder written by the previous imapd (a uidlist, no pipemail-modseq)
+/// opens with its UIDs and mod-sequences from 2; a state file of an older
+/// UIDVALIDITY starts afresh; a folder whose state file cannot be read
+/// answers NOMODSEQ and refuses CONDSTORE modifiers, flags still work.
+#[test]
+fn modseq_of_old_folders_and_nomodseq() {
+    let md = seen_messages("imap-modseq-old", 2);
+    let bases: Vec<String> = crate::common::files(&md.join("cur"))
+        .into_iter()
+        .map(|n| n.split(':').next().unwrap().to_string())
+        .collect();
+    let mut bases = bases;
+    bases.sort();
+    fs::write(
+        md.join("pipemail-uidlist"),
+        format!("1 V42 N9\n3 {}\n7 {}\n", bases[0], bases[1]),
+    )
+    .unwrap();
+    let q =
+        "a SELECT INBOX (CONDSTORE)\nb FETCH 1:* (UID MODSEQ)\nc STATUS INBOX (HIGHESTMODSEQ)\n";
+    let want = "* OK [UIDNEXT 9] Predicted next UID\r\n* OK [HIGHESTMODSEQ 2] Highest\r\na OK [READ-WRITE] Select completed.\r\n* 1 FETCH (UID 3 MODSEQ (2))\r\n* 2 FETCH (UID 7 MODSEQ (2))\r\nb OK Fetch completed.\r\n* STATUS INBOX (HIGHESTMODSEQ 2)\r\nc OK Status completed.\r\n";
+    let got = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
+    assert!(got.ends_with(want), "{}", got);
+    assert!(fs::read_to_string(md.join("pipemail-modseq"))
+        .unwrap()
+        .starts_with("1 V42 H2 E0\n3 2 40000\n7 2 40000\n"));
+    // The same folder again: nothing changed, nothing bumped.
+    let got = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
+    assert!(got.ends_with(want), "{}", got);
+    // A state file left from an older UIDVALIDITY does not count.
+    fs::write(md.join("pipemail-modseq"), "1 V41 H90 E0\n3 90 0\n").unwrap();
+    let got = String::from_utf8_lossy(&imapd(&md, q)).into_owned();
+    assert!(got.ends_with(want), "{}", got);
+    // NOMODSEQ: the state file cannot be read (here: it is a directory).
+    fs::remove_file(md.join("pipemail-modseq")).unwrap();
+    fs::create_dir(md.join("pipemail-modseq")).unwrap();
+    let out = run(
+        "imapd",
+        &[md.to_str().unwrap()],
+        &env(),
+        &crlf("a SELECT INBOX (CONDSTORE)\nb STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\\Flagged)\nc FETCH 1 MODSEQ\nd SEARCH MODSEQ 1\ne STORE 1 +FLAGS (\\Flagged)\nf STATUS INBOX (HIGHESTMODSEQ)\n"),
+    );
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        got.ends_with("* OK [UIDNEXT 9] Predicted next UID\r\n* OK [NOMODSEQ] No permanent modsequences\r\na OK [READ-WRITE] Select completed.\r\nb BAD [NOMODSEQ] This mailbox has no mod-sequences\r\nc BAD [NOMODSEQ] This mailbox has no mod-sequences\r\nd BAD [NOMODSEQ] This mailbox has no mod-sequences\r\n* 1 FETCH (FLAGS (\\Flagged \\Seen))\r\ne OK Store completed.\r\n* STATUS INBOX (HIGHESTMODSEQ 0)\r\nf OK Status completed.\r\n"),
+        "{}",
+        got
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("warning: unable to keep mod-sequences: is a directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `server` and sends `cmds` one at a time (Dovecot answers pipelined
+/// commands out of order), `VV` replaced by the last UIDVALIDITY seen;
+/// returns the answers without the greeting, normalised: no timings, no
+/// \Recent (Dovecot gives it to messages in cur/ too), no `* n RECENT`, no
+/// [CLIENTBUG], UIDVALIDITY numbers as V.
+fn one_by_one(mut server: Command, cmds: &[&str]) -> String {
+    let mut child = server
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut inp = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut l = String::new();
+    out.read_line(&mut l).unwrap();
+    let (mut vv, mut all) = (String::from("0"), String::new());
+    for c in cmds {
+        let tag = c.split(' ').next().unwrap();
+        write!(inp, "{}\r\n", c.replace("VV", &vv)).unwrap();
+        loop {
+            l.clear();
+            if out.read_line(&mut l).unwrap() == 0 {
+                break;
+            }
+            if let Some(p) = l.find("[UIDVALIDITY ") {
+                vv = l[p + 13..].split(']').next().unwrap().to_string();
+                l = format!("{}V{}", &l[..p + 13], &l[p + 13 + vv.len()..]);
+            }
+            if let (Some(p), true) = (l.rfind(" ("), l.contains(" secs)")) {
+                let e = l[p..].find(" secs)").unwrap() + p + 6;
+                l.replace_range(p..e, "");
+            }
+            let n = l
+                .replace(" \\Recent", "")
+                .replace("(\\Recent)", "()")
+                .replace("[CLIENTBUG] ", "")
+                .replace("Status on selected mailbox completed.", "Status completed.");
+            if !(n.starts_with("* ") && n.ends_with(" RECENT\r\n")) {
+                all.push_str(&n);
+            }
+            if l.starts_with(&format!("{} ", tag)) {
+                break;
+            }
+        }
+    }
+    drop(inp);
+    let _ = child.wait();
+    all
+}
+
+/// CONDSTORE and QRESYNC answered as Dovecot answers them, mod-sequence
+/// numbers included, on the same Maildir: FETCH MODSEQ, CHANGEDSINCE,
+/// STORE UNCHANGEDSINCE, .SILENT, SEARCH/ESEARCH MODSEQ, STATUS,
+/// EXPUNGE as VANISHED, then, after another program renamed a file and a
+/// message was delivered, SELECT QRESYNC and UID FETCH VANISHED.
+#[test]
+fn condstore_and_qresync_match_dovecot() {
+    if dovecot_corpus().is_none() {
+        return;
+    }
+    let dir = scratch("imap-condstore-dovecot-src");
+    let files: Vec<PathBuf> = (1..=5)
+        .map(|i| {
+            let p = dir.join(format!("m{i}"));
+            fs::write(&p, format!("Subject: m{i}\n\nbody {i}\n")).unwrap();
+            p
+        })
+        .collect();
+    let (ours, theirs, _) = dovecot_setup("imap-condstore-dovecot", &files);
+    let phase1 = [
+        "a SELECT INBOX (CONDSTORE)",
+        "b FETCH 1:* (MODSEQ FLAGS)",
+        "c STORE 2 +FLAGS (\\Flagged)",
+        "d STORE 2 +FLAGS.SILENT (\\Draft)",
+        "e STORE 2 +FLAGS.SILENT (\\Draft)",
+        "f STORE 1:3 (UNCHANGEDSINCE 2) +FLAGS (\\Answered)",
+        "g UID STORE 1:5 (UNCHANGEDSINCE 2) +FLAGS.SILENT (\\Answered)",
+        "h UID FETCH 1:* (FLAGS) (CHANGEDSINCE 3)",
+        "i FETCH 1:* (UID FLAGS) (CHANGEDSINCE 4)",
+        "j SEARCH MODSEQ 4",
+        "k SEARCH RETURN (ALL MAX COUNT) MODSEQ 3",
+        "l SEARCH MODSEQ 50",
+        "m STORE 3:4 +FLAGS (\\Deleted)",
+        "n EXPUNGE",
+        "o STATUS INBOX (MESSAGES HIGHESTMODSEQ)",
+        "p ENABLE CONDSTORE QRESYNC",
+        "q STORE 1 (UNCHANGEDSINCE 0) +FLAGS (\\Seen)",
+        "r STORE 1 -FLAGS.SILENT (\\Seen)",
+        "s STORE 2 +FLAGS (\\Deleted)",
+        "t EXPUNGE",
+        "u UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)",
+        "v UID FETCH 1:9 FLAGS (CHANGEDSINCE 6 VANISHED)",
+        "w FETCH 1 (FLAGS BODY[TEXT])",
+        "x UID SEARCH RETURN (MIN) MODSEQ 9",
+        "z LOGOUT",
+    ];
+    let mut ours_cmd = Command::new(bin("imapd"));
+    ours_cmd.arg(&ours).env("TZ", "UTC");
+    let o1 = one_by_one(ours_cmd, &phase1);
+    let d1 = one_by_one(dovecot_on(&theirs), &phase1);
+    // Dovecot tells the HIGHESTMODSEQ that ENABLE owes a selected mailbox
+    // (RFC 7162 §3.1) at the next command; imapd before ENABLE's OK.
+    let late = "p OK Enabled.\r\n* OK [HIGHESTMODSEQ 8] Highest\r\n";
+    assert!(d1.contains(late), "{d1}");
+    let d1 = d1.replace(late, "* OK [HIGHESTMODSEQ 8] Highest\r\np OK Enabled.\r\n");
+    assert_eq!(o1, d1, "\n--- pipemail\n{o1}\n--- dovecot\n{d1}");
+    // Another program flags message UID 5 (F); a message is delivered.
+    for md in [&ours, &theirs] {
+        let cur = md.join("cur");
+        let f = crate::common::files(&cur)
+            .into_iter()
+            .find(|n| n.starts_with("1000000004."))
+            .unwrap();
+        fs::rename(cur.join(&f), cur.join(f.replace(":2,", ":2,F"))).unwrap();
+        fs::write(md.join("new/1000000009.M9P1.host"), "Subject: m6\n\nnew\n").unwrap();
+    }
+    let phase2 = [
+        "a ENABLE QRESYNC",
+        "b EXAMINE INBOX",
+        "c SELECT INBOX (QRESYNC (VV 6))",
+        "d SELECT INBOX (QRESYNC (VV 2 1:4))",
+        "e UID FETCH 1:* (FLAGS) (CHANGEDSINCE 7 VANISHED)",
+        "f STATUS INBOX (MESSAGES HIGHESTMODSEQ)",
+        "z LOGOUT",
+    ];
+    let mut ours_cmd = Command::new(bin("imapd"));
+    ours_cmd.arg(&ours).env("TZ", "UTC");
+    let o2 = one_by_one(ours_cmd, &phase2);
+    let d2 = one_by_one(dovecot_on(&theirs), &phase2);
+    assert_eq!(o2, d2, "\n--- pipemail\n{o2}\n--- dovecot\n{d2}");
+}
+
+const PY_QRESYNC: &str = r#"
+import imaplib, sys
+port = int(sys.argv[1])
+A = imaplib.IMAP4('127.0.0.1', port); A.login('joe', 'secret')
+B = imaplib.IMAP4('127.0.0.1', port); B.login('joe', 'secret')
+typ, data = A.capability()
+assert data[0].split()[-2:] == [b'CONDSTORE', b'QRESYNC'], data
+typ, data = A.enable('QRESYNC')
+assert typ == 'OK' and A.untagged_responses.pop('ENABLED') == [b'QRESYNC'], (typ, data)
+typ, data = A._simple_command('SELECT', 'INBOX', '(QRESYNC (42 1))')
+assert typ == 'OK', data
+A.state = 'SELECTED'  # imaplib's select() takes no parameters
+assert A.untagged_responses.pop('HIGHESTMODSEQ') == [b'2'], A.untagged_responses
+assert A.untagged_responses.pop('FETCH') == [
+    b'1 (UID 1 FLAGS (\\Seen) MODSEQ (2))',
+    b'2 (UID 2 FLAGS (\\Seen) MODSEQ (2))',
+    b'3 (UID 3 FLAGS (\\Seen) MODSEQ (2))'], A.untagged_responses
+A.untagged_responses.clear()
+B.select('INBOX')
+assert B.store('1', '+FLAGS', '(\\Flagged)')[0] == 'OK'
+assert B.store('2', '+FLAGS', '(\\Deleted)')[0] == 'OK'
+assert B.expunge()[1] == [b'2']
+typ, data = A.noop()
+assert A.untagged_responses.pop('VANISHED') == [b'2'], A.untagged_responses
+assert A.untagged_responses.pop('FETCH') == [b'1 (UID 1 FLAGS (\\Flagged \\Seen) MODSEQ (3))'], A.untagged_responses
+typ, data = A._simple_command('STORE', '1:2', '(UNCHANGEDSINCE 2)', '+FLAGS', '(\\Answered)')
+assert typ == 'OK' and data == [b'[MODIFIED 1] Conditional store failed.'], data
+assert A.untagged_responses.pop('FETCH') == [b'2 (UID 3 MODSEQ (6) FLAGS (\\Answered \\Seen))'], A.untagged_responses
+typ, data = A.search(None, 'MODSEQ', '4')
+assert data == [b'2 (MODSEQ 6)'], data
+typ, data = A.status('INBOX', '(HIGHESTMODSEQ MESSAGES)')
+assert data == [b'INBOX (HIGHESTMODSEQ 6 MESSAGES 2)'], data
+typ, data = A.uid('FETCH', '1:*', '(FLAGS)', '(CHANGEDSINCE 3 VANISHED)')
+assert typ == 'OK' and data == [b'2 (UID 3 FLAGS (\\Answered \\Seen) MODSEQ (6))'], data
+assert A.untagged_responses.pop('VANISHED') == [b'(EARLIER) 2'], A.untagged_responses
+B.logout(); A.logout()
+print('ok')
+"#;
+
+/// CONDSTORE and QRESYNC through Python's imaplib over 127.0.0.1: two
+/// sessions, SELECT QRESYNC, VANISHED at NOOP, UNCHANGEDSINCE, SEARCH
+/// MODSEQ, STATUS HIGHESTMODSEQ, UID FETCH (CHANGEDSINCE n VANISHED).
+#[test]
+fn python_imaplib_condstore_and_qresync() {
+    let md = seen_messages("imap-py-qresync", 3);
+    let srv = match Server::start(&md) {
+        Some(s) => s,
+        None => return,
+    };
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(PY_QRESYNC)
+        .arg(srv.port.to_string())
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -11,6 +11,7 @@ mod faults;
 mod fuzzreg;
 mod house;
 mod imap;
+mod imap_load;
 mod inject;
 mod lmtp;
 mod maildir_clean;
