@@ -2,42 +2,8 @@
 
 use crate::common::*;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-/// Runs queue-inject with `msg` on fd 0 and `env` on fd 1; returns the code.
-fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<i32> {
-    inject_env(home, msg, envelope, uid, &[])
-}
-
-/// [`inject`] with more environment variables.
-fn inject_env(
-    home: &Path,
-    msg: &[u8],
-    envelope: &[u8],
-    uid: Option<u32>,
-    extra: &[(&str, &str)],
-) -> Option<i32> {
-    let (er, mut ew) = std::io::pipe().unwrap();
-    let mut c = Command::new(bin("queue-inject"));
-    c.env_clear()
-        .env("PIPEMAIL_HOME", home)
-        .envs(extra.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(er)
-        .stderr(Stdio::piped());
-    if let Some(u) = uid {
-        c.uid(u).gid(u);
-    }
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let _ = stdin.write_all(msg);
-    drop(stdin);
-    let _ = ew.write_all(envelope);
-    drop(ew);
-    child.wait().unwrap().code()
-}
 
 fn committed(home: &Path) -> Vec<Submission> {
     submissions(home)

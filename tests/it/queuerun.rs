@@ -291,25 +291,13 @@ impl Drop for Q {
     }
 }
 
-/// [`inject_in`] with `$PIPEMAIL_DSN` set to `dsn`.
+/// queue-inject in `home`, with `$PIPEMAIL_DSN` set to `dsn` when given.
 fn inject_dsn(home: &Path, msg: &[u8], envelope: &[u8], dsn: Option<&str>) -> Option<i32> {
-    let (er, mut ew) = std::io::pipe().unwrap();
-    let mut c = Command::new(bin("queue-inject"));
-    c.env_clear()
-        .env("PIPEMAIL_HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(er)
-        .stderr(Stdio::null());
-    if let Some(d) = dsn {
-        c.env(pipemail::smtp::dsn::ENV, d);
-    }
-    let mut child = c.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(msg).unwrap();
-    drop(stdin);
-    let _ = ew.write_all(envelope);
-    drop(ew);
-    child.wait().unwrap().code()
+    let extra: Vec<(&str, &str)> = dsn
+        .map(|d| (pipemail::smtp::dsn::ENV, d))
+        .into_iter()
+        .collect();
+    inject_env(home, msg, envelope, None, &extra)
 }
 
 pub(crate) fn env(sender: &str, rcpts: &[&str]) -> Vec<u8> {

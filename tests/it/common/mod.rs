@@ -144,9 +144,20 @@ pub fn assert_has(hay: &str, needle: &str) {
 /// Runs queue-inject in `home` (as `uid` when given) with `msg` on fd 0
 /// and `envelope` on fd 1, the qmail-queue interface; its exit code.
 pub fn inject(home: &Path, msg: &[u8], envelope: &[u8], uid: Option<u32>) -> Option<i32> {
+    inject_env(home, msg, envelope, uid, &[])
+}
+
+/// [`inject`] with more environment variables (`$PIPEMAIL_DSN`, say).
+pub fn inject_env(
+    home: &Path,
+    msg: &[u8],
+    envelope: &[u8],
+    uid: Option<u32>,
+    extra: &[(&str, &str)],
+) -> Option<i32> {
     use std::os::unix::process::CommandExt;
     let (er, mut ew) = std::io::pipe().unwrap();
-    let mut c = command("queue-inject", &[], &[]);
+    let mut c = command("queue-inject", &[], extra);
     c.env_remove("PATH")
         .env("PIPEMAIL_HOME", home)
         .stdin(Stdio::piped())
