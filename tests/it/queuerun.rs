@@ -337,23 +337,7 @@ for b in blocks[1:]:
     print('|'.join([b['Final-Recipient'], b['Action'], b['Status'], b['Diagnostic-Code']]))
 print(parts[2].get_content_type())
 "#;
-    let mut c = Command::new("python3");
-    c.args(["-c", py])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let Ok(mut ch) = c.spawn() else {
-        eprintln!("python3 missing: DSN not parsed");
-        return None;
-    };
-    ch.stdin.take().unwrap().write_all(m).unwrap();
-    let o = ch.wait_with_output().unwrap();
-    assert!(
-        o.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Some(String::from_utf8(o.stdout).unwrap())
+    py_stdin(py, &[], m)
 }
 
 #[test]
@@ -1958,27 +1942,7 @@ for b in blocks[1:]:
     print('|'.join(str(b[k]) for k in ['Original-Recipient', 'Final-Recipient', 'Action', 'Status']))
 print(parts[2].get_content_type(), sys.argv[1] in parts[2].as_string())
 "#;
-    let o = Command::new("python3")
-        .args(["-c", py, marker])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut ch) = o else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3 missing"
-        );
-        return None;
-    };
-    ch.stdin.take().unwrap().write_all(m).unwrap();
-    let o = ch.wait_with_output().unwrap();
-    assert!(
-        o.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    Some(String::from_utf8(o.stdout).unwrap())
+    py_stdin(py, &[marker], m)
 }
 
 /// RFC 3461 in queue-run: NOTIFY=NEVER silences a failure, NOTIFY=SUCCESS

@@ -581,6 +581,36 @@ pub fn py(script: &str, args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// Runs a Python script with arguments and `input` on its stdin; its
+/// stdout (asserting success). None when python3 is missing (a failure
+/// when CI=true).
+pub fn py_stdin(script: &str, args: &[&str], input: &[u8]) -> Option<String> {
+    let c = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut ch) = c else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 missing"
+        );
+        eprintln!("skipped: python3 missing");
+        return None;
+    };
+    ch.stdin.take().unwrap().write_all(input).unwrap();
+    let o = ch.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    Some(String::from_utf8(o.stdout).unwrap())
+}
+
 /// Files in `dir` (names), sorted; empty when it does not exist.
 pub fn files(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = match std::fs::read_dir(dir) {
